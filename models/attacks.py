@@ -1,0 +1,117 @@
+"""White-box L-inf attacks: FGSM and PGD.
+
+Both take a module that maps images to logits and, optionally, explicit weights ``params`` that
+the module runs with through ``torch.func.functional_call`` (so the meta-learner can attack
+adapted weights). Gradients are taken w.r.t. the input only: weights never receive ``.grad``,
+explicit ``params`` are detached, and the returned images carry no graph. The module runs in
+eval mode during the attack and gets its previous mode back afterwards.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from models.networks import Params, logits_of
+
+
+@contextmanager
+def eval_mode(model: nn.Module) -> Iterator[None]:
+    """Run the block with ``model`` in eval mode, restoring each submodule's mode afterwards."""
+    modes = {module: module.training for module in model.modules()}
+    model.eval()
+    try:
+        yield
+    finally:
+        for module, training in modes.items():
+            module.training = training
+
+
+def _input_gradient(model: nn.Module, params: Params | None, x: Tensor, y: Tensor) -> Tensor:
+    x = x.detach().requires_grad_(True)
+    loss = F.cross_entropy(logits_of(model, params, x), y)
+    (grad,) = torch.autograd.grad(loss, x)
+    return grad
+
+
+def _detached(params: Params | None) -> Params | None:
+    return None if params is None else {k: v.detach() for k, v in params.items()}
+
+
+def fgsm(
+    model: nn.Module, x: Tensor, y: Tensor, *, eps: float, params: Params | None = None
+) -> Tensor:
+    """Fast Gradient Sign Method (Goodfellow et al. 2015, arXiv 1412.6572), L-inf norm.
+
+    ``x_adv = clip(x + eps * sign(grad_x CE(f(x), y)), 0, 1)``.
+
+    Args:
+        model: maps ``[B, C, H, W]`` images to ``[B, N]`` logits.
+        x: images ``[B, C, H, W]``, pixels in [0, 1].
+        y: labels ``[B]`` (int64, in ``0..N-1``).
+        eps: L-inf budget in pixel units (0 returns a copy of ``x``).
+        params: explicit weights to run ``model`` with; None uses the module's own.
+
+    Returns:
+        Adversarial images, same shape and dtype as ``x``, in [0, 1], ``|x_adv - x| <= eps``.
+    """
+    if eps == 0:
+        return x.detach().clone()
+    with eval_mode(model):
+        grad = _input_gradient(model, _detached(params), x, y)
+    return (x.detach() + eps * grad.sign()).clamp(0.0, 1.0)
+
+
+def pgd(
+    model: nn.Module,
+    x: Tensor,
+    y: Tensor,
+    *,
+    eps: float,
+    steps: int = 20,
+    step_size: float | None = None,
+    random_start: bool = True,
+    params: Params | None = None,
+    generator: torch.Generator | None = None,
+) -> Tensor:
+    """Projected Gradient Descent (Madry et al. 2018, arXiv 1706.06083), L-inf norm.
+
+    From a uniform random start in the eps-ball, ``steps`` signed-gradient ascent steps of
+    ``step_size`` (default ``2.5 * eps / steps``), each projected back onto the eps-ball around
+    ``x`` and onto [0, 1]. Returns the last iterate.
+
+    Args:
+        model: maps ``[B, C, H, W]`` images to ``[B, N]`` logits.
+        x: images ``[B, C, H, W]``, pixels in [0, 1].
+        y: labels ``[B]`` (int64).
+        eps: L-inf budget in pixel units (0 returns a copy of ``x``).
+        steps: number of ascent steps (>= 1).
+        step_size: per-step size; default ``2.5 * eps / steps``.
+        random_start: start from a uniform point of the eps-ball instead of ``x``.
+        params: explicit weights to run ``model`` with; None uses the module's own.
+        generator: random source of the start, for reproducible evaluations.
+
+    Returns:
+        Adversarial images, same shape and dtype as ``x``, in [0, 1], ``|x_adv - x| <= eps``.
+    """
+    if steps < 1:
+        raise ValueError("pgd needs steps >= 1")
+    x = x.detach()
+    if eps == 0:
+        return x.clone()
+    step = 2.5 * eps / steps if step_size is None else step_size
+    params = _detached(params)
+    x_adv = x.clone()
+    if random_start:
+        noise = torch.rand(x.shape, generator=generator, dtype=x.dtype, device="cpu")
+        x_adv = (x_adv + (2 * noise.to(x.device) - 1) * eps).clamp(0.0, 1.0)
+    with eval_mode(model):
+        for _ in range(steps):
+            grad = _input_gradient(model, params, x_adv, y)
+            x_adv = x_adv + step * grad.sign()
+            x_adv = torch.min(torch.max(x_adv, x - eps), x + eps).clamp(0.0, 1.0)
+    return x_adv.detach()

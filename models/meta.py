@@ -1,0 +1,138 @@
+"""ADML and MAML meta-steps on one code path.
+
+ADML (Yin et al. 2018, arXiv 1806.03316), per task with support S and query Q:
+
+1. ``S_adv = FGSM(theta, S)``; ``theta_c = adapt(theta, S)``; ``theta_a = adapt(theta, S_adv)``
+2. ``Q_adv = FGSM(theta_c, Q)`` (attack against the clean-adapted weights)
+3. task loss ``L(theta_c, Q_adv) + L(theta_a, Q)`` (the cross update)
+
+MAML (Finn et al. 2017) is the same code with the attacks off: ``L(theta_c, Q)``. With
+``eps = 0`` ADML's loss is exactly twice MAML's. Adversarial images are data: no gradient flows
+through their construction. Tasks are looped over, never vmapped: ``vmap`` with BatchNorm gives
+a wrong second-order gradient (functorch issue 534).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+from models.attacks import fgsm
+from models.config import MetaConfig
+from models.networks import FewShotNet, Params, backbone_params, init_head, logits_of
+
+
+@dataclass(frozen=True)
+class Task:
+    """One N-way episode: support and query images ``[B, C, H, W]`` in [0, 1], labels ``[B]``."""
+
+    x_support: Tensor
+    y_support: Tensor
+    x_query: Tensor
+    y_query: Tensor
+
+
+@dataclass(frozen=True)
+class TaskResult:
+    loss: Tensor  # the task's meta-loss, with graph back to the meta-parameters
+    clean_accuracy: float  # theta_c on clean queries
+    adversarial_accuracy: float | None  # theta_c on FGSM queries (ADML only)
+
+
+def inner_adapt(
+    model: FewShotNet,
+    params: Params,
+    x: Tensor,
+    y: Tensor,
+    *,
+    steps: int,
+    lr: float,
+    create_graph: bool,
+) -> Params:
+    """``steps`` SGD steps on ``CE(f(x; params), y)``, functionally.
+
+    ``create_graph=True`` keeps the graph of the inner gradients (second-order meta-gradient);
+    ``False`` treats them as constants (first order), so ``d params' / d params = I``.
+    """
+    for _ in range(steps):
+        loss = F.cross_entropy(logits_of(model, params, x), y)
+        grads = torch.autograd.grad(loss, list(params.values()), create_graph=create_graph)
+        params = {name: p - lr * g for (name, p), g in zip(params.items(), grads, strict=True)}
+    return params
+
+
+def _accuracy(logits: Tensor, y: Tensor) -> float:
+    return (logits.argmax(1) == y).double().mean().item()
+
+
+def task_loss(model: FewShotNet, theta: Params, task: Task, config: MetaConfig) -> TaskResult:
+    """Meta-loss of one task (ADML or MAML per ``config.algo``), differentiable in ``theta``."""
+    head = init_head(model, theta, task.x_support, task.y_support, config.way, config.head_init)
+    theta_task = {**theta, **head}
+    adapt_kwargs = {
+        "steps": config.inner_steps,
+        "lr": config.inner_lr,
+        "create_graph": not config.first_order,
+    }
+    theta_c = inner_adapt(model, theta_task, task.x_support, task.y_support, **adapt_kwargs)
+    if config.algo == "maml":
+        logits = logits_of(model, theta_c, task.x_query)
+        loss = F.cross_entropy(logits, task.y_query)
+        return TaskResult(loss, _accuracy(logits, task.y_query), None)
+
+    x_support_adv = fgsm(model, task.x_support, task.y_support, eps=config.eps, params=theta_task)
+    theta_a = inner_adapt(model, theta_task, x_support_adv, task.y_support, **adapt_kwargs)
+    x_query_adv = fgsm(model, task.x_query, task.y_query, eps=config.eps, params=theta_c)
+    logits_c_adv = logits_of(model, theta_c, x_query_adv)
+    logits_a_clean = logits_of(model, theta_a, task.x_query)
+    loss = F.cross_entropy(logits_c_adv, task.y_query) + F.cross_entropy(
+        logits_a_clean, task.y_query
+    )
+    with torch.no_grad():
+        clean_accuracy = _accuracy(logits_of(model, theta_c, task.x_query), task.y_query)
+    return TaskResult(loss, clean_accuracy, _accuracy(logits_c_adv, task.y_query))
+
+
+@dataclass(frozen=True)
+class StepMetrics:
+    loss: float
+    clean_accuracy: float
+    adversarial_accuracy: float | None
+
+
+def accumulate_meta_gradient(
+    model: FewShotNet, tasks: list[Task], config: MetaConfig, *, scale: float | None = None
+) -> StepMetrics:
+    """Add ``scale * sum_t d task_loss_t / d theta`` into the backbone's ``.grad``.
+
+    ``scale`` defaults to ``1 / len(tasks)`` (the meta-batch mean). Each task's graph is freed
+    right after its backward pass, so memory holds one task at a time.
+    """
+    theta = backbone_params(model)
+    weight = 1.0 / len(tasks) if scale is None else scale
+    losses, clean, adversarial = [], [], []
+    for task in tasks:
+        result = task_loss(model, theta, task, config)
+        (result.loss * weight).backward()
+        losses.append(result.loss.item())
+        clean.append(result.clean_accuracy)
+        if result.adversarial_accuracy is not None:
+            adversarial.append(result.adversarial_accuracy)
+    return StepMetrics(
+        loss=sum(losses) / len(losses),
+        clean_accuracy=sum(clean) / len(clean),
+        adversarial_accuracy=sum(adversarial) / len(adversarial) if adversarial else None,
+    )
+
+
+def meta_step(
+    model: FewShotNet, optimizer: torch.optim.Optimizer, tasks: list[Task], config: MetaConfig
+) -> StepMetrics:
+    """One outer update of the backbone on a meta-batch of tasks."""
+    optimizer.zero_grad(set_to_none=True)
+    metrics = accumulate_meta_gradient(model, tasks, config)
+    optimizer.step()
+    return metrics

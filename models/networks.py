@@ -1,0 +1,137 @@
+"""The Conv-4 backbone of MAML and a linear head that serves any N-way task.
+
+Parameters are addressed by name (``features.*``, ``head.*``) so that the meta-learner can run
+the same module with explicit weights through ``torch.func.functional_call``.
+
+BatchNorm has two regimes:
+
+* ``frozen_norm=False`` (meta-training, adaptation): normalise with the statistics of the batch
+  at hand, in train and eval mode alike (``track_running_stats=False``), as MAML does.
+* ``frozen_norm=True`` (deployment, evaluation): normalise with statistics fixed once on the
+  support set by :func:`calibrate_norm`, so one image's prediction never depends on the other
+  images of its batch and an attacker cannot move it through them.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+from torch.func import functional_call
+
+from models.config import BackboneConfig, HeadInit
+
+Params = dict[str, Tensor]
+
+
+def _block(in_channels: int, width: int, frozen_norm: bool) -> nn.Sequential:
+    norm = (
+        nn.BatchNorm2d(width, momentum=None, track_running_stats=True)
+        if frozen_norm
+        else nn.BatchNorm2d(width, track_running_stats=False)
+    )
+    return nn.Sequential(
+        nn.Conv2d(in_channels, width, kernel_size=3, padding=1), norm, nn.ReLU(), nn.MaxPool2d(2)
+    )
+
+
+class FewShotNet(nn.Module):
+    """Conv-4 features followed by a linear ``n_way`` head.
+
+    Input: float tensor ``[B, C, S, S]`` with pixels in [0, 1]. Output: logits ``[B, n_way]``
+    (or features ``[B, D]`` with ``features_only=True``).
+    """
+
+    def __init__(self, config: BackboneConfig, n_way: int = 5, frozen_norm: bool = False):
+        super().__init__()
+        self.config = config
+        self.frozen_norm = frozen_norm
+        channels = [config.in_channels] + [config.width] * config.blocks
+        self.features = nn.Sequential(
+            *(_block(channels[i], channels[i + 1], frozen_norm) for i in range(config.blocks)),
+            nn.Flatten(),
+        )
+        self.head = nn.Linear(config.feature_size, n_way)
+
+    def forward(self, x: Tensor, features_only: bool = False) -> Tensor:
+        features = self.features(x)
+        return features if features_only else self.head(features)
+
+
+def backbone_params(model: FewShotNet) -> Params:
+    """The meta-learned parameters: everything but the task-specific head."""
+    return {k: v for k, v in model.named_parameters() if not k.startswith("head.")}
+
+
+def features_of(model: FewShotNet, params: Params, x: Tensor) -> Tensor:
+    """Features of ``x`` under explicit ``params`` (``[B, D]``)."""
+    return functional_call(model, params, (x,), {"features_only": True})
+
+
+def logits_of(model: nn.Module, params: Params | None, x: Tensor) -> Tensor:
+    """Logits of ``x``; with ``params`` the module runs with those weights instead of its own."""
+    return model(x) if params is None else functional_call(model, params, (x,))
+
+
+def init_head(
+    model: FewShotNet,
+    params: Params,
+    x_support: Tensor,
+    y_support: Tensor,
+    n_way: int,
+    mode: HeadInit,
+) -> Params:
+    """A head for an ``n_way`` task, whatever N the initialization was meta-trained with.
+
+    ``proto``: ``W_k = 2 c_k, b_k = -|c_k|^2`` with ``c_k`` the mean support feature of class k
+    (Triantafillou et al. 2020, Proto-MAML), so the initial logits rank classes like a
+    Prototypical Network; differentiable w.r.t. ``params``.
+    ``zero``: ``W = 0, b = 0`` (Kao et al. 2022). Note that all logits are then equal, so an
+    attack against the unadapted model has no gradient: ADML's ``FGSM(theta, S)`` is a no-op.
+    """
+    dim = model.config.feature_size
+    ref = next(iter(params.values()))
+    if mode == "zero":
+        return {
+            "head.weight": torch.zeros(n_way, dim, dtype=ref.dtype, device=ref.device),
+            "head.bias": torch.zeros(n_way, dtype=ref.dtype, device=ref.device),
+        }
+    features = features_of(model, params, x_support)
+    onehot = F.one_hot(y_support, n_way).to(features.dtype)
+    prototypes = onehot.T @ features / onehot.sum(0).clamp_min(1).unsqueeze(1)
+    return {"head.weight": 2 * prototypes, "head.bias": -(prototypes**2).sum(1)}
+
+
+@torch.no_grad()
+def calibrate_norm(model: FewShotNet, x_reference: Tensor) -> None:
+    """Fix a frozen-norm model's BatchNorm statistics to those of ``x_reference``; leave eval."""
+    if not model.frozen_norm:
+        raise ValueError("calibrate_norm needs a model built with frozen_norm=True")
+    for module in model.modules():
+        if isinstance(module, nn.BatchNorm2d):
+            module.reset_running_stats()
+    model.train()
+    model(x_reference)
+    model.eval()
+
+
+def deployable(
+    config: BackboneConfig,
+    params: Params,
+    x_reference: Tensor,
+    *,
+    device: torch.device | None = None,
+) -> FewShotNet:
+    """A frozen-norm module holding ``params`` (backbone + head), calibrated on ``x_reference``."""
+    n_way = params["head.weight"].shape[0]
+    model = FewShotNet(config, n_way=n_way, frozen_norm=True)
+    model.to(device=device or x_reference.device, dtype=params["head.weight"].dtype)
+    result = model.load_state_dict({k: v.detach() for k, v in params.items()}, strict=False)
+    param_names = {name for name, _ in model.named_parameters()}
+    missing = sorted(set(result.missing_keys) & param_names)
+    if missing or result.unexpected_keys:
+        raise ValueError(
+            f"params do not fit the model: missing {missing}, unexpected {result.unexpected_keys}"
+        )
+    calibrate_norm(model, x_reference)
+    return model
