@@ -52,10 +52,7 @@ def decode_image(data: bytes, *, channels: int, size: int, source: str) -> np.nd
 
 def _omniglot_files(path: Path) -> Iterator[tuple[PurePosixPath, bytes]]:
     """Yield (``alphabet/character/file.png``, bytes) from zips or an extracted tree."""
-    if path.is_file():
-        zips = [path]
-    else:
-        zips = sorted(path.glob("*.zip"))
+    zips = [path] if path.is_file() else sorted(path.glob("*.zip"))
     if zips:
         for zip_path in zips:
             try:
