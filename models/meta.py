@@ -58,8 +58,11 @@ def inner_adapt(
     ``False`` treats them as constants (first order), so ``d params' / d params = I``.
     """
     for _ in range(steps):
-        loss = F.cross_entropy(logits_of(model, params, x), y)
-        grads = torch.autograd.grad(loss, list(params.values()), create_graph=create_graph)
+        # First order: differentiate at detached copies, so the graph back to the
+        # meta-parameters survives and the inner gradients enter as constants.
+        at = params if create_graph else {k: v.detach().requires_grad_() for k, v in params.items()}
+        loss = F.cross_entropy(logits_of(model, at, x), y)
+        grads = torch.autograd.grad(loss, list(at.values()), create_graph=create_graph)
         params = {name: p - lr * g for (name, p), g in zip(params.items(), grads, strict=True)}
     return params
 

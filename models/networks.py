@@ -92,9 +92,10 @@ def init_head(
     dim = model.config.feature_size
     ref = next(iter(params.values()))
     if mode == "zero":
+        options = {"dtype": ref.dtype, "device": ref.device, "requires_grad": True}
         return {
-            "head.weight": torch.zeros(n_way, dim, dtype=ref.dtype, device=ref.device),
-            "head.bias": torch.zeros(n_way, dtype=ref.dtype, device=ref.device),
+            "head.weight": torch.zeros(n_way, dim, **options),
+            "head.bias": torch.zeros(n_way, **options),
         }
     features = features_of(model, params, x_support)
     onehot = F.one_hot(y_support, n_way).to(features.dtype)

@@ -1,0 +1,319 @@
+"""``fewshot``: meta-train and evaluate robust few-shot initializations."""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Annotated
+
+import torch
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+from rich.table import Table
+
+from cli import runs
+from models.checkpoint import CheckpointError, load_checkpoint, load_optimizer_state, paths_of
+from models.checkpoint import save_checkpoint as write_checkpoint
+from models.config import AdaptConfig, BackboneConfig, ConfigError, MetaConfig
+from models.data import DataError, split_by_group, with_rotations
+from models.episodes import EpisodeSampler
+from models.evaluation import DEFAULT_EPS_GRID, EpisodeEvaluation, evaluate_episodes
+from models.networks import FewShotNet, backbone_params
+from models.training import (
+    TrainState,
+    make_optimizer,
+    meta_train,
+    optimizer_tensors,
+    restore_optimizer,
+)
+
+app = typer.Typer(help=__doc__, no_args_is_help=True, add_completion=False)
+err = Console(stderr=True)
+out_console = Console()
+
+
+@contextmanager
+def clear_errors() -> Iterator[None]:
+    """Turn the core's domain errors into one red line and exit status 2."""
+    try:
+        yield
+    except (DataError, CheckpointError, ConfigError) as error:
+        err.print(f"[bold red]error:[/] {error}")
+        raise typer.Exit(2) from error
+
+
+def _progress() -> Progress:
+    return Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeRemainingColumn(),
+        TextColumn("{task.fields[status]}"),
+        console=err,
+    )
+
+
+@app.command("meta-train")
+def meta_train_command(
+    out: Annotated[Path, typer.Option(help="checkpoint path stem (writes .safetensors, .json)")],
+    algo: Annotated[str, typer.Option(help="adml or maml")] = "adml",
+    way: int = 5,
+    shot: int = 1,
+    query: Annotated[int, typer.Option(help="query images per class")] = 5,
+    inner_steps: int = 1,
+    inner_lr: float = 0.4,
+    meta_batch: int = 4,
+    meta_lr: float = 1e-3,
+    iterations: int = 1000,
+    eps: Annotated[float, typer.Option(help="L-inf FGSM budget, pixels in [0, 1]")] = 0.1,
+    first_order: Annotated[bool, typer.Option("--first-order/--second-order")] = False,
+    head_init: Annotated[str, typer.Option(help="proto or zero")] = "proto",
+    seed: int = 0,
+    device: Annotated[str, typer.Option(help="auto (cuda when present), cpu, cuda")] = "auto",
+    data: Annotated[Path | None, typer.Option(help="default: ../shared/data/omniglot")] = None,
+    dataset: Annotated[str, typer.Option(help="omniglot or folder (one folder per class)")] = (
+        "omniglot"
+    ),
+    channels: int = 1,
+    image_size: int = 28,
+    width: int = 64,
+    val_groups: Annotated[int, typer.Option(help="alphabets (groups) for validation")] = 1,
+    test_groups: Annotated[int, typer.Option(help="alphabets (groups) held out for test")] = 2,
+    split_seed: int = 0,
+    rotations: Annotated[bool, typer.Option(help="add 90/180/270 rotations as classes")] = True,
+    validate_every: int = 100,
+    val_episodes: int = 50,
+    resume: Annotated[bool, typer.Option(help="continue the run at --out")] = False,
+) -> None:
+    """Meta-train an ADML (or MAML) initialization on the training alphabets."""
+    logging.basicConfig(level=logging.WARNING)
+    with clear_errors():
+        if dataset not in ("omniglot", "folder"):
+            raise ConfigError("dataset must be 'omniglot' or 'folder'")
+        torch_device = runs.pick_device(device)
+        weights_path, _ = paths_of(out)
+        if resume:
+            checkpoint = load_checkpoint(out)
+            backbone, meta = runs.configs_from_card(checkpoint.card)
+            split = runs.split_from_card(checkpoint.card)
+            data_kind, data_path = (
+                checkpoint.card["data"]["kind"],
+                Path(checkpoint.card["data"]["path"]),
+            )
+            rotations, seed = checkpoint.card["data"]["rotations"], checkpoint.card["seed"]
+            err.print(
+                f"resuming {weights_path} at iteration {checkpoint.card['iterations']} "
+                "with the settings recorded in its card"
+            )
+        else:
+            if weights_path.exists():
+                raise ConfigError(f"{weights_path} exists: pass --resume or another --out")
+            backbone = BackboneConfig(in_channels=channels, image_size=image_size, width=width)
+            meta = MetaConfig(
+                algo=algo,
+                way=way,
+                shot=shot,
+                query=query,
+                inner_steps=inner_steps,  # type: ignore[arg-type]
+                inner_lr=inner_lr,
+                meta_batch=meta_batch,
+                meta_lr=meta_lr,
+                eps=eps,
+                first_order=first_order,
+                head_init=head_init,  # type: ignore[arg-type]
+            )
+            data_kind, data_path = dataset, data or runs.default_data_path()
+        classes = runs.load_classes(data_kind, data_path, backbone)  # type: ignore[arg-type]
+        if not resume:
+            split = split_by_group(classes, n_val=val_groups, n_test=test_groups, seed=split_seed)
+        train_classes = split.select(classes, "train")
+        if rotations:
+            train_classes = with_rotations(train_classes)
+        train_sampler = EpisodeSampler(
+            train_classes,
+            way=meta.way,
+            shot=meta.shot,
+            query=meta.query,
+            seed=seed,
+            split_name="train",
+        )
+        val_sampler = EpisodeSampler(
+            split.select(classes, "val"),
+            way=meta.way,
+            shot=meta.shot,
+            query=meta.query,
+            seed=seed + 1,
+            split_name="validation",
+        )
+        torch.manual_seed(seed)
+        model = FewShotNet(backbone, n_way=meta.way).to(torch_device)
+        optimizer = make_optimizer(model, meta)
+        state = TrainState()
+        if resume:
+            model, _ = runs.model_from_checkpoint(checkpoint)
+            model.to(torch_device)
+            optimizer = make_optimizer(model, meta)
+            restore_optimizer(optimizer, load_optimizer_state(checkpoint))
+            card = checkpoint.card
+            state = TrainState(card["iterations"], card["wall_time_s"], card["validation"])
+        record = runs.data_record(data_kind, data_path, len(classes), split, rotations)  # type: ignore[arg-type]
+
+        def save(current: TrainState) -> None:
+            card = runs.training_card(
+                backbone,
+                meta,
+                record,
+                current,
+                seed=seed,
+                iterations=iterations,
+                device=torch_device,
+            )
+            write_checkpoint(out, backbone_params(model), card, optimizer_tensors(optimizer))
+
+        with _progress() as progress:
+            bar = progress.add_task(
+                f"{meta.algo} meta-train", total=iterations, completed=state.iteration, status=""
+            )
+
+            def on_step(iteration: int, metrics) -> None:
+                adv = (
+                    ""
+                    if metrics.adversarial_accuracy is None
+                    else (f" adv {metrics.adversarial_accuracy:.3f}")
+                )
+                last = state.validation[-1] if state.validation else {}
+                val = f" val {last.get('val_clean', float('nan')):.3f}" if last else ""
+                progress.update(
+                    bar,
+                    completed=iteration,
+                    status=(f"loss {metrics.loss:.3f} acc {metrics.clean_accuracy:.3f}{adv}{val}"),
+                )
+
+            meta_train(
+                model,
+                optimizer,
+                train_sampler,
+                meta,
+                state,
+                iterations=iterations,
+                validate_every=validate_every,
+                save=save,
+                on_step=on_step,
+                device=torch_device,
+                validate=runs.validation_fn(
+                    backbone, meta, val_sampler, val_episodes, torch_device
+                ),
+            )
+        err.print(
+            f"wrote {weights_path} after {state.iteration} iterations "
+            f"({state.wall_time_s:.0f} s); last validation: {state.validation[-1:]}"
+        )
+
+
+def _print_table(result: EpisodeEvaluation, title: str) -> None:
+    table = Table(title=title)
+    for column in ("attack", "eps", "accuracy", "95% CI", "episodes"):
+        table.add_column(column)
+    for cell in result.cells:
+        table.add_row(
+            cell.attack,
+            f"{cell.eps:g}",
+            f"{cell.mean:.4f}",
+            f"± {cell.ci95:.4f}",
+            str(cell.episodes),
+        )
+    out_console.print(table)
+    for check in result.checks:
+        mark = "[green]PASS[/]" if check.passed else "[bold red]FAIL[/]"
+        out_console.print(f"sanity {mark} {check.name}: {check.detail}")
+    if not all(c.passed for c in result.checks):
+        out_console.print(
+            "[bold red]WARNING: a sanity check failed; do not trust these figures.[/]"
+        )
+
+
+def _parse_eps(text: str) -> tuple[float, ...]:
+    try:
+        values = tuple(float(v) for v in text.split(",") if v.strip())
+    except ValueError as error:
+        raise ConfigError(f"--eps must be comma-separated numbers, got {text!r}") from error
+    if not values or any(not 0 <= v <= 1 for v in values):
+        raise ConfigError("--eps values must lie in [0, 1]")
+    return values
+
+
+@app.command()
+def evaluate(
+    checkpoint_path: Annotated[Path, typer.Argument(metavar="CHECKPOINT")],
+    episodes: int = 100,
+    way: int = 5,
+    shot: int = 1,
+    query: int = 15,
+    eps: Annotated[str, typer.Option(help="comma-separated L-inf budgets")] = ",".join(
+        f"{e:g}" for e in DEFAULT_EPS_GRID
+    ),
+    pgd_steps: int = 20,
+    adversarial: Annotated[
+        bool, typer.Option("--adversarial/--clean", help="adaptation: clean+FGSM or clean only")
+    ] = True,
+    adapt_steps: int = AdaptConfig.steps,
+    adapt_lr: float = AdaptConfig.lr,
+    adapt_eps: float = AdaptConfig.eps,
+    split: Annotated[str, typer.Option(help="test or val alphabets of the card's split")] = "test",
+    seed: int = 0,
+    data: Annotated[Path | None, typer.Option(help="default: the path in the card")] = None,
+    device: str = "auto",
+    as_json: Annotated[bool, typer.Option("--json", help="print JSON only, on stdout")] = False,
+    output: Annotated[Path | None, typer.Option(help="also write the JSON result here")] = None,
+) -> None:
+    """Adapt a checkpoint on episodes of held-out alphabets; accuracy under FGSM and PGD."""
+    logging.basicConfig(level=logging.WARNING)
+    with clear_errors():
+        if split not in ("test", "val"):
+            raise ConfigError("--split must be 'test' or 'val'")
+        eps_grid = _parse_eps(eps)
+        torch_device = runs.pick_device(device)
+        checkpoint = load_checkpoint(checkpoint_path)
+        model, meta = runs.model_from_checkpoint(checkpoint)
+        card_data = checkpoint.card["data"]
+        classes = runs.load_classes(
+            card_data["kind"], data or Path(card_data["path"]), model.config
+        )
+        held_out = runs.split_from_card(checkpoint.card).select(classes, split)
+        sampler = EpisodeSampler(
+            held_out, way=way, shot=shot, query=query, seed=seed, split_name=split
+        )
+        adapt_config = AdaptConfig(
+            steps=adapt_steps, lr=adapt_lr, eps=adapt_eps, adversarial=adversarial
+        )
+        with _progress() as progress:
+            bar = progress.add_task("evaluate", total=episodes, status="")
+            result = evaluate_episodes(
+                model.config,
+                backbone_params(model),
+                sampler,
+                episodes=episodes,
+                adapt_config=adapt_config,
+                head_init=meta.head_init,
+                eps_grid=eps_grid,
+                pgd_steps=pgd_steps,
+                seed=seed,
+                device=torch_device,
+                on_episode=lambda done, total: progress.update(bar, completed=done),
+            )
+    payload = {"checkpoint": str(checkpoint.weights_path), "split": split, **result.to_dict()}
+    text = json.dumps(payload, indent=2)
+    if output is not None:
+        output.write_text(text + "\n")
+    if as_json:
+        typer.echo(text)
+        return
+    _print_table(
+        result,
+        f"{checkpoint.weights_path.name}: {way}-way {shot}-shot, {split} split, "
+        f"{'adversarial' if adversarial else 'clean'} adaptation",
+    )
