@@ -1,0 +1,19 @@
+"""models/ is pure torch: importing it pulls in no web or queue library."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+
+def test_models_imports_no_fastapi_or_redis():
+    code = (
+        "import sys, models, models.adapt, models.attacks, models.checkpoint, models.data, "
+        "models.episodes, models.evaluation, models.meta, models.networks, models.training\n"
+        "bad = sorted(m for m in sys.modules if m.split('.')[0] in "
+        "{'fastapi', 'redis', 'starlette', 'pydantic_settings', 'common', 'app', 'worker'})\n"
+        "print(','.join(bad))"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == ""

@@ -1,0 +1,75 @@
+"""Conv-4, heads for any N-way task, frozen BatchNorm for deployment."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from models.config import BackboneConfig, ConfigError
+from models.networks import (
+    FewShotNet,
+    backbone_params,
+    calibrate_norm,
+    deployable,
+    init_head,
+    logits_of,
+)
+from tests.conftest import TINY, synthetic_task
+
+
+def test_standard_conv4_shapes():
+    model = FewShotNet(BackboneConfig(), n_way=5)
+    assert BackboneConfig().feature_size == 64
+    assert model(torch.rand(2, 1, 28, 28)).shape == (2, 5)
+    rgb = BackboneConfig(in_channels=3, image_size=84, width=32)
+    assert FewShotNet(rgb, n_way=4)(torch.rand(2, 3, 84, 84)).shape == (2, 4)
+    assert rgb.feature_size == 32 * 5 * 5
+
+
+def test_bad_backbone_configs_fail_fast():
+    with pytest.raises(ConfigError, match="image_size must be >= 16"):
+        BackboneConfig(image_size=8, blocks=4)
+    with pytest.raises(ConfigError, match="in_channels"):
+        BackboneConfig(in_channels=2)
+
+
+@pytest.mark.parametrize("n_way", [2, 3, 7])
+@pytest.mark.parametrize("mode", ["proto", "zero"])
+def test_head_serves_any_n_way(n_way, mode):
+    torch.manual_seed(0)
+    model = FewShotNet(TINY, n_way=5)  # meta-trained 5-way, used for other N
+    task = synthetic_task(n_way, 2, 1)
+    theta = backbone_params(model)
+    head = init_head(model, theta, task.x_support, task.y_support, n_way, mode)
+    logits = logits_of(model, {**theta, **head}, task.x_query)
+    assert logits.shape == (n_way, n_way)
+    if mode == "proto":  # prototypes rank their own class first on clean support images
+        support_logits = logits_of(model, {**theta, **head}, task.x_support)
+        assert (support_logits.argmax(1) == task.y_support).float().mean() >= 0.5
+    else:
+        assert torch.count_nonzero(logits) == 0
+
+
+def test_deployed_prediction_does_not_depend_on_the_batch():
+    torch.manual_seed(0)
+    model = FewShotNet(TINY, n_way=3)
+    task = synthetic_task(3, 2, 4)
+    theta = backbone_params(model)
+    head = init_head(model, theta, task.x_support, task.y_support, 3, "proto")
+    deployed = deployable(TINY, {**theta, **head}, task.x_support)
+    assert not deployed.training
+    together = deployed(task.x_query)
+    one_by_one = torch.cat([deployed(x[None]) for x in task.x_query])
+    torch.testing.assert_close(together, one_by_one)
+    # the training-time module normalises by batch, so it does depend on the batch
+    batch_dependent = logits_of(model, {**theta, **head}, task.x_query[:2])
+    assert not torch.allclose(batch_dependent, together[:2])
+
+
+def test_calibration_needs_frozen_norm_and_deployable_checks_params():
+    model = FewShotNet(TINY, n_way=3)
+    with pytest.raises(ValueError, match="frozen_norm=True"):
+        calibrate_norm(model, torch.rand(4, 1, 8, 8))
+    with pytest.raises(ValueError, match="missing"):
+        params = {k: v for k, v in model.named_parameters() if k != "features.0.0.weight"}
+        deployable(TINY, params, torch.rand(4, 1, 8, 8))
