@@ -82,7 +82,7 @@ def test_missing_path_and_unreadable_image(tmp_path):
     bad = tmp_path / "bad" / "Alpha" / "character01"
     bad.mkdir(parents=True)
     (bad / "01.png").write_bytes(b"not a png at all")
-    with pytest.raises(DataError, match="cannot read image .*01.png"):
+    with pytest.raises(DataError, match=r"cannot read image .*01\.png"):
         load_omniglot(tmp_path / "bad")
     (tmp_path / "empty").mkdir()
     with pytest.raises(DataError, match="no Omniglot images"):
@@ -125,7 +125,7 @@ def test_sampler_is_deterministic_and_well_formed(two_zips):
     assert not torch.equal(first.x_query, other.x_query)
     assert first.x_support.shape == (3, 1, 12, 12) and first.x_query.shape == (6, 1, 12, 12)
     assert first.y_support.tolist() == [0, 1, 2] and first.y_query.tolist() == [0, 0, 1, 1, 2, 2]
-    assert 0.0 <= first.x_query.min().item() and first.x_query.max().item() <= 1.0
+    assert first.x_query.min().item() >= 0.0 and first.x_query.max().item() <= 1.0
     # support and query never share an image
     for k in range(3):
         support = first.x_support[k]
