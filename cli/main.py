@@ -18,8 +18,8 @@ from rich.table import Table
 from cli import runs
 from models.checkpoint import CheckpointError, load_checkpoint, load_optimizer_state, paths_of
 from models.checkpoint import save_checkpoint as write_checkpoint
-from models.config import AdaptConfig, BackboneConfig, ConfigError, MetaConfig
-from models.data import DataError, split_by_group, with_rotations
+from models.config import AdaptConfig, ConfigError
+from models.data import DataError
 from models.episodes import EpisodeSampler
 from models.evaluation import DEFAULT_EPS_GRID, EpisodeEvaluation, evaluate_episodes
 from models.networks import FewShotNet, backbone_params
@@ -42,7 +42,7 @@ def clear_errors() -> Iterator[None]:
     try:
         yield
     except (DataError, CheckpointError, ConfigError) as error:
-        err.print(f"[bold red]error:[/] {error}")
+        err.print(f"[bold red]error:[/] {error}", soft_wrap=True, highlight=False)
         raise typer.Exit(2) from error
 
 
@@ -59,6 +59,7 @@ def _progress() -> Progress:
 
 @app.command("meta-train")
 def meta_train_command(
+    ctx: typer.Context,
     out: Annotated[Path, typer.Option(help="checkpoint path stem (writes .safetensors, .json)")],
     algo: Annotated[str, typer.Option(help="adml or maml")] = "adml",
     way: int = 5,
@@ -92,19 +93,11 @@ def meta_train_command(
     """Meta-train an ADML (or MAML) initialization on the training alphabets."""
     logging.basicConfig(level=logging.WARNING)
     with clear_errors():
-        if dataset not in ("omniglot", "folder"):
-            raise ConfigError("dataset must be 'omniglot' or 'folder'")
         torch_device = runs.pick_device(device)
         weights_path, _ = paths_of(out)
         if resume:
             checkpoint = load_checkpoint(out)
-            backbone, meta = runs.configs_from_card(checkpoint.card)
-            split = runs.split_from_card(checkpoint.card)
-            data_kind, data_path = (
-                checkpoint.card["data"]["kind"],
-                Path(checkpoint.card["data"]["path"]),
-            )
-            rotations, seed = checkpoint.card["data"]["rotations"], checkpoint.card["seed"]
+            args = {**checkpoint.card["cli_args"], "iterations": iterations}
             err.print(
                 f"resuming {weights_path} at iteration {checkpoint.card['iterations']} "
                 "with the settings recorded in its card"
@@ -112,66 +105,33 @@ def meta_train_command(
         else:
             if weights_path.exists():
                 raise ConfigError(f"{weights_path} exists: pass --resume or another --out")
-            backbone = BackboneConfig(in_channels=channels, image_size=image_size, width=width)
-            meta = MetaConfig(
-                algo=algo,
-                way=way,
-                shot=shot,
-                query=query,
-                inner_steps=inner_steps,  # type: ignore[arg-type]
-                inner_lr=inner_lr,
-                meta_batch=meta_batch,
-                meta_lr=meta_lr,
-                eps=eps,
-                first_order=first_order,
-                head_init=head_init,  # type: ignore[arg-type]
-            )
-            data_kind, data_path = dataset, data or runs.default_data_path()
-        classes = runs.load_classes(data_kind, data_path, backbone)  # type: ignore[arg-type]
-        if not resume:
-            split = split_by_group(classes, n_val=val_groups, n_test=test_groups, seed=split_seed)
-        train_classes = split.select(classes, "train")
-        if rotations:
-            train_classes = with_rotations(train_classes)
-        train_sampler = EpisodeSampler(
-            train_classes,
-            way=meta.way,
-            shot=meta.shot,
-            query=meta.query,
-            seed=seed,
-            split_name="train",
-        )
-        val_sampler = EpisodeSampler(
-            split.select(classes, "val"),
-            way=meta.way,
-            shot=meta.shot,
-            query=meta.query,
-            seed=seed + 1,
-            split_name="validation",
-        )
-        torch.manual_seed(seed)
-        model = FewShotNet(backbone, n_way=meta.way).to(torch_device)
-        optimizer = make_optimizer(model, meta)
+            data = data or runs.default_data_path()
+            skip = {"out", "device", "resume"}
+            args = {
+                k: (str(v) if isinstance(v, Path) else v)
+                for k, v in ctx.params.items()
+                if k not in skip
+            }
+            args["data"] = args["data"] and str(Path(args["data"]).resolve())
+        run = runs.setup_run(args)
+        torch.manual_seed(run.seed)
+        model = FewShotNet(run.backbone, n_way=run.meta.way)
         state = TrainState()
         if resume:
+            if run.split != runs.split_from_card(checkpoint.card):
+                raise CheckpointError("the data no longer give the split recorded in the card")
             model, _ = runs.model_from_checkpoint(checkpoint)
-            model.to(torch_device)
-            optimizer = make_optimizer(model, meta)
-            restore_optimizer(optimizer, load_optimizer_state(checkpoint))
             card = checkpoint.card
             state = TrainState(card["iterations"], card["wall_time_s"], card["validation"])
-        record = runs.data_record(data_kind, data_path, len(classes), split, rotations)  # type: ignore[arg-type]
+        model.to(torch_device)
+        optimizer = make_optimizer(model, run.meta)
+        if resume:
+            restore_optimizer(optimizer, load_optimizer_state(checkpoint))
+        command = runs.command_line(ctx, {"out": str(out), **args})
+        meta = run.meta
 
         def save(current: TrainState) -> None:
-            card = runs.training_card(
-                backbone,
-                meta,
-                record,
-                current,
-                seed=seed,
-                iterations=iterations,
-                device=torch_device,
-            )
+            card = runs.training_card(run, current, args=args, device=torch_device, command=command)
             write_checkpoint(out, backbone_params(model), card, optimizer_tensors(optimizer))
 
         with _progress() as progress:
@@ -196,17 +156,15 @@ def meta_train_command(
             meta_train(
                 model,
                 optimizer,
-                train_sampler,
+                run.train_sampler,
                 meta,
                 state,
                 iterations=iterations,
-                validate_every=validate_every,
+                validate_every=args["validate_every"],
                 save=save,
                 on_step=on_step,
                 device=torch_device,
-                validate=runs.validation_fn(
-                    backbone, meta, val_sampler, val_episodes, torch_device
-                ),
+                validate=runs.validation_fn(run, args["val_episodes"], torch_device),
             )
         err.print(
             f"wrote {weights_path} after {state.iteration} iterations "

@@ -2,16 +2,25 @@
 
 from __future__ import annotations
 
-import sys
-from dataclasses import asdict
+import shlex
+from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import Any, Literal
 
 import torch
+import typer
 
 from models.checkpoint import Checkpoint, CheckpointError, git_commit, hardware, utc_now
 from models.config import AdaptConfig, BackboneConfig, ConfigError, MetaConfig
-from models.data import ClassImages, DataError, GroupSplit, load_image_folder, load_omniglot
+from models.data import (
+    ClassImages,
+    DataError,
+    GroupSplit,
+    load_image_folder,
+    load_omniglot,
+    split_by_group,
+    with_rotations,
+)
 from models.episodes import EpisodeSampler
 from models.evaluation import evaluate_episodes
 from models.networks import FewShotNet, backbone_params
@@ -53,14 +62,69 @@ def load_classes(
     return load_image_folder(path, channels=backbone.in_channels, image_size=backbone.image_size)
 
 
-def data_record(kind: DatasetKind, path: Path, classes: int, split: GroupSplit, rotations: bool):
-    return {
-        "kind": kind,
-        "path": str(path),
-        "classes": classes,
-        "rotations": rotations,
-        "split": split.to_dict(),
-    }
+@dataclass(frozen=True)
+class RunSetup:
+    """Everything a meta-training run derives from its CLI arguments."""
+
+    backbone: BackboneConfig
+    meta: MetaConfig
+    split: GroupSplit
+    data: dict[str, Any]  # what the card records about the data
+    train_sampler: EpisodeSampler
+    val_sampler: EpisodeSampler
+    seed: int
+
+
+def setup_run(args: dict[str, Any]) -> RunSetup:
+    """Configs, data, split and samplers from ``meta-train``'s arguments (or a card's)."""
+    if args["dataset"] not in ("omniglot", "folder"):
+        raise ConfigError("dataset must be 'omniglot' or 'folder'")
+    backbone = BackboneConfig(
+        in_channels=args["channels"], image_size=args["image_size"], width=args["width"]
+    )
+    meta = MetaConfig(**{f.name: args[f.name] for f in fields(MetaConfig)})
+    path = Path(args["data"]) if args["data"] else None
+    classes = load_classes(args["dataset"], path, backbone)
+    split = split_by_group(
+        classes, n_val=args["val_groups"], n_test=args["test_groups"], seed=args["split_seed"]
+    )
+    train = split.select(classes, "train")
+    if args["rotations"]:
+        train = with_rotations(train)
+    episode = {"way": meta.way, "shot": meta.shot, "query": meta.query}
+    seed = args["seed"]
+    return RunSetup(
+        backbone=backbone,
+        meta=meta,
+        split=split,
+        data={
+            "kind": args["dataset"],
+            "path": str(path),
+            "classes": len(classes),
+            "train_classes_with_rotations": len(train),
+            "rotations": args["rotations"],
+            "split": split.to_dict(),
+        },
+        train_sampler=EpisodeSampler(train, **episode, seed=seed, split_name="train"),
+        val_sampler=EpisodeSampler(
+            split.select(classes, "val"), **episode, seed=seed + 1, split_name="validation"
+        ),
+        seed=seed,
+    )
+
+
+def command_line(ctx: typer.Context, args: dict[str, Any]) -> str:
+    """The full command (every option, defaults included) that reproduces the run."""
+    words = ["fewshot", ctx.info_name or "meta-train"]
+    for param in ctx.command.params:
+        if param.name not in args or args[param.name] is None:
+            continue
+        value = args[param.name]
+        if isinstance(value, bool):
+            words.append(param.opts[0] if value else param.secondary_opts[0])
+        else:
+            words += [param.opts[0], shlex.quote(str(value))]
+    return " ".join(words)
 
 
 def split_from_card(card: dict[str, Any]) -> GroupSplit:
@@ -71,31 +135,24 @@ def split_from_card(card: dict[str, Any]) -> GroupSplit:
 
 
 def training_card(
-    backbone: BackboneConfig,
-    meta: MetaConfig,
-    data: dict[str, Any],
-    state: TrainState,
-    *,
-    seed: int,
-    iterations: int,
-    device: torch.device,
-    command: list[str] | None = None,
+    run: RunSetup, state: TrainState, *, args: dict[str, Any], device: torch.device, command: str
 ) -> dict[str, Any]:
     return {
         "kind": "meta-trained",
-        "algo": meta.algo,
-        "backbone": asdict(backbone),
-        "meta": asdict(meta),
-        "data": data,
-        "seed": seed,
-        "iterations_planned": iterations,
+        "algo": run.meta.algo,
+        "backbone": asdict(run.backbone),
+        "meta": asdict(run.meta),
+        "data": run.data,
+        "seed": run.seed,
+        "iterations_planned": args["iterations"],
         "iterations": state.iteration,
         "wall_time_s": round(state.wall_time_s, 2),
         "device": str(device),
         "hardware": hardware(),
         "git_commit": git_commit(),
         "created": utc_now(),
-        "command": " ".join(command if command is not None else ["fewshot", *sys.argv[1:]]),
+        "command": command,
+        "cli_args": args,
         "validation": state.validation,
         "metrics": state.validation[-1] if state.validation else {},
     }
@@ -123,21 +180,16 @@ def model_from_checkpoint(checkpoint: Checkpoint) -> tuple[FewShotNet, MetaConfi
     return model, meta
 
 
-def validation_fn(
-    backbone: BackboneConfig,
-    meta: MetaConfig,
-    sampler: EpisodeSampler,
-    episodes: int,
-    device: torch.device,
-):
+def validation_fn(run: RunSetup, episodes: int, device: torch.device):
     """Validation during training: service-style adaptation, clean and PGD-10 at the train eps."""
+    backbone, meta = run.backbone, run.meta
     adapt_config = AdaptConfig(eps=meta.eps if meta.eps > 0 else 0.1)
 
     def validate(model: FewShotNet) -> dict[str, Any]:
         result = evaluate_episodes(
             backbone,
             backbone_params(model),
-            sampler,
+            run.val_sampler,
             episodes=episodes,
             adapt_config=adapt_config,
             head_init=meta.head_init,
