@@ -105,14 +105,14 @@ def meta_train_command(
         else:
             if weights_path.exists():
                 raise ConfigError(f"{weights_path} exists: pass --resume or another --out")
-            data = data or runs.default_data_path()
             skip = {"out", "device", "resume"}
             args = {
                 k: (str(v) if isinstance(v, Path) else v)
                 for k, v in ctx.params.items()
                 if k not in skip
             }
-            args["data"] = args["data"] and str(Path(args["data"]).resolve())
+            data_path = data.resolve() if data else runs.default_data_path()
+            args["data"] = str(data_path) if data_path else None
         run = runs.setup_run(args)
         torch.manual_seed(run.seed)
         model = FewShotNet(run.backbone, n_way=run.meta.way)

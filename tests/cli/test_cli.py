@@ -23,23 +23,16 @@ def _run(*args: str):
 
 
 @pytest.mark.slow
-def test_meta_train_resume_and_evaluate_on_omniglot(omniglot_path, tmp_path):
+def test_meta_train_resume_and_evaluate_on_omniglot(omniglot_path, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # without --data, the data beside the checkout are found
     data = ["--data", str(omniglot_path)]
-    first = _run(
-        "meta-train",
-        "--out",
-        tmp_path / "run",
-        "--iterations",
-        "2",
-        "--validate-every",
-        "1",
-        *SMALL,
-        *data,
-    )
+    train = ["--validate-every", "1", *SMALL]
+    first = _run("meta-train", "--out", tmp_path / "run", "--iterations", "2", *train)
     assert first.exit_code == 0, first.output
     checkpoint = load_checkpoint(tmp_path / "run")
     card = checkpoint.card
     assert card["iterations"] == 2 and card["algo"] == "adml"
+    assert card["data"]["path"] == str(omniglot_path.resolve())
     assert [v["iteration"] for v in card["validation"]] == [1, 2]
     assert set(card["data"]["split"]["test"]).isdisjoint(card["data"]["split"]["train"])
     assert card["command"].startswith("fewshot meta-train --out ")
@@ -47,29 +40,10 @@ def test_meta_train_resume_and_evaluate_on_omniglot(omniglot_path, tmp_path):
     model, meta = model_from_checkpoint(checkpoint)
     assert meta.query == 2 and model.config.width == 8
 
-    resumed = _run(
-        "meta-train",
-        "--out",
-        tmp_path / "run",
-        "--iterations",
-        "3",
-        "--validate-every",
-        "1",
-        "--resume",
-        *SMALL,
-        *data,
-    )
+    resumed = _run("meta-train", "--out", tmp_path / "run", "--iterations", "3", "--resume")
     assert resumed.exit_code == 0, resumed.output
     straight = _run(
-        "meta-train",
-        "--out",
-        tmp_path / "straight",
-        "--iterations",
-        "3",
-        "--validate-every",
-        "1",
-        *SMALL,
-        *data,
+        "meta-train", "--out", tmp_path / "straight", "--iterations", "3", *train, *data
     )
     assert straight.exit_code == 0, straight.output
     a, b = load_checkpoint(tmp_path / "run"), load_checkpoint(tmp_path / "straight")
