@@ -22,6 +22,7 @@ from models.config import AdaptConfig, ConfigError
 from models.data import DataError
 from models.episodes import EpisodeSampler
 from models.evaluation import DEFAULT_EPS_GRID, EpisodeEvaluation, evaluate_episodes
+from models.meta import StepMetrics
 from models.networks import FewShotNet, backbone_params
 from models.training import (
     TrainState,
@@ -55,6 +56,17 @@ def _progress() -> Progress:
         TextColumn("{task.fields[status]}"),
         console=err,
     )
+
+
+LOG_EVERY = 20  # iterations between plain log lines when stderr is not a terminal
+
+
+def _status(metrics: StepMetrics, validation: dict) -> str:
+    text = f"loss {metrics.loss:.3f} acc {metrics.clean_accuracy:.3f}"
+    if metrics.adversarial_accuracy is not None:
+        text += f" adv {metrics.adversarial_accuracy:.3f}"
+    details = ", ".join(f"{k} {v}" for k, v in validation.items() if k.startswith("val_"))
+    return f"{text} | last validation: {details}" if validation else text
 
 
 @app.command("meta-train")
@@ -139,19 +151,11 @@ def meta_train_command(
                 f"{meta.algo} meta-train", total=iterations, completed=state.iteration, status=""
             )
 
-            def on_step(iteration: int, metrics) -> None:
-                adv = (
-                    ""
-                    if metrics.adversarial_accuracy is None
-                    else (f" adv {metrics.adversarial_accuracy:.3f}")
-                )
-                last = state.validation[-1] if state.validation else {}
-                val = f" val {last.get('val_clean', float('nan')):.3f}" if last else ""
-                progress.update(
-                    bar,
-                    completed=iteration,
-                    status=(f"loss {metrics.loss:.3f} acc {metrics.clean_accuracy:.3f}{adv}{val}"),
-                )
+            def on_step(iteration: int, metrics: StepMetrics) -> None:
+                status = _status(metrics, state.validation[-1] if state.validation else {})
+                progress.update(bar, completed=iteration, status=status)
+                if not err.is_terminal and iteration % LOG_EVERY == 0:
+                    err.print(f"iteration {iteration}/{iterations} {status}", soft_wrap=True)
 
             meta_train(
                 model,
