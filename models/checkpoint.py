@@ -40,15 +40,23 @@ class Checkpoint:
 
     @property
     def optimizer_path(self) -> Path:
-        return self.weights_path.with_suffix(".optim.safetensors")
+        return optimizer_path_of(self.weights_path)
 
 
 def paths_of(path: Path | str) -> tuple[Path, Path]:
     """(weights, card) paths for ``NAME``, ``NAME.safetensors`` or ``NAME.json``."""
-    path = Path(path)
-    if path.suffix in (".safetensors", ".json"):
-        path = path.with_suffix("")
-    return path.with_suffix(".safetensors"), path.with_suffix(".json")
+    stem = str(path)
+    for suffix in (".optim.safetensors", ".safetensors", ".json"):
+        if stem.endswith(suffix):
+            stem = stem[: -len(suffix)]
+            break
+    return Path(stem + ".safetensors"), Path(stem + ".json")
+
+
+def optimizer_path_of(weights_path: Path) -> Path:
+    return weights_path.with_name(
+        weights_path.name.removesuffix(".safetensors") + ".optim.safetensors"
+    )
 
 
 def _sha256(path: Path) -> str:
@@ -89,7 +97,7 @@ def save_checkpoint(
     _atomic_write(weights_path, lambda tmp: save_file(contiguous, str(tmp)))
     if optimizer_state is not None:
         state = {k: v.detach().cpu().contiguous() for k, v in optimizer_state.items()}
-        optim_path = weights_path.with_suffix(".optim.safetensors")
+        optim_path = optimizer_path_of(weights_path)
         _atomic_write(optim_path, lambda tmp: save_file(state, str(tmp)))
     full_card = {
         "format": CARD_FORMAT,

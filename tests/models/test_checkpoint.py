@@ -68,3 +68,18 @@ def test_missing_and_broken_files(saved, tmp_path):
     paths_of(path)[1].write_text(json.dumps({"format": "something else"}))
     with pytest.raises(CheckpointError, match="is not a"):
         load_checkpoint(path)
+
+
+def test_stems_with_dots_keep_their_name(tmp_path):
+    tensors = {"w": torch.ones(2)}
+    save_checkpoint(tmp_path / "eps0.05", tensors, {}, {"state.0.step": torch.tensor(1.0)})
+    save_checkpoint(tmp_path / "eps0.2", tensors, {})
+    assert sorted(p.name for p in tmp_path.iterdir()) == [
+        "eps0.05.json",
+        "eps0.05.optim.safetensors",
+        "eps0.05.safetensors",
+        "eps0.2.json",
+        "eps0.2.safetensors",
+    ]
+    assert paths_of(tmp_path / "eps0.05.optim.safetensors")[1].name == "eps0.05.json"
+    assert load_optimizer_state(load_checkpoint(tmp_path / "eps0.05"))["state.0.step"] == 1
