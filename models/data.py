@@ -16,7 +16,7 @@ from pathlib import Path, PurePosixPath
 
 import numpy as np
 import torch
-from PIL import Image, UnidentifiedImageError
+from PIL import Image, ImageOps, UnidentifiedImageError
 from torch import Tensor
 
 logger = logging.getLogger(__name__)
@@ -35,10 +35,36 @@ class ClassImages:
     images: Tensor  # uint8 [n, C, S, S]
 
 
-def decode_image(data: bytes, *, channels: int, size: int, source: str) -> np.ndarray:
-    """Decode image bytes to uint8 ``[C, size, size]``: centre square crop, then resize."""
+@dataclass(frozen=True)
+class InputSpec:
+    """How raw images become model inputs: channels, square size, and ink inversion."""
+
+    channels: int  # 1 (grayscale) or 3 (RGB)
+    size: int  # side of the square the image is resized to
+    invert: bool  # True for Omniglot-style data: dark strokes on light paper become 1
+
+    @classmethod
+    def from_card(cls, card: dict) -> InputSpec:
+        backbone, data = card["backbone"], card.get("data", {})
+        invert = data.get("invert", data.get("kind") == "omniglot")
+        return cls(backbone["in_channels"], backbone["image_size"], bool(invert))
+
+
+def decode_image(
+    data: bytes, *, channels: int, size: int, source: str, max_pixels: int | None = None
+) -> np.ndarray:
+    """Decode image bytes to uint8 ``[C, size, size]``: centre square crop, then resize.
+
+    With ``max_pixels`` the header's width x height is checked before any pixel is decoded.
+    """
     try:
         with Image.open(io.BytesIO(data)) as image:
+            if max_pixels is not None and image.width * image.height > max_pixels:
+                raise DataError(
+                    f"image {source} has {image.width}x{image.height} pixels, more than the "
+                    f"{max_pixels} allowed"
+                )
+            image = ImageOps.exif_transpose(image)
             image = image.convert("L" if channels == 1 else "RGB")
             side = min(image.size)
             left, top = (image.width - side) // 2, (image.height - side) // 2
@@ -46,8 +72,20 @@ def decode_image(data: bytes, *, channels: int, size: int, source: str) -> np.nd
             image = image.resize((size, size), Image.Resampling.LANCZOS)
             array = np.asarray(image, dtype=np.uint8)
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as error:
+        if isinstance(error, DataError):
+            raise
         raise DataError(f"cannot read image {source}: {error}") from error
+    except Image.DecompressionBombError as error:
+        raise DataError(f"image {source} is too large to decode: {error}") from error
     return array[None] if channels == 1 else array.transpose(2, 0, 1)
+
+
+def decode_for(spec: InputSpec, data: bytes, *, source: str, max_pixels: int | None = None):
+    """Decode as :func:`decode_image` for a model's input spec, inverted when it asks."""
+    pixels = decode_image(
+        data, channels=spec.channels, size=spec.size, source=source, max_pixels=max_pixels
+    )
+    return 255 - pixels if spec.invert else pixels
 
 
 def _omniglot_files(path: Path) -> Iterator[tuple[PurePosixPath, bytes]]:
@@ -87,8 +125,8 @@ def load_omniglot(path: Path | str, *, image_size: int = 28) -> list[ClassImages
         if filename in files:
             duplicates += 1
             continue
-        pixels = decode_image(data, channels=1, size=image_size, source=f"{path}:{relative}")
-        files[filename] = 255 - pixels
+        spec = InputSpec(channels=1, size=image_size, invert=True)
+        files[filename] = decode_for(spec, data, source=f"{path}:{relative}")
     if not by_class:
         raise DataError(f"no Omniglot images (alphabet/character/*.png) found under {path}")
     logger.info("omniglot: %d classes, %d duplicate files skipped", len(by_class), duplicates)

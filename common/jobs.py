@@ -1,0 +1,237 @@
+"""Job records and their life cycle: queued -> running -> succeeded | failed | cancelled.
+
+A job's state changes in one Redis transaction (WATCH + MULTI/EXEC), together with whatever
+the change carries (the model's weights and report on success), so a reader never sees a
+succeeded job without its results. Each start of a job bumps its ``attempt``; a worker may only
+report progress on, or finish, the attempt it started, so a worker whose job was taken over
+cannot overwrite the new owner's work.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+import uuid
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import redis
+
+from common.keys import JobKind, JobState, Keys, ModelState
+
+Fields = Mapping[str, str | int | float]
+ExtraWrites = Callable[[redis.client.Pipeline], None]
+
+
+class JobError(Exception):
+    """Base of the job life-cycle errors."""
+
+
+class JobNotFound(JobError):
+    pass
+
+
+class JobConflict(JobError):
+    """The job is in a state that does not allow the asked change."""
+
+
+class Superseded(JobError):
+    """The job was taken over by another attempt; the current one must stop."""
+
+
+class CancelRequested(JobError):
+    """A cancel was asked while the job runs; the worker stops between steps."""
+
+
+def new_id(kind: str) -> str:
+    return f"{kind}_{uuid.uuid4().hex[:20]}"
+
+
+def now() -> float:
+    return round(time.time(), 3)
+
+
+@dataclass(frozen=True)
+class JobStore:
+    client: redis.Redis
+    keys: Keys
+    job_ttl_s: int
+    model_ttl_s: int
+
+    def create(
+        self,
+        kind: JobKind,
+        payload: bytes,
+        fields: Fields,
+        *,
+        model_record: Fields | None = None,
+    ) -> str:
+        """Store the input and the record (and a pending model) and enqueue, atomically."""
+        job_id = new_id("job")
+        record = {
+            "id": job_id,
+            "kind": kind.value,
+            "state": JobState.QUEUED.value,
+            "created": now(),
+            "attempt": 0,
+            "step": 0,
+            "total": 0,
+            "cancel_requested": 0,
+            **fields,
+        }
+        pipe = self.client.pipeline(transaction=True)
+        pipe.hset(self.keys.job(job_id), mapping=record)
+        pipe.expire(self.keys.job(job_id), self.job_ttl_s)
+        pipe.set(self.keys.job_input(job_id), payload, ex=self.job_ttl_s)
+        if model_record is not None:
+            model_id = str(model_record["id"])
+            pipe.hset(self.keys.model(model_id), mapping={**model_record, "job_id": job_id})
+            pipe.expire(self.keys.model(model_id), self.model_ttl_s)
+            pipe.zadd(self.keys.models_index, {model_id: float(model_record["created"])})
+        pipe.xadd(self.keys.stream, {"job_id": job_id})
+        pipe.execute()
+        return job_id
+
+    def get(self, job_id: str) -> dict[str, str]:
+        record = self.client.hgetall(self.keys.job(job_id))
+        if not record:
+            raise JobNotFound(job_id)
+        return {k.decode(): v.decode() for k, v in record.items()}
+
+    def _transition(
+        self,
+        job_id: str,
+        decide: Callable[[dict[str, str]], Fields | None],
+        extra: ExtraWrites | None = None,
+    ) -> Fields | None:
+        """WATCH the record, let ``decide`` return the new fields (None: no change), apply."""
+        key = self.keys.job(job_id)
+        result: dict[str, Fields | None] = {}
+
+        def apply(pipe: redis.client.Pipeline) -> None:
+            raw = pipe.hgetall(key)
+            if not raw:
+                raise JobNotFound(job_id)
+            changes = decide({k.decode(): v.decode() for k, v in raw.items()})
+            result["changes"] = changes
+            if changes is None:
+                return
+            pipe.multi()
+            pipe.hset(key, mapping=changes)
+            if extra is not None:
+                extra(pipe)
+
+        self.client.transaction(apply, key)
+        return result["changes"]
+
+    def start(self, job_id: str, worker: str) -> int | None:
+        """Claim the job for a new attempt; None when it has already finished."""
+
+        def decide(job: dict[str, str]) -> Fields | None:
+            if JobState(job["state"]).finished:
+                return None
+            return {
+                "state": JobState.RUNNING.value,
+                "attempt": int(job["attempt"]) + 1,
+                "worker": worker,
+                "started": now(),
+                "step": 0,
+            }
+
+        changes = self._transition(job_id, decide)
+        return None if changes is None else int(changes["attempt"])
+
+    def progress(self, job_id: str, attempt: int, step: int, total: int) -> None:
+        """Record progress; raise Superseded or CancelRequested when the worker must stop."""
+        key = self.keys.job(job_id)
+        pipe = self.client.pipeline(transaction=True)
+        pipe.hmget(key, ["attempt", "cancel_requested", "state"])
+        current, cancel, state = pipe.execute()[0]
+        if current is None or int(current) != attempt or state.decode() != JobState.RUNNING:
+            raise Superseded(job_id)
+        if cancel == b"1":
+            raise CancelRequested(job_id)
+        self.client.hset(key, mapping={"step": step, "total": total})
+
+    def finish(
+        self,
+        job_id: str,
+        attempt: int,
+        state: JobState,
+        *,
+        error: dict[str, str] | None = None,
+        extra: ExtraWrites | None = None,
+    ) -> bool:
+        """End the attempt in ``state`` with ``extra`` writes in the same transaction.
+
+        False (and nothing written) when the attempt is no longer the job's current one.
+        """
+
+        def decide(job: dict[str, str]) -> Fields | None:
+            if int(job["attempt"]) != attempt or job["state"] != JobState.RUNNING:
+                return None
+            fields: dict[str, str | float] = {"state": state.value, "finished": now()}
+            if error is not None:
+                fields["error"] = json.dumps(error)
+            return fields
+
+        return self._transition(job_id, decide, extra) is not None
+
+    def fail_unstarted(self, job_id: str, error: dict[str, str]) -> bool:
+        """Fail a job that is not running under any attempt (a poison job, a lost input)."""
+
+        def decide(job: dict[str, str]) -> Fields | None:
+            if JobState(job["state"]).finished:
+                return None
+            return {"state": JobState.FAILED.value, "finished": now(), "error": json.dumps(error)}
+
+        return self._transition(job_id, decide, self._model_failed_writes(job_id)) is not None
+
+    def requeue(self, job_id: str, attempt: int) -> bool:
+        """Give the job back (worker shutting down): queued again, re-enqueued, atomically."""
+
+        def decide(job: dict[str, str]) -> Fields | None:
+            if int(job["attempt"]) != attempt or job["state"] != JobState.RUNNING:
+                return None
+            return {"state": JobState.QUEUED.value, "worker": "", "step": 0}
+
+        def enqueue(pipe: redis.client.Pipeline) -> None:
+            pipe.xadd(self.keys.stream, {"job_id": job_id})
+
+        return self._transition(job_id, decide, enqueue) is not None
+
+    def cancel(self, job_id: str) -> str:
+        """Cancel a queued job now, or ask a running one to stop; the resulting state."""
+
+        def decide(job: dict[str, str]) -> Fields | None:
+            state = JobState(job["state"])
+            if state.finished:
+                raise JobConflict(f"job {job_id} has already {state.value}")
+            if state == JobState.QUEUED:
+                return {"state": JobState.CANCELLED.value, "finished": now()}
+            return {"cancel_requested": 1}
+
+        changes = self._transition(job_id, decide, None)
+        if changes and changes.get("state") == JobState.CANCELLED.value:
+            self.mark_model_failed(job_id)
+            return JobState.CANCELLED.value
+        return JobState.RUNNING.value
+
+    def _model_failed_writes(self, job_id: str) -> ExtraWrites:
+        model_id = self.client.hget(self.keys.job(job_id), "model_id")
+
+        def write(pipe: redis.client.Pipeline) -> None:
+            if model_id:
+                pipe.hset(self.keys.model(model_id.decode()), "state", ModelState.FAILED.value)
+
+        return write
+
+    def mark_model_failed(self, job_id: str) -> None:
+        pipe = self.client.pipeline(transaction=True)
+        self._model_failed_writes(job_id)(pipe)
+        pipe.execute()
+
+    def result(self, job_id: str) -> dict[str, Any] | None:
+        raw = self.client.get(self.keys.job_result(job_id))
+        return None if raw is None else json.loads(raw)

@@ -1,0 +1,69 @@
+"""Every Redis key name and every job state. Nothing else spells a key."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import StrEnum
+
+
+class JobState(StrEnum):
+    QUEUED = "queued"
+    RUNNING = "running"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+
+    @property
+    def finished(self) -> bool:
+        return self in (JobState.SUCCEEDED, JobState.FAILED, JobState.CANCELLED)
+
+
+class JobKind(StrEnum):
+    ADAPT = "adapt"  # adapt a base model to a support set; makes a model
+    EVALUATE = "evaluate"  # robustness report of a model on labelled images
+
+
+class ModelState(StrEnum):
+    PENDING = "pending"  # its adaptation job has not succeeded yet
+    READY = "ready"
+    FAILED = "failed"
+
+
+WORKER_GROUP = "workers"  # the stream's consumer group
+
+
+@dataclass(frozen=True)
+class Keys:
+    """Key names under one prefix (tests use a prefix of their own)."""
+
+    prefix: str
+
+    @property
+    def stream(self) -> str:
+        return f"{self.prefix}:jobs:stream"
+
+    @property
+    def models_index(self) -> str:
+        return f"{self.prefix}:models"  # sorted set: model id -> created (unix s)
+
+    @property
+    def workers(self) -> str:
+        return f"{self.prefix}:workers"  # sorted set: worker name -> last heartbeat (unix s)
+
+    def job(self, job_id: str) -> str:
+        return f"{self.prefix}:job:{job_id}"  # hash: the job record
+
+    def job_input(self, job_id: str) -> str:
+        return f"{self.prefix}:job:{job_id}:input"  # bytes: images + labels (safetensors)
+
+    def job_result(self, job_id: str) -> str:
+        return f"{self.prefix}:job:{job_id}:result"  # JSON: an evaluation's report
+
+    def model(self, model_id: str) -> str:
+        return f"{self.prefix}:model:{model_id}"  # hash: the model record
+
+    def model_weights(self, model_id: str) -> str:
+        return f"{self.prefix}:model:{model_id}:weights"  # bytes: safetensors
+
+    def model_report(self, model_id: str) -> str:
+        return f"{self.prefix}:model:{model_id}:report"  # JSON: the robustness report

@@ -1,0 +1,82 @@
+"""The job queue: a Redis Stream read by one consumer group, delivered at least once.
+
+An entry stays pending until its worker acknowledges it. A worker keeps its entry's idle time
+low while it works (:meth:`JobQueue.touch`); an entry idle longer than ``claim_idle_ms`` belongs
+to a dead worker and the next free worker takes it over with XAUTOCLAIM. Redis counts the
+deliveries of each entry; past ``max_deliveries`` the job is a poison job.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import redis
+
+from common.keys import WORKER_GROUP, Keys
+
+
+@dataclass(frozen=True)
+class Delivery:
+    entry_id: str
+    job_id: str
+    deliveries: int  # how many times Redis has handed this entry out, this time included
+
+
+@dataclass(frozen=True)
+class JobQueue:
+    client: redis.Redis
+    keys: Keys
+    claim_idle_ms: int
+
+    def ensure_group(self) -> None:
+        try:
+            self.client.xgroup_create(self.keys.stream, WORKER_GROUP, id="0", mkstream=True)
+        except redis.ResponseError as error:
+            if "BUSYGROUP" not in str(error):
+                raise
+
+    def _deliveries(self, entry_id: str) -> int:
+        pending = self.client.xpending_range(
+            self.keys.stream, WORKER_GROUP, min=entry_id, max=entry_id, count=1
+        )
+        return int(pending[0]["times_delivered"]) if pending else 1
+
+    def _delivery(self, entry_id: bytes, fields: dict[bytes, bytes] | None) -> Delivery | None:
+        entry = entry_id.decode()
+        if not fields or b"job_id" not in fields:  # deleted or malformed entry
+            self.ack(entry)
+            return None
+        return Delivery(entry, fields[b"job_id"].decode(), self._deliveries(entry))
+
+    def next(self, consumer: str, block_ms: int) -> Delivery | None:
+        """A dead worker's entry if one is idle long enough, else a new entry (blocking)."""
+        _, claimed, _ = self.client.xautoclaim(
+            self.keys.stream, WORKER_GROUP, consumer, self.claim_idle_ms, "0-0", count=1
+        )
+        for entry_id, fields in claimed:
+            delivery = self._delivery(entry_id, fields)
+            if delivery is not None:
+                return delivery
+        response = self.client.xreadgroup(
+            WORKER_GROUP, consumer, {self.keys.stream: ">"}, count=1, block=block_ms
+        )
+        for _, entries in response or []:
+            for entry_id, fields in entries:
+                delivery = self._delivery(entry_id, fields)
+                if delivery is not None:
+                    return delivery
+        return None
+
+    def touch(self, entry_id: str, consumer: str) -> None:
+        """Reset the entry's idle time: this worker is alive and still on it."""
+        self.client.xclaim(self.keys.stream, WORKER_GROUP, consumer, 0, [entry_id], justid=True)
+
+    def ack(self, entry_id: str) -> None:
+        pipe = self.client.pipeline(transaction=True)
+        pipe.xack(self.keys.stream, WORKER_GROUP, entry_id)
+        pipe.xdel(self.keys.stream, entry_id)
+        pipe.execute()
+
+    def depth(self) -> int:
+        """Entries not yet acknowledged (waiting or running)."""
+        return int(self.client.xlen(self.keys.stream))

@@ -1,0 +1,68 @@
+"""The one settings class of the service, read once from the environment, failing fast."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+
+from pydantic import AliasChoices, Field, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+PRETRAINED_DIR = Path(__file__).resolve().parents[1] / "models" / "pretrained"
+
+
+class Settings(BaseSettings):
+    """Every setting is an environment variable ``FEWSHOT_<NAME>`` (``REDIS_URL`` and ``PORT``
+    are also read without the prefix). Bad values stop the process at start-up."""
+
+    model_config = SettingsConfigDict(env_prefix="FEWSHOT_", frozen=True, extra="ignore")
+
+    redis_url: str = Field(
+        "redis://127.0.0.1:6379/0", validation_alias=AliasChoices("REDIS_URL", "FEWSHOT_REDIS_URL")
+    )
+    port: int = Field(8000, ge=1, le=65535, validation_alias=AliasChoices("PORT", "FEWSHOT_PORT"))
+    key_prefix: str = Field("fewshot", min_length=1, pattern=r"^[A-Za-z0-9_.-]+$")
+    base_models_dir: Path = PRETRAINED_DIR
+    default_base_model: str | None = None  # None: the first ADML base model found
+
+    # uploads
+    max_file_bytes: int = Field(5 * 2**20, ge=1024)
+    max_request_bytes: int = Field(64 * 2**20, ge=1024)
+    max_files: int = Field(1000, ge=2)
+    max_pixels: int = Field(4096 * 4096, ge=64)
+    min_classes: int = Field(2, ge=2)
+    max_classes: int = Field(50, ge=2)
+    max_shots: int = Field(20, ge=1)
+    max_predict_files: int = Field(64, ge=1)
+
+    # adaptation bounds
+    max_adapt_steps: int = Field(200, ge=1)
+    max_eps: float = Field(0.5, gt=0, le=1)
+
+    # storage
+    job_ttl_s: int = Field(7 * 86400, ge=60)
+    model_ttl_s: int = Field(30 * 86400, ge=60)
+
+    # queue and worker
+    claim_idle_ms: int = Field(60_000, ge=1000)  # a job idle this long is taken over
+    max_deliveries: int = Field(3, ge=1)  # poison-job limit
+    heartbeat_s: float = Field(5.0, gt=0)
+    worker_block_ms: int = Field(1000, ge=10)
+    device: str = "auto"
+
+    # serving
+    model_cache_size: int = Field(32, ge=1)
+
+    @model_validator(mode="after")
+    def _consistent(self) -> Settings:
+        if self.min_classes > self.max_classes:
+            raise ValueError("min_classes must not exceed max_classes")
+        if self.heartbeat_s * 1000 >= self.claim_idle_ms:
+            raise ValueError("heartbeat_s must be shorter than claim_idle_ms")
+        return self
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    """The process's settings, read from the environment on first use."""
+    return Settings()
