@@ -186,7 +186,7 @@ class JobStore:
                 return None
             return {"state": JobState.FAILED.value, "finished": now(), "error": json.dumps(error)}
 
-        return self._transition(job_id, decide, self._model_failed_writes(job_id)) is not None
+        return self._transition(job_id, decide, self.model_failed_writes(job_id)) is not None
 
     def requeue(self, job_id: str, attempt: int) -> bool:
         """Give the job back (worker shutting down): queued again, re-enqueued, atomically."""
@@ -218,7 +218,7 @@ class JobStore:
             return JobState.CANCELLED.value
         return JobState.RUNNING.value
 
-    def _model_failed_writes(self, job_id: str) -> ExtraWrites:
+    def model_failed_writes(self, job_id: str) -> ExtraWrites:
         model_id = self.client.hget(self.keys.job(job_id), "model_id")
 
         def write(pipe: redis.client.Pipeline) -> None:
@@ -229,7 +229,7 @@ class JobStore:
 
     def mark_model_failed(self, job_id: str) -> None:
         pipe = self.client.pipeline(transaction=True)
-        self._model_failed_writes(job_id)(pipe)
+        self.model_failed_writes(job_id)(pipe)
         pipe.execute()
 
     def result(self, job_id: str) -> dict[str, Any] | None:

@@ -52,7 +52,7 @@ def folds_of(y: Tensor, n_way: int) -> list[Tensor]:
     return [rank % k == fold for fold in range(k)]
 
 
-def _cells(correct: dict[tuple[str, float], list[Tensor]]) -> list[Cell]:
+def cells_from_correctness(correct: dict[tuple[str, float], list[Tensor]]) -> list[Cell]:
     cells = []
     for (attack, eps), parts in sorted(correct.items(), key=lambda kv: (kv[0][1], kv[0][0])):
         outcome = torch.cat(parts).double()
@@ -136,7 +136,7 @@ def robustness_report(
             if on_adapted is not None:
                 on_adapted()
         _score(deployed, x_held, y_held, grid, pgd_steps, seed + fold, correct)
-    cells = {name: _cells(by_key) for name, by_key in correct.items()}
+    cells = {name: cells_from_correctness(by_key) for name, by_key in correct.items()}
     by_key = {name: {(c.attack, c.eps): c for c in cs} for name, cs in cells.items()}
     return {
         **base,

@@ -1,0 +1,92 @@
+"""Domain errors -> JSON HTTP errors: ``{"error": {"code", "message"}}`` with a stable code."""
+
+from __future__ import annotations
+
+import logging
+
+import redis
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from common.artifacts import ArtifactError
+from common.base_models import UnknownBaseModel
+from common.jobs import JobConflict, JobNotFound
+from models.data import DataError
+
+logger = logging.getLogger(__name__)
+
+
+class ApiError(Exception):
+    """An error the API answers with ``status`` and a stable machine-readable ``code``."""
+
+    def __init__(self, status: int, code: str, message: str):
+        super().__init__(message)
+        self.status, self.code, self.message = status, code, message
+
+
+def error_response(status: int, code: str, message: str, **headers: str) -> JSONResponse:
+    return JSONResponse(
+        {"error": {"code": code, "message": message}}, status_code=status, headers=headers or None
+    )
+
+
+HTTP_CODES = {
+    400: "bad_request",
+    401: "unauthorized",
+    403: "forbidden",
+    404: "not_found",
+    405: "method_not_allowed",
+    413: "payload_too_large",
+    415: "unsupported_media_type",
+}
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    @app.exception_handler(ApiError)
+    async def api_error(_: Request, error: ApiError) -> JSONResponse:
+        return error_response(error.status, error.code, error.message)
+
+    @app.exception_handler(DataError)
+    async def data_error(_: Request, error: DataError) -> JSONResponse:
+        return error_response(422, "invalid_image", str(error))
+
+    @app.exception_handler(JobNotFound)
+    async def job_not_found(_: Request, error: JobNotFound) -> JSONResponse:
+        return error_response(404, "job_not_found", f"no job with id {error}")
+
+    @app.exception_handler(JobConflict)
+    async def job_conflict(_: Request, error: JobConflict) -> JSONResponse:
+        return error_response(409, "job_conflict", str(error))
+
+    @app.exception_handler(UnknownBaseModel)
+    async def unknown_base(_: Request, error: UnknownBaseModel) -> JSONResponse:
+        return error_response(422, "unknown_base_model", str(error))
+
+    @app.exception_handler(ArtifactError)
+    async def bad_artifact(_: Request, error: ArtifactError) -> JSONResponse:
+        logger.error("corrupt stored artifact: %s", error)
+        return error_response(500, "corrupt_artifact", str(error))
+
+    @app.exception_handler(redis.RedisError)
+    async def redis_down(_: Request, error: redis.RedisError) -> JSONResponse:
+        logger.error("redis error: %s", error)
+        return error_response(
+            503,
+            "storage_unavailable",
+            "the job store (Redis) is unavailable; retry shortly",
+            **{"Retry-After": "5"},
+        )
+
+    @app.exception_handler(RequestValidationError)
+    async def invalid_request(_: Request, error: RequestValidationError) -> JSONResponse:
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in e.get('loc', ()))}: {e.get('msg')}" for e in error.errors()
+        )
+        return error_response(422, "invalid_request", problems or "invalid request")
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(_: Request, error: StarletteHTTPException) -> JSONResponse:
+        code = HTTP_CODES.get(error.status_code, "http_error")
+        return error_response(error.status_code, code, str(error.detail))

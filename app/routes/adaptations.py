@@ -1,0 +1,116 @@
+"""POST /v1/adaptations: a support set in, a queued adaptation job out (202)."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from fastapi import APIRouter, Request
+from fastapi.responses import JSONResponse
+
+from app.deps import ServicesDep
+from app.errors import ApiError
+from app.uploads import optional_text, parse_number, read_form, read_labelled
+from common.artifacts import encode_images
+from common.jobs import new_id, now
+from common.keys import JobKind, ModelState
+from common.settings import Settings
+from models.config import AdaptConfig
+from models.evaluation import DEFAULT_EPS_GRID
+
+router = APIRouter(prefix="/v1/adaptations", tags=["adaptations"])
+
+REPORT_PGD_STEPS = 20
+
+UPLOAD_SCHEMA = {
+    "requestBody": {
+        "required": True,
+        "content": {
+            "multipart/form-data": {
+                "schema": {
+                    "type": "object",
+                    "required": ["images", "labels"],
+                    "properties": {
+                        "images": {
+                            "type": "array",
+                            "items": {"type": "string", "format": "binary"},
+                            "description": "support images (PNG, JPEG, ...), repeated",
+                        },
+                        "labels": {
+                            "type": "array",
+                            "items": {"type": "string"},
+                            "description": "one label per image, same order",
+                        },
+                        "val_images": {
+                            "type": "array",
+                            "items": {"type": "string", "format": "binary"},
+                        },
+                        "val_labels": {"type": "array", "items": {"type": "string"}},
+                        "base_model": {"type": "string"},
+                        "steps": {"type": "integer", "minimum": 0},
+                        "lr": {"type": "number", "exclusiveMinimum": 0, "maximum": 1},
+                        "eps": {"type": "number", "minimum": 0},
+                    },
+                }
+            }
+        },
+    }
+}
+
+
+def adapt_settings(form, settings: Settings) -> dict[str, Any]:
+    defaults = AdaptConfig()
+    return {
+        "steps": parse_number(
+            optional_text(form, "steps"), "steps", int, 0, settings.max_adapt_steps, defaults.steps
+        ),
+        "lr": parse_number(optional_text(form, "lr"), "lr", float, 1e-6, 1.0, defaults.lr),
+        "eps": parse_number(
+            optional_text(form, "eps"), "eps", float, 0.0, settings.max_eps, defaults.eps
+        ),
+        "eps_grid": list(DEFAULT_EPS_GRID),
+        "pgd_steps": REPORT_PGD_STEPS,
+    }
+
+
+@router.post("", status_code=202, openapi_extra=UPLOAD_SCHEMA)
+async def create_adaptation(request: Request, services: ServicesDep) -> JSONResponse:
+    """Validate and store a support set, enqueue its adaptation; answer 202 with the job."""
+    settings = services.settings
+    form = await read_form(request, settings)
+    base = services.base_models.get(optional_text(form, "base_model"))
+    job_settings = adapt_settings(form, settings)
+    support = await read_labelled(form, "images", "labels", base.spec, settings)
+    if support is None:
+        raise ApiError(
+            422,
+            "no_images",
+            "send support images as repeated 'images' file fields "
+            "with one 'labels' field per image",
+        )
+    validation = await read_labelled(
+        form, "val_images", "val_labels", base.spec, settings, classes=support.classes
+    )
+    model_id = new_id("model")
+    created = now()
+    job_id = services.store.create(
+        JobKind.ADAPT,
+        encode_images(support, validation),
+        {"model_id": model_id, "base_model": base.name, "settings": json.dumps(job_settings)},
+        model_record={
+            "id": model_id,
+            "state": ModelState.PENDING.value,
+            "created": created,
+            "base_model": base.name,
+            "classes": json.dumps(support.classes),
+            "settings": json.dumps(job_settings),
+            "support_size": len(support.labels),
+            "validation_size": 0 if validation is None else len(validation.labels),
+        },
+    )
+    status_url = f"/v1/jobs/{job_id}"
+    return JSONResponse(
+        {"job_id": job_id, "model_id": model_id, "status_url": status_url},
+        status_code=202,
+        headers={"Location": status_url},
+    )

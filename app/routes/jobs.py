@@ -1,0 +1,56 @@
+"""Jobs: poll the state and progress of an adaptation or evaluation; cancel it."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from fastapi import APIRouter
+
+from app.deps import ServicesDep
+from common.keys import JobKind, JobState
+
+router = APIRouter(prefix="/v1/jobs", tags=["jobs"])
+
+
+def job_view(job: dict[str, str]) -> dict[str, Any]:
+    """The public JSON of a job record."""
+
+    def moment(name: str) -> float | None:
+        return float(job[name]) if job.get(name) else None
+
+    started, finished = moment("started"), moment("finished")
+    view: dict[str, Any] = {
+        "job_id": job["id"],
+        "kind": job["kind"],
+        "state": job["state"],
+        "model_id": job.get("model_id"),
+        "progress": {"step": int(job.get("step", 0)), "total": int(job.get("total", 0))},
+        "attempt": int(job.get("attempt", 0)),
+        "cancel_requested": job.get("cancel_requested") == "1",
+        "created": moment("created"),
+        "started": started,
+        "finished": finished,
+        "run_seconds": round(finished - started, 3) if started and finished else None,
+        "error": json.loads(job["error"]) if job.get("error") else None,
+        "status_url": f"/v1/jobs/{job['id']}",
+    }
+    if job["kind"] == JobKind.ADAPT and job["state"] == JobState.SUCCEEDED:
+        view["model_url"] = f"/v1/models/{job['model_id']}"
+    return view
+
+
+@router.get("/{job_id}")
+def get_job(job_id: str, services: ServicesDep) -> dict[str, Any]:
+    job = services.store.get(job_id)
+    view = job_view(job)
+    if job["kind"] == JobKind.EVALUATE and job["state"] == JobState.SUCCEEDED:
+        view["result"] = services.store.result(job_id)
+    return view
+
+
+@router.post("/{job_id}/cancel", status_code=202)
+def cancel_job(job_id: str, services: ServicesDep) -> dict[str, Any]:
+    """Cancel now when queued; a running job stops at its next step."""
+    services.store.cancel(job_id)
+    return job_view(services.store.get(job_id))

@@ -1,0 +1,212 @@
+"""Adapted models: list, show, delete, predict, robustness report, evaluations."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import torch
+from fastapi import APIRouter, Request, Response
+from fastapi.responses import JSONResponse
+from starlette.concurrency import run_in_threadpool
+
+from app.deps import ServicesDep
+from app.errors import ApiError
+from app.routes.adaptations import REPORT_PGD_STEPS, UPLOAD_SCHEMA
+from app.services import Services
+from app.uploads import (
+    decode_files,
+    files_of,
+    optional_text,
+    parse_number,
+    read_form,
+    read_labelled,
+)
+from common.artifacts import encode_images
+from common.keys import JobKind, ModelState
+from models.attacks import pgd
+from models.data import InputSpec
+from models.evaluation import DEFAULT_EPS_GRID
+
+router = APIRouter(prefix="/v1/models", tags=["models"])
+
+
+def _record(services: Services, model_id: str) -> dict[str, str]:
+    raw = services.client.hgetall(services.keys.model(model_id))
+    if not raw:
+        raise ApiError(404, "model_not_found", f"no model with id {model_id}")
+    return {k.decode(): v.decode() for k, v in raw.items()}
+
+
+def model_view(record: dict[str, str]) -> dict[str, Any]:
+    view: dict[str, Any] = {
+        "model_id": record["id"],
+        "state": record["state"],
+        "base_model": record["base_model"],
+        "classes": json.loads(record["classes"]),
+        "settings": json.loads(record["settings"]),
+        "support_size": int(record.get("support_size", 0)),
+        "validation_size": int(record.get("validation_size", 0)),
+        "created": float(record["created"]),
+        "job_id": record.get("job_id"),
+        "report_summary": json.loads(record["report_summary"])
+        if record.get("report_summary")
+        else None,
+    }
+    if record["state"] == ModelState.READY:
+        view["report_url"] = f"/v1/models/{record['id']}/report"
+        view["predictions_url"] = f"/v1/models/{record['id']}/predictions"
+    return view
+
+
+def _ready(services: Services, model_id: str) -> dict[str, str]:
+    record = _record(services, model_id)
+    if record["state"] != ModelState.READY:
+        raise ApiError(
+            409,
+            "model_not_ready",
+            f"model {model_id} is {record['state']}; poll its job {record.get('job_id')}",
+        )
+    return record
+
+
+@router.get("")
+def list_models(services: ServicesDep, limit: int = 50, offset: int = 0) -> dict[str, Any]:
+    if not 1 <= limit <= 500 or offset < 0:
+        raise ApiError(422, "invalid_request", "limit must be in 1..500 and offset >= 0")
+    ids = services.client.zrevrange(services.keys.models_index, offset, offset + limit - 1)
+    views = []
+    for raw_id in ids:
+        model_id = raw_id.decode()
+        raw = services.client.hgetall(services.keys.model(model_id))
+        if not raw:  # expired: drop it from the index
+            services.client.zrem(services.keys.models_index, model_id)
+            continue
+        views.append(model_view({k.decode(): v.decode() for k, v in raw.items()}))
+    return {"models": views, "total": services.client.zcard(services.keys.models_index)}
+
+
+@router.get("/{model_id}")
+def get_model(model_id: str, services: ServicesDep) -> dict[str, Any]:
+    return model_view(_record(services, model_id))
+
+
+@router.delete("/{model_id}", status_code=204)
+def delete_model(model_id: str, services: ServicesDep) -> Response:
+    _record(services, model_id)
+    keys = services.keys
+    pipe = services.client.pipeline(transaction=True)
+    pipe.delete(keys.model(model_id), keys.model_weights(model_id), keys.model_report(model_id))
+    pipe.zrem(keys.models_index, model_id)
+    pipe.execute()
+    services.cache.drop(model_id)
+    return Response(status_code=204)
+
+
+@router.get("/{model_id}/report")
+def get_report(model_id: str, services: ServicesDep) -> dict[str, Any]:
+    _ready(services, model_id)
+    raw = services.client.get(services.keys.model_report(model_id))
+    if raw is None:
+        raise ApiError(404, "report_not_found", f"the report of model {model_id} has expired")
+    return {"model_id": model_id, **json.loads(raw)}
+
+
+def _predict(model, info, images, robustness: bool, eps: float, top_k: int) -> list[dict]:
+    x = images.float() / 255.0
+    with torch.no_grad():
+        probabilities = torch.softmax(model(x), dim=1)
+    labels = probabilities.argmax(1)
+    survives = None
+    if robustness:
+        gen = torch.Generator().manual_seed(0)
+        x_adv = pgd(model, x, labels, eps=eps, steps=REPORT_PGD_STEPS, generator=gen)
+        with torch.no_grad():
+            survives = (model(x_adv).argmax(1) == labels).tolist()
+    classes = info["classes"]
+    k = min(top_k, len(classes))
+    predictions = []
+    for i, row in enumerate(probabilities):
+        top = torch.topk(row, k)
+        item: dict[str, Any] = {
+            "label": classes[int(labels[i])],
+            "top": [
+                {"label": classes[int(j)], "probability": round(float(p), 6)}
+                for p, j in zip(top.values, top.indices, strict=True)
+            ],
+        }
+        if survives is not None:
+            item["robustness"] = {
+                "attack": f"pgd-{REPORT_PGD_STEPS}",
+                "eps": eps,
+                "label_survives": bool(survives[i]),
+            }
+        predictions.append(item)
+    return predictions
+
+
+@router.post("/{model_id}/predictions", openapi_extra=UPLOAD_SCHEMA)
+async def predict(model_id: str, request: Request, services: ServicesDep) -> dict[str, Any]:
+    """Labels and top-k probabilities in upload order; optionally whether each label survives
+    a PGD attack at ``eps`` (``robustness=true``)."""
+    settings = services.settings
+    _ready(services, model_id)
+    form = await read_form(request, settings)
+    files = files_of(form, "images")
+    if not files:
+        raise ApiError(422, "no_images", "send images as repeated 'images' file fields")
+    if len(files) > settings.max_predict_files:
+        raise ApiError(
+            413,
+            "too_many_files",
+            f"{len(files)} images; the limit is {settings.max_predict_files} per request",
+        )
+    robustness = (optional_text(form, "robustness") or "false").lower()
+    if robustness not in ("true", "false", "1", "0"):
+        raise ApiError(422, "invalid_setting", "robustness must be true or false")
+    eps = parse_number(optional_text(form, "eps"), "eps", float, 0.0, settings.max_eps, 0.1)
+    top_k = parse_number(optional_text(form, "top_k"), "top_k", int, 1, 50, 3)
+    loaded = await run_in_threadpool(
+        services.cache.get,
+        model_id,
+        lambda: services.client.get(services.keys.model_weights(model_id)),
+    )
+    if loaded is None:
+        raise ApiError(404, "model_not_found", f"the weights of model {model_id} have expired")
+    model, info = loaded
+    spec = InputSpec(**info["spec"])
+    images = torch.from_numpy(await decode_files(files, spec, settings))
+    predictions = await run_in_threadpool(
+        _predict, model, info, images, robustness in ("true", "1"), eps, top_k
+    )
+    return {"model_id": model_id, "predictions": predictions}
+
+
+@router.post("/{model_id}/evaluations", status_code=202, openapi_extra=UPLOAD_SCHEMA)
+async def create_evaluation(model_id: str, request: Request, services: ServicesDep) -> JSONResponse:
+    """Labelled images in; a job that reports the model's accuracy under attack on them."""
+    record = _ready(services, model_id)
+    form = await read_form(request, services.settings)
+    classes = json.loads(record["classes"])
+    base = services.base_models.get(record["base_model"])
+    labelled = await read_labelled(
+        form, "images", "labels", base.spec, services.settings, classes=classes
+    )
+    if labelled is None:
+        raise ApiError(422, "no_images", "send labelled images as 'images' and 'labels' fields")
+    settings = {"eps_grid": list(DEFAULT_EPS_GRID), "pgd_steps": REPORT_PGD_STEPS}
+    job_id = services.store.create(
+        JobKind.EVALUATE,
+        encode_images(labelled),
+        {
+            "model_id": model_id,
+            "base_model": record["base_model"],
+            "settings": json.dumps(settings),
+        },
+    )
+    status_url = f"/v1/jobs/{job_id}"
+    return JSONResponse(
+        {"job_id": job_id, "model_id": model_id, "status_url": status_url},
+        status_code=202,
+        headers={"Location": status_url},
+    )

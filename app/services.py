@@ -1,0 +1,69 @@
+"""What the API process holds for its lifetime: settings, Redis, stores, base models, cache."""
+
+from __future__ import annotations
+
+import threading
+from collections import OrderedDict
+from dataclasses import dataclass, field
+
+import redis
+import torch
+
+from common.artifacts import load_adapted
+from common.base_models import BaseModels
+from common.jobs import JobStore
+from common.keys import Keys
+from common.queue import JobQueue
+from common.settings import Settings
+from models.networks import FewShotNet
+
+
+@dataclass
+class ModelCache:
+    """Adapted models deserialized once and kept in memory, least recently used evicted."""
+
+    capacity: int
+    hits: int = 0
+    misses: int = 0
+    _items: OrderedDict[str, tuple[FewShotNet, dict]] = field(default_factory=OrderedDict)
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def get(self, model_id: str, load_bytes) -> tuple[FewShotNet, dict] | None:
+        with self._lock:
+            if model_id in self._items:
+                self._items.move_to_end(model_id)
+                self.hits += 1
+                return self._items[model_id]
+        data = load_bytes()
+        if data is None:
+            return None
+        loaded = load_adapted(data, torch.device("cpu"))
+        with self._lock:
+            self.misses += 1
+            self._items[model_id] = loaded
+            while len(self._items) > self.capacity:
+                self._items.popitem(last=False)
+        return loaded
+
+    def drop(self, model_id: str) -> None:
+        with self._lock:
+            self._items.pop(model_id, None)
+
+
+@dataclass
+class Services:
+    settings: Settings
+    client: redis.Redis
+    base_models: BaseModels
+    keys: Keys = field(init=False)
+    store: JobStore = field(init=False)
+    queue: JobQueue = field(init=False)
+    cache: ModelCache = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.keys = Keys(self.settings.key_prefix)
+        self.store = JobStore(
+            self.client, self.keys, self.settings.job_ttl_s, self.settings.model_ttl_s
+        )
+        self.queue = JobQueue(self.client, self.keys, self.settings.claim_idle_ms)
+        self.cache = ModelCache(self.settings.model_cache_size)

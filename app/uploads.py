@@ -1,0 +1,162 @@
+"""Multipart uploads -> validated, decoded images. Nothing is stored here.
+
+Limits (settings): bytes per file, bytes per request (Content-Length), files per request,
+pixels per image (checked in the header before decoding), classes and shots per class.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import torch
+from fastapi import Request
+from starlette.datastructures import FormData, UploadFile
+
+from app.errors import ApiError
+from common.artifacts import LabelledImages
+from common.settings import Settings
+from models.data import InputSpec, decode_for
+
+MAX_LABEL_CHARS = 100
+
+
+async def read_form(request: Request, settings: Settings) -> FormData:
+    """The multipart form, refused early when the declared size or file count is too large."""
+    declared = request.headers.get("content-length")
+    if declared is not None and declared.isdigit() and int(declared) > settings.max_request_bytes:
+        raise ApiError(
+            413,
+            "request_too_large",
+            f"the request has {declared} bytes; the limit is {settings.max_request_bytes}",
+        )
+    content_type = request.headers.get("content-type", "")
+    if not content_type.startswith("multipart/form-data"):
+        raise ApiError(
+            415,
+            "unsupported_media_type",
+            "send the images as multipart/form-data (curl -F images=@a.png ...)",
+        )
+    return await request.form(max_files=settings.max_files, max_fields=settings.max_files + 50)
+
+
+def files_of(form: FormData, field: str) -> list[UploadFile]:
+    values = form.getlist(field)
+    if any(not isinstance(v, UploadFile) for v in values):
+        raise ApiError(422, "not_a_file", f"every {field!r} field must be a file upload")
+    return values  # type: ignore[return-value]
+
+
+def texts_of(form: FormData, field: str) -> list[str]:
+    values = form.getlist(field)
+    if any(not isinstance(v, str) for v in values):
+        raise ApiError(422, "invalid_field", f"{field!r} fields must be text, not files")
+    return [v.strip() for v in values]  # type: ignore[union-attr]
+
+
+def optional_text(form: FormData, field: str) -> str | None:
+    texts = texts_of(form, field)
+    if len(texts) > 1:
+        raise ApiError(422, "invalid_field", f"{field!r} given {len(texts)} times")
+    return texts[0] if texts and texts[0] != "" else None
+
+
+def parse_number(text: str | None, name: str, cast: type, low: float, high: float, default: Any):
+    """``text`` as ``cast`` within [low, high]; ``default`` when absent."""
+    if text is None:
+        return default
+    try:
+        value = cast(text)
+    except ValueError as error:
+        raise ApiError(422, "invalid_setting", f"{name} must be a number, got {text!r}") from error
+    if not low <= value <= high:
+        raise ApiError(422, "invalid_setting", f"{name} must lie in [{low}, {high}], got {value}")
+    return value
+
+
+async def decode_files(files: list[UploadFile], spec: InputSpec, settings: Settings) -> np.ndarray:
+    """uint8 ``[n, C, S, S]``; a clear 4xx naming the first file that is too big or not an image."""
+    decoded = []
+    for index, upload in enumerate(files):
+        name = f"#{index} ({upload.filename or 'unnamed'})"
+        data = await upload.read(settings.max_file_bytes + 1)
+        if len(data) > settings.max_file_bytes:
+            raise ApiError(
+                413, "file_too_large", f"file {name} is larger than {settings.max_file_bytes} bytes"
+            )
+        if not data:
+            raise ApiError(422, "invalid_image", f"file {name} is empty")
+        decoded.append(decode_for(spec, data, source=name, max_pixels=settings.max_pixels))
+    return np.stack(decoded)
+
+
+def check_labels(labels: list[str], count: int, field: str) -> None:
+    if len(labels) != count:
+        raise ApiError(
+            422,
+            "labels_mismatch",
+            f"{count} {field} files but {len(labels)} labels: send one label per image, "
+            "in the same order",
+        )
+    bad = [label for label in labels if not label or len(label) > MAX_LABEL_CHARS]
+    if bad:
+        raise ApiError(422, "invalid_label", f"labels must be 1 to {MAX_LABEL_CHARS} characters")
+
+
+@dataclass(frozen=True)
+class SupportUpload:
+    support: LabelledImages
+    validation: LabelledImages | None
+
+
+def check_support_shape(labels: list[str], settings: Settings) -> list[str]:
+    """The sorted class names, after the class and shot bounds are checked."""
+    counts = Counter(labels)
+    classes = sorted(counts)
+    if len(classes) < settings.min_classes:
+        raise ApiError(
+            422,
+            "too_few_classes",
+            f"{len(classes)} class(es); a support set needs at least {settings.min_classes}",
+        )
+    if len(classes) > settings.max_classes:
+        raise ApiError(
+            422, "too_many_classes", f"{len(classes)} classes; the limit is {settings.max_classes}"
+        )
+    over = sorted(c for c, n in counts.items() if n > settings.max_shots)
+    if over:
+        raise ApiError(
+            422, "too_many_shots", f"classes {over[:5]} have more than {settings.max_shots} images"
+        )
+    return classes
+
+
+async def read_labelled(
+    form: FormData,
+    images_field: str,
+    labels_field: str,
+    spec: InputSpec,
+    settings: Settings,
+    classes: list[str] | None = None,
+) -> LabelledImages | None:
+    """Images with labels; ``classes`` given: every label must be one of them."""
+    files, labels = files_of(form, images_field), texts_of(form, labels_field)
+    if not files and not labels:
+        return None
+    check_labels(labels, len(files), images_field)
+    if classes is None:
+        classes = check_support_shape(labels, settings)
+    unknown = sorted(set(labels) - set(classes))
+    if unknown:
+        raise ApiError(
+            422,
+            "unknown_label",
+            f"labels {unknown[:5]} are not classes of the support set {classes[:10]}",
+        )
+    images = await decode_files(files, spec, settings)
+    index = {name: i for i, name in enumerate(classes)}
+    return LabelledImages(
+        torch.from_numpy(images), torch.tensor([index[label] for label in labels]), classes
+    )

@@ -1,0 +1,88 @@
+"""The meta-trained initializations the service adapts: checkpoints found in one folder."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from torch import Tensor
+
+from models.checkpoint import CheckpointError, load_checkpoint
+from models.config import BackboneConfig, MetaConfig
+from models.data import InputSpec
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class BaseModel:
+    name: str  # the checkpoint's file stem
+    backbone: BackboneConfig
+    meta: MetaConfig
+    spec: InputSpec
+    tensors: dict[str, Tensor]
+    card: dict[str, Any]
+
+    def summary(self) -> dict[str, Any]:
+        """What ``GET /v1/base-models`` shows of it."""
+        return {
+            "name": self.name,
+            "algorithm": self.meta.algo,
+            "input": {
+                "channels": self.spec.channels,
+                "size": self.spec.size,
+                "inverted": self.spec.invert,
+                "pixel_range": [0.0, 1.0],
+            },
+            "meta_trained": {
+                "way": self.meta.way,
+                "shot": self.meta.shot,
+                "eps": self.meta.eps,
+                "iterations": self.card.get("iterations"),
+                "data": {k: self.card.get("data", {}).get(k) for k in ("kind", "split")},
+            },
+            "metrics": self.card.get("metrics", {}),
+        }
+
+
+class UnknownBaseModel(LookupError):
+    pass
+
+
+@dataclass(frozen=True)
+class BaseModels:
+    by_name: dict[str, BaseModel]
+    default: str | None
+
+    def get(self, name: str | None) -> BaseModel:
+        chosen = name or self.default
+        if chosen is None or chosen not in self.by_name:
+            known = ", ".join(sorted(self.by_name)) or "none installed"
+            raise UnknownBaseModel(f"unknown base model {chosen!r} (known: {known})")
+        return self.by_name[chosen]
+
+
+def load_base_models(folder: Path, default: str | None = None) -> BaseModels:
+    """Every valid checkpoint in ``folder``; a broken one is an error, not skipped silently."""
+    found = {}
+    for card_path in sorted(folder.glob("*.json")):
+        checkpoint = load_checkpoint(card_path)
+        card = checkpoint.card
+        try:
+            backbone = BackboneConfig.from_dict(card["backbone"])
+            meta = MetaConfig.from_dict(card["meta"])
+        except (KeyError, TypeError, ValueError) as error:
+            raise CheckpointError(f"{card_path}: not a meta-trained checkpoint: {error}") from error
+        name = card_path.name.removesuffix(".json")
+        found[name] = BaseModel(
+            name, backbone, meta, InputSpec.from_card(card), checkpoint.tensors, card
+        )
+    if default is not None and default not in found:
+        raise CheckpointError(f"default base model {default!r} is not in {folder}")
+    if default is None:
+        adml = [name for name, model in found.items() if model.meta.algo == "adml"]
+        default = (adml or sorted(found) or [None])[0]
+    logger.info("base models: %s (default %s)", sorted(found), default)
+    return BaseModels(found, default)

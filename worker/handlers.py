@@ -1,0 +1,184 @@
+"""What a worker does with one job: adapt a base model, or evaluate an adapted model.
+
+Handlers are idempotent: they read the job's stored input, compute deterministically, and
+return the writes that publish the result; the runner applies those writes in the same Redis
+transaction that marks the job succeeded.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import redis
+import torch
+
+from common.artifacts import LabelledImages, decode_images, encode_weights, load_adapted
+from common.base_models import BaseModels
+from common.jobs import ExtraWrites
+from common.keys import JobKind, Keys, ModelState
+from models.adapt import adapt_and_deploy
+from models.config import AdaptConfig
+from models.evaluation import SANITY_EPS, attack_correctness, sanity_checks
+from models.report import (
+    adaptations_needed,
+    cells_from_correctness,
+    robustness_report,
+    threat_model,
+)
+
+Progress = Callable[[int, int], None]  # (step done, total); raises to stop the job
+
+
+class JobInputMissing(LookupError):
+    """The job's stored input (or its model's weights) expired or was deleted."""
+
+
+@dataclass(frozen=True)
+class HandlerContext:
+    client: redis.Redis
+    keys: Keys
+    base_models: BaseModels
+    device: torch.device
+    model_ttl_s: int
+
+
+def _tensors(images: LabelledImages, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+    return images.images.to(device=device, dtype=torch.float32) / 255.0, images.labels.to(device)
+
+
+def _input(ctx: HandlerContext, job_id: str) -> tuple[LabelledImages, LabelledImages | None]:
+    data = ctx.client.get(ctx.keys.job_input(job_id))
+    if data is None:
+        raise JobInputMissing(f"the input of job {job_id} has expired or was deleted")
+    return decode_images(data)
+
+
+def handle_adapt(ctx: HandlerContext, job: dict[str, str], progress: Progress) -> ExtraWrites:
+    support, validation = _input(ctx, job["id"])
+    base = ctx.base_models.get(job["base_model"])
+    settings = json.loads(job["settings"])
+    adapt_config = AdaptConfig(steps=settings["steps"], lr=settings["lr"], eps=settings["eps"])
+    n_way = len(support.classes)
+    x, y = _tensors(support, ctx.device)
+    x_val, y_val = _tensors(validation, ctx.device) if validation is not None else (None, None)
+    report_units = adaptations_needed(support.labels, n_way, validation is not None)
+    total = adapt_config.steps + report_units
+    done = [0]
+
+    def advance(*_: Any) -> None:
+        done[0] += 1
+        progress(done[0], total)
+
+    deployed = adapt_and_deploy(
+        base.backbone,
+        base.tensors,
+        x,
+        y,
+        n_way=n_way,
+        adapt_config=adapt_config,
+        head_init=base.meta.head_init,
+        on_step=advance,
+    )
+    report = robustness_report(
+        base.backbone,
+        base.tensors,
+        x,
+        y,
+        n_way=n_way,
+        adapt_config=adapt_config,
+        head_init=base.meta.head_init,
+        x_val=x_val,
+        y_val=y_val,
+        eps_grid=settings["eps_grid"],
+        pgd_steps=settings["pgd_steps"],
+        on_adapted=advance,
+    )
+    info = {
+        "backbone": dataclasses.asdict(base.backbone),
+        "classes": support.classes,
+        "base_model": base.name,
+        "spec": dataclasses.asdict(base.spec),
+    }
+    weights = encode_weights(deployed.state_dict(), info)
+    summary = report_summary(report)
+    model_id = job["model_id"]
+
+    def publish(pipe: redis.client.Pipeline) -> None:
+        ttl = ctx.model_ttl_s
+        pipe.set(ctx.keys.model_weights(model_id), weights, ex=ttl)
+        pipe.set(ctx.keys.model_report(model_id), json.dumps(report), ex=ttl)
+        pipe.hset(
+            ctx.keys.model(model_id),
+            mapping={
+                "state": ModelState.READY.value,
+                "report_summary": json.dumps(summary),
+            },
+        )
+
+    return publish
+
+
+def report_summary(report: dict[str, Any]) -> dict[str, Any]:
+    """Headline figures: clean and worst-case accuracy per eps, robust vs clean-only."""
+    if not report["available"]:
+        return {"available": False, "reason": report["reason"]}
+
+    def worst(cells: list[dict[str, Any]]) -> dict[str, float]:
+        return {f"{c['eps']:g}": round(c["mean"], 4) for c in cells if c["attack"] == "worst"}
+
+    checks = [c for checks in report["checks"].values() for c in checks]
+    return {
+        "available": True,
+        "source": report["source"],
+        "examples": report["examples"],
+        "worst_case_accuracy": {
+            "robust": worst(report["robust"]),
+            "clean_only": worst(report["clean_only"]),
+        },
+        "sanity_checks_passed": all(c["passed"] for c in checks),
+    }
+
+
+def handle_evaluate(ctx: HandlerContext, job: dict[str, str], progress: Progress) -> ExtraWrites:
+    """Accuracy of an adapted model under attack on the user's labelled images."""
+    labelled, _ = _input(ctx, job["id"])
+    weights = ctx.client.get(ctx.keys.model_weights(job["model_id"]))
+    if weights is None:
+        raise JobInputMissing(f"model {job['model_id']} has expired or was deleted")
+    model, info = load_adapted(weights, ctx.device)
+    settings = json.loads(job["settings"])
+    x, y = _tensors(labelled, ctx.device)
+    grid = sorted({0.0, *settings["eps_grid"], SANITY_EPS})
+    progress(0, 1)
+    outcome = attack_correctness(
+        model,
+        x,
+        y,
+        eps_grid=grid,
+        pgd_steps=settings["pgd_steps"],
+        generator=torch.Generator().manual_seed(0),
+    )
+    cells = cells_from_correctness({key: [value.cpu()] for key, value in outcome.items()})
+    progress(1, 1)
+    result = {
+        "model_id": job["model_id"],
+        "threat_model": threat_model(settings["eps_grid"], settings["pgd_steps"]),
+        "source": "labelled images sent with this evaluation",
+        "examples": len(y),
+        "cells": [dataclasses.asdict(c) for c in cells],
+        "checks": [
+            dataclasses.asdict(c) for c in sanity_checks(cells, chance=1 / len(info["classes"]))
+        ],
+    }
+
+    def publish(pipe: redis.client.Pipeline) -> None:
+        pipe.set(ctx.keys.job_result(job["id"]), json.dumps(result), ex=ctx.model_ttl_s)
+
+    return publish
+
+
+HANDLERS = {JobKind.ADAPT.value: handle_adapt, JobKind.EVALUATE.value: handle_evaluate}

@@ -1,0 +1,157 @@
+"""The worker process: one non-forking consumer of the job stream per device.
+
+It claims a job (a dead worker's first, via XAUTOCLAIM), runs its handler, publishes the result
+and the job's final state in one transaction, then acknowledges the stream entry. SIGTERM makes
+it give back the job it holds (re-queued at once) at the next step, then exit.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import socket
+import threading
+import time
+from dataclasses import dataclass, field
+
+import redis
+import torch
+
+from common.artifacts import ArtifactError
+from common.base_models import BaseModels, UnknownBaseModel, load_base_models
+from common.jobs import CancelRequested, JobStore, Superseded
+from common.keys import JobState, Keys
+from common.queue import Delivery, JobQueue
+from common.settings import Settings
+from models.config import ConfigError
+from models.data import DataError
+from worker.handlers import HANDLERS, HandlerContext, JobInputMissing
+
+logger = logging.getLogger(__name__)
+
+USER_ERRORS = (DataError, ConfigError, ArtifactError, UnknownBaseModel, JobInputMissing)
+
+
+class ShutdownRequested(Exception):
+    """SIGTERM arrived while a job ran; it is given back to the queue."""
+
+
+def pick_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(name)
+
+
+@dataclass
+class Worker:
+    settings: Settings
+    client: redis.Redis
+    base_models: BaseModels
+    name: str = field(default_factory=lambda: f"{socket.gethostname()}-{os.getpid()}")
+    stop: threading.Event = field(default_factory=threading.Event)
+
+    def __post_init__(self) -> None:
+        self.keys = Keys(self.settings.key_prefix)
+        self.store = JobStore(
+            self.client, self.keys, self.settings.job_ttl_s, self.settings.model_ttl_s
+        )
+        self.queue = JobQueue(self.client, self.keys, self.settings.claim_idle_ms)
+        self.context = HandlerContext(
+            self.client,
+            self.keys,
+            self.base_models,
+            pick_device(self.settings.device),
+            self.settings.model_ttl_s,
+        )
+        self._last_beat = 0.0
+
+    def heartbeat(self, force: bool = False) -> None:
+        moment = time.time()
+        if force or moment - self._last_beat >= self.settings.heartbeat_s:
+            self.client.zadd(self.keys.workers, {self.name: moment})
+            self._last_beat = moment
+
+    def run(self) -> None:
+        """Serve until ``stop`` is set."""
+        self.queue.ensure_group()
+        logger.info("worker %s serving on %s", self.name, self.context.device)
+        while not self.stop.is_set():
+            self.heartbeat(force=True)
+            delivery = self.queue.next(self.name, self.settings.worker_block_ms)
+            if delivery is not None:
+                self.process(delivery)
+        self.client.zrem(self.keys.workers, self.name)
+        logger.info("worker %s stopped", self.name)
+
+    def process(self, delivery: Delivery) -> None:
+        job_id = delivery.job_id
+        if delivery.deliveries > self.settings.max_deliveries:
+            logger.warning("job %s delivered %d times: failing it", job_id, delivery.deliveries)
+            self.store.fail_unstarted(
+                job_id,
+                {
+                    "code": "poison_job",
+                    "message": f"the job was delivered {delivery.deliveries} times without "
+                    "finishing (its workers died); it will not be retried",
+                },
+            )
+            self.queue.ack(delivery.entry_id)
+            return
+        attempt = self.store.start(job_id, self.name)
+        if attempt is None:  # finished already (a redelivery): nothing to do
+            self.queue.ack(delivery.entry_id)
+            return
+        job = self.store.get(job_id)
+        logger.info("job %s (%s) attempt %d started", job_id, job["kind"], attempt)
+
+        def progress(step: int, total: int) -> None:
+            if self.stop.is_set():
+                raise ShutdownRequested(job_id)
+            self.store.progress(job_id, attempt, step, total)
+            self.queue.touch(delivery.entry_id, self.name)
+            self.heartbeat()
+
+        try:
+            publish = HANDLERS[job["kind"]](self.context, job, progress)
+            self.store.finish(job_id, attempt, JobState.SUCCEEDED, extra=publish)
+        except Superseded:
+            logger.warning("job %s was taken over by another worker; dropping it", job_id)
+            return  # the entry now belongs to the other worker: do not acknowledge it
+        except ShutdownRequested:
+            self.store.requeue(job_id, attempt)
+            logger.info("job %s given back on shutdown", job_id)
+        except CancelRequested:
+            self.store.finish(
+                job_id, attempt, JobState.CANCELLED, extra=self.store.model_failed_writes(job_id)
+            )
+        except USER_ERRORS as error:
+            self._fail(job_id, attempt, "invalid_job", str(error))
+        except Exception as error:  # a bug: fail loudly, never silently
+            logger.exception("job %s failed", job_id)
+            self._fail(job_id, attempt, "internal_error", f"{type(error).__name__}: {error}")
+        self.queue.ack(delivery.entry_id)
+
+    def _fail(self, job_id: str, attempt: int, code: str, message: str) -> None:
+        self.store.finish(
+            job_id,
+            attempt,
+            JobState.FAILED,
+            error={"code": code, "message": message},
+            extra=self.store.model_failed_writes(job_id),
+        )
+
+
+def main(settings: Settings) -> None:
+    """Entry point of ``python -m worker``."""
+    client = redis.Redis.from_url(settings.redis_url)
+    base_models = load_base_models(settings.base_models_dir, settings.default_base_model)
+    worker = Worker(settings, client, base_models)
+
+    def on_signal(signum: int, _frame: object) -> None:
+        logger.info("signal %d: finishing up", signum)
+        worker.stop.set()
+
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
+    worker.run()
