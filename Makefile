@@ -1,9 +1,10 @@
-# Two commands for users: `make run` and `make test`. Both (re)create .venv when needed.
+# Two commands for users: `make run` (the service) and `make test`. Both (re)create .venv
+# when needed. `make run ARGS="meta-train --help"` runs another fewshot command.
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
-ARGS ?= --help
+ARGS ?= serve
 
 .PHONY: run test lint format bench clean
 

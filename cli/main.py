@@ -16,6 +16,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from cli import runs
+from cli.serve import ServeError, serve
 from models.checkpoint import CheckpointError, load_checkpoint, load_optimizer_state, paths_of
 from models.checkpoint import save_checkpoint as write_checkpoint
 from models.config import AdaptConfig, ConfigError
@@ -279,3 +280,18 @@ def evaluate(
         f"{checkpoint.weights_path.name}: {way}-way {shot}-shot, {split} split, "
         f"{'adversarial' if adversarial else 'clean'} adaptation",
     )
+
+
+@app.command("serve")
+def serve_command(
+    host: Annotated[str, typer.Option(help="address the API listens on")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(envvar="PORT", help="API port")] = 8000,
+    workers: Annotated[int, typer.Option(min=1, max=16, help="worker processes")] = 1,
+) -> None:
+    """Run the service: Redis (REDIS_URL, else an embedded one), the API and workers."""
+    try:
+        status = serve(host, port, workers, echo=lambda text: err.print(text, soft_wrap=True))
+    except ServeError as error:
+        err.print(f"[bold red]error:[/] {error}", soft_wrap=True, highlight=False)
+        raise typer.Exit(2) from error
+    raise typer.Exit(status)

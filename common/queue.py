@@ -50,9 +50,10 @@ class JobQueue:
 
     def next(self, consumer: str, block_ms: int) -> Delivery | None:
         """A dead worker's entry if one is idle long enough, else a new entry (blocking)."""
-        _, claimed, _ = self.client.xautoclaim(
+        # Redis 7 answers [cursor, entries, deleted ids]; Redis 6.2 only [cursor, entries]
+        claimed = self.client.xautoclaim(
             self.keys.stream, WORKER_GROUP, consumer, self.claim_idle_ms, "0-0", count=1
-        )
+        )[1]
         for entry_id, fields in claimed:
             delivery = self._delivery(entry_id, fields)
             if delivery is not None:
