@@ -10,6 +10,8 @@ import torch
 from models.config import BackboneConfig
 from models.meta import Task
 
+pytest_plugins = ["tests.service_fixtures"]
+
 OMNIGLOT = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "omniglot"
 TINY = BackboneConfig(in_channels=1, image_size=8, width=4, blocks=2)
 

@@ -1,0 +1,117 @@
+"""Fixtures for the service tests: a real Redis under a private key prefix, a small base model,
+settings pointing at both, real PNG/JPEG bytes, and a worker thread."""
+
+from __future__ import annotations
+
+import io
+import os
+import threading
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import pytest
+import redis
+import torch
+from PIL import Image
+
+from common.base_models import load_base_models
+from common.settings import Settings
+from models.checkpoint import save_checkpoint
+from models.config import BackboneConfig, MetaConfig
+from models.networks import FewShotNet, backbone_params
+from worker.runner import Worker
+
+TEST_REDIS_URL = os.environ.get("FEWSHOT_TEST_REDIS_URL", "redis://127.0.0.1:6379/13")
+SMALL_BACKBONE = BackboneConfig(in_channels=1, image_size=28, width=8, blocks=4)
+
+
+@pytest.fixture
+def redis_url() -> Iterator[str]:
+    client = redis.Redis.from_url(TEST_REDIS_URL)
+    try:
+        client.ping()
+    except redis.ConnectionError:
+        if os.environ.get("CI"):
+            raise
+        pytest.skip(f"no Redis at {TEST_REDIS_URL} (.ci/run starts one)")
+    yield TEST_REDIS_URL
+
+
+@pytest.fixture
+def prefix(redis_url: str) -> Iterator[str]:
+    """A key prefix of this test's own; every key under it is deleted afterwards."""
+    name = f"test-{uuid.uuid4().hex[:12]}"
+    yield name
+    client = redis.Redis.from_url(redis_url)
+    keys = list(client.scan_iter(match=f"{name}:*", count=1000))
+    if keys:
+        client.delete(*keys)
+
+
+def keys_under(redis_url: str, prefix: str) -> list[bytes]:
+    return sorted(redis.Redis.from_url(redis_url).scan_iter(match=f"{prefix}:*"))
+
+
+@pytest.fixture(scope="session")
+def base_models_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A small (untrained) Conv-4 saved as a real checkpoint: service mechanics, not accuracy."""
+    folder = tmp_path_factory.mktemp("base_models")
+    torch.manual_seed(0)
+    model = FewShotNet(SMALL_BACKBONE, n_way=5)
+    card = {
+        "kind": "meta-trained",
+        "algo": "adml",
+        "backbone": SMALL_BACKBONE.__dict__,
+        "meta": MetaConfig().__dict__,
+        "data": {"kind": "omniglot"},
+        "iterations": 0,
+        "metrics": {},
+    }
+    save_checkpoint(folder / "tiny-adml", backbone_params(model), card)
+    return folder
+
+
+@pytest.fixture
+def settings(redis_url: str, prefix: str, base_models_dir: Path) -> Settings:
+    return Settings(
+        redis_url=redis_url,
+        key_prefix=prefix,
+        base_models_dir=base_models_dir,
+        worker_block_ms=50,
+        heartbeat_s=0.5,
+        claim_idle_ms=2000,
+        max_classes=6,
+        max_shots=4,
+        max_file_bytes=200_000,
+        max_pixels=1_000_000,
+    )
+
+
+@pytest.fixture
+def worker_thread(settings: Settings) -> Iterator[Worker]:
+    worker = Worker(
+        settings,
+        redis.Redis.from_url(settings.redis_url),
+        load_base_models(settings.base_models_dir),
+    )
+    thread = threading.Thread(target=worker.run, daemon=True)
+    thread.start()
+    yield worker
+    worker.stop.set()
+    thread.join(timeout=30)
+
+
+def image_bytes(
+    cls: int, index: int = 0, fmt: str = "PNG", size: int = 40, mode: str = "L"
+) -> bytes:
+    """A real encoded image of class ``cls``: the class's blocky pattern plus noise."""
+    pattern = np.kron(
+        np.random.default_rng(cls).integers(0, 2, (4, 4)) * 255, np.ones((size // 4, size // 4))
+    )
+    noise = np.random.default_rng(1000 * cls + index).normal(0, 20, pattern.shape)
+    image = Image.fromarray(np.clip(pattern + noise, 0, 255).astype(np.uint8), "L").convert(mode)
+    buffer = io.BytesIO()
+    image.save(buffer, fmt)
+    return buffer.getvalue()
