@@ -83,7 +83,7 @@ def test_cancel_queued_running_and_finished(parts):
 
 
 def test_requeue_and_fail_unstarted(parts):
-    client, keys, store, queue = parts
+    _, _, store, queue = parts
     job_id = _create(store)
     first = queue.next("w1", block_ms=10)
     attempt = store.start(job_id, "w1")
