@@ -1,0 +1,164 @@
+"""Workers as real processes: takeover after SIGKILL, release on SIGTERM, poison jobs,
+deterministic (idempotent) handlers."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import redis
+import torch
+
+from common.artifacts import LabelledImages, encode_images
+from common.base_models import load_base_models
+from common.jobs import JobStore
+from common.keys import JobKind, Keys
+from tests.service_fixtures import SMALL_BACKBONE
+from worker.handlers import HandlerContext, handle_adapt
+
+pytestmark = [pytest.mark.redis, pytest.mark.slow]
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def _support() -> LabelledImages:
+    gen = torch.Generator().manual_seed(0)
+    images = torch.randint(
+        0,
+        256,
+        (6, 1, SMALL_BACKBONE.image_size, SMALL_BACKBONE.image_size),
+        generator=gen,
+        dtype=torch.uint8,
+    )
+    return LabelledImages(images, torch.tensor([0, 0, 1, 1, 2, 2]), ["a", "b", "c"])
+
+
+def _create_job(settings, steps: int) -> str:
+    store = JobStore(redis.Redis.from_url(settings.redis_url), Keys(settings.key_prefix), 600, 600)
+    job_settings = {"steps": steps, "lr": 0.05, "eps": 0.1, "eps_grid": [0.0, 0.1], "pgd_steps": 2}
+    return store.create(
+        JobKind.ADAPT,
+        encode_images(_support()),
+        {"model_id": "model_w", "base_model": "tiny-adml", "settings": json.dumps(job_settings)},
+        model_record={"id": "model_w", "state": "pending", "created": 1.0},
+    )
+
+
+def _start_worker(settings, **overrides) -> subprocess.Popen:
+    env = {
+        **os.environ,
+        "REDIS_URL": settings.redis_url,
+        "FEWSHOT_KEY_PREFIX": settings.key_prefix,
+        "FEWSHOT_BASE_MODELS_DIR": str(settings.base_models_dir),
+        "FEWSHOT_CLAIM_IDLE_MS": "1500",
+        "FEWSHOT_HEARTBEAT_S": "0.2",
+        "FEWSHOT_WORKER_BLOCK_MS": "100",
+        "OMP_NUM_THREADS": "1",
+        **{f"FEWSHOT_{k.upper()}": str(v) for k, v in overrides.items()},
+    }
+    return subprocess.Popen(
+        [sys.executable, "-m", "worker"],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
+
+
+def _job(settings, job_id: str) -> dict[str, str]:
+    raw = redis.Redis.from_url(settings.redis_url).hgetall(Keys(settings.key_prefix).job(job_id))
+    return {k.decode(): v.decode() for k, v in raw.items()}
+
+
+def _wait(settings, job_id: str, predicate, timeout: float = 90) -> dict[str, str]:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        job = _job(settings, job_id)
+        if predicate(job):
+            return job
+        if _finished(job):
+            raise AssertionError(f"job finished before the awaited condition: {job}")
+        time.sleep(0.05)
+    raise AssertionError(f"timed out; job is {job}")
+
+
+def _running(job: dict[str, str]) -> bool:
+    return job["state"] == "running" and int(job["step"]) > 0
+
+
+def _finished(job: dict[str, str]) -> bool:
+    return job["state"] in ("succeeded", "failed", "cancelled")
+
+
+def test_a_job_survives_its_worker_killed_mid_job(settings):
+    job_id = _create_job(settings, steps=1000)
+    first = _start_worker(settings)
+    try:
+        _wait(settings, job_id, _running)
+        first.send_signal(signal.SIGKILL)
+        first.wait()
+    finally:
+        first.kill()
+    second = _start_worker(settings)
+    try:
+        job = _wait(settings, job_id, _finished, timeout=240)
+    finally:
+        second.terminate()
+        second.wait(timeout=30)
+    assert job["state"] == "succeeded", job
+    assert job["attempt"] == "2" and job["worker"].endswith(f"-{second.pid}")
+    client = redis.Redis.from_url(settings.redis_url)
+    assert client.exists(Keys(settings.key_prefix).model_weights("model_w"))
+    assert client.xlen(Keys(settings.key_prefix).stream) == 0  # acknowledged and deleted
+
+
+def test_sigterm_gives_the_job_back_and_exits(settings):
+    job_id = _create_job(settings, steps=1000)
+    worker = _start_worker(settings)
+    _wait(settings, job_id, _running)
+    worker.send_signal(signal.SIGTERM)
+    assert worker.wait(timeout=30) == 0
+    job = _job(settings, job_id)
+    assert job["state"] == "queued" and job["attempt"] == "1"
+    assert redis.Redis.from_url(settings.redis_url).xlen(Keys(settings.key_prefix).stream) == 1
+
+
+def test_a_poison_job_fails_after_too_many_deliveries(settings):
+    job_id = _create_job(settings, steps=1000)
+    first = _start_worker(settings, max_deliveries=1)
+    _wait(settings, job_id, _running)
+    first.kill()
+    first.wait()
+    second = _start_worker(settings, max_deliveries=1)
+    try:
+        job = _wait(settings, job_id, _finished)
+    finally:
+        second.terminate()
+        second.wait(timeout=30)
+    assert job["state"] == "failed" and json.loads(job["error"])["code"] == "poison_job"
+    model = Keys(settings.key_prefix).model("model_w")
+    assert redis.Redis.from_url(settings.redis_url).hget(model, "state") == b"failed"
+
+
+def test_handlers_are_deterministic_so_a_rerun_publishes_the_same_model(settings):
+    client = redis.Redis.from_url(settings.redis_url)
+    keys = Keys(settings.key_prefix)
+    job_id = _create_job(settings, steps=3)
+    context = HandlerContext(
+        client, keys, load_base_models(settings.base_models_dir), torch.device("cpu"), 600
+    )
+    published = []
+    for _ in range(2):
+        publish = handle_adapt(context, _job(settings, job_id), lambda step, total: None)
+        pipe = client.pipeline()
+        publish(pipe)
+        pipe.execute()
+        published.append(
+            (client.get(keys.model_weights("model_w")), client.get(keys.model_report("model_w")))
+        )
+    assert published[0] == published[1]
