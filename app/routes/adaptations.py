@@ -58,7 +58,8 @@ UPLOAD_SCHEMA = {
 }
 
 
-def adapt_settings(form, settings: Settings) -> dict[str, Any]:
+def adapt_settings(form, settings: Settings, base_eps: float) -> dict[str, Any]:
+    """Adaptation settings from the form, within bounds; eps defaults to the base model's."""
     defaults = AdaptConfig()
     return {
         "steps": parse_number(
@@ -66,7 +67,7 @@ def adapt_settings(form, settings: Settings) -> dict[str, Any]:
         ),
         "lr": parse_number(optional_text(form, "lr"), "lr", float, 1e-6, 1.0, defaults.lr),
         "eps": parse_number(
-            optional_text(form, "eps"), "eps", float, 0.0, settings.max_eps, defaults.eps
+            optional_text(form, "eps"), "eps", float, 0.0, settings.max_eps, base_eps
         ),
         "eps_grid": list(DEFAULT_EPS_GRID),
         "pgd_steps": REPORT_PGD_STEPS,
@@ -79,7 +80,7 @@ async def create_adaptation(request: Request, services: ServicesDep) -> JSONResp
     settings = services.settings
     form = await read_form(request, settings)
     base = services.base_models.get(optional_text(form, "base_model"))
-    job_settings = adapt_settings(form, settings)
+    job_settings = adapt_settings(form, settings, base_eps=base.meta.eps)
     support = await read_labelled(form, "images", "labels", base.spec, settings)
     if support is None:
         raise ApiError(
