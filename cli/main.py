@@ -179,7 +179,7 @@ def meta_train_command(
 
 def _print_table(result: EpisodeEvaluation, title: str) -> None:
     table = Table(title=title)
-    for column in ("attack", "eps", "accuracy", "95% CI", "episodes"):
+    for column in ("attack", "eps", "accuracy", "95% CI", "n"):
         table.add_column(column)
     for cell in result.cells:
         table.add_row(
@@ -187,7 +187,7 @@ def _print_table(result: EpisodeEvaluation, title: str) -> None:
             f"{cell.eps:g}",
             f"{cell.mean:.4f}",
             f"± {cell.ci95:.4f}",
-            str(cell.episodes),
+            str(cell.n),
         )
     out_console.print(table)
     for check in result.checks:

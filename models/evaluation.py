@@ -31,9 +31,9 @@ TOLERANCE = 0.01  # accuracy rises smaller than this are noise, not a failed che
 class Cell:
     attack: str  # "clean", "fgsm", "pgd" or "worst"
     eps: float
-    mean: float  # mean accuracy over episodes
+    mean: float  # accuracy: mean over episodes, or over examples in a report
     ci95: float  # half-width of the normal 95% confidence interval of the mean
-    episodes: int
+    n: int  # episodes (episode evaluation) or examples (robustness report) behind the mean
 
 
 @dataclass(frozen=True)

@@ -90,17 +90,27 @@ def settings(redis_url: str, prefix: str, base_models_dir: Path) -> Settings:
 
 
 @pytest.fixture
-def worker_thread(settings: Settings) -> Iterator[Worker]:
-    worker = Worker(
-        settings,
-        redis.Redis.from_url(settings.redis_url),
-        load_base_models(settings.base_models_dir),
-    )
-    thread = threading.Thread(target=worker.run, daemon=True)
-    thread.start()
-    yield worker
-    worker.stop.set()
-    thread.join(timeout=30)
+def start_worker() -> Iterator:
+    """Start in-process worker threads for given settings; all are stopped afterwards."""
+    running: list[tuple[Worker, threading.Thread]] = []
+
+    def start(settings: Settings) -> Worker:
+        client = redis.Redis.from_url(settings.redis_url)
+        worker = Worker(settings, client, load_base_models(settings.base_models_dir))
+        thread = threading.Thread(target=worker.run, daemon=True)
+        thread.start()
+        running.append((worker, thread))
+        return worker
+
+    yield start
+    for worker, thread in running:
+        worker.stop.set()
+        thread.join(timeout=60)
+
+
+@pytest.fixture
+def worker_thread(settings: Settings, start_worker) -> Worker:
+    return start_worker(settings)
 
 
 def image_bytes(

@@ -126,7 +126,7 @@ def test_evaluate_episodes_table_is_complete_and_consistent():
     assert keys == {("clean", 0.0)} | {
         (a, e) for a in ("fgsm", "pgd", "worst") for e in (0.0, 0.1, 0.5)
     }
-    assert all(0 <= c.mean <= 1 and c.episodes == 3 for c in result.cells)
+    assert all(0 <= c.mean <= 1 and c.n == 3 for c in result.cells)
     assert result.cell("fgsm", 0.0).mean == result.cell("clean", 0.0).mean
     for eps in (0.1, 0.5):
         worst = result.cell("worst", eps).mean

@@ -1,0 +1,74 @@
+"""End to end: real Omniglot images of held-out alphabets through HTTP, a real worker and the
+shipped ADML initialization; the adapted model must classify new drawings of those characters."""
+
+from __future__ import annotations
+
+import zipfile
+from pathlib import Path
+
+import pytest
+from fastapi.testclient import TestClient
+
+from app.main import create_app
+from common.settings import PRETRAINED_DIR, Settings
+from models.checkpoint import load_checkpoint
+from tests.app.test_api import wait_for
+
+pytestmark = [pytest.mark.redis, pytest.mark.slow]
+SHIPPED = PRETRAINED_DIR / "adml-omniglot.json"
+
+
+def _test_alphabet_images(
+    omniglot: Path, alphabets: list[str]
+) -> dict[str, list[tuple[str, bytes]]]:
+    """character -> [(file name, PNG bytes)] for the held-out alphabets, from the real zips."""
+    characters: dict[str, list[tuple[str, bytes]]] = {}
+    for archive_path in sorted(omniglot.glob("*.zip")):
+        with zipfile.ZipFile(archive_path) as archive:
+            for name in sorted(archive.namelist()):
+                parts = name.split("/")
+                if name.endswith(".png") and parts[-3] in alphabets:
+                    files = characters.setdefault(f"{parts[-3]}/{parts[-2]}", [])
+                    if parts[-1] not in {f for f, _ in files}:
+                        files.append((parts[-1], archive.read(name)))
+    return characters
+
+
+def test_five_way_five_shot_on_held_out_alphabets(omniglot_path, redis_url, prefix, start_worker):
+    if not SHIPPED.exists():
+        pytest.skip(f"no shipped initialization at {SHIPPED} yet")
+    split = load_checkpoint(SHIPPED).card["data"]["split"]
+    characters = _test_alphabet_images(omniglot_path, split["test"])
+    chosen = sorted(characters)[::7][:5]  # five characters spread over the test alphabets
+    settings = Settings(redis_url=redis_url, key_prefix=prefix, worker_block_ms=50)
+    start_worker(settings)
+    support, labels, queries = [], [], []
+    for character in chosen:
+        drawings = characters[character]
+        for file_name, data in drawings[:5]:
+            support.append(("images", (file_name, data, "image/png")))
+            labels.append(character)
+        queries += [(character, file_name, data) for file_name, data in drawings[5:12]]
+    with TestClient(create_app(settings)) as client:
+        created = client.post("/v1/adaptations", files=support, data={"labels": labels})
+        assert created.status_code == 202, created.text
+        job = wait_for(client, created.json()["job_id"], timeout=600)
+        assert job["state"] == "succeeded", job
+        model_id = created.json()["model_id"]
+        files = [("images", (name, data, "image/png")) for _, name, data in queries]
+        predictions = client.post(f"/v1/models/{model_id}/predictions", files=files).json()
+        predicted = [p["label"] for p in predictions["predictions"]]
+        accuracy = sum(p == c for p, (c, _, _) in zip(predicted, queries, strict=True)) / len(
+            queries
+        )
+        assert accuracy >= 0.85, f"accuracy {accuracy:.3f} on {len(queries)} held-out drawings"
+
+        report = client.get(f"/v1/models/{model_id}/report").json()
+        assert report["available"] and report["examples"] == 25
+        for variant in ("robust", "clean_only"):
+            cells = {(c["attack"], c["eps"]): c for c in report[variant]}
+            for eps in (0.05, 0.1, 0.2):
+                worst = cells[("worst", eps)]["mean"]
+                assert worst <= min(cells[("fgsm", eps)]["mean"], cells[("pgd", eps)]["mean"])
+                assert cells[("fgsm", eps)]["n"] == 25
+            assert all(check["passed"] for check in report["checks"][variant]), report["checks"]
