@@ -1,0 +1,224 @@
+"""Service latency: adaptation jobs (POST -> succeeded) and predictions (1 and 16 clients),
+each beside the bare computation measured in this same run.
+
+Usage: python benchmarks/service_latency.py [--jobs 5] [--requests 200] [--base-model NAME]
+Starts its own embedded Redis (or uses REDIS_URL), API (uvicorn) and one worker on 127.0.0.1.
+Support sets: 5-way 5-shot from the base model's test alphabets in ../shared/data/omniglot.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import datetime as dt
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import zipfile
+from pathlib import Path
+
+import httpx
+import numpy as np
+import redis
+import torch
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from cli.serve import start_embedded_redis, stop_all  # noqa: E402
+from common.artifacts import load_adapted  # noqa: E402
+from common.base_models import load_base_models  # noqa: E402
+from common.keys import Keys  # noqa: E402
+from common.settings import PRETRAINED_DIR  # noqa: E402
+from models.adapt import adapt_and_deploy  # noqa: E402
+from models.config import AdaptConfig  # noqa: E402
+from models.data import decode_for  # noqa: E402
+from models.report import robustness_report  # noqa: E402
+
+OMNIGLOT = ROOT.parent / "shared" / "data" / "omniglot"
+
+
+def percentiles(values: list[float]) -> str:
+    ordered = sorted(values)
+    p50 = statistics.median(ordered)
+    p95 = ordered[min(len(ordered) - 1, int(round(0.95 * (len(ordered) - 1))))]
+    return f"p50 {p50 * 1000:8.1f} ms  p95 {p95 * 1000:8.1f} ms  (n={len(values)})"
+
+
+def support_sets(alphabets: list[str], count: int) -> list[list[tuple[str, str, bytes]]]:
+    """``count`` 5-way 5-shot sets plus 5 queries per class: (label, file, PNG bytes)."""
+    characters: dict[str, list[tuple[str, bytes]]] = {}
+    for archive_path in sorted(OMNIGLOT.glob("*.zip")):
+        with zipfile.ZipFile(archive_path) as archive:
+            for name in sorted(archive.namelist()):
+                parts = name.split("/")
+                if name.endswith(".png") and parts[-3] in alphabets:
+                    characters.setdefault(f"{parts[-3]}/{parts[-2]}", []).append(
+                        (parts[-1], archive.read(name))
+                    )
+    names = sorted(characters)
+    rng = np.random.default_rng(0)
+    sets = []
+    for _ in range(count):
+        chosen = rng.choice(len(names), 5, replace=False)
+        sets.append([(names[i], f, d) for i in chosen for f, d in characters[names[i]][:10]])
+    return sets
+
+
+def wait_ready(url: str, timeout: float = 60) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            if httpx.get(f"{url}/readyz", timeout=2).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.2)
+    raise RuntimeError("service not ready")
+
+
+def bare_adaptation(base, items, settings) -> float:
+    x = torch.stack([torch.from_numpy(decode_for(base.spec, d, source=f)) for _, f, d in items])
+    x = x.float() / 255
+    classes = sorted({label for label, _, _ in items})
+    y = torch.tensor([classes.index(label) for label, _, _ in items])
+    config = AdaptConfig(steps=settings["steps"], eps=base.meta.eps)
+    started = time.perf_counter()
+    adapt_and_deploy(
+        base.backbone,
+        base.tensors,
+        x,
+        y,
+        n_way=5,
+        adapt_config=config,
+        head_init=base.meta.head_init,
+    )
+    robustness_report(
+        base.backbone,
+        base.tensors,
+        x,
+        y,
+        n_way=5,
+        adapt_config=config,
+        head_init=base.meta.head_init,
+    )
+    return time.perf_counter() - started
+
+
+async def predict_load(url: str, model_id: str, image: bytes, clients: int, total: int):
+    latencies: list[float] = []
+
+    async def client_loop(count: int) -> None:
+        async with httpx.AsyncClient(timeout=60) as client:
+            for _ in range(count):
+                started = time.perf_counter()
+                response = await client.post(
+                    f"{url}/v1/models/{model_id}/predictions",
+                    files=[("images", ("q.png", image, "image/png"))],
+                )
+                response.raise_for_status()
+                latencies.append(time.perf_counter() - started)
+
+    started = time.perf_counter()
+    await asyncio.gather(*(client_loop(total // clients) for _ in range(clients)))
+    return latencies, len(latencies) / (time.perf_counter() - started)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--jobs", type=int, default=5)
+    parser.add_argument("--requests", type=int, default=160)
+    parser.add_argument("--base-model", default=None)
+    parser.add_argument("--port", type=int, default=8765)
+    args = parser.parse_args()
+    base_models = load_base_models(PRETRAINED_DIR)
+    base = base_models.get(args.base_model)
+    sets = support_sets(list(base.card["data"]["split"]["test"]), args.jobs)
+    print(f"command: python {' '.join(sys.argv)}")
+    print(f"machine: {platform.platform()}, {os.cpu_count()} cpus, torch {torch.__version__}")
+    print(f"date: {dt.datetime.now(dt.UTC).isoformat(timespec='seconds')}; base model {base.name}")
+    with tempfile.TemporaryDirectory() as folder:
+        processes = []
+        redis_url = os.environ.get("REDIS_URL")
+        if not redis_url:
+            redis_process, redis_url = start_embedded_redis(Path(folder))
+            processes.append(redis_process)
+        env = {**os.environ, "REDIS_URL": redis_url}
+        url = f"http://127.0.0.1:{args.port}"
+        processes += [
+            subprocess.Popen(
+                [
+                    sys.executable,
+                    "-m",
+                    "uvicorn",
+                    "app.main:app",
+                    "--port",
+                    str(args.port),
+                    "--log-level",
+                    "warning",
+                ],
+                cwd=ROOT,
+                env=env,
+            ),
+            subprocess.Popen(
+                [sys.executable, "-m", "worker"], cwd=ROOT, env=env, stderr=subprocess.DEVNULL
+            ),
+        ]
+        try:
+            wait_ready(url)
+            settings = {"steps": 20}
+            job_latency, model_id = [], None
+            for items in sets:
+                support = [i for n, i in enumerate(items) if n % 10 < 5]
+                files = [("images", (f, d, "image/png")) for _, f, d in support]
+                labels = [label for label, _, _ in support]
+                started = time.perf_counter()
+                created = httpx.post(
+                    f"{url}/v1/adaptations",
+                    files=files,
+                    data={"labels": labels, "steps": "20"},
+                    timeout=60,
+                ).json()
+                while True:
+                    job = httpx.get(f"{url}{created['status_url']}").json()
+                    if job["state"] in ("succeeded", "failed", "cancelled"):
+                        break
+                    time.sleep(0.05)
+                assert job["state"] == "succeeded", job
+                job_latency.append(time.perf_counter() - started)
+                model_id = created["model_id"]
+            bare = [
+                bare_adaptation(base, [i for n, i in enumerate(s) if n % 10 < 5], settings)
+                for s in sets
+            ]
+            print(f"adaptation job, POST -> succeeded:  {percentiles(job_latency)}")
+            print(f"bare adaptation + report compute:  {percentiles(bare)}")
+            image = sets[0][5][2]
+            weights = redis.Redis.from_url(redis_url).get(Keys("fewshot").model_weights(model_id))
+            model, _ = load_adapted(weights, torch.device("cpu"))
+            x = torch.from_numpy(decode_for(base.spec, image, source="q"))[None].float() / 255
+            forward = []
+            for _ in range(200):
+                started = time.perf_counter()
+                with torch.no_grad():
+                    model(x)
+                forward.append(time.perf_counter() - started)
+            print(f"bare forward of one image:         {percentiles(forward)}")
+            for clients in (1, 16):
+                latencies, rate = asyncio.run(
+                    predict_load(url, model_id, image, clients, args.requests)
+                )
+                print(
+                    f"predict, {clients:2d} client(s):             {percentiles(latencies)}"
+                    f"  {rate:7.1f} requests/s"
+                )
+        finally:
+            stop_all(processes)
+
+
+if __name__ == "__main__":
+    main()
