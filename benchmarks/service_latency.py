@@ -45,7 +45,7 @@ OMNIGLOT = ROOT.parent / "shared" / "data" / "omniglot"
 def percentiles(values: list[float]) -> str:
     ordered = sorted(values)
     p50 = statistics.median(ordered)
-    p95 = ordered[min(len(ordered) - 1, int(round(0.95 * (len(ordered) - 1))))]
+    p95 = ordered[min(len(ordered) - 1, round(0.95 * (len(ordered) - 1)))]
     return f"p50 {p50 * 1000:8.1f} ms  p95 {p95 * 1000:8.1f} ms  (n={len(values)})"
 
 
