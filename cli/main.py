@@ -20,11 +20,12 @@ from cli.serve import ServeError, serve
 from models.checkpoint import CheckpointError, load_checkpoint, load_optimizer_state, paths_of
 from models.checkpoint import save_checkpoint as write_checkpoint
 from models.config import AdaptConfig, ConfigError
-from models.data import DataError
+from models.data import DataError, InputSpec
 from models.episodes import EpisodeSampler
 from models.evaluation import DEFAULT_EPS_GRID, EpisodeEvaluation, evaluate_episodes
 from models.meta import StepMetrics
 from models.networks import FewShotNet, backbone_params
+from models.oneshot import evaluate_runs, load_runs
 from models.training import (
     TrainState,
     make_optimizer,
@@ -225,15 +226,24 @@ def evaluate(
     ] = True,
     adapt_steps: int = AdaptConfig.steps,
     adapt_lr: float = AdaptConfig.lr,
-    adapt_eps: float = AdaptConfig.eps,
+    adapt_eps: Annotated[float | None, typer.Option(help="default: the card's eps")] = None,
     split: Annotated[str, typer.Option(help="test or val alphabets of the card's split")] = "test",
+    runs_dir: Annotated[
+        Path | None,
+        typer.Option(
+            "--runs",
+            help="evaluate on Omniglot's one-shot "
+            "runs (runNN/class_labels.txt) instead of episodes",
+        ),
+    ] = None,
     seed: int = 0,
     data: Annotated[Path | None, typer.Option(help="default: the path in the card")] = None,
     device: str = "auto",
     as_json: Annotated[bool, typer.Option("--json", help="print JSON only, on stdout")] = False,
     output: Annotated[Path | None, typer.Option(help="also write the JSON result here")] = None,
 ) -> None:
-    """Adapt a checkpoint on episodes of held-out alphabets; accuracy under FGSM and PGD."""
+    """Adapt a checkpoint on episodes of held-out alphabets (or one-shot runs); accuracy
+    under FGSM and PGD."""
     logging.basicConfig(level=logging.WARNING)
     with clear_errors():
         if split not in ("test", "val"):
@@ -242,6 +252,25 @@ def evaluate(
         torch_device = runs.pick_device(device)
         checkpoint = load_checkpoint(checkpoint_path)
         model, meta = runs.model_from_checkpoint(checkpoint)
+        adapt_config = AdaptConfig(
+            steps=adapt_steps,
+            lr=adapt_lr,
+            eps=meta.eps if adapt_eps is None else adapt_eps,
+            adversarial=adversarial,
+        )
+        common = {
+            "adapt_config": adapt_config,
+            "head_init": meta.head_init,
+            "eps_grid": eps_grid,
+            "pgd_steps": pgd_steps,
+            "seed": seed,
+            "device": torch_device,
+        }
+        if runs_dir is not None:
+            one_shot = load_runs(runs_dir, InputSpec.from_card(checkpoint.card))
+            result = evaluate_runs(model.config, backbone_params(model), one_shot, **common)
+            _emit({"checkpoint": str(checkpoint.weights_path), **result}, output, as_json=True)
+            return
         card_data = checkpoint.card["data"]
         classes = runs.load_classes(
             card_data["kind"], data or Path(card_data["path"]), model.config
@@ -250,36 +279,32 @@ def evaluate(
         sampler = EpisodeSampler(
             held_out, way=way, shot=shot, query=query, seed=seed, split_name=split
         )
-        adapt_config = AdaptConfig(
-            steps=adapt_steps, lr=adapt_lr, eps=adapt_eps, adversarial=adversarial
-        )
         with _progress() as progress:
             bar = progress.add_task("evaluate", total=episodes, status="")
-            result = evaluate_episodes(
+            evaluation = evaluate_episodes(
                 model.config,
                 backbone_params(model),
                 sampler,
                 episodes=episodes,
-                adapt_config=adapt_config,
-                head_init=meta.head_init,
-                eps_grid=eps_grid,
-                pgd_steps=pgd_steps,
-                seed=seed,
-                device=torch_device,
+                **common,
                 on_episode=lambda done, total: progress.update(bar, completed=done),
             )
-    payload = {"checkpoint": str(checkpoint.weights_path), "split": split, **result.to_dict()}
+    payload = {"checkpoint": str(checkpoint.weights_path), "split": split, **evaluation.to_dict()}
+    _emit(payload, output, as_json=as_json)
+    if not as_json:
+        _print_table(
+            evaluation,
+            f"{checkpoint.weights_path.name}: {way}-way {shot}-shot, {split} split, "
+            f"{'adversarial' if adversarial else 'clean'} adaptation",
+        )
+
+
+def _emit(payload: dict, output: Path | None, *, as_json: bool) -> None:
     text = json.dumps(payload, indent=2)
     if output is not None:
         output.write_text(text + "\n")
     if as_json:
         typer.echo(text)
-        return
-    _print_table(
-        result,
-        f"{checkpoint.weights_path.name}: {way}-way {shot}-shot, {split} split, "
-        f"{'adversarial' if adversarial else 'clean'} adaptation",
-    )
 
 
 @app.command("serve")
