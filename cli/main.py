@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from pathlib import Path
 from typing import Annotated
 
@@ -107,7 +107,7 @@ def meta_train_command(
     """Meta-train an ADML (or MAML) initialization on the training alphabets."""
     logging.basicConfig(level=logging.WARNING)
     with clear_errors():
-        torch_device = runs.pick_device(device)
+        ranks, torch_device = runs.init_distributed(runs.pick_device(device))
         weights_path, _ = paths_of(out)
         if resume:
             checkpoint = load_checkpoint(out)
@@ -145,13 +145,20 @@ def meta_train_command(
         meta = run.meta
 
         def save(current: TrainState) -> None:
-            card = runs.training_card(run, current, args=args, device=torch_device, command=command)
+            card = runs.training_card(
+                run, current, args=args, device=torch_device, ranks=ranks, command=command
+            )
             write_checkpoint(out, backbone_params(model), card, optimizer_tensors(optimizer))
 
-        with _progress() as progress:
-            bar = progress.add_task(
-                f"{meta.algo} meta-train", total=iterations, completed=state.iteration, status=""
-            )
+        lead = ranks.rank == 0  # only rank 0 validates, saves and reports
+        with _progress() if lead else nullcontext() as progress:
+            if lead:
+                bar = progress.add_task(
+                    f"{meta.algo} meta-train",
+                    total=iterations,
+                    completed=state.iteration,
+                    status="",
+                )
 
             def on_step(iteration: int, metrics: StepMetrics) -> None:
                 status = _status(metrics, state.validation[-1] if state.validation else {})
@@ -167,15 +174,20 @@ def meta_train_command(
                 state,
                 iterations=iterations,
                 validate_every=args["validate_every"],
-                save=save,
-                on_step=on_step,
                 device=torch_device,
-                validate=runs.validation_fn(run, args["val_episodes"], torch_device),
+                ranks=ranks,
+                save=save if lead else None,
+                on_step=on_step if lead else None,
+                validate=runs.validation_fn(run, args["val_episodes"], torch_device)
+                if lead
+                else None,
             )
-        err.print(
-            f"wrote {weights_path} after {state.iteration} iterations "
-            f"({state.wall_time_s:.0f} s); last validation: {state.validation[-1:]}"
-        )
+        runs.finish_distributed(ranks)
+        if lead:
+            err.print(
+                f"wrote {weights_path} after {state.iteration} iterations "
+                f"({state.wall_time_s:.0f} s); last validation: {state.validation[-1:]}"
+            )
 
 
 def _print_table(result: EpisodeEvaluation, title: str) -> None:

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import os
 import shlex
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import Any, Literal
 
 import torch
+import torch.distributed as dist
 import typer
 
 from models.checkpoint import Checkpoint, CheckpointError, git_commit, hardware, utc_now
@@ -24,7 +26,7 @@ from models.data import (
 from models.episodes import EpisodeSampler
 from models.evaluation import evaluate_episodes
 from models.networks import FewShotNet, backbone_params
-from models.training import TrainState
+from models.training import Ranks, TrainState
 
 DatasetKind = Literal["omniglot", "folder"]
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -48,6 +50,24 @@ def pick_device(name: str) -> torch.device:
         return torch.device(name)
     except RuntimeError as error:
         raise ConfigError(f"unknown device {name!r}: {error}") from error
+
+
+def init_distributed(device: torch.device) -> tuple[Ranks, torch.device]:
+    """Join the ``torchrun`` process group when there is one (gloo on CPU, nccl on CUDA)."""
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    if world == 1:
+        return Ranks(), device
+    if device.type == "cuda":
+        device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))
+        torch.cuda.set_device(device)
+    dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
+    return Ranks(dist.get_rank(), dist.get_world_size()), device
+
+
+def finish_distributed(ranks: Ranks) -> None:
+    if ranks.world > 1:
+        dist.barrier()
+        dist.destroy_process_group()
 
 
 def load_classes(
@@ -135,7 +155,13 @@ def split_from_card(card: dict[str, Any]) -> GroupSplit:
 
 
 def training_card(
-    run: RunSetup, state: TrainState, *, args: dict[str, Any], device: torch.device, command: str
+    run: RunSetup,
+    state: TrainState,
+    *,
+    args: dict[str, Any],
+    device: torch.device,
+    command: str,
+    ranks: Ranks,
 ) -> dict[str, Any]:
     return {
         "kind": "meta-trained",
@@ -148,6 +174,7 @@ def training_card(
         "iterations": state.iteration,
         "wall_time_s": round(state.wall_time_s, 2),
         "device": str(device),
+        "world_size": ranks.world,
         "hardware": hardware(),
         "git_commit": git_commit(),
         "created": utc_now(),

@@ -12,12 +12,25 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import torch
+import torch.distributed as dist
 from torch import Tensor
 
-from models.config import MetaConfig
+from models.config import ConfigError, MetaConfig
 from models.episodes import EpisodeSampler
-from models.meta import StepMetrics, meta_step
+from models.meta import StepMetrics, Task, accumulate_meta_gradient
 from models.networks import FewShotNet
+
+
+@dataclass(frozen=True)
+class Ranks:
+    """This process's place in a data-parallel run (``torchrun``); (0, 1) alone."""
+
+    rank: int = 0
+    world: int = 1
+
+    def share(self, meta_batch: int) -> range:
+        """The indices of the meta-batch's tasks this rank computes."""
+        return range(self.rank, meta_batch, self.world)
 
 
 @dataclass
@@ -54,6 +67,35 @@ def restore_optimizer(optimizer: torch.optim.Optimizer, flat: dict[str, Tensor])
     )
 
 
+def distributed_meta_step(
+    model: FewShotNet,
+    optimizer: torch.optim.Optimizer,
+    tasks: list[Task],
+    config: MetaConfig,
+    ranks: Ranks,
+) -> StepMetrics:
+    """One outer update where each rank holds only its share of the meta-batch's tasks.
+
+    Every rank scales by the whole meta-batch, gradients are summed across ranks, and every
+    rank takes the same optimizer step, so all ranks keep identical weights.
+    """
+    optimizer.zero_grad(set_to_none=True)
+    metrics = accumulate_meta_gradient(model, tasks, config, scale=1.0 / config.meta_batch)
+    if ranks.world == 1:
+        optimizer.step()
+        return metrics
+    for param in optimizer.param_groups[0]["params"]:
+        dist.all_reduce(param.grad, op=dist.ReduceOp.SUM)
+    adversarial = metrics.adversarial_accuracy
+    sums = torch.tensor(
+        [metrics.loss, metrics.clean_accuracy, adversarial or 0.0], dtype=torch.float64
+    ) * len(tasks)
+    dist.all_reduce(sums, op=dist.ReduceOp.SUM)
+    optimizer.step()
+    loss, clean, adv = (sums / config.meta_batch).tolist()
+    return StepMetrics(loss, clean, None if adversarial is None else adv)
+
+
 def make_optimizer(model: FewShotNet, config: MetaConfig) -> torch.optim.Optimizer:
     return torch.optim.Adam(
         [p for name, p in model.named_parameters() if not name.startswith("head.")],
@@ -74,15 +116,21 @@ def meta_train(
     save: SaveCallback | None = None,
     on_step: ProgressCallback | None = None,
     device: torch.device | str = "cpu",
+    ranks: Ranks = Ranks(),
 ) -> TrainState:
     """Run meta-steps from ``state.iteration`` up to ``iterations``; validate and save every
-    ``validate_every`` steps and at the end. ``state`` is updated in place and returned."""
+    ``validate_every`` steps and at the end. ``state`` is updated in place and returned.
+
+    Data-parallel (``ranks.world > 1``): each rank computes its share of every meta-batch;
+    only rank 0 should be given ``validate``, ``save`` and ``on_step``."""
+    if config.meta_batch < ranks.world:
+        raise ConfigError(f"meta_batch {config.meta_batch} is smaller than {ranks.world} ranks")
     model.train()
     while state.iteration < iterations:
         started = time.perf_counter()
         base = state.iteration * config.meta_batch
-        tasks = [sampler.episode(base + j, device=device) for j in range(config.meta_batch)]
-        metrics = meta_step(model, optimizer, tasks, config)
+        tasks = [sampler.episode(base + j, device=device) for j in ranks.share(config.meta_batch)]
+        metrics = distributed_meta_step(model, optimizer, tasks, config, ranks)
         state.iteration += 1
         state.wall_time_s += time.perf_counter() - started
         if on_step is not None:
