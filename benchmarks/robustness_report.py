@@ -1,0 +1,93 @@
+"""Tables and an accuracy-vs-eps plot from `fewshot evaluate --output` JSON files.
+
+Usage: python benchmarks/robustness_report.py RESULTS_DIR [--plot docs/robustness.png]
+RESULTS_DIR holds files named ALGO_SHOTshot_ADAPTATION.json (e.g. adml_1shot_adversarial.json)
+written by `fewshot evaluate`. Prints one markdown table per file (mean and 95% CI per attack
+and eps, and the sanity checks) and draws accuracy against eps for every model and attack.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+
+def load(results: Path) -> dict[str, dict]:
+    return {path.stem: json.loads(path.read_text()) for path in sorted(results.glob("*.json"))}
+
+
+def table(name: str, result: dict) -> str:
+    cells = {(c["attack"], c["eps"]): c for c in result["cells"]}
+    grid = sorted({eps for _, eps in cells if eps <= 0.2})
+    lines = [
+        f"**{name}**: {result['way']}-way {result['shot']}-shot, {result['episodes']} episodes, "
+        f"{result['query']} queries/class, adaptation {result['adapt']['steps']} steps "
+        f"{'clean+FGSM' if result['adapt']['adversarial'] else 'clean only'} "
+        f"(eps {result['adapt']['eps']}), PGD-{result['pgd_steps']}",
+        "",
+        "| eps | clean | FGSM | PGD | worst case |",
+        "|---|---|---|---|---|",
+    ]
+    for eps in grid:
+        row = [f"{eps:g}"]
+        for attack in ("clean", "fgsm", "pgd", "worst"):
+            cell = cells.get((attack, eps)) or (cells.get(("clean", 0.0)) if eps == 0 else None)
+            row.append(
+                ""
+                if cell is None or (attack == "clean" and eps > 0)
+                else f"{100 * cell['mean']:.1f} ± {100 * cell['ci95']:.1f}"
+            )
+        lines.append("| " + " | ".join(row) + " |")
+    checks = ", ".join(f"{c['name']} {'PASS' if c['passed'] else 'FAIL'}" for c in result["checks"])
+    return "\n".join([*lines, "", f"Sanity checks: {checks}.", ""])
+
+
+def plot(results: dict[str, dict], target: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    figure, axes = plt.subplots(figsize=(7, 4.5))
+    styles = {"fgsm": "--", "pgd": "-"}
+    for name, result in results.items():
+        for attack, style in styles.items():
+            points = sorted(
+                (c["eps"], c["mean"], c["ci95"]) for c in result["cells"] if c["attack"] == attack
+            )
+            eps, mean, ci = zip(*points, strict=True)
+            axes.errorbar(
+                eps,
+                [100 * m for m in mean],
+                yerr=[100 * c for c in ci],
+                capsize=2,
+                linestyle=style,
+                marker="o",
+                markersize=3,
+                label=f"{name} {attack.upper()}",
+            )
+    axes.set_xlabel("L-inf budget eps (pixels in [0, 1])")
+    axes.set_ylabel("accuracy on test alphabets (%)")
+    axes.set_ylim(0, 100)
+    axes.grid(alpha=0.3)
+    axes.legend(fontsize=7)
+    figure.tight_layout()
+    figure.savefig(target, dpi=120)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("results", type=Path)
+    parser.add_argument("--plot", type=Path)
+    args = parser.parse_args()
+    results = load(args.results)
+    for name, result in results.items():
+        print(table(name, result))
+    if args.plot is not None:
+        plot(results, args.plot)
+        print(f"plot written to {args.plot}")
+
+
+if __name__ == "__main__":
+    main()
