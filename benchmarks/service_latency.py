@@ -18,7 +18,6 @@ import subprocess
 import sys
 import tempfile
 import time
-import zipfile
 from pathlib import Path
 
 import httpx
@@ -36,7 +35,7 @@ from common.keys import Keys  # noqa: E402
 from common.settings import PRETRAINED_DIR  # noqa: E402
 from models.adapt import adapt_and_deploy  # noqa: E402
 from models.config import AdaptConfig  # noqa: E402
-from models.data import decode_for  # noqa: E402
+from models.data import decode_for, omniglot_drawings  # noqa: E402
 from models.report import robustness_report  # noqa: E402
 
 OMNIGLOT = ROOT.parent / "shared" / "data" / "omniglot"
@@ -51,15 +50,10 @@ def percentiles(values: list[float]) -> str:
 
 def support_sets(alphabets: list[str], count: int) -> list[list[tuple[str, str, bytes]]]:
     """``count`` 5-way 5-shot sets plus 5 queries per class: (label, file, PNG bytes)."""
-    characters: dict[str, list[tuple[str, bytes]]] = {}
-    for archive_path in sorted(OMNIGLOT.glob("*.zip")):
-        with zipfile.ZipFile(archive_path) as archive:
-            for name in sorted(archive.namelist()):
-                parts = name.split("/")
-                if name.endswith(".png") and parts[-3] in alphabets:
-                    characters.setdefault(f"{parts[-3]}/{parts[-2]}", []).append(
-                        (parts[-1], archive.read(name))
-                    )
+    characters = {
+        name: sorted(files.items())
+        for name, files in omniglot_drawings(OMNIGLOT, alphabets).items()
+    }
     names = sorted(characters)
     rng = np.random.default_rng(0)
     sets = []

@@ -105,39 +105,45 @@ def _omniglot_files(path: Path) -> Iterator[tuple[PurePosixPath, bytes]]:
         yield PurePosixPath(*file.relative_to(path).parts[-3:]), file.read_bytes()
 
 
-def load_omniglot(path: Path | str, *, image_size: int = 28) -> list[ClassImages]:
-    """Omniglot from its official zips (a zip, or a folder of them) or an extracted folder.
+def omniglot_drawings(
+    path: Path | str, alphabets: Iterable[str] | None = None
+) -> dict[str, dict[str, bytes]]:
+    """``alphabet/character`` -> {file name: PNG bytes}, undecoded, from zips or a folder.
 
     Alphabets that appear twice (Greek and Latin are in both "small" background zips) are
-    de-duplicated by ``alphabet/character/file`` path. Strokes become 1 and paper 0 (inverted),
-    so that the [0, 1] pixels mean ink.
+    de-duplicated by ``alphabet/character/file`` path. ``alphabets`` keeps only those.
     """
     path = Path(path)
     if not path.exists():
         raise DataError(f"data path does not exist: {path}")
-    by_class: dict[tuple[str, str], dict[str, np.ndarray]] = {}
+    wanted = None if alphabets is None else set(alphabets)
+    drawings: dict[str, dict[str, bytes]] = {}
     duplicates = 0
     for relative, data in _omniglot_files(path):
-        if len(relative.parts) != 3:
+        if len(relative.parts) != 3 or (wanted is not None and relative.parts[0] not in wanted):
             continue
         alphabet, character, filename = relative.parts
-        files = by_class.setdefault((alphabet, character), {})
+        files = drawings.setdefault(f"{alphabet}/{character}", {})
         if filename in files:
             duplicates += 1
             continue
-        spec = InputSpec(channels=1, size=image_size, invert=True)
-        files[filename] = decode_for(spec, data, source=f"{path}:{relative}")
-    if not by_class:
+        files[filename] = data
+    if not drawings:
         raise DataError(f"no Omniglot images (alphabet/character/*.png) found under {path}")
-    logger.info("omniglot: %d classes, %d duplicate files skipped", len(by_class), duplicates)
-    return [
-        ClassImages(
-            name=f"{alphabet}/{character}",
-            group=alphabet,
-            images=torch.from_numpy(np.stack([files[f] for f in sorted(files)])),
-        )
-        for (alphabet, character), files in sorted(by_class.items())
-    ]
+    logger.info("omniglot: %d classes, %d duplicate files skipped", len(drawings), duplicates)
+    return dict(sorted(drawings.items()))
+
+
+def load_omniglot(path: Path | str, *, image_size: int = 28) -> list[ClassImages]:
+    """Omniglot from its official zips (a zip, or a folder of them) or an extracted folder,
+    decoded and de-duplicated (see :func:`omniglot_drawings`). Strokes become 1 and paper 0
+    (inverted), so that the [0, 1] pixels mean ink."""
+    spec = InputSpec(channels=1, size=image_size, invert=True)
+    classes = []
+    for name, files in omniglot_drawings(path).items():
+        pixels = [decode_for(spec, files[f], source=f"{path}:{name}/{f}") for f in sorted(files)]
+        classes.append(ClassImages(name, name.split("/")[0], torch.from_numpy(np.stack(pixels))))
+    return classes
 
 
 def load_image_folder(

@@ -3,42 +3,27 @@ shipped ADML initialization; the adapted model must classify new drawings of tho
 
 from __future__ import annotations
 
-import zipfile
-from pathlib import Path
-
 import pytest
 from fastapi.testclient import TestClient
 
 from app.main import create_app
 from common.settings import PRETRAINED_DIR, Settings
 from models.checkpoint import load_checkpoint
+from models.data import omniglot_drawings
 from tests.app.test_api import wait_for
 
 pytestmark = [pytest.mark.redis, pytest.mark.slow]
 SHIPPED = PRETRAINED_DIR / "adml-omniglot.json"
 
 
-def _test_alphabet_images(
-    omniglot: Path, alphabets: list[str]
-) -> dict[str, list[tuple[str, bytes]]]:
-    """character -> [(file name, PNG bytes)] for the held-out alphabets, from the real zips."""
-    characters: dict[str, list[tuple[str, bytes]]] = {}
-    for archive_path in sorted(omniglot.glob("*.zip")):
-        with zipfile.ZipFile(archive_path) as archive:
-            for name in sorted(archive.namelist()):
-                parts = name.split("/")
-                if name.endswith(".png") and parts[-3] in alphabets:
-                    files = characters.setdefault(f"{parts[-3]}/{parts[-2]}", [])
-                    if parts[-1] not in {f for f, _ in files}:
-                        files.append((parts[-1], archive.read(name)))
-    return characters
-
-
 def test_five_way_five_shot_on_held_out_alphabets(omniglot_path, redis_url, prefix, start_worker):
     if not SHIPPED.exists():
         pytest.skip(f"no shipped initialization at {SHIPPED} yet")
     split = load_checkpoint(SHIPPED).card["data"]["split"]
-    characters = _test_alphabet_images(omniglot_path, split["test"])
+    characters = {
+        name: sorted(files.items())
+        for name, files in omniglot_drawings(omniglot_path, split["test"]).items()
+    }
     chosen = sorted(characters)[::7][:5]  # five characters spread over the test alphabets
     settings = Settings(redis_url=redis_url, key_prefix=prefix, worker_block_ms=50)
     start_worker(settings)
