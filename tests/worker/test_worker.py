@@ -162,3 +162,22 @@ def test_handlers_are_deterministic_so_a_rerun_publishes_the_same_model(settings
             (client.get(keys.model_weights("model_w")), client.get(keys.model_report("model_w")))
         )
     assert published[0] == published[1]
+
+
+def test_a_running_job_is_cancelled_between_steps(settings):
+    job_id = _create_job(settings, steps=1000)
+    worker = _start_worker(settings)
+    try:
+        _wait(settings, job_id, _running)
+        store = JobStore(
+            redis.Redis.from_url(settings.redis_url), Keys(settings.key_prefix), 600, 600
+        )
+        assert store.cancel(job_id) == "running"
+        job = _wait(settings, job_id, _finished)
+    finally:
+        worker.terminate()
+        worker.wait(timeout=30)
+    assert job["state"] == "cancelled" and int(job["step"]) < 1000
+    client = redis.Redis.from_url(settings.redis_url)
+    assert client.hget(Keys(settings.key_prefix).model("model_w"), "state") == b"failed"
+    assert not client.exists(Keys(settings.key_prefix).model_weights("model_w"))
