@@ -14,6 +14,7 @@ import numpy as np
 import torch
 from fastapi import Request
 from starlette.datastructures import FormData, UploadFile
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from app.errors import ApiError
 from common.artifacts import LabelledImages
@@ -39,7 +40,16 @@ async def read_form(request: Request, settings: Settings) -> FormData:
             "unsupported_media_type",
             "send the images as multipart/form-data (curl -F images=@a.png ...)",
         )
-    return await request.form(max_files=settings.max_files, max_fields=settings.max_files + 50)
+    try:
+        return await request.form(max_files=settings.max_files, max_fields=settings.max_files + 50)
+    except StarletteHTTPException as error:  # the multipart parser's own limits and errors
+        if "Too many files" in str(error.detail):
+            raise ApiError(
+                413, "too_many_files", f"more than {settings.max_files} files in one request"
+            ) from error
+        raise ApiError(
+            400, "invalid_multipart", f"unreadable multipart body: {error.detail}"
+        ) from error
 
 
 def files_of(form: FormData, field: str) -> list[UploadFile]:

@@ -213,3 +213,21 @@ def test_base_models_and_health(client):
     assert client.get("/healthz").json() == {"status": "ok"}
     assert_error(client.get("/readyz"), 503, "not_ready")  # no worker yet
     assert "/v1/adaptations" in client.get("/openapi.json").json()["paths"]
+
+
+def test_too_many_files_is_refused_before_anything_is_stored(settings):
+    limited = settings.model_copy(update={"max_files": 4})
+    with TestClient(create_app(limited)) as client:
+        files, data = support(classes=3, shots=2)
+        assert_error(client.post("/v1/adaptations", files=files, data=data), 413, "too_many_files")
+        garbage = client.post(
+            "/v1/adaptations",
+            content=b"--x\r\nnot multipart",
+            headers={"content-type": "multipart/form-data; boundary=x"},
+        )
+        assert garbage.status_code in (400, 422), garbage.text
+        assert garbage.json()["error"]["code"] in ("invalid_multipart", "no_images")
+    assert keys_under(settings.redis_url, settings.key_prefix) in (
+        [],
+        [f"{settings.key_prefix}:jobs:stream".encode()],
+    )
