@@ -1,0 +1,148 @@
+"""``fewshot evaluate``: accuracy under attack on held-out episodes or one-shot runs."""
+
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.table import Table
+
+from cli import runs
+from cli.console import clear_errors, out_console, progress_bar
+from models.checkpoint import load_checkpoint
+from models.config import AdaptConfig, ConfigError
+from models.data import InputSpec
+from models.episodes import EpisodeSampler
+from models.evaluation import DEFAULT_EPS_GRID, EpisodeEvaluation, evaluate_episodes
+from models.networks import backbone_params
+from models.oneshot import evaluate_runs, load_runs
+
+
+def _print_table(result: EpisodeEvaluation, title: str) -> None:
+    table = Table(title=title)
+    for column in ("attack", "eps", "accuracy", "95% CI", "n"):
+        table.add_column(column)
+    for cell in result.cells:
+        table.add_row(
+            cell.attack,
+            f"{cell.eps:g}",
+            f"{cell.mean:.4f}",
+            f"± {cell.ci95:.4f}",
+            str(cell.n),
+        )
+    out_console.print(table)
+    for check in result.checks:
+        mark = "[green]PASS[/]" if check.passed else "[bold red]FAIL[/]"
+        out_console.print(f"sanity {mark} {check.name}: {check.detail}")
+    if not all(c.passed for c in result.checks):
+        out_console.print(
+            "[bold red]WARNING: a sanity check failed; do not trust these figures.[/]"
+        )
+
+
+def _parse_eps(text: str) -> tuple[float, ...]:
+    try:
+        values = tuple(float(v) for v in text.split(",") if v.strip())
+    except ValueError as error:
+        raise ConfigError(f"--eps must be comma-separated numbers, got {text!r}") from error
+    if not values or any(not 0 <= v <= 1 for v in values):
+        raise ConfigError("--eps values must lie in [0, 1]")
+    return values
+
+
+def evaluate(
+    checkpoint_path: Annotated[Path, typer.Argument(metavar="CHECKPOINT")],
+    episodes: int = 100,
+    way: int = 5,
+    shot: int = 1,
+    query: int = 15,
+    eps: Annotated[str, typer.Option(help="comma-separated L-inf budgets")] = ",".join(
+        f"{e:g}" for e in DEFAULT_EPS_GRID
+    ),
+    pgd_steps: int = 20,
+    adversarial: Annotated[
+        bool, typer.Option("--adversarial/--clean", help="adaptation: clean+FGSM or clean only")
+    ] = True,
+    adapt_steps: int = AdaptConfig.steps,
+    adapt_lr: float = AdaptConfig.lr,
+    adapt_eps: Annotated[float | None, typer.Option(help="default: the card's eps")] = None,
+    split: Annotated[str, typer.Option(help="test or val alphabets of the card's split")] = "test",
+    runs_dir: Annotated[
+        Path | None,
+        typer.Option(
+            "--runs",
+            help="evaluate on Omniglot's one-shot "
+            "runs (runNN/class_labels.txt) instead of episodes",
+        ),
+    ] = None,
+    seed: int = 0,
+    data: Annotated[Path | None, typer.Option(help="default: the path in the card")] = None,
+    device: str = "auto",
+    as_json: Annotated[bool, typer.Option("--json", help="print JSON only, on stdout")] = False,
+    output: Annotated[Path | None, typer.Option(help="also write the JSON result here")] = None,
+) -> None:
+    """Accuracy under FGSM and PGD on held-out episodes (or one-shot runs) after adaptation."""
+    logging.basicConfig(level=logging.WARNING)
+    with clear_errors():
+        if split not in ("test", "val"):
+            raise ConfigError("--split must be 'test' or 'val'")
+        eps_grid = _parse_eps(eps)
+        torch_device = runs.pick_device(device)
+        checkpoint = load_checkpoint(checkpoint_path)
+        model, meta = runs.model_from_checkpoint(checkpoint)
+        adapt_config = AdaptConfig(
+            steps=adapt_steps,
+            lr=adapt_lr,
+            eps=meta.eps if adapt_eps is None else adapt_eps,
+            adversarial=adversarial,
+        )
+        common = {
+            "adapt_config": adapt_config,
+            "head_init": meta.head_init,
+            "eps_grid": eps_grid,
+            "pgd_steps": pgd_steps,
+            "seed": seed,
+            "device": torch_device,
+        }
+        if runs_dir is not None:
+            one_shot = load_runs(runs_dir, InputSpec.from_card(checkpoint.card))
+            result = evaluate_runs(model.config, backbone_params(model), one_shot, **common)
+            _emit({"checkpoint": str(checkpoint.weights_path), **result}, output, as_json=True)
+            return
+        card_data = checkpoint.card["data"]
+        classes = runs.load_classes(
+            card_data["kind"], data or Path(card_data["path"]), model.config
+        )
+        held_out = runs.split_from_card(checkpoint.card).select(classes, split)
+        sampler = EpisodeSampler(
+            held_out, way=way, shot=shot, query=query, seed=seed, split_name=split
+        )
+        with progress_bar() as progress:
+            bar = progress.add_task("evaluate", total=episodes, status="")
+            evaluation = evaluate_episodes(
+                model.config,
+                backbone_params(model),
+                sampler,
+                episodes=episodes,
+                **common,
+                on_episode=lambda done, total: progress.update(bar, completed=done),
+            )
+    payload = {"checkpoint": str(checkpoint.weights_path), "split": split, **evaluation.to_dict()}
+    _emit(payload, output, as_json=as_json)
+    if not as_json:
+        _print_table(
+            evaluation,
+            f"{checkpoint.weights_path.name}: {way}-way {shot}-shot, {split} split, "
+            f"{'adversarial' if adversarial else 'clean'} adaptation",
+        )
+
+
+def _emit(payload: dict, output: Path | None, *, as_json: bool) -> None:
+    text = json.dumps(payload, indent=2)
+    if output is not None:
+        output.write_text(text + "\n")
+    if as_json:
+        typer.echo(text)
