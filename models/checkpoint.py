@@ -76,6 +76,7 @@ def _atomic_write(target: Path, write: Any) -> None:
         write(tmp)
         with tmp.open("rb") as file:
             os.fsync(file.fileno())
+        os.chmod(tmp, 0o644)  # mkstemp makes 0600; checkpoints are meant to be shared
         os.replace(tmp, target)
     finally:
         tmp.unlink(missing_ok=True)

@@ -31,6 +31,7 @@ def test_round_trip(saved):
         assert checkpoint.card["metrics"] == {"val_clean": 0.5}
         assert all(torch.equal(checkpoint.tensors[k], v) for k, v in tensors.items())
     assert load_optimizer_state(load_checkpoint(path))["state.0.step"].item() == 3.0
+    assert all(p.stat().st_mode & 0o777 == 0o644 for p in path.parent.iterdir())
     assert sorted(p.name for p in path.parent.iterdir()) == [
         "ckpt.json",
         "ckpt.optim.safetensors",
