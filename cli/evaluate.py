@@ -11,7 +11,7 @@ import typer
 from rich.table import Table
 
 from cli import runs
-from cli.console import clear_errors, out_console, progress_bar
+from cli.console import clear_errors, err, out_console, progress_bar
 from models.checkpoint import load_checkpoint
 from models.config import AdaptConfig, ConfigError
 from models.data import InputSpec
@@ -128,7 +128,7 @@ def evaluate(
                 sampler,
                 episodes=episodes,
                 **common,
-                on_episode=lambda done, total: progress.update(bar, completed=done),
+                on_episode=lambda done, total: _advance(progress, bar, done, total),
             )
     payload = {"checkpoint": str(checkpoint.weights_path), "split": split, **evaluation.to_dict()}
     _emit(payload, output, as_json=as_json)
@@ -138,6 +138,15 @@ def evaluate(
             f"{checkpoint.weights_path.name}: {way}-way {shot}-shot, {split} split, "
             f"{'adversarial' if adversarial else 'clean'} adaptation",
         )
+
+
+LOG_EVERY = 50  # episodes between plain progress lines when stderr is not a terminal
+
+
+def _advance(progress, bar, done: int, total: int) -> None:
+    progress.update(bar, completed=done)
+    if not err.is_terminal and (done % LOG_EVERY == 0 or done == total):
+        err.print(f"episode {done}/{total}", soft_wrap=True)
 
 
 def _emit(payload: dict, output: Path | None, *, as_json: bool) -> None:
