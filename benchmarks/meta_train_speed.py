@@ -22,9 +22,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from models.config import BackboneConfig, MetaConfig
 from models.data import ClassImages, load_omniglot, with_rotations
 from models.episodes import EpisodeSampler
-from models.meta import meta_step
 from models.networks import FewShotNet
-from models.training import make_optimizer
+from models.training import Ranks, distributed_meta_step, make_optimizer
 
 OMNIGLOT = Path(__file__).resolve().parents[2] / "shared" / "data" / "omniglot"
 
@@ -55,7 +54,7 @@ def tasks_per_second(config: MetaConfig, sampler: EpisodeSampler, iterations: in
                 sampler.episode(i * config.meta_batch + j, device=device)
                 for j in range(config.meta_batch)
             ]
-            meta_step(model, optimizer, tasks, config)
+            distributed_meta_step(model, optimizer, tasks, config, Ranks())
         if device.type == "cuda":
             torch.cuda.synchronize()
 

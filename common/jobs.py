@@ -145,9 +145,7 @@ class JobStore:
     def progress(self, job_id: str, attempt: int, step: int, total: int) -> None:
         """Record progress; raise Superseded or CancelRequested when the worker must stop."""
         key = self.keys.job(job_id)
-        pipe = self.client.pipeline(transaction=True)
-        pipe.hmget(key, ["attempt", "cancel_requested", "state"])
-        current, cancel, state = pipe.execute()[0]
+        current, cancel, state = self.client.hmget(key, ["attempt", "cancel_requested", "state"])
         if current is None or int(current) != attempt or state.decode() != JobState.RUNNING:
             raise Superseded(job_id)
         if cancel == b"1":

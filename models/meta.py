@@ -129,13 +129,3 @@ def accumulate_meta_gradient(
         clean_accuracy=sum(clean) / len(clean),
         adversarial_accuracy=sum(adversarial) / len(adversarial) if adversarial else None,
     )
-
-
-def meta_step(
-    model: FewShotNet, optimizer: torch.optim.Optimizer, tasks: list[Task], config: MetaConfig
-) -> StepMetrics:
-    """One outer update of the backbone on a meta-batch of tasks."""
-    optimizer.zero_grad(set_to_none=True)
-    metrics = accumulate_meta_gradient(model, tasks, config)
-    optimizer.step()
-    return metrics

@@ -13,13 +13,14 @@ from common.keys import JobKind, JobState, Keys
 from common.queue import JobQueue
 
 pytestmark = pytest.mark.redis
+IDLE_MS = 400  # takeover threshold; margins below are wide so a loaded machine cannot flip them
 
 
 @pytest.fixture
 def parts(redis_url, prefix):
     client = redis.Redis.from_url(redis_url)
     keys = Keys(prefix)
-    queue = JobQueue(client, keys, claim_idle_ms=100)
+    queue = JobQueue(client, keys, claim_idle_ms=IDLE_MS)
     queue.ensure_group()
     return client, keys, JobStore(client, keys, 600, 600), queue
 
@@ -101,14 +102,14 @@ def test_dead_consumer_entries_are_taken_over_and_counted(parts):
     job_id = _create(store)
     first = queue.next("dead-worker", block_ms=10)
     assert queue.next("w2", block_ms=10) is None  # not idle long enough yet
-    time.sleep(0.15)
+    time.sleep(IDLE_MS / 1000 + 0.1)
     taken = queue.next("w2", block_ms=10)
     assert (taken.entry_id, taken.job_id, taken.deliveries) == (first.entry_id, job_id, 2)
-    time.sleep(0.05)
+    time.sleep(IDLE_MS / 2000)
     queue.touch(taken.entry_id, "w2")  # a live worker keeps its claim fresh
-    time.sleep(0.07)
+    time.sleep(IDLE_MS / 2000)  # idle since the touch: well under the threshold
     assert queue.next("w3", block_ms=10) is None
     queue.ack(taken.entry_id)
-    time.sleep(0.15)
+    time.sleep(IDLE_MS / 1000 + 0.1)
     assert queue.next("w3", block_ms=10) is None
     assert queue.depth() == 0
