@@ -13,6 +13,8 @@ from fastapi import FastAPI
 
 from app.deps import ServicesDep
 from app.errors import error_response, install_error_handlers
+from app.metrics import RequestMetrics, RequestMiddleware, ServiceCollector
+from app.metrics import router as metrics_router
 from app.routes import adaptations, base_models, jobs, models
 from app.services import Services
 from common.base_models import load_base_models
@@ -32,8 +34,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         services = Services(chosen, client, base)
         services.queue.ensure_group()
         app.state.services = services
+        collector = ServiceCollector(services)
+        request_metrics.registry.register(collector)
         logger.info("api ready: %d base model(s), redis %s", len(base.by_name), chosen.redis_url)
         yield
+        request_metrics.registry.unregister(collector)
         client.close()
 
     app = FastAPI(
@@ -44,8 +49,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         lifespan=lifespan,
     )
     install_error_handlers(app)
+    request_metrics = RequestMetrics()
+    app.state.request_metrics = request_metrics
+    app.add_middleware(RequestMiddleware, metrics=request_metrics)
     for module in (base_models, adaptations, jobs, models):
         app.include_router(module.router)
+    app.include_router(metrics_router)
 
     @app.get("/healthz", tags=["operations"])
     def healthz() -> dict[str, str]:

@@ -45,6 +45,9 @@ class ModelCache:
                 self._items.popitem(last=False)
         return loaded
 
+    def __len__(self) -> int:
+        return len(self._items)
+
     def drop(self, model_id: str) -> None:
         with self._lock:
             self._items.pop(model_id, None)

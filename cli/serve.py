@@ -105,21 +105,9 @@ def serve(host: str, port: int, workers: int, echo) -> int:
         if not redis_url:
             redis_process, redis_url = start_embedded_redis(Path(folder))
             echo(f"embedded Redis at {redis_url} (set REDIS_URL to use your own)")
-        env = {**os.environ, "REDIS_URL": redis_url, "PORT": str(port)}
+        env = {**os.environ, "REDIS_URL": redis_url, "PORT": str(port), "FEWSHOT_HOST": host}
         children = [
-            subprocess.Popen(
-                [
-                    sys.executable,
-                    "-m",
-                    "uvicorn",
-                    "app.main:app",
-                    "--host",
-                    host,
-                    "--port",
-                    str(port),
-                ],
-                env=env,
-            ),
+            subprocess.Popen([sys.executable, "-m", "app"], env=env),
             *(subprocess.Popen([sys.executable, "-m", "worker"], env=env) for _ in range(workers)),
         ]
         url = f"http://{host}:{port}"

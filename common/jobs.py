@@ -19,6 +19,8 @@ from typing import Any
 import redis
 
 from common.keys import JobKind, JobState, Keys, ModelState
+from common.logs import current_request_id
+from common.telemetry import count_state, observe_seconds
 
 Fields = Mapping[str, str | int | float]
 ExtraWrites = Callable[[redis.client.Pipeline], None]
@@ -78,6 +80,7 @@ class JobStore:
             "step": 0,
             "total": 0,
             "cancel_requested": 0,
+            "request_id": current_request_id() or "",  # the worker logs under the same id
             **fields,
         }
         pipe = self.client.pipeline(transaction=True)
@@ -90,6 +93,7 @@ class JobStore:
             pipe.expire(self.keys.model(model_id), self.model_ttl_s)
             pipe.zadd(self.keys.models_index, {model_id: float(model_record["created"])})
         pipe.xadd(self.keys.stream, {"job_id": job_id})
+        count_state(pipe, self.keys, kind.value, JobState.QUEUED.value)
         pipe.execute()
         return job_id
 
@@ -113,17 +117,27 @@ class JobStore:
             raw = pipe.hgetall(key)
             if not raw:
                 raise JobNotFound(job_id)
-            changes = decide({k.decode(): v.decode() for k, v in raw.items()})
+            job = {k.decode(): v.decode() for k, v in raw.items()}
+            changes = decide(job)
             result["changes"] = changes
             if changes is None:
                 return
             pipe.multi()
             pipe.hset(key, mapping=changes)
+            if "state" in changes:
+                self._count(pipe, job, changes)
             if extra is not None:
                 extra(pipe)
 
         self.client.transaction(apply, key)
         return result["changes"]
+
+    def _count(self, pipe: redis.client.Pipeline, job: dict[str, str], changes: Fields) -> None:
+        state = str(changes["state"])
+        count_state(pipe, self.keys, job["kind"], state)
+        if state == JobState.SUCCEEDED and job.get("started"):
+            seconds = float(changes["finished"]) - float(job["started"])
+            observe_seconds(pipe, self.keys, job["kind"], max(0.0, seconds))
 
     def start(self, job_id: str, worker: str) -> int | None:
         """Claim the job for a new attempt; None when it has already finished."""

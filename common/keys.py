@@ -50,6 +50,13 @@ class Keys:
     def workers(self) -> str:
         return f"{self.prefix}:workers"  # sorted set: worker name -> last heartbeat (unix s)
 
+    @property
+    def job_counts(self) -> str:
+        return f"{self.prefix}:metrics:jobs"  # hash: "kind:state" -> jobs that entered it
+
+    def job_seconds(self, kind: str) -> str:
+        return f"{self.prefix}:metrics:seconds:{kind}"  # hash: a histogram of job run times
+
     def job(self, job_id: str) -> str:
         return f"{self.prefix}:job:{job_id}"  # hash: the job record
 

@@ -81,3 +81,12 @@ class JobQueue:
     def depth(self) -> int:
         """Entries not yet acknowledged (waiting or running)."""
         return int(self.client.xlen(self.keys.stream))
+
+    def depth_by_state(self) -> tuple[int, int]:
+        """(waiting for a worker, delivered and not yet acknowledged)."""
+        pipe = self.client.pipeline(transaction=True)
+        pipe.xlen(self.keys.stream)
+        pipe.xpending(self.keys.stream, WORKER_GROUP)
+        length, pending = pipe.execute()
+        delivered = int(pending["pending"])
+        return int(length) - delivered, delivered

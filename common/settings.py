@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import tempfile
 from functools import lru_cache
 from pathlib import Path
+from typing import Literal
 
 from pydantic import AliasChoices, Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -21,6 +23,9 @@ class Settings(BaseSettings):
         "redis://127.0.0.1:6379/0", validation_alias=AliasChoices("REDIS_URL", "FEWSHOT_REDIS_URL")
     )
     port: int = Field(8000, ge=1, le=65535, validation_alias=AliasChoices("PORT", "FEWSHOT_PORT"))
+    host: str = "127.0.0.1"  # the API's listening address; 0.0.0.0 in a container
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    log_format: Literal["json", "text"] = "json"  # one JSON object per line, or plain text
     key_prefix: str = Field("fewshot", min_length=1, pattern=r"^[A-Za-z0-9_.-]+$")
     base_models_dir: Path = PRETRAINED_DIR
     default_base_model: str | None = None  # None: the first ADML base model found
@@ -46,7 +51,8 @@ class Settings(BaseSettings):
     # queue and worker
     claim_idle_ms: int = Field(60_000, ge=1000)  # a job idle this long is taken over
     max_deliveries: int = Field(3, ge=1)  # poison-job limit
-    heartbeat_s: float = Field(5.0, gt=0)
+    heartbeat_s: float = Field(5.0, gt=0)  # a worker is live if it beat within 3 x this
+    worker_alive_file: Path = Path(tempfile.gettempdir()) / "fewshot-worker.alive"
     worker_block_ms: int = Field(1000, ge=10)
     device: str = "auto"
 

@@ -74,8 +74,9 @@ def base_models_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture
-def settings(redis_url: str, prefix: str, base_models_dir: Path) -> Settings:
+def settings(redis_url: str, prefix: str, base_models_dir: Path, tmp_path: Path) -> Settings:
     return Settings(
+        worker_alive_file=tmp_path / "worker.alive",
         redis_url=redis_url,
         key_prefix=prefix,
         base_models_dir=base_models_dir,

@@ -1,9 +1,9 @@
 """``python -m worker``: serve the job queue until SIGTERM."""
 
-import logging
-
+from common.logs import configure_logging
 from common.settings import get_settings
 from worker.runner import main
 
-logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
-main(get_settings())
+settings = get_settings()
+configure_logging(settings.log_level, settings.log_format)
+main(settings)

@@ -22,6 +22,7 @@ from common.artifacts import ArtifactError
 from common.base_models import BaseModels, UnknownBaseModel, load_base_models
 from common.jobs import CancelRequested, JobStore, Superseded
 from common.keys import JobState, Keys
+from common.logs import request_context
 from common.queue import Delivery, JobQueue
 from common.settings import Settings
 from models.config import ConfigError
@@ -31,6 +32,7 @@ from worker.handlers import HANDLERS, HandlerContext, JobInputMissing
 logger = logging.getLogger(__name__)
 
 USER_ERRORS = (DataError, ConfigError, ArtifactError, UnknownBaseModel, JobInputMissing)
+FORGET_WORKERS_AFTER_S = 3600  # heartbeats older than this are dropped from the workers set
 
 
 class ShutdownRequested(Exception):
@@ -64,24 +66,41 @@ class Worker:
             pick_device(self.settings.device),
             self.settings.model_ttl_s,
         )
-        self._last_beat = 0.0
 
-    def heartbeat(self, force: bool = False) -> None:
+    def heartbeat(self) -> None:
+        """Say this worker is alive: in Redis (for /readyz) and in its alive file (for the
+        container's health check, ``python -m worker.alive``)."""
         moment = time.time()
-        if force or moment - self._last_beat >= self.settings.heartbeat_s:
-            self.client.zadd(self.keys.workers, {self.name: moment})
-            self._last_beat = moment
+        pipe = self.client.pipeline(transaction=True)
+        pipe.zadd(self.keys.workers, {self.name: moment})
+        pipe.zremrangebyscore(self.keys.workers, "-inf", moment - FORGET_WORKERS_AFTER_S)
+        pipe.execute()
+        self.settings.worker_alive_file.touch()
+
+    def _beat_until_stopped(self) -> None:
+        while not self.stop.wait(self.settings.heartbeat_s):
+            try:
+                self.heartbeat()
+            except (redis.RedisError, OSError):
+                logger.exception("heartbeat failed; retrying in %.1f s", self.settings.heartbeat_s)
 
     def run(self) -> None:
-        """Serve until ``stop`` is set."""
+        """Serve until ``stop`` is set; heartbeats come from a thread, even during a job."""
         self.queue.ensure_group()
+        self.heartbeat()
+        beating = threading.Thread(target=self._beat_until_stopped, name="heartbeat", daemon=True)
+        beating.start()
         logger.info("worker %s serving on %s", self.name, self.context.device)
-        while not self.stop.is_set():
-            self.heartbeat(force=True)
-            delivery = self.queue.next(self.name, self.settings.worker_block_ms)
-            if delivery is not None:
-                self.process(delivery)
-        self.client.zrem(self.keys.workers, self.name)
+        try:
+            while not self.stop.is_set():
+                delivery = self.queue.next(self.name, self.settings.worker_block_ms)
+                if delivery is not None:
+                    self.process(delivery)
+        finally:
+            self.stop.set()
+            beating.join()
+            self.client.zrem(self.keys.workers, self.name)
+            self.settings.worker_alive_file.unlink(missing_ok=True)
         logger.info("worker %s stopped", self.name)
 
     def process(self, delivery: Delivery) -> None:
@@ -103,6 +122,11 @@ class Worker:
             self.queue.ack(delivery.entry_id)
             return
         job = self.store.get(job_id)
+        with request_context(job.get("request_id") or None):
+            self._run(delivery, job, attempt)
+
+    def _run(self, delivery: Delivery, job: dict[str, str], attempt: int) -> None:
+        job_id = delivery.job_id
         logger.info("job %s (%s) attempt %d started", job_id, job["kind"], attempt)
 
         def progress(step: int, total: int) -> None:
@@ -110,11 +134,11 @@ class Worker:
                 raise ShutdownRequested(job_id)
             self.store.progress(job_id, attempt, step, total)
             self.queue.touch(delivery.entry_id, self.name)
-            self.heartbeat()
 
         try:
             publish = HANDLERS[job["kind"]](self.context, job, progress)
             self.store.finish(job_id, attempt, JobState.SUCCEEDED, extra=publish)
+            logger.info("job %s succeeded", job_id)
         except Superseded:
             logger.warning("job %s was taken over by another worker; dropping it", job_id)
             return  # the entry now belongs to the other worker: do not acknowledge it
