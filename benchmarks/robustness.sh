@@ -2,19 +2,21 @@
 # The robustness protocol of docs/robustness.md: ADML vs MAML on the test alphabets, 5-way
 # 1-shot and 5-shot, adversarial (clean+FGSM) and clean-only adaptation, eps 0/0.05/0.1/0.2
 # (+0.5 for the sanity check), FGSM and PGD-20, 600 episodes per cell, two runs at a time.
-# Usage: benchmarks/robustness.sh [OUT_DIR] ; EPISODES, QUERY, SHOTS, JOBS override defaults.
+# Usage: benchmarks/robustness.sh [OUT_DIR] ; EPISODES, QUERY, SHOTS, MODES, JOBS override
+# defaults. Result files that exist are kept (delete one to measure it again).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 out=${1:-docs/robustness/results}
 episodes=${EPISODES:-600}
 query=${QUERY:-5}
 shots=${SHOTS:-"1 5"}
+modes=${MODES:-"adversarial clean"}
 jobs=${JOBS:-2}
 mkdir -p "$out"
 configs=()
 for shot in $shots; do
   for algo in adml maml; do
-    for mode in adversarial clean; do configs+=("$algo $shot $mode"); done
+    for mode in $modes; do configs+=("$algo $shot $mode"); done
   done
 done
 run() {
