@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 ARGS ?= serve
 
-.PHONY: run test lint format bench clean
+.PHONY: run test lint format bench smoke clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -29,6 +29,10 @@ test: lint
 format: $(STAMP)
 	$(BIN)/ruff check --fix .
 	$(BIN)/ruff format .
+
+# the embedded default end to end: make run, /readyz, one adaptation + prediction, Ctrl-C, no leftovers
+smoke: $(STAMP)
+	$(BIN)/python scripts/smoke_make_run.py
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/meta_train_speed.py

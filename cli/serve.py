@@ -18,6 +18,16 @@ from pathlib import Path
 import redis
 
 STOP_GRACE_S = 15
+PR_SET_PDEATHSIG = 1  # linux/prctl.h
+
+
+def die_with_parent() -> None:
+    """In the child before exec: SIGTERM this process when ``fewshot serve`` dies, even by
+    SIGKILL (Linux; elsewhere a killed serve can leave its children behind)."""
+    if sys.platform.startswith("linux"):
+        import ctypes
+
+        ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
 
 
 class ServeError(RuntimeError):
@@ -61,6 +71,10 @@ def start_embedded_redis(folder: Path) -> tuple[subprocess.Popen, str]:
             "warning",
         ],
         stdout=subprocess.DEVNULL,
+        # its own session: a Ctrl-C in the terminal must not stop Redis before the workers
+        # have given their jobs back; serve stops it last
+        start_new_session=True,
+        preexec_fn=die_with_parent,
     )
     url = f"unix://{socket_path}"
     deadline = time.monotonic() + 10
@@ -107,8 +121,13 @@ def serve(host: str, port: int, workers: int, echo) -> int:
             echo(f"embedded Redis at {redis_url} (set REDIS_URL to use your own)")
         env = {**os.environ, "REDIS_URL": redis_url, "PORT": str(port), "FEWSHOT_HOST": host}
         children = [
-            subprocess.Popen([sys.executable, "-m", "app"], env=env),
-            *(subprocess.Popen([sys.executable, "-m", "worker"], env=env) for _ in range(workers)),
+            subprocess.Popen([sys.executable, "-m", "app"], env=env, preexec_fn=die_with_parent),
+            *(
+                subprocess.Popen(
+                    [sys.executable, "-m", "worker"], env=env, preexec_fn=die_with_parent
+                )
+                for _ in range(workers)
+            ),
         ]
         url = f"http://{host}:{port}"
         echo(f"API on {url} (docs: {url}/docs), {workers} worker(s). Ctrl-C stops everything.")

@@ -17,7 +17,9 @@ class Settings(BaseSettings):
     """Every setting is an environment variable ``FEWSHOT_<NAME>`` (``REDIS_URL`` and ``PORT``
     are also read without the prefix). Bad values stop the process at start-up."""
 
-    model_config = SettingsConfigDict(env_prefix="FEWSHOT_", frozen=True, extra="ignore")
+    model_config = SettingsConfigDict(
+        env_prefix="FEWSHOT_", frozen=True, extra="ignore", env_ignore_empty=True
+    )  # an empty variable (compose passes unset ones as "") means the default
 
     redis_url: str = Field(
         "redis://127.0.0.1:6379/0", validation_alias=AliasChoices("REDIS_URL", "FEWSHOT_REDIS_URL")

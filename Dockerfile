@@ -1,0 +1,42 @@
+# One image for the API and the worker (the command picks which).
+#   CPU:  docker build -t robust-fewshot:cpu .
+#   CUDA: docker build --build-arg TORCH_VARIANT=cu128 -t robust-fewshot:cuda .
+# TORCH_VARIANT names a wheel index of download.pytorch.org/whl/ (cpu, cu126, cu128, ...);
+# torch stays pinned at 2.13.0 whatever the variant.
+ARG PYTHON_IMAGE=python:3.11-slim-bookworm
+
+FROM ${PYTHON_IMAGE} AS build
+ARG TORCH_VARIANT=cpu
+ENV PIP_NO_CACHE_DIR=1 \
+    PIP_DISABLE_PIP_VERSION_CHECK=1 \
+    PATH=/opt/venv/bin:$PATH
+RUN python -m venv /opt/venv \
+    && pip install --no-cache-dir --index-url "https://download.pytorch.org/whl/${TORCH_VARIANT}" \
+        "torch==2.13.0"
+WORKDIR /src
+COPY pyproject.toml README.md ./
+COPY models ./models
+COPY common ./common
+COPY app ./app
+COPY worker ./worker
+COPY cli ./cli
+# torch==2.13.0 is already satisfied by the variant above: pip keeps it
+RUN pip install --no-cache-dir . \
+    && python -c "import torch; print('torch', torch.__version__, 'cuda', torch.version.cuda)"
+
+FROM ${PYTHON_IMAGE}
+LABEL org.opencontainers.image.title="robust-fewshot" \
+      org.opencontainers.image.description="Robust few-shot image classification: API and worker"
+RUN groupadd --gid 10001 fewshot \
+    && useradd --no-log-init --create-home --uid 10001 --gid 10001 --shell /usr/sbin/nologin fewshot
+COPY --from=build /opt/venv /opt/venv
+ENV PATH=/opt/venv/bin:$PATH \
+    PYTHONUNBUFFERED=1 \
+    PYTHONDONTWRITEBYTECODE=1 \
+    FEWSHOT_HOST=0.0.0.0 \
+    FEWSHOT_WORKER_ALIVE_FILE=/tmp/fewshot-worker.alive
+USER 10001:10001
+WORKDIR /home/fewshot
+EXPOSE 8000
+# the API; the worker runs the same image with: python -m worker
+CMD ["python", "-m", "app"]
