@@ -13,6 +13,7 @@ from fastapi import FastAPI
 
 from app.deps import ServicesDep
 from app.errors import error_response, install_error_handlers
+from app.limits import BodyLimitMiddleware
 from app.metrics import RequestMetrics, RequestMiddleware, ServiceCollector
 from app.metrics import router as metrics_router
 from app.routes import adaptations, base_models, jobs, models
@@ -51,6 +52,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     install_error_handlers(app)
     request_metrics = RequestMetrics()
     app.state.request_metrics = request_metrics
+    app.add_middleware(BodyLimitMiddleware)
     app.add_middleware(RequestMiddleware, metrics=request_metrics)
     for module in (base_models, adaptations, jobs, models):
         app.include_router(module.router)

@@ -10,7 +10,6 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Iterator
-from typing import Any
 
 import redis
 from fastapi import APIRouter, Request, Response
@@ -30,6 +29,7 @@ from prometheus_client.core import (
 from prometheus_client.registry import Collector
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from app.services import Services
 from common import telemetry
 from common.keys import JobKind
 from common.logs import REQUEST_ID_HEADER, request_context, request_id_from
@@ -108,7 +108,7 @@ class RequestMiddleware:
 class ServiceCollector(Collector):
     """Metrics read at scrape time from Redis and from the API's model cache."""
 
-    def __init__(self, services: Any) -> None:
+    def __init__(self, services: Services) -> None:
         self.services = services
 
     def collect(self) -> Iterator[Metric]:
