@@ -21,9 +21,10 @@ logger = logging.getLogger(__name__)
 class ApiError(Exception):
     """An error the API answers with ``status`` and a stable machine-readable ``code``."""
 
-    def __init__(self, status: int, code: str, message: str):
+    def __init__(self, status: int, code: str, message: str, headers: dict[str, str] | None = None):
         super().__init__(message)
         self.status, self.code, self.message = status, code, message
+        self.headers = headers or {}
 
 
 def error_response(status: int, code: str, message: str, **headers: str) -> JSONResponse:
@@ -39,6 +40,7 @@ HTTP_CODES = {
     404: "not_found",
     405: "method_not_allowed",
     413: "payload_too_large",
+    429: "too_many_requests",
     415: "unsupported_media_type",
 }
 
@@ -46,7 +48,7 @@ HTTP_CODES = {
 def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(ApiError)
     async def api_error(_: Request, error: ApiError) -> JSONResponse:
-        return error_response(error.status, error.code, error.message)
+        return error_response(error.status, error.code, error.message, **error.headers)
 
     @app.exception_handler(DataError)
     async def data_error(_: Request, error: DataError) -> JSONResponse:

@@ -38,6 +38,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         collector = ServiceCollector(services)
         request_metrics.registry.register(collector)
         logger.info("api ready: %d base model(s), redis %s", len(base.by_name), chosen.redis_url)
+        if chosen.auth == "open":
+            logger.warning(
+                "AUTH IS OFF (FEWSHOT_AUTH=open): every caller is tenant 'local'; "
+                "use it on your own machine only"
+            )
         yield
         request_metrics.registry.unregister(collector)
         client.close()

@@ -141,7 +141,7 @@ def main() -> None:
         if not redis_url:
             redis_process, redis_url = start_embedded_redis(Path(folder))
             processes.append(redis_process)
-        env = {**os.environ, "REDIS_URL": redis_url}
+        env = {**os.environ, "REDIS_URL": redis_url, "FEWSHOT_AUTH": "open"}
         url = f"http://127.0.0.1:{args.port}"
         processes += [
             subprocess.Popen(

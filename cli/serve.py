@@ -120,6 +120,9 @@ def serve(host: str, port: int, workers: int, echo) -> int:
             redis_process, redis_url = start_embedded_redis(Path(folder))
             echo(f"embedded Redis at {redis_url} (set REDIS_URL to use your own)")
         env = {**os.environ, "REDIS_URL": redis_url, "PORT": str(port), "FEWSHOT_HOST": host}
+        env.setdefault("FEWSHOT_AUTH", "open")  # local use; FEWSHOT_AUTH=keys to try keys
+        if env["FEWSHOT_AUTH"] == "open":
+            echo("AUTH IS OFF (FEWSHOT_AUTH=open): anyone who reaches this port can use it")
         children = [
             subprocess.Popen([sys.executable, "-m", "app"], env=env, preexec_fn=die_with_parent),
             *(

@@ -67,9 +67,11 @@ class JobStore:
         payload: bytes,
         fields: Fields,
         *,
+        tenant: str,
         model_record: Fields | None = None,
     ) -> str:
-        """Store the input and the record (and a pending model) and enqueue, atomically."""
+        """Store the input and the record (and a pending model) of ``tenant`` and enqueue,
+        atomically."""
         job_id = new_id("job")
         record = {
             "id": job_id,
@@ -81,6 +83,7 @@ class JobStore:
             "total": 0,
             "cancel_requested": 0,
             "request_id": current_request_id() or "",  # the worker logs under the same id
+            "tenant": tenant,
             **fields,
         }
         pipe = self.client.pipeline(transaction=True)
@@ -89,19 +92,24 @@ class JobStore:
         pipe.set(self.keys.job_input(job_id), payload, ex=self.job_ttl_s)
         if model_record is not None:
             model_id = str(model_record["id"])
-            pipe.hset(self.keys.model(model_id), mapping={**model_record, "job_id": job_id})
+            model = {**model_record, "job_id": job_id, "tenant": tenant}
+            pipe.hset(self.keys.model(model_id), mapping=model)
             pipe.expire(self.keys.model(model_id), self.model_ttl_s)
-            pipe.zadd(self.keys.models_index, {model_id: float(model_record["created"])})
+            pipe.zadd(self.keys.models_index(tenant), {model_id: float(model_record["created"])})
         pipe.xadd(self.keys.stream, {"job_id": job_id})
         count_state(pipe, self.keys, kind.value, JobState.QUEUED.value)
         pipe.execute()
         return job_id
 
-    def get(self, job_id: str) -> dict[str, str]:
+    def get(self, job_id: str, tenant: str | None = None) -> dict[str, str]:
+        """The job's record; JobNotFound when absent or (given ``tenant``) another tenant's."""
         record = self.client.hgetall(self.keys.job(job_id))
         if not record:
             raise JobNotFound(job_id)
-        return {k.decode(): v.decode() for k, v in record.items()}
+        job = {k.decode(): v.decode() for k, v in record.items()}
+        if tenant is not None and job.get("tenant") != tenant:
+            raise JobNotFound(job_id)
+        return job
 
     def _transition(
         self,

@@ -42,9 +42,18 @@ class Keys:
     def stream(self) -> str:
         return f"{self.prefix}:jobs:stream"
 
+    def models_index(self, tenant: str) -> str:
+        return f"{self.prefix}:tenant:{tenant}:models"  # sorted set: model id -> created (unix s)
+
     @property
-    def models_index(self) -> str:
-        return f"{self.prefix}:models"  # sorted set: model id -> created (unix s)
+    def api_keys(self) -> str:
+        return f"{self.prefix}:apikeys"  # hash: key id -> SHA-256 of the secret token
+
+    def api_key(self, token_sha256: str) -> str:
+        return f"{self.prefix}:apikey:{token_sha256}"  # hash: key id, tenant, name, created
+
+    def rate(self, key_id: str, action: str, window: int) -> str:
+        return f"{self.prefix}:rate:{key_id}:{action}:{window}"  # int: requests in the window
 
     @property
     def workers(self) -> str:

@@ -29,6 +29,11 @@ class Settings(BaseSettings):
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     log_format: Literal["json", "text"] = "json"  # one JSON object per line, or plain text
     key_prefix: str = Field("fewshot", min_length=1, pattern=r"^[A-Za-z0-9_.-]+$")
+
+    # who may call: "keys" (bearer API keys, one tenant each) or "open" (no auth, local only)
+    auth: Literal["keys", "open"] = "keys"
+    rate_uploads_per_min: int = Field(30, ge=0)  # adaptations + evaluations per key; 0: none
+    rate_predictions_per_min: int = Field(600, ge=0)  # prediction requests per key; 0: none
     base_models_dir: Path = PRETRAINED_DIR
     default_base_model: str | None = None  # None: the first ADML base model found
 

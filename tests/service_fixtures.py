@@ -76,6 +76,7 @@ def base_models_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture
 def settings(redis_url: str, prefix: str, base_models_dir: Path, tmp_path: Path) -> Settings:
     return Settings(
+        auth="open",  # tests/app/test_auth.py checks keys and tenants
         worker_alive_file=tmp_path / "worker.alive",
         redis_url=redis_url,
         key_prefix=prefix,

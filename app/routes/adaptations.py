@@ -8,6 +8,7 @@ from typing import Any
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 
+from app.auth import UploadCallerDep
 from app.deps import ServicesDep
 from app.errors import ApiError
 from app.uploads import optional_text, parse_number, read_form, read_labelled
@@ -75,7 +76,9 @@ def adapt_settings(form, settings: Settings, base_eps: float) -> dict[str, Any]:
 
 
 @router.post("", status_code=202, openapi_extra=UPLOAD_SCHEMA)
-async def create_adaptation(request: Request, services: ServicesDep) -> JSONResponse:
+async def create_adaptation(
+    request: Request, services: ServicesDep, caller: UploadCallerDep
+) -> JSONResponse:
     """Validate and store a support set, enqueue its adaptation; answer 202 with the job."""
     settings = services.settings
     form = await read_form(request, settings)
@@ -98,6 +101,7 @@ async def create_adaptation(request: Request, services: ServicesDep) -> JSONResp
         JobKind.ADAPT,
         encode_images(support, validation),
         {"model_id": model_id, "base_model": base.name, "settings": json.dumps(job_settings)},
+        tenant=caller.tenant,
         model_record={
             "id": model_id,
             "state": ModelState.PENDING.value,

@@ -6,13 +6,14 @@ from typing import Any
 
 from fastapi import APIRouter
 
+from app.auth import CallerDep
 from app.deps import ServicesDep
 
 router = APIRouter(prefix="/v1/base-models", tags=["base models"])
 
 
 @router.get("")
-def list_base_models(services: ServicesDep) -> dict[str, Any]:
+def list_base_models(services: ServicesDep, _: CallerDep) -> dict[str, Any]:
     models = services.base_models
     return {
         "default": models.default,

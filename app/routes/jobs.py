@@ -7,6 +7,7 @@ from typing import Any
 
 from fastapi import APIRouter
 
+from app.auth import CallerDep
 from app.deps import ServicesDep
 from common.keys import JobKind, JobState
 
@@ -41,8 +42,8 @@ def job_view(job: dict[str, str]) -> dict[str, Any]:
 
 
 @router.get("/{job_id}")
-def get_job(job_id: str, services: ServicesDep) -> dict[str, Any]:
-    job = services.store.get(job_id)
+def get_job(job_id: str, services: ServicesDep, caller: CallerDep) -> dict[str, Any]:
+    job = services.store.get(job_id, caller.tenant)
     view = job_view(job)
     if job["kind"] == JobKind.EVALUATE and job["state"] == JobState.SUCCEEDED:
         view["result"] = services.store.result(job_id)
@@ -50,7 +51,8 @@ def get_job(job_id: str, services: ServicesDep) -> dict[str, Any]:
 
 
 @router.post("/{job_id}/cancel", status_code=202)
-def cancel_job(job_id: str, services: ServicesDep) -> dict[str, Any]:
+def cancel_job(job_id: str, services: ServicesDep, caller: CallerDep) -> dict[str, Any]:
     """Cancel now when queued; a running job stops at its next step."""
+    services.store.get(job_id, caller.tenant)  # another tenant's job: 404
     services.store.cancel(job_id)
     return job_view(services.store.get(job_id))

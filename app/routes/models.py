@@ -10,6 +10,7 @@ from fastapi import APIRouter, Request, Response
 from fastapi.responses import JSONResponse
 from starlette.concurrency import run_in_threadpool
 
+from app.auth import CallerDep, PredictCallerDep, UploadCallerDep
 from app.deps import ServicesDep
 from app.errors import ApiError
 from app.routes.adaptations import REPORT_PGD_STEPS, UPLOAD_SCHEMA
@@ -31,11 +32,13 @@ from models.evaluation import DEFAULT_EPS_GRID
 router = APIRouter(prefix="/v1/models", tags=["models"])
 
 
-def _record(services: Services, model_id: str) -> dict[str, str]:
+def _record(services: Services, model_id: str, tenant: str) -> dict[str, str]:
+    """The model's record; 404 when absent or another tenant's (the same answer for both)."""
     raw = services.client.hgetall(services.keys.model(model_id))
-    if not raw:
+    record = {k.decode(): v.decode() for k, v in raw.items()}
+    if not record or record.get("tenant") != tenant:
         raise ApiError(404, "model_not_found", f"no model with id {model_id}")
-    return {k.decode(): v.decode() for k, v in raw.items()}
+    return record
 
 
 def model_view(record: dict[str, str]) -> dict[str, Any]:
@@ -59,8 +62,8 @@ def model_view(record: dict[str, str]) -> dict[str, Any]:
     return view
 
 
-def _ready(services: Services, model_id: str) -> dict[str, str]:
-    record = _record(services, model_id)
+def _ready(services: Services, model_id: str, tenant: str) -> dict[str, str]:
+    record = _record(services, model_id, tenant)
     if record["state"] != ModelState.READY:
         raise ApiError(
             409,
@@ -71,41 +74,44 @@ def _ready(services: Services, model_id: str) -> dict[str, str]:
 
 
 @router.get("")
-def list_models(services: ServicesDep, limit: int = 50, offset: int = 0) -> dict[str, Any]:
+def list_models(
+    services: ServicesDep, caller: CallerDep, limit: int = 50, offset: int = 0
+) -> dict[str, Any]:
     if not 1 <= limit <= 500 or offset < 0:
         raise ApiError(422, "invalid_request", "limit must be in 1..500 and offset >= 0")
-    ids = services.client.zrevrange(services.keys.models_index, offset, offset + limit - 1)
+    index = services.keys.models_index(caller.tenant)
+    ids = services.client.zrevrange(index, offset, offset + limit - 1)
     views = []
     for raw_id in ids:
         model_id = raw_id.decode()
         raw = services.client.hgetall(services.keys.model(model_id))
         if not raw:  # expired: drop it from the index
-            services.client.zrem(services.keys.models_index, model_id)
+            services.client.zrem(index, model_id)
             continue
         views.append(model_view({k.decode(): v.decode() for k, v in raw.items()}))
-    return {"models": views, "total": services.client.zcard(services.keys.models_index)}
+    return {"models": views, "total": services.client.zcard(index)}
 
 
 @router.get("/{model_id}")
-def get_model(model_id: str, services: ServicesDep) -> dict[str, Any]:
-    return model_view(_record(services, model_id))
+def get_model(model_id: str, services: ServicesDep, caller: CallerDep) -> dict[str, Any]:
+    return model_view(_record(services, model_id, caller.tenant))
 
 
 @router.delete("/{model_id}", status_code=204)
-def delete_model(model_id: str, services: ServicesDep) -> Response:
-    _record(services, model_id)
+def delete_model(model_id: str, services: ServicesDep, caller: CallerDep) -> Response:
+    _record(services, model_id, caller.tenant)
     keys = services.keys
     pipe = services.client.pipeline(transaction=True)
     pipe.delete(keys.model(model_id), keys.model_weights(model_id), keys.model_report(model_id))
-    pipe.zrem(keys.models_index, model_id)
+    pipe.zrem(keys.models_index(caller.tenant), model_id)
     pipe.execute()
     services.cache.drop(model_id)
     return Response(status_code=204)
 
 
 @router.get("/{model_id}/report")
-def get_report(model_id: str, services: ServicesDep) -> dict[str, Any]:
-    _ready(services, model_id)
+def get_report(model_id: str, services: ServicesDep, caller: CallerDep) -> dict[str, Any]:
+    _ready(services, model_id, caller.tenant)
     raw = services.client.get(services.keys.model_report(model_id))
     if raw is None:
         raise ApiError(404, "report_not_found", f"the report of model {model_id} has expired")
@@ -146,11 +152,13 @@ def _predict(model, info, images, robustness: bool, eps: float, top_k: int) -> l
 
 
 @router.post("/{model_id}/predictions", openapi_extra=UPLOAD_SCHEMA)
-async def predict(model_id: str, request: Request, services: ServicesDep) -> dict[str, Any]:
+async def predict(
+    model_id: str, request: Request, services: ServicesDep, caller: PredictCallerDep
+) -> dict[str, Any]:
     """Labels and top-k probabilities in upload order; optionally whether each label survives
     a PGD attack at ``eps`` (``robustness=true``)."""
     settings = services.settings
-    _ready(services, model_id)
+    _ready(services, model_id, caller.tenant)
     form = await read_form(request, settings)
     files = files_of(form, "images")
     if not files:
@@ -183,9 +191,11 @@ async def predict(model_id: str, request: Request, services: ServicesDep) -> dic
 
 
 @router.post("/{model_id}/evaluations", status_code=202, openapi_extra=UPLOAD_SCHEMA)
-async def create_evaluation(model_id: str, request: Request, services: ServicesDep) -> JSONResponse:
+async def create_evaluation(
+    model_id: str, request: Request, services: ServicesDep, caller: UploadCallerDep
+) -> JSONResponse:
     """Labelled images in; a job that reports the model's accuracy under attack on them."""
-    record = _ready(services, model_id)
+    record = _ready(services, model_id, caller.tenant)
     form = await read_form(request, services.settings)
     classes = json.loads(record["classes"])
     base = services.base_models.get(record["base_model"])
@@ -203,6 +213,7 @@ async def create_evaluation(model_id: str, request: Request, services: ServicesD
             "base_model": record["base_model"],
             "settings": json.dumps(settings),
         },
+        tenant=caller.tenant,
     )
     status_url = f"/v1/jobs/{job_id}"
     return JSONResponse(

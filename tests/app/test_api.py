@@ -32,10 +32,12 @@ def support(classes: int = 3, shots: int = 2, fmt: str = "PNG") -> tuple[list, d
     return files, {"labels": labels}
 
 
-def wait_for(client: TestClient, job_id: str, timeout: float = 120) -> dict:
+def wait_for(
+    client: TestClient, job_id: str, timeout: float = 120, headers: dict | None = None
+) -> dict:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        job = client.get(f"/v1/jobs/{job_id}").json()
+        job = client.get(f"/v1/jobs/{job_id}", headers=headers).json()
         if job["state"] in ("succeeded", "failed", "cancelled"):
             return job
         time.sleep(0.1)

@@ -45,6 +45,7 @@ def _create_job(settings, steps: int) -> str:
         JobKind.ADAPT,
         encode_images(_support()),
         {"model_id": "model_w", "base_model": "tiny-adml", "settings": json.dumps(job_settings)},
+        tenant="t1",
         model_record={"id": "model_w", "state": "pending", "created": 1.0},
     )
 

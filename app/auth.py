@@ -1,0 +1,63 @@
+"""Who is calling: bearer API keys (one tenant each) or the open local mode; rate limits.
+
+Every /v1 route takes a :data:`CallerDep` (or a rate-limited variant); what it reads or writes
+is scoped to ``caller.tenant``. Another tenant's ids answer 404, exactly like unknown ones.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import Depends, Request
+
+from app.deps import ServicesDep
+from app.errors import ApiError
+from common import rate_limits
+from common.api_keys import ApiKeys, Caller
+
+OPEN_CALLER = Caller(tenant="local", key_id="open")
+
+
+def authenticate(request: Request, services: ServicesDep) -> Caller:
+    if services.settings.auth == "open":
+        return OPEN_CALLER
+    scheme, _, token = request.headers.get("authorization", "").partition(" ")
+    caller = None
+    if scheme.lower() == "bearer" and token:
+        caller = ApiKeys(services.client, services.keys).authenticate(token.strip())
+    if caller is None:
+        raise ApiError(
+            401,
+            "unauthorized",
+            "send a valid API key: 'Authorization: Bearer fsk_...' (fewshot keys create)",
+            headers={"WWW-Authenticate": "Bearer"},
+        )
+    return caller
+
+
+CallerDep = Annotated[Caller, Depends(authenticate)]
+
+
+def _limited(action: str):
+    def check(caller: CallerDep, services: ServicesDep) -> Caller:
+        if services.settings.auth == "open":  # limits are per API key; open mode has none
+            return caller
+        per_minute = getattr(services.settings, f"rate_{action}_per_min")
+        retry_after = rate_limits.hit(
+            services.client, services.keys, caller.key_id, action, per_minute
+        )
+        if retry_after is not None:
+            raise ApiError(
+                429,
+                "rate_limited",
+                f"more than {per_minute} {action} requests per minute for this key; "
+                f"retry in {retry_after} s",
+                headers={"Retry-After": str(retry_after)},
+            )
+        return caller
+
+    return check
+
+
+UploadCallerDep = Annotated[Caller, Depends(_limited("uploads"))]
+PredictCallerDep = Annotated[Caller, Depends(_limited("predictions"))]

@@ -1,0 +1,63 @@
+"""``fewshot keys``: create, list and revoke the API keys of the service's Redis (REDIS_URL)."""
+
+from __future__ import annotations
+
+import json
+from typing import Annotated
+
+import redis
+import typer
+
+from cli.console import err
+from common.api_keys import ApiKeyError, ApiKeys
+from common.keys import Keys
+from common.settings import get_settings
+
+app = typer.Typer(help=__doc__, no_args_is_help=True, add_completion=False)
+
+
+def _api_keys() -> ApiKeys:
+    settings = get_settings()
+    return ApiKeys(redis.Redis.from_url(settings.redis_url), Keys(settings.key_prefix))
+
+
+def _fail(error: Exception) -> typer.Exit:
+    err.print(f"[bold red]error:[/] {error}", soft_wrap=True, highlight=False)
+    return typer.Exit(2)
+
+
+@app.command("create")
+def create(
+    tenant: Annotated[str, typer.Option(help="whose jobs and models the key reaches")],
+    name: Annotated[str, typer.Option(help="a note for people, e.g. who holds the key")] = "",
+) -> None:
+    """Make a key and print its token once (only its SHA-256 is stored)."""
+    try:
+        key_id, token = _api_keys().create(tenant, name)
+    except (ApiKeyError, redis.RedisError) as error:
+        raise _fail(error) from error
+    err.print(f"key {key_id} for tenant {tenant!r}; the token is shown only now:")
+    typer.echo(token)
+
+
+@app.command("list")
+def list_keys() -> None:
+    """Key ids, tenants, names and creation times as JSON lines (never the tokens)."""
+    try:
+        listed = _api_keys().list()
+    except redis.RedisError as error:
+        raise _fail(error) from error
+    for record in listed:
+        typer.echo(json.dumps(record))
+
+
+@app.command("revoke")
+def revoke(
+    key_id: Annotated[str, typer.Argument(help="the key id from `fewshot keys list`")],
+) -> None:
+    """Revoke a key at once: its next request answers 401."""
+    try:
+        _api_keys().revoke(key_id)
+    except (ApiKeyError, redis.RedisError) as error:
+        raise _fail(error) from error
+    err.print(f"key {key_id} revoked")

@@ -1,0 +1,42 @@
+"""Per-key request rate limits: a fixed one-minute window counted in Redis.
+
+Fixed windows are simple and shared by every API replica; a client can reach twice the limit
+across a window boundary, which the documentation states.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+
+import redis
+
+from common.keys import Keys
+
+WINDOW_S = 60
+
+
+def hit(
+    client: redis.Redis,
+    keys: Keys,
+    key_id: str,
+    action: str,
+    per_minute: int,
+    now: float | None = None,
+) -> int | None:
+    """Count one request; None when within the limit, else whole seconds until it resets.
+
+    ``per_minute`` 0 means no limit (nothing is counted).
+    """
+    if per_minute == 0:
+        return None
+    moment = time.time() if now is None else now
+    window = int(moment // WINDOW_S)
+    key = keys.rate(key_id, action, window)
+    pipe = client.pipeline(transaction=True)
+    pipe.incr(key)
+    pipe.expire(key, 2 * WINDOW_S)
+    count, _ = pipe.execute()
+    if count <= per_minute:
+        return None
+    return max(1, math.ceil((window + 1) * WINDOW_S - moment))
