@@ -13,7 +13,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from common.artifacts import ArtifactError
 from common.base_models import UnknownBaseModel
 from common.jobs import JobConflict, JobNotFound
-from models.data import DataError
+from models.data import DataError, UnsupportedFormat
 
 logger = logging.getLogger(__name__)
 
@@ -49,6 +49,10 @@ def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(ApiError)
     async def api_error(_: Request, error: ApiError) -> JSONResponse:
         return error_response(error.status, error.code, error.message, **error.headers)
+
+    @app.exception_handler(UnsupportedFormat)
+    async def unsupported_format(_: Request, error: UnsupportedFormat) -> JSONResponse:
+        return error_response(415, "unsupported_image_format", str(error))
 
     @app.exception_handler(DataError)
     async def data_error(_: Request, error: DataError) -> JSONResponse:

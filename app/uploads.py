@@ -98,7 +98,15 @@ async def decode_files(files: list[UploadFile], spec: InputSpec, settings: Setti
             )
         if not data:
             raise ApiError(422, "invalid_image", f"file {name} is empty")
-        decoded.append(decode_for(spec, data, source=name, max_pixels=settings.max_pixels))
+        decoded.append(
+            decode_for(
+                spec,
+                data,
+                source=name,
+                max_pixels=settings.max_pixels,
+                formats=settings.image_formats,
+            )
+        )
     return np.stack(decoded)
 
 

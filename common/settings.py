@@ -7,6 +7,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
+from PIL import Image
 from pydantic import AliasChoices, Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
@@ -46,6 +47,7 @@ class Settings(BaseSettings):
     max_classes: int = Field(50, ge=2)
     max_shots: int = Field(20, ge=1)
     max_predict_files: int = Field(64, ge=1)
+    allowed_formats: str = "PNG,JPEG,GIF,BMP,WEBP,TIFF"  # Pillow format names, comma-separated
 
     # adaptation bounds
     max_adapt_steps: int = Field(200, ge=1)
@@ -66,8 +68,16 @@ class Settings(BaseSettings):
     # serving
     model_cache_size: int = Field(32, ge=1)
 
+    @property
+    def image_formats(self) -> frozenset[str]:
+        return frozenset(name.strip().upper() for name in self.allowed_formats.split(","))
+
     @model_validator(mode="after")
     def _consistent(self) -> Settings:
+        Image.init()
+        unknown = self.image_formats - set(Image.OPEN)
+        if unknown:
+            raise ValueError(f"allowed_formats: Pillow cannot read {sorted(unknown)}")
         if self.min_classes > self.max_classes:
             raise ValueError("min_classes must not exceed max_classes")
         if self.heartbeat_s * 1000 >= self.claim_idle_ms:

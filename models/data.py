@@ -10,7 +10,7 @@ from __future__ import annotations
 import io
 import logging
 import zipfile
-from collections.abc import Iterable, Iterator
+from collections.abc import Collection, Iterable, Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path, PurePosixPath
 
@@ -26,6 +26,10 @@ IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".ti
 
 class DataError(ValueError):
     """The data path, an image in it, or a split cannot serve the request."""
+
+
+class UnsupportedFormat(DataError):
+    """Image bytes in a format the caller does not accept."""
 
 
 @dataclass(frozen=True)
@@ -50,21 +54,59 @@ class InputSpec:
         return cls(backbone["in_channels"], backbone["image_size"], bool(invert))
 
 
-def decode_image(
-    data: bytes, *, channels: int, size: int, source: str, max_pixels: int | None = None
-) -> np.ndarray:
-    """Decode image bytes to uint8 ``[C, size, size]``: centre square crop, then resize.
+WIDE_MODES = ("I", "I;16", "I;16B", "I;16L")  # 16/32-bit integer pixels, e.g. 16-bit PNGs
+ALPHA_MODES = ("RGBA", "LA", "PA", "RGBa", "La")
 
-    With ``max_pixels`` the header's width x height is checked before any pixel is decoded.
+
+def _flatten(image: Image.Image) -> Image.Image:
+    """8-bit pixels: transparency composited on white (a transparent background is paper, not
+    ink), 16-bit values scaled to 8 bits (a plain convert would clip them to white)."""
+    if image.mode in WIDE_MODES:
+        wide = np.asarray(image, dtype=np.float64)
+        return Image.fromarray(np.clip(wide / 257.0, 0, 255).astype(np.uint8), "L")
+    if image.mode == "P" and "transparency" in image.info:
+        image = image.convert("RGBA")
+    if image.mode in ALPHA_MODES:
+        paper = Image.new("RGBA", image.size, (255, 255, 255, 255))
+        return Image.alpha_composite(paper, image.convert("RGBA"))
+    return image
+
+
+def _check_header(
+    image: Image.Image, source: str, max_pixels: int | None, formats: Collection[str] | None
+) -> None:
+    if formats is not None and image.format not in formats:
+        raise UnsupportedFormat(
+            f"image {source} is {image.format}; accepted formats: {', '.join(sorted(formats))}"
+        )
+    if max_pixels is not None and image.width * image.height > max_pixels:
+        raise DataError(
+            f"image {source} has {image.width}x{image.height} pixels, more than the "
+            f"{max_pixels} allowed"
+        )
+    if getattr(image, "n_frames", 1) > 1:
+        raise DataError(f"image {source} is animated ({image.n_frames} frames); send one frame")
+
+
+def decode_image(
+    data: bytes,
+    *,
+    channels: int,
+    size: int,
+    source: str,
+    max_pixels: int | None = None,
+    formats: Collection[str] | None = None,
+) -> np.ndarray:
+    """Decode image bytes to uint8 ``[C, size, size]``: EXIF orientation applied, transparency
+    on white, 16-bit scaled to 8-bit, centre square crop, then resize.
+
+    The header is checked before any pixel is decoded: format in ``formats`` (Pillow's names,
+    e.g. PNG, JPEG), width x height within ``max_pixels``, one frame only.
     """
     try:
         with Image.open(io.BytesIO(data)) as image:
-            if max_pixels is not None and image.width * image.height > max_pixels:
-                raise DataError(
-                    f"image {source} has {image.width}x{image.height} pixels, more than the "
-                    f"{max_pixels} allowed"
-                )
-            image = ImageOps.exif_transpose(image)
+            _check_header(image, source, max_pixels, formats)
+            image = _flatten(ImageOps.exif_transpose(image))
             image = image.convert("L" if channels == 1 else "RGB")
             side = min(image.size)
             left, top = (image.width - side) // 2, (image.height - side) // 2
@@ -80,10 +122,22 @@ def decode_image(
     return array[None] if channels == 1 else array.transpose(2, 0, 1)
 
 
-def decode_for(spec: InputSpec, data: bytes, *, source: str, max_pixels: int | None = None):
+def decode_for(
+    spec: InputSpec,
+    data: bytes,
+    *,
+    source: str,
+    max_pixels: int | None = None,
+    formats: Collection[str] | None = None,
+) -> np.ndarray:
     """Decode as :func:`decode_image` for a model's input spec, inverted when it asks."""
     pixels = decode_image(
-        data, channels=spec.channels, size=spec.size, source=source, max_pixels=max_pixels
+        data,
+        channels=spec.channels,
+        size=spec.size,
+        source=source,
+        max_pixels=max_pixels,
+        formats=formats,
     )
     return 255 - pixels if spec.invert else pixels
 
