@@ -7,6 +7,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from app.main import create_app
+from common.api_keys import ApiKeys
 from common.settings import PRETRAINED_DIR, Settings
 from models.checkpoint import load_checkpoint
 from models.data import omniglot_drawings
@@ -25,7 +26,7 @@ def test_five_way_five_shot_on_held_out_alphabets(omniglot_path, redis_url, pref
         for name, files in omniglot_drawings(omniglot_path, split["test"]).items()
     }
     chosen = sorted(characters)[::7][:5]  # five characters spread over the test alphabets
-    settings = Settings(redis_url=redis_url, key_prefix=prefix, worker_block_ms=50)
+    settings = Settings(redis_url=redis_url, key_prefix=prefix, worker_block_ms=50, auth="keys")
     start_worker(settings)
     support, labels, queries = [], [], []
     for character in chosen:
@@ -35,6 +36,9 @@ def test_five_way_five_shot_on_held_out_alphabets(omniglot_path, redis_url, pref
             labels.append(character)
         queries += [(character, file_name, data) for file_name, data in drawings[5:12]]
     with TestClient(create_app(settings)) as client:
+        services = client.app.state.services
+        _, token = ApiKeys(services.client, services.keys).create("e2e")
+        client.headers["Authorization"] = f"Bearer {token}"  # as deployed: with an API key
         created = client.post("/v1/adaptations", files=support, data={"labels": labels})
         assert created.status_code == 202, created.text
         job = wait_for(client, created.json()["job_id"], timeout=600)
