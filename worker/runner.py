@@ -33,6 +33,7 @@ logger = logging.getLogger(__name__)
 
 USER_ERRORS = (DataError, ConfigError, ArtifactError, UnknownBaseModel, JobInputMissing)
 FORGET_WORKERS_AFTER_S = 3600  # heartbeats older than this are dropped from the workers set
+MAX_BACKOFF_S = 5.0  # longest wait between tries while Redis is unavailable
 
 
 class ShutdownRequested(Exception):
@@ -66,6 +67,7 @@ class Worker:
             pick_device(self.settings.device),
             self.settings.model_ttl_s,
         )
+        self._outage_s = 0.0
 
     def heartbeat(self) -> None:
         """Say this worker is alive: in Redis (for /readyz) and in its alive file (for the
@@ -93,15 +95,37 @@ class Worker:
         logger.info("worker %s serving on %s", self.name, self.context.device)
         try:
             while not self.stop.is_set():
-                delivery = self.queue.next(self.name, self.settings.worker_block_ms)
-                if delivery is not None:
-                    self.process(delivery)
+                self._serve_one()
         finally:
             self.stop.set()
             beating.join()
-            self.client.zrem(self.keys.workers, self.name)
             self.settings.worker_alive_file.unlink(missing_ok=True)
+            self._deregister()
         logger.info("worker %s stopped", self.name)
+
+    def _serve_one(self) -> None:
+        """Take and process one delivery; ride out a Redis outage (the job it held, if any,
+        stays pending and is taken over once Redis is back)."""
+        try:
+            delivery = self.queue.next(self.name, self.settings.worker_block_ms)
+            if delivery is not None:
+                self.process(delivery)
+            self._outage_s = 0.0
+        except (redis.ConnectionError, redis.TimeoutError) as error:
+            self._outage_s = min(MAX_BACKOFF_S, max(0.1, 2 * self._outage_s))
+            logger.warning("redis unavailable (%s); retrying in %.1f s", error, self._outage_s)
+            self.stop.wait(self._outage_s)
+        except redis.ResponseError as error:
+            if "NOGROUP" not in str(error):
+                raise
+            logger.warning("the queue's consumer group is gone (Redis lost its data); recreating")
+            self.queue.ensure_group()
+
+    def _deregister(self) -> None:
+        try:
+            self.client.zrem(self.keys.workers, self.name)
+        except redis.RedisError as error:
+            logger.warning("could not deregister from Redis on exit: %s", error)
 
     def process(self, delivery: Delivery) -> None:
         job_id = delivery.job_id
@@ -145,6 +169,8 @@ class Worker:
         except ShutdownRequested:
             self.store.requeue(job_id, attempt)
             logger.info("job %s given back on shutdown", job_id)
+        except redis.RedisError:
+            raise  # the store is unreachable: leave the job pending, to be taken over later
         except CancelRequested:
             self.store.finish(
                 job_id, attempt, JobState.CANCELLED, extra=self.store.model_failed_writes(job_id)

@@ -1,0 +1,115 @@
+"""Redis faults: a restart (append-only file on) loses no job or model; while Redis is down
+the API answers 503 and it recovers by itself when Redis is back."""
+
+from __future__ import annotations
+
+import socket
+import subprocess
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import redis
+from fastapi.testclient import TestClient
+
+from app.main import create_app
+from cli.serve import redis_binary
+from tests.app.test_api import assert_error, support, wait_for
+from tests.service_fixtures import image_bytes
+
+pytestmark = pytest.mark.redis
+
+
+class OwnRedis:
+    """A redis-server of this test's own, on a fixed port, persisting with AOF in ``folder``."""
+
+    def __init__(self, folder: Path) -> None:
+        self.folder = folder
+        with socket.socket() as probe:
+            probe.bind(("127.0.0.1", 0))
+            self.port = probe.getsockname()[1]
+        self.url = f"redis://127.0.0.1:{self.port}/0"
+        self.process: subprocess.Popen | None = None
+
+    def start(self) -> None:
+        self.process = subprocess.Popen(
+            [
+                redis_binary(),
+                "--port",
+                str(self.port),
+                "--bind",
+                "127.0.0.1",
+                "--dir",
+                str(self.folder),
+                "--appendonly",
+                "yes",
+                "--appendfsync",
+                "always",
+                "--save",
+                "",
+            ],
+            stdout=subprocess.DEVNULL,
+        )
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            try:
+                redis.Redis.from_url(self.url).ping()
+                return
+            except redis.ConnectionError:
+                time.sleep(0.05)
+        raise AssertionError("redis-server did not start")
+
+    def kill(self) -> None:
+        assert self.process is not None
+        self.process.kill()  # no clean shutdown: only the append-only file saves the data
+        self.process.wait()
+
+
+@pytest.fixture
+def own_redis(tmp_path) -> Iterator[OwnRedis]:
+    server = OwnRedis(tmp_path)
+    server.start()
+    yield server
+    if server.process and server.process.poll() is None:
+        server.kill()
+
+
+def test_a_restart_between_enqueue_and_completion_loses_nothing(own_redis, settings, start_worker):
+    settings = settings.model_copy(update={"redis_url": own_redis.url})
+    with TestClient(create_app(settings)) as client:
+        files, data = support(classes=2, shots=2)
+        created = client.post("/v1/adaptations", files=files, data={**data, "steps": "3"}).json()
+        own_redis.kill()
+        assert_error(client.get(f"/v1/jobs/{created['job_id']}"), 503, "storage_unavailable")
+        assert client.get("/readyz").status_code == 503
+        own_redis.start()
+        assert client.get(f"/v1/jobs/{created['job_id']}").json()["state"] == "queued"
+        start_worker(settings)
+        assert wait_for(client, created["job_id"])["state"] == "succeeded"
+        own_redis.kill()  # after completion too: the model survives
+        own_redis.start()
+        model = client.get(f"/v1/models/{created['model_id']}").json()
+        assert model["state"] == "ready"
+        query = [("images", ("q.png", image_bytes(0, 7), "image/png"))]
+        predicted = client.post(f"/v1/models/{created['model_id']}/predictions", files=query)
+        assert predicted.status_code == 200, predicted.text
+        again = client.post("/v1/adaptations", files=files, data={**data, "steps": "3"}).json()
+        assert wait_for(client, again["job_id"])["state"] == "succeeded"  # the worker rode it out
+
+
+def test_redis_down_answers_503_with_retry_after_and_recovers(own_redis, settings):
+    settings = settings.model_copy(update={"redis_url": own_redis.url})
+    with TestClient(create_app(settings)) as client:
+        assert client.get("/v1/models").status_code == 200
+        own_redis.kill()
+        down = client.get("/v1/models")
+        assert_error(down, 503, "storage_unavailable")
+        assert down.headers["Retry-After"] == "5"
+        files, data = support()
+        assert_error(
+            client.post("/v1/adaptations", files=files, data=data), 503, "storage_unavailable"
+        )
+        own_redis.start()
+        assert client.get("/v1/models").json()["total"] == 0  # nothing half-written
+        assert client.post("/v1/adaptations", files=files, data=data).status_code == 202

@@ -1,0 +1,80 @@
+"""Faults: workers SIGKILLed at random points while 20 jobs run; every job succeeds once."""
+
+from __future__ import annotations
+
+import json
+import random
+import time
+
+import pytest
+import redis
+
+from common import telemetry
+from common.artifacts import encode_images
+from common.jobs import JobStore
+from common.keys import JobKind, Keys
+from tests.worker.test_worker import _start_worker, _support
+
+pytestmark = [pytest.mark.redis, pytest.mark.slow]
+JOBS = 20
+KILLS = 8
+
+
+def _create_jobs(settings) -> list[str]:
+    store = JobStore(redis.Redis.from_url(settings.redis_url), Keys(settings.key_prefix), 600, 600)
+    job_settings = {"steps": 40, "lr": 0.05, "eps": 0.1, "eps_grid": [0.0, 0.1], "pgd_steps": 2}
+    return [
+        store.create(
+            JobKind.ADAPT,
+            encode_images(_support()),
+            {
+                "model_id": f"model_{n}",
+                "base_model": "tiny-adml",
+                "settings": json.dumps(job_settings),
+            },
+            tenant="t1",
+            model_record={"id": f"model_{n}", "state": "pending", "created": float(n)},
+        )
+        for n in range(JOBS)
+    ]
+
+
+def _jobs(client: redis.Redis, keys: Keys, job_ids: list[str]) -> list[dict[str, str]]:
+    return [
+        {k.decode(): v.decode() for k, v in client.hgetall(keys.job(job_id)).items()}
+        for job_id in job_ids
+    ]
+
+
+def _unfinished(jobs: list[dict[str, str]]) -> int:
+    return sum(job["state"] not in ("succeeded", "failed", "cancelled") for job in jobs)
+
+
+def test_twenty_jobs_survive_random_sigkills(settings):
+    client, keys = redis.Redis.from_url(settings.redis_url), Keys(settings.key_prefix)
+    job_ids = _create_jobs(settings)
+    rng = random.Random(7)
+    kills = 0
+    while kills < KILLS and _unfinished(_jobs(client, keys, job_ids)):
+        worker = _start_worker(settings, max_deliveries=KILLS + 2)
+        time.sleep(rng.uniform(0.5, 4.0))  # start-up, between jobs or mid-job: all happen
+        worker.kill()
+        worker.wait()
+        kills += 1
+    finishers = [_start_worker(settings, max_deliveries=KILLS + 2) for _ in range(2)]
+    try:
+        deadline = time.monotonic() + 300
+        while _unfinished(jobs := _jobs(client, keys, job_ids)) and time.monotonic() < deadline:
+            time.sleep(0.2)
+    finally:
+        for worker in finishers:
+            worker.terminate()
+            worker.wait(timeout=30)
+    assert [job["state"] for job in jobs] == ["succeeded"] * JOBS, jobs
+    counts = telemetry.job_counts(client, keys)
+    assert counts[("adapt", "succeeded")] == JOBS  # each job succeeded exactly once
+    assert kills == KILLS
+    assert any(int(job["attempt"]) > 1 for job in jobs)  # some kills landed mid-job
+    weights = {client.get(keys.model_weights(f"model_{n}")) for n in range(JOBS)}
+    assert None not in weights and len(weights) == 1  # same input: identical results
+    assert client.xlen(keys.stream) == 0
