@@ -8,6 +8,7 @@ import redis
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from pydantic import BaseModel
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from common.artifacts import ArtifactError
@@ -25,6 +26,38 @@ class ApiError(Exception):
         super().__init__(message)
         self.status, self.code, self.message = status, code, message
         self.headers = headers or {}
+
+
+class ErrorDetail(BaseModel):
+    code: str  # stable, machine-readable, e.g. "model_not_found"
+    message: str  # for people: what went wrong and what to do
+
+
+class ErrorBody(BaseModel):
+    error: ErrorDetail
+
+
+ERROR_MEANINGS = {
+    400: "unreadable request",
+    401: "missing, wrong or revoked API key",
+    404: "unknown id (or another tenant's)",
+    409: "the resource is not in a state that allows this",
+    413: "a size limit was exceeded",
+    415: "unsupported media type or image format",
+    422: "invalid input; nothing was stored",
+    429: "rate limit of this API key reached; see Retry-After",
+    503: "Redis unavailable, or the service is not ready; retry later",
+}
+
+
+def error_responses(*statuses: int) -> dict[int | str, dict]:
+    """OpenAPI ``responses`` for routes that can answer these errors."""
+    return {
+        status: {"model": ErrorBody, "description": ERROR_MEANINGS[status]} for status in statuses
+    }
+
+
+API_ERRORS = error_responses(400, 401, 404, 409, 413, 415, 422, 429, 503)
 
 
 def error_response(status: int, code: str, message: str, **headers: str) -> JSONResponse:

@@ -12,7 +12,7 @@ import redis
 from fastapi import FastAPI
 
 from app.deps import ServicesDep
-from app.errors import error_response, install_error_handlers
+from app.errors import error_response, error_responses, install_error_handlers
 from app.limits import BodyLimitMiddleware
 from app.metrics import RequestMetrics, RequestMiddleware, ServiceCollector
 from app.metrics import router as metrics_router
@@ -68,7 +68,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         """The process is alive."""
         return {"status": "ok"}
 
-    @app.get("/readyz", tags=["operations"])
+    @app.get("/readyz", tags=["operations"], responses=error_responses(503))
     def readyz(services: ServicesDep) -> Any:
         """Redis answers, base models are loaded, a worker sent a heartbeat recently."""
         services.client.ping()

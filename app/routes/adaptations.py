@@ -10,7 +10,7 @@ from fastapi.responses import JSONResponse
 
 from app.auth import UploadCallerDep
 from app.deps import ServicesDep
-from app.errors import ApiError
+from app.errors import API_ERRORS, ApiError
 from app.uploads import optional_text, parse_number, read_form, read_labelled
 from common.artifacts import encode_images
 from common.jobs import new_id, now
@@ -19,7 +19,7 @@ from common.settings import Settings
 from models.config import AdaptConfig
 from models.evaluation import DEFAULT_EPS_GRID
 
-router = APIRouter(prefix="/v1/adaptations", tags=["adaptations"])
+router = APIRouter(prefix="/v1/adaptations", tags=["adaptations"], responses=API_ERRORS)
 
 REPORT_PGD_STEPS = 20
 

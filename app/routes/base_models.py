@@ -8,8 +8,9 @@ from fastapi import APIRouter
 
 from app.auth import CallerDep
 from app.deps import ServicesDep
+from app.errors import API_ERRORS
 
-router = APIRouter(prefix="/v1/base-models", tags=["base models"])
+router = APIRouter(prefix="/v1/base-models", tags=["base models"], responses=API_ERRORS)
 
 
 @router.get("")

@@ -9,9 +9,10 @@ from fastapi import APIRouter
 
 from app.auth import CallerDep
 from app.deps import ServicesDep
+from app.errors import API_ERRORS
 from common.keys import JobKind, JobState
 
-router = APIRouter(prefix="/v1/jobs", tags=["jobs"])
+router = APIRouter(prefix="/v1/jobs", tags=["jobs"], responses=API_ERRORS)
 
 
 def job_view(job: dict[str, str]) -> dict[str, Any]:

@@ -12,7 +12,7 @@ from starlette.concurrency import run_in_threadpool
 
 from app.auth import CallerDep, PredictCallerDep, UploadCallerDep
 from app.deps import ServicesDep
-from app.errors import ApiError
+from app.errors import API_ERRORS, ApiError
 from app.routes.adaptations import REPORT_PGD_STEPS, UPLOAD_SCHEMA
 from app.services import Services
 from app.uploads import (
@@ -29,7 +29,7 @@ from models.attacks import pgd
 from models.data import InputSpec
 from models.evaluation import DEFAULT_EPS_GRID
 
-router = APIRouter(prefix="/v1/models", tags=["models"])
+router = APIRouter(prefix="/v1/models", tags=["models"], responses=API_ERRORS)
 
 
 def _record(services: Services, model_id: str, tenant: str) -> dict[str, str]:
