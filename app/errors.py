@@ -42,11 +42,13 @@ ERROR_MEANINGS = {
     401: "missing, wrong or revoked API key",
     404: "unknown id (or another tenant's)",
     409: "the resource is not in a state that allows this",
+    410: "the model was evicted (the tenant's model cap); the message says when and why",
     413: "a size limit was exceeded",
     415: "unsupported media type or image format",
     422: "invalid input; nothing was stored",
     429: "rate limit of this API key reached; see Retry-After",
     503: "Redis unavailable, or the service is not ready; retry later",
+    507: "the job store (Redis) is full; nothing was stored",
 }
 
 
@@ -57,7 +59,7 @@ def error_responses(*statuses: int) -> dict[int | str, dict]:
     }
 
 
-API_ERRORS = error_responses(400, 401, 404, 409, 413, 415, 422, 429, 503)
+API_ERRORS = error_responses(400, 401, 404, 409, 410, 413, 415, 422, 429, 503, 507)
 
 
 def error_response(status: int, code: str, message: str, **headers: str) -> JSONResponse:
@@ -111,6 +113,13 @@ def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(redis.RedisError)
     async def redis_down(_: Request, error: redis.RedisError) -> JSONResponse:
         logger.error("redis error: %s", error)
+        if isinstance(error, redis.exceptions.OutOfMemoryError) or "maxmemory" in str(error):
+            return error_response(
+                507,
+                "storage_full",
+                "the job store is full (Redis maxmemory); delete models or retry later",
+                **{"Retry-After": "60"},
+            )
         return error_response(
             503,
             "storage_unavailable",

@@ -69,6 +69,7 @@ class JobStore:
         *,
         tenant: str,
         model_record: Fields | None = None,
+        extra: ExtraWrites | None = None,
     ) -> str:
         """Store the input and the record (and a pending model) of ``tenant`` and enqueue,
         atomically."""
@@ -98,6 +99,8 @@ class JobStore:
             pipe.zadd(self.keys.models_index(tenant), {model_id: float(model_record["created"])})
         pipe.xadd(self.keys.stream, {"job_id": job_id})
         count_state(pipe, self.keys, kind.value, JobState.QUEUED.value)
+        if extra is not None:
+            extra(pipe)
         pipe.execute()
         return job_id
 
@@ -134,6 +137,8 @@ class JobStore:
             pipe.hset(key, mapping=changes)
             if "state" in changes:
                 self._count(pipe, job, changes)
+                if JobState(str(changes["state"])).finished:  # its support set is not needed
+                    pipe.delete(self.keys.job_input(job_id))
             if extra is not None:
                 extra(pipe)
 

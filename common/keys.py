@@ -11,6 +11,7 @@ class JobState(StrEnum):
     RUNNING = "running"
     SUCCEEDED = "succeeded"
     FAILED = "failed"
+    EVICTED = "evicted"  # removed to keep its tenant under the model cap; the record says why
     CANCELLED = "cancelled"
 
     @property
@@ -27,6 +28,7 @@ class ModelState(StrEnum):
     PENDING = "pending"  # its adaptation job has not succeeded yet
     READY = "ready"
     FAILED = "failed"
+    EVICTED = "evicted"  # removed to keep its tenant under the model cap; the record says why
 
 
 WORKER_GROUP = "workers"  # the stream's consumer group

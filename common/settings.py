@@ -67,6 +67,7 @@ class Settings(BaseSettings):
 
     # serving
     model_cache_size: int = Field(32, ge=1)
+    max_models_per_tenant: int = Field(100, ge=1)  # beyond it the oldest finished are evicted
 
     @property
     def image_formats(self) -> frozenset[str]:

@@ -15,6 +15,7 @@ from app.uploads import optional_text, parse_number, read_form, read_labelled
 from common.artifacts import encode_images
 from common.jobs import new_id, now
 from common.keys import JobKind, ModelState
+from common.model_cap import ModelCapReached, evict, plan_eviction
 from common.settings import Settings
 from models.config import AdaptConfig
 from models.evaluation import DEFAULT_EPS_GRID
@@ -95,6 +96,11 @@ async def create_adaptation(
     validation = await read_labelled(
         form, "val_images", "val_labels", base.spec, settings, classes=support.classes
     )
+    cap = settings.max_models_per_tenant
+    try:
+        victims = plan_eviction(services.client, services.keys, caller.tenant, cap)
+    except ModelCapReached as error:
+        raise ApiError(409, "model_cap_reached", str(error)) from error
     model_id = new_id("model")
     created = now()
     job_id = services.store.create(
@@ -112,7 +118,10 @@ async def create_adaptation(
             "support_size": len(support.labels),
             "validation_size": 0 if validation is None else len(validation.labels),
         },
+        extra=lambda pipe: evict(pipe, services.keys, caller.tenant, victims, cap),
     )
+    for victim in victims:
+        services.cache.drop(victim)
     status_url = f"/v1/jobs/{job_id}"
     return JSONResponse(
         {"job_id": job_id, "model_id": model_id, "status_url": status_url},

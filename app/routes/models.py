@@ -51,6 +51,7 @@ def model_view(record: dict[str, str]) -> dict[str, Any]:
         "support_size": int(record.get("support_size", 0)),
         "validation_size": int(record.get("validation_size", 0)),
         "created": float(record["created"]),
+        "evicted_reason": record.get("evicted_reason"),
         "job_id": record.get("job_id"),
         "report_summary": json.loads(record["report_summary"])
         if record.get("report_summary")
@@ -64,6 +65,8 @@ def model_view(record: dict[str, str]) -> dict[str, Any]:
 
 def _ready(services: Services, model_id: str, tenant: str) -> dict[str, str]:
     record = _record(services, model_id, tenant)
+    if record["state"] == ModelState.EVICTED:
+        raise ApiError(410, "model_evicted", f"model {model_id} was {record['evicted_reason']}")
     if record["state"] != ModelState.READY:
         raise ApiError(
             409,

@@ -24,8 +24,9 @@ pytestmark = pytest.mark.redis
 class OwnRedis:
     """A redis-server of this test's own, on a fixed port, persisting with AOF in ``folder``."""
 
-    def __init__(self, folder: Path) -> None:
+    def __init__(self, folder: Path, *options: str) -> None:
         self.folder = folder
+        self.options = options
         with socket.socket() as probe:
             probe.bind(("127.0.0.1", 0))
             self.port = probe.getsockname()[1]
@@ -48,6 +49,7 @@ class OwnRedis:
                 "always",
                 "--save",
                 "",
+                *self.options,
             ],
             stdout=subprocess.DEVNULL,
         )
@@ -113,3 +115,24 @@ def test_redis_down_answers_503_with_retry_after_and_recovers(own_redis, setting
         own_redis.start()
         assert client.get("/v1/models").json()["total"] == 0  # nothing half-written
         assert client.post("/v1/adaptations", files=files, data=data).status_code == 202
+
+
+def test_a_full_redis_answers_507_and_stores_nothing_half(tmp_path, settings):
+    full = OwnRedis(tmp_path, "--maxmemory", "3mb", "--maxmemory-policy", "noeviction")
+    full.start()
+    try:
+        settings = settings.model_copy(update={"redis_url": full.url, "max_shots": 20})
+        with TestClient(create_app(settings)) as client:
+            answers = []
+            for _ in range(40):
+                files, data = support(classes=4, shots=20)
+                answers.append(client.post("/v1/adaptations", files=files, data=data))
+                if answers[-1].status_code != 202:
+                    break
+            assert_error(answers[-1], 507, "storage_full")
+            assert answers[-1].headers["Retry-After"] == "60"
+            accepted = sum(a.status_code == 202 for a in answers)
+            listed = client.get("/v1/models").json()  # reads still work
+            assert listed["total"] == accepted  # the refused upload left no model behind
+    finally:
+        full.kill()
