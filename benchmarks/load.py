@@ -1,0 +1,199 @@
+"""Load: adaptation jobs on several workers, then many concurrent predictions, with zero errors
+expected; p50/p99 latency and throughput beside a bare model forward measured in this run.
+
+Usage: python benchmarks/load.py [--jobs 50] [--requests 2000] [--clients 32] [--workers 2]
+Starts its own embedded Redis (or uses REDIS_URL), the API (`python -m app`, API keys on, rate
+limits off: the load comes from one key) and the workers. Support sets: 5-way Omniglot from the
+base model's test alphabets in ../shared/data/omniglot. Exit status 1 when any request failed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import datetime as dt
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import httpx
+import redis
+import torch
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from benchmarks.service_latency import OMNIGLOT, support_sets, wait_ready  # noqa: E402
+from cli.serve import start_embedded_redis, stop_all  # noqa: E402
+from common.api_keys import ApiKeys  # noqa: E402
+from common.artifacts import load_adapted  # noqa: E402
+from common.base_models import load_base_models  # noqa: E402
+from common.keys import Keys  # noqa: E402
+from common.settings import PRETRAINED_DIR  # noqa: E402
+from models.data import decode_for  # noqa: E402
+
+UPLOAD_CONCURRENCY = 8
+
+
+def summary(values: list[float]) -> str:
+    ordered = sorted(values)
+    p99 = ordered[min(len(ordered) - 1, round(0.99 * (len(ordered) - 1)))]
+    return (
+        f"p50 {statistics.median(ordered) * 1000:9.1f} ms  p99 {p99 * 1000:9.1f} ms  "
+        f"(n={len(values)})"
+    )
+
+
+async def run_jobs(url: str, headers: dict, sets: list, shots: int) -> tuple[list, int, float, str]:
+    """Submit every set, wait for every job; (latencies, errors, wall s, a model id)."""
+    gate = asyncio.Semaphore(UPLOAD_CONCURRENCY)
+    latencies: list[float] = []
+    errors = 0
+    model_ids: list[str] = []
+
+    async def one(client: httpx.AsyncClient, items: list) -> None:
+        nonlocal errors
+        support = [item for n, item in enumerate(items) if n % 10 < shots]
+        files = [("images", (name, data, "image/png")) for _, name, data in support]
+        started = time.perf_counter()
+        async with gate:
+            created = await client.post(
+                f"{url}/v1/adaptations",
+                files=files,
+                data={"labels": [label for label, _, _ in support]},
+            )
+        if created.status_code != 202:
+            errors += 1
+            return
+        body = created.json()
+        while True:
+            job = (await client.get(f"{url}{body['status_url']}")).json()
+            if job["state"] in ("succeeded", "failed", "cancelled"):
+                break
+            await asyncio.sleep(0.2)
+        if job["state"] != "succeeded":
+            errors += 1
+            return
+        latencies.append(time.perf_counter() - started)
+        model_ids.append(body["model_id"])
+
+    started = time.perf_counter()
+    async with httpx.AsyncClient(headers=headers, timeout=120) as client:
+        await asyncio.gather(*(one(client, items) for items in sets))
+    return latencies, errors, time.perf_counter() - started, model_ids[0]
+
+
+async def run_predictions(url: str, headers: dict, model_id: str, image: bytes, args):
+    latencies: list[float] = []
+    errors = 0
+
+    async def client_loop(count: int) -> None:
+        nonlocal errors
+        async with httpx.AsyncClient(headers=headers, timeout=120) as client:
+            for _ in range(count):
+                started = time.perf_counter()
+                response = await client.post(
+                    f"{url}/v1/models/{model_id}/predictions",
+                    files=[("images", ("q.png", image, "image/png"))],
+                )
+                if response.status_code == 200:
+                    latencies.append(time.perf_counter() - started)
+                else:
+                    errors += 1
+
+    started = time.perf_counter()
+    share = args.requests // args.clients
+    await asyncio.gather(*(client_loop(share) for _ in range(args.clients)))
+    return latencies, errors, time.perf_counter() - started
+
+
+def bare_forward(weights: bytes, image: bytes, spec, repeats: int = 300) -> list[float]:
+    model, _ = load_adapted(weights, torch.device("cpu"))
+    x = torch.from_numpy(decode_for(spec, image, source="q"))[None].float() / 255
+    timings = []
+    for _ in range(repeats):
+        started = time.perf_counter()
+        with torch.no_grad():
+            model(x)
+        timings.append(time.perf_counter() - started)
+    return timings
+
+
+def start_service(redis_url: str, port: int, workers: int) -> list[subprocess.Popen]:
+    env = {
+        **os.environ,
+        "REDIS_URL": redis_url,
+        "PORT": str(port),
+        "FEWSHOT_AUTH": "keys",
+        "FEWSHOT_RATE_UPLOADS_PER_MIN": "0",
+        "FEWSHOT_RATE_PREDICTIONS_PER_MIN": "0",
+        "FEWSHOT_LOG_LEVEL": "WARNING",
+        "OMP_NUM_THREADS": "1",
+    }
+    api = subprocess.Popen([sys.executable, "-m", "app"], cwd=ROOT, env=env)
+    pool = [
+        subprocess.Popen([sys.executable, "-m", "worker"], cwd=ROOT, env=env)
+        for _ in range(workers)
+    ]
+    return [api, *pool]
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--jobs", type=int, default=50)
+    parser.add_argument("--shots", type=int, default=2)
+    parser.add_argument("--requests", type=int, default=2000)
+    parser.add_argument("--clients", type=int, default=32)
+    parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--port", type=int, default=8766)
+    args = parser.parse_args()
+    if not OMNIGLOT.exists():
+        sys.exit(f"no Omniglot data at {OMNIGLOT}")
+    base = load_base_models(PRETRAINED_DIR).get(None)
+    sets = support_sets(list(base.card["data"]["split"]["test"]), args.jobs)
+    print(f"command: python {' '.join(sys.argv)}")
+    print(f"machine: {platform.platform()}, {os.cpu_count()} cpus, torch {torch.__version__}")
+    print(f"date: {dt.datetime.now(dt.UTC).isoformat(timespec='seconds')}; base {base.name}")
+    with tempfile.TemporaryDirectory() as folder:
+        redis_processes = []  # stopped last, after the workers gave their jobs back
+        redis_url = os.environ.get("REDIS_URL")
+        if not redis_url:
+            redis_process, redis_url = start_embedded_redis(Path(folder))
+            redis_processes.append(redis_process)
+        _, token = ApiKeys(redis.Redis.from_url(redis_url), Keys("fewshot")).create("load")
+        headers = {"Authorization": f"Bearer {token}"}
+        url = f"http://127.0.0.1:{args.port}"
+        processes = start_service(redis_url, args.port, args.workers)
+        try:
+            wait_ready(url)
+            latencies, job_errors, wall, model_id = asyncio.run(
+                run_jobs(url, headers, sets, args.shots)
+            )
+            print(
+                f"{args.jobs} adaptation jobs (5-way {args.shots}-shot, {args.workers} workers): "
+                f"{summary(latencies)}  {args.jobs / wall * 60:6.1f} jobs/min  errors {job_errors}"
+            )
+            weights = redis.Redis.from_url(redis_url).get(Keys("fewshot").model_weights(model_id))
+            image = sets[0][9][2]
+            forward = bare_forward(weights, image, base.spec)
+            print(f"bare forward of one image (this process): {summary(forward)}")
+            latencies, predict_errors, wall = asyncio.run(
+                run_predictions(url, headers, model_id, image, args)
+            )
+            print(
+                f"{args.requests} predictions, {args.clients} clients: {summary(latencies)}  "
+                f"{len(latencies) / wall:7.1f} requests/s  errors {predict_errors}"
+            )
+        finally:
+            stop_all(processes)
+            stop_all(redis_processes)
+    return 1 if job_errors or predict_errors else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
