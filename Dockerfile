@@ -20,6 +20,7 @@ COPY common ./common
 COPY app ./app
 COPY worker ./worker
 COPY cli ./cli
+COPY client ./client
 # torch==2.13.0 is already satisfied by the variant above: pip keeps it
 RUN pip install --no-cache-dir . \
     && python -c "import torch; print('torch', torch.__version__, 'cuda', torch.version.cuda)"

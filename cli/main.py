@@ -9,6 +9,7 @@ import typer
 from cli.console import err
 from cli.evaluate import evaluate
 from cli.keys import app as keys_app
+from cli.remote import adapt, predict, report
 from cli.serve import ServeError, serve
 from cli.train import meta_train_command
 
@@ -16,6 +17,9 @@ app = typer.Typer(help=__doc__, no_args_is_help=True, add_completion=False)
 app.command("meta-train")(meta_train_command)
 app.command("evaluate")(evaluate)
 app.add_typer(keys_app, name="keys")
+app.command("adapt")(adapt)
+app.command("predict")(predict)
+app.command("report")(report)
 
 
 @app.command("serve")

@@ -25,6 +25,7 @@ from app.uploads import (
 )
 from common.artifacts import encode_images
 from common.keys import JobKind, ModelState
+from common.report_plot import report_png
 from models.attacks import pgd
 from models.data import InputSpec
 from models.evaluation import DEFAULT_EPS_GRID
@@ -119,6 +120,18 @@ def get_report(model_id: str, services: ServicesDep, caller: CallerDep) -> dict[
     if raw is None:
         raise ApiError(404, "report_not_found", f"the report of model {model_id} has expired")
     return {"model_id": model_id, **json.loads(raw)}
+
+
+@router.get(
+    "/{model_id}/report.png",
+    response_class=Response,
+    responses={200: {"content": {"image/png": {}}, "description": "the report chart"}},
+)
+def get_report_png(model_id: str, services: ServicesDep, caller: CallerDep) -> Response:
+    """The report as a chart: accuracy vs eps per attack, robust vs clean-only adaptation."""
+    report = get_report(model_id, services, caller)
+    png = report_png(report, title=f"model {model_id}")
+    return Response(png, media_type="image/png", headers={"Cache-Control": "private, max-age=60"})
 
 
 def _predict(model, info, images, robustness: bool, eps: float, top_k: int) -> list[dict]:

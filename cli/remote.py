@@ -1,0 +1,123 @@
+"""``fewshot adapt | predict | report``: the service from the command line, on client/.
+
+The service URL and API key come from --url / --api-key or FEWSHOT_URL / FEWSHOT_API_KEY.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated
+
+import httpx
+import typer
+from rich.table import Table
+
+from cli.console import err, out_console, progress_bar
+from client import ApiError, FewShotClient, JobFailed
+
+Url = Annotated[str, typer.Option(envvar="FEWSHOT_URL", help="the service")]
+ApiKey = Annotated[str | None, typer.Option(envvar="FEWSHOT_API_KEY", help="bearer API key")]
+DEFAULT_URL = "http://127.0.0.1:8000"
+
+
+def _fail(error: Exception) -> typer.Exit:
+    err.print(f"[bold red]error:[/] {error}", soft_wrap=True, highlight=False)
+    return typer.Exit(2)
+
+
+def adapt(
+    folder: Annotated[Path, typer.Argument(help="one subfolder of images per class")],
+    url: Url = DEFAULT_URL,
+    api_key: ApiKey = None,
+    steps: Annotated[int | None, typer.Option(help="adaptation steps")] = None,
+    eps: Annotated[float | None, typer.Option(help="FGSM budget of the adaptation")] = None,
+    base_model: Annotated[str | None, typer.Option(help="initialization to adapt")] = None,
+    wait: Annotated[bool, typer.Option(help="wait for the job, with a progress bar")] = True,
+) -> None:
+    """Adapt a base model to a folder of labelled images; print the model id."""
+    try:
+        with FewShotClient(url, api_key) as api:
+            created = api.adapt_folder(folder, steps=steps, eps=eps, base_model=base_model)
+            err.print(f"job {created['job_id']} for model {created['model_id']}")
+            if wait:
+                with progress_bar() as bar:
+                    task = bar.add_task("adapting", total=None, status="queued")
+
+                    def show(job: dict) -> None:
+                        progress = job["progress"]
+                        bar.update(
+                            task,
+                            completed=progress["step"],
+                            total=progress["total"] or None,
+                            status=job["state"],
+                        )
+
+                    api.wait(created["job_id"], on_progress=show)
+    except (ApiError, JobFailed, ValueError, OSError, httpx.HTTPError) as error:
+        raise _fail(error) from error
+    typer.echo(created["model_id"])
+
+
+def predict(
+    model_id: Annotated[str, typer.Argument(help="an adapted model")],
+    images: Annotated[list[Path], typer.Argument(help="images to classify")],
+    url: Url = DEFAULT_URL,
+    api_key: ApiKey = None,
+    robustness: Annotated[bool, typer.Option(help="also attack each prediction (PGD)")] = False,
+    eps: Annotated[float | None, typer.Option(help="attack budget for --robustness")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="JSON instead of a table")] = False,
+) -> None:
+    """Classify images with an adapted model."""
+    try:
+        with FewShotClient(url, api_key) as api:
+            predictions = api.predict(model_id, images, robustness=robustness, eps=eps)
+    except (ApiError, OSError, httpx.HTTPError) as error:
+        raise _fail(error) from error
+    if as_json:
+        typer.echo(json.dumps(predictions))
+        return
+    table = Table("image", "label", "probability", "survives attack")
+    for image, prediction in zip(images, predictions, strict=True):
+        survives = prediction.get("robustness", {}).get("label_survives")
+        table.add_row(
+            image.name,
+            prediction["label"],
+            f"{prediction['top'][0]['probability']:.3f}",
+            "" if survives is None else str(survives),
+        )
+    out_console.print(table)
+
+
+def report(
+    model_id: Annotated[str, typer.Argument(help="an adapted model")],
+    url: Url = DEFAULT_URL,
+    api_key: ApiKey = None,
+    plot: Annotated[Path | None, typer.Option(help="also save the chart as this PNG")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="the report as JSON")] = False,
+) -> None:
+    """A model's robustness report as a table (and a PNG chart with --plot)."""
+    try:
+        with FewShotClient(url, api_key) as api:
+            data = api.report(model_id)
+            if plot is not None:
+                plot.write_bytes(api.report_png(model_id))
+    except (ApiError, OSError, httpx.HTTPError) as error:
+        raise _fail(error) from error
+    if as_json:
+        typer.echo(json.dumps(data))
+        return
+    if not data.get("available"):
+        out_console.print(f"no robustness estimate: {data.get('reason')}")
+        return
+    out_console.print(f"{data['examples']} examples; {data['source']}")
+    for variant in ("robust", "clean_only"):
+        table = Table("attack", "eps", "accuracy", "95% CI", title=variant.replace("_", "-"))
+        for cell in data[variant]:
+            table.add_row(
+                cell["attack"],
+                f"{cell['eps']:g}",
+                f"{100 * cell['mean']:.1f}%",
+                f"± {100 * cell['ci95']:.1f}",
+            )
+        out_console.print(table)

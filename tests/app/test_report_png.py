@@ -1,0 +1,25 @@
+"""GET /v1/models/{id}/report.png: the chart of a real report, scoped to its tenant."""
+
+from __future__ import annotations
+
+import io
+
+import pytest
+from fastapi.testclient import TestClient
+from PIL import Image
+
+from app.main import create_app
+from tests.app.test_api import assert_error, support, wait_for
+
+pytestmark = pytest.mark.redis
+
+
+def test_report_png(settings, worker_thread):
+    with TestClient(create_app(settings)) as client:
+        files, data = support(classes=2, shots=2)
+        created = client.post("/v1/adaptations", files=files, data={**data, "steps": "2"}).json()
+        assert wait_for(client, created["job_id"])["state"] == "succeeded"
+        response = client.get(f"/v1/models/{created['model_id']}/report.png")
+        assert response.status_code == 200 and response.headers["content-type"] == "image/png"
+        assert Image.open(io.BytesIO(response.content)).format == "PNG"
+        assert_error(client.get("/v1/models/model_nope/report.png"), 404, "model_not_found")

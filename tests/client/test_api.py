@@ -1,0 +1,109 @@
+"""The Python client and the adapt/predict/report commands against a real HTTP server."""
+
+from __future__ import annotations
+
+import io
+import json
+import socket
+import threading
+import time
+from collections.abc import Iterator
+
+import pytest
+import redis
+import uvicorn
+from PIL import Image
+from typer.testing import CliRunner
+
+from app.main import create_app
+from cli.main import app as cli_app
+from client import ApiError, FewShotClient
+from common.api_keys import ApiKeys
+from common.keys import Keys
+from tests.service_fixtures import image_bytes
+
+pytestmark = pytest.mark.redis
+
+
+@pytest.fixture
+def keyed(settings):
+    return settings.model_copy(update={"auth": "keys"})
+
+
+@pytest.fixture
+def server(keyed, start_worker) -> Iterator[str]:
+    """The API under uvicorn on a free port, with a worker thread."""
+    start_worker(keyed)
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    config = uvicorn.Config(create_app(keyed), host="127.0.0.1", port=port, log_level="warning")
+    running = uvicorn.Server(config)
+    thread = threading.Thread(target=running.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 30
+    while not running.started and time.monotonic() < deadline:
+        time.sleep(0.05)
+    yield f"http://127.0.0.1:{port}"
+    running.should_exit = True
+    thread.join(timeout=30)
+
+
+@pytest.fixture
+def token(server, keyed) -> str:
+    return ApiKeys(redis.Redis.from_url(keyed.redis_url), Keys(keyed.key_prefix)).create("c")[1]
+
+
+@pytest.fixture
+def folder(tmp_path):
+    for cls in range(2):
+        (tmp_path / f"class-{cls}").mkdir()
+        for shot in range(2):
+            (tmp_path / f"class-{cls}" / f"{shot}.png").write_bytes(image_bytes(cls, shot))
+    (tmp_path / "class-0" / "notes.txt").write_text("not an image: skipped")
+    query = tmp_path / "query.png"
+    query.write_bytes(image_bytes(1, 8))
+    return tmp_path
+
+
+def test_client_end_to_end(server, token, folder):
+    with FewShotClient(server, api_key=token) as api:
+        assert api.base_models()["default"]
+        created = api.adapt_folder(folder, steps=3)
+        seen = []
+        job = api.wait(created["job_id"], poll_s=0.1, on_progress=lambda j: seen.append(j["state"]))
+        assert job["state"] == "succeeded" and seen[-1] == "succeeded"
+        (prediction,) = api.predict(created["model_id"], [folder / "query.png"], robustness=True)
+        assert prediction["label"] in {"class-0", "class-1"} and "robustness" in prediction
+        assert api.report(created["model_id"])["available"]
+        assert Image.open(io.BytesIO(api.report_png(created["model_id"]))).format == "PNG"
+        assert api.models()["total"] == 1
+        with pytest.raises(ApiError) as missing:
+            api.model("model_nope")
+        assert (missing.value.status, missing.value.code) == (404, "model_not_found")
+    with FewShotClient(server, api_key="fsk_wrong") as stranger, pytest.raises(ApiError) as denied:
+        stranger.models()
+    assert denied.value.code == "unauthorized"
+
+
+def test_cli_adapt_predict_report(server, token, folder, tmp_path):
+    runner = CliRunner()
+    common = ["--url", server, "--api-key", token]
+    adapted = runner.invoke(cli_app, ["adapt", str(folder), "--steps", "3", *common])
+    assert adapted.exit_code == 0, adapted.output
+    model_id = adapted.stdout.strip().splitlines()[-1]
+    assert model_id.startswith("model_")
+    predicted = runner.invoke(
+        cli_app, ["predict", model_id, str(folder / "query.png"), "--json", *common]
+    )
+    assert predicted.exit_code == 0, predicted.output
+    assert json.loads(predicted.stdout)[0]["label"] in {"class-0", "class-1"}
+    chart = tmp_path / "report.png"
+    reported = runner.invoke(cli_app, ["report", model_id, "--plot", str(chart), *common])
+    assert reported.exit_code == 0, reported.output
+    assert "robust" in reported.stdout and Image.open(chart).format == "PNG"
+
+    unknown = runner.invoke(cli_app, ["predict", "model_nope", str(folder / "query.png"), *common])
+    assert unknown.exit_code == 2 and "model_not_found" in unknown.output
+    empty = runner.invoke(cli_app, ["adapt", str(tmp_path / "nowhere"), *common])
+    assert empty.exit_code == 2 and "not a folder" in empty.output
