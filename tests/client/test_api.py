@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import io
 import json
+import runpy
 import socket
+import sys
 import threading
 import time
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 import redis
@@ -107,3 +110,14 @@ def test_cli_adapt_predict_report(server, token, folder, tmp_path):
     assert unknown.exit_code == 2 and "model_not_found" in unknown.output
     empty = runner.invoke(cli_app, ["adapt", str(tmp_path / "nowhere"), *common])
     assert empty.exit_code == 2 and "not a folder" in empty.output
+
+
+def test_the_quickstart_example_runs(server, token, folder, tmp_path, monkeypatch, capsys):
+    example = Path(__file__).resolve().parents[2] / "docs" / "examples" / "quickstart.py"
+    chart = tmp_path / "chart.png"
+    argv = [str(folder), str(folder / "query.png"), "--url", server, "--api-key", token]
+    monkeypatch.setattr(sys, "argv", ["quickstart.py", *argv, "--out", str(chart)])
+    runpy.run_path(str(example), run_name="__main__")
+    printed = capsys.readouterr().out
+    assert "succeeded" in printed and "survives PGD" in printed and "chart written" in printed
+    assert Image.open(chart).format == "PNG"
