@@ -6,17 +6,20 @@ import logging
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from pathlib import Path
 from typing import Any
 
 import redis
 from fastapi import FastAPI
+from fastapi.responses import FileResponse
+from fastapi.staticfiles import StaticFiles
 
 from app.deps import ServicesDep
 from app.errors import error_response, error_responses, install_error_handlers
 from app.limits import BodyLimitMiddleware
 from app.metrics import RequestMetrics, RequestMiddleware, ServiceCollector
 from app.metrics import router as metrics_router
-from app.routes import adaptations, base_models, jobs, models
+from app.routes import adaptations, base_models, jobs, limits, models
 from app.services import Services
 from common.base_models import load_base_models
 from common.settings import Settings, get_settings
@@ -59,9 +62,17 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.request_metrics = request_metrics
     app.add_middleware(BodyLimitMiddleware)
     app.add_middleware(RequestMiddleware, metrics=request_metrics)
-    for module in (base_models, adaptations, jobs, models):
+    for module in (base_models, adaptations, jobs, models, limits):
         app.include_router(module.router)
     app.include_router(metrics_router)
+
+    console = Path(__file__).resolve().parent / "console"
+    app.mount("/console", StaticFiles(directory=console), name="console")
+
+    @app.get("/", include_in_schema=False)
+    def console_page() -> FileResponse:
+        """The web console (plain HTML/CSS/JS, no CDN: works offline)."""
+        return FileResponse(console / "index.html")
 
     @app.get("/healthz", tags=["operations"])
     def healthz() -> dict[str, str]:

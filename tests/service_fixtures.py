@@ -5,17 +5,22 @@ from __future__ import annotations
 
 import io
 import os
+import socket
 import threading
+import time
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
 import pytest
 import redis
 import torch
+import uvicorn
 from PIL import Image
 
+from app.main import create_app
 from common.base_models import load_base_models
 from common.settings import Settings
 from models.checkpoint import save_checkpoint
@@ -127,3 +132,23 @@ def image_bytes(
     buffer = io.BytesIO()
     image.save(buffer, fmt)
     return buffer.getvalue()
+
+
+@contextmanager
+def live_server(settings: Settings) -> Iterator[str]:
+    """The API under uvicorn on a free port of 127.0.0.1 (a real HTTP server); its URL."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    config = uvicorn.Config(create_app(settings), host="127.0.0.1", port=port, log_level="warning")
+    server = uvicorn.Server(config)
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 30
+    while not server.started and time.monotonic() < deadline:
+        time.sleep(0.05)
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        thread.join(timeout=30)

@@ -20,6 +20,7 @@ from common.settings import Settings
 from models.config import AdaptConfig
 from models.evaluation import DEFAULT_EPS_GRID
 
+ADAPT_LR_BOUNDS = (1e-6, 1.0)  # the adaptation learning rates the API accepts
 router = APIRouter(prefix="/v1/adaptations", tags=["adaptations"], responses=API_ERRORS)
 
 REPORT_PGD_STEPS = 20
@@ -67,7 +68,7 @@ def adapt_settings(form, settings: Settings, base_eps: float) -> dict[str, Any]:
         "steps": parse_number(
             optional_text(form, "steps"), "steps", int, 0, settings.max_adapt_steps, defaults.steps
         ),
-        "lr": parse_number(optional_text(form, "lr"), "lr", float, 1e-6, 1.0, defaults.lr),
+        "lr": parse_number(optional_text(form, "lr"), "lr", float, *ADAPT_LR_BOUNDS, defaults.lr),
         "eps": parse_number(
             optional_text(form, "eps"), "eps", float, 0.0, settings.max_eps, base_eps
         ),

@@ -5,25 +5,20 @@ from __future__ import annotations
 import io
 import json
 import runpy
-import socket
 import sys
-import threading
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 import redis
-import uvicorn
 from PIL import Image
 from typer.testing import CliRunner
 
-from app.main import create_app
 from cli.main import app as cli_app
 from client import ApiError, FewShotClient
 from common.api_keys import ApiKeys
 from common.keys import Keys
-from tests.service_fixtures import image_bytes
+from tests.service_fixtures import image_bytes, live_server
 
 pytestmark = pytest.mark.redis
 
@@ -37,19 +32,8 @@ def keyed(settings):
 def server(keyed, start_worker) -> Iterator[str]:
     """The API under uvicorn on a free port, with a worker thread."""
     start_worker(keyed)
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    config = uvicorn.Config(create_app(keyed), host="127.0.0.1", port=port, log_level="warning")
-    running = uvicorn.Server(config)
-    thread = threading.Thread(target=running.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 30
-    while not running.started and time.monotonic() < deadline:
-        time.sleep(0.05)
-    yield f"http://127.0.0.1:{port}"
-    running.should_exit = True
-    thread.join(timeout=30)
+    with live_server(keyed) as url:
+        yield url
 
 
 @pytest.fixture

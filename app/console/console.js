@@ -1,0 +1,221 @@
+// The console: plain JS on the public API. Errors are shown as the API words them.
+"use strict";
+
+const $ = (selector) => document.querySelector(selector);
+const state = { key: sessionStorage.getItem("fewshot-key") || "", classes: [], modelId: null };
+
+function showError(text) { $("#errors").textContent = text; }
+
+async function api(method, path, body) {
+  const headers = state.key ? { Authorization: `Bearer ${state.key}` } : {};
+  const response = await fetch(path, { method, headers, body });
+  if (!response.ok) {
+    let text = `HTTP ${response.status}`;
+    try {
+      const error = (await response.json()).error;
+      text = `${error.code}: ${error.message}`;
+    } catch (_) { /* not JSON: keep the status */ }
+    showError(text);
+    throw new Error(text);
+  }
+  showError("");
+  return response;
+}
+
+function element(tag, attributes = {}, children = []) {
+  const made = document.createElement(tag);
+  for (const [name, value] of Object.entries(attributes)) {
+    if (name === "text") made.textContent = value;
+    else made.setAttribute(name, value);
+  }
+  for (const child of children) made.append(child);
+  return made;
+}
+
+// A drop zone that is also a keyboard-operable button opening a file chooser.
+function dropZone(label, onFiles) {
+  const input = element("input", { type: "file", multiple: "", accept: "image/*", hidden: "" });
+  const zone = element("div", { class: "zone", tabindex: "0", role: "button", "aria-label": label, text: label });
+  zone.addEventListener("click", () => input.click());
+  zone.addEventListener("keydown", (event) => {
+    if (event.key === "Enter" || event.key === " ") { event.preventDefault(); input.click(); }
+  });
+  zone.addEventListener("dragover", (event) => { event.preventDefault(); zone.classList.add("over"); });
+  zone.addEventListener("dragleave", () => zone.classList.remove("over"));
+  zone.addEventListener("drop", (event) => {
+    event.preventDefault();
+    zone.classList.remove("over");
+    onFiles([...event.dataTransfer.files]);
+  });
+  input.addEventListener("change", () => { onFiles([...input.files]); input.value = ""; });
+  return [zone, input];
+}
+
+function renderClasses() {
+  const holder = $("#classes");
+  holder.replaceChildren();
+  state.classes.forEach((cls, index) => {
+    const name = element("input", { "aria-label": `name of class ${index + 1}`, value: cls.name });
+    name.addEventListener("input", () => { cls.name = name.value.trim(); });
+    const count = element("small", { text: `${cls.files.length} image(s), ${cls.valFiles.length} validation` });
+    const thumbs = element("div", { class: "thumbs" });
+    for (const file of cls.files) {
+      thumbs.append(element("img", { src: URL.createObjectURL(file), alt: file.name }));
+    }
+    const [zone, input] = dropZone(`Drop images of class ${index + 1} here, or press Enter`, (files) => {
+      cls.files.push(...files); renderClasses();
+    });
+    const [valZone, valInput] = dropZone(`Validation images of class ${index + 1} (optional)`, (files) => {
+      cls.valFiles.push(...files); renderClasses();
+    });
+    valZone.classList.add("validation");
+    const remove = element("button", { type: "button", text: "Remove class" });
+    remove.addEventListener("click", () => { state.classes.splice(index, 1); renderClasses(); });
+    holder.append(element("div", { class: "class-card" }, [name, zone, input, count, thumbs, valZone, valInput, remove]));
+  });
+}
+
+function addClass() {
+  state.classes.push({ name: `class ${state.classes.length + 1}`, files: [], valFiles: [] });
+  renderClasses();
+}
+
+async function loadSetup() {
+  const bases = await (await api("GET", "/v1/base-models")).json();
+  const select = $("#base-model");
+  select.replaceChildren(...bases.base_models.map((base) =>
+    element("option", { value: base.name, text: `${base.name}${base.name === bases.default ? " (default)" : ""}` })));
+  select.value = bases.default;
+  const limits = await (await api("GET", "/v1/limits")).json();
+  $("#steps").max = limits.adapt_steps.max;
+  $("#eps").min = limits.eps.min;
+  $("#eps").max = limits.eps.max;
+  $("#lr").min = limits.lr.min;
+  $("#lr").max = limits.lr.max;
+  $("#limits").textContent = `${limits.classes.min}-${limits.classes.max} classes, ` +
+    `1-${limits.shots_per_class.max} images per class, steps up to ${limits.adapt_steps.max}, ` +
+    `eps up to ${limits.eps.max}; formats ${limits.image_formats.join(", ")}`;
+}
+
+async function submitAdaptation() {
+  const form = new FormData();
+  for (const cls of state.classes) {
+    for (const file of cls.files) { form.append("images", file, file.name); form.append("labels", cls.name); }
+    for (const file of cls.valFiles) { form.append("val_images", file, file.name); form.append("val_labels", cls.name); }
+  }
+  for (const name of ["steps", "lr", "eps"]) {
+    if ($(`#${name}`).value !== "") form.append(name, $(`#${name}`).value);
+  }
+  form.append("base_model", $("#base-model").value);
+  const created = await (await api("POST", "/v1/adaptations", form)).json();
+  await followJob(created.job_id);
+  await refreshModels();
+  await openModel(created.model_id);
+}
+
+async function followJob(jobId) {
+  const bar = $("#job-progress");
+  bar.hidden = false;
+  for (;;) {
+    const job = await (await api("GET", `/v1/jobs/${jobId}`)).json();
+    bar.max = job.progress.total || 1;
+    bar.value = job.progress.step;
+    $("#job-state").textContent = `job ${jobId}: ${job.state} (step ${job.progress.step} of ${job.progress.total})`;
+    if (job.state === "succeeded") return job;
+    if (job.state === "failed" || job.state === "cancelled") {
+      const message = job.error ? `${job.error.code}: ${job.error.message}` : `job ${job.state}`;
+      showError(message);
+      throw new Error(message);
+    }
+    await new Promise((resolve) => setTimeout(resolve, 500));
+  }
+}
+
+async function refreshModels() {
+  const listed = await (await api("GET", "/v1/models")).json();
+  const body = $("#models tbody");
+  body.replaceChildren(...listed.models.map((model) => {
+    const open = element("button", { type: "button", text: "Open", "aria-label": `open model ${model.model_id}` });
+    open.addEventListener("click", () => openModel(model.model_id));
+    return element("tr", {}, [
+      element("td", { text: model.model_id }), element("td", { text: model.state }),
+      element("td", { text: model.classes.join(", ") }),
+      element("td", { text: new Date(model.created * 1000).toLocaleString() }), element("td", {}, [open]),
+    ]);
+  }));
+}
+
+async function openModel(modelId) {
+  state.modelId = modelId;
+  $("#model-view").hidden = false;
+  $("#model-id").textContent = modelId;
+  $("#predictions tbody").replaceChildren();
+  const report = await (await api("GET", `/v1/models/${modelId}/report`)).json();
+  $("#report-source").textContent = report.available
+    ? `${report.examples} examples: ${report.source}` : `No estimate: ${report.reason}`;
+  const chart = await (await api("GET", `/v1/models/${modelId}/report.png`)).blob();
+  $("#report-chart").src = URL.createObjectURL(chart);
+  $("#report-chart").hidden = false;
+  const tables = $("#report-tables");
+  tables.replaceChildren();
+  if (!report.available) return;
+  for (const variant of ["robust", "clean_only"]) {
+    const rows = report[variant].map((cell) => element("tr", {}, [
+      element("td", { text: cell.attack }), element("td", { text: String(cell.eps) }),
+      element("td", { text: `${(100 * cell.mean).toFixed(1)}% ± ${(100 * cell.ci95).toFixed(1)}` }),
+    ]));
+    tables.append(element("table", { class: `report-${variant}` }, [
+      element("caption", { text: variant === "robust" ? "robust adaptation (clean + FGSM)" : "clean-only fine-tune" }),
+      element("thead", {}, [element("tr", {}, ["attack", "eps", "accuracy"].map((t) => element("th", { text: t })))]),
+      element("tbody", {}, rows),
+    ]));
+  }
+}
+
+async function predict(files) {
+  const form = new FormData();
+  for (const file of files) form.append("images", file, file.name);
+  form.append("robustness", $("#predict-robust").checked ? "true" : "false");
+  const answer = await (await api("POST", `/v1/models/${state.modelId}/predictions`, form)).json();
+  const body = $("#predictions tbody");
+  answer.predictions.forEach((prediction, index) => {
+    const survives = prediction.robustness ? (prediction.robustness.label_survives ? "yes" : "no") : "not checked";
+    body.append(element("tr", {}, [
+      element("td", { text: files[index].name }), element("td", { class: "label", text: prediction.label }),
+      element("td", { text: prediction.top.map((t) => `${t.label} ${t.probability.toFixed(2)}`).join(", ") }),
+      element("td", { class: "survives", text: survives }),
+    ]));
+  });
+}
+
+function guarded(action) {
+  return (...args) => action(...args).catch((error) => { if (!$("#errors").textContent) showError(String(error)); });
+}
+
+document.addEventListener("DOMContentLoaded", () => {
+  $("#api-key").value = state.key;
+  $("#key-form").addEventListener("submit", (event) => {
+    event.preventDefault();
+    state.key = $("#api-key").value.trim();
+    sessionStorage.setItem("fewshot-key", state.key);
+    guarded(async () => { await loadSetup(); await refreshModels(); })();
+  });
+  $("#add-class").addEventListener("click", addClass);
+  $("#submit").addEventListener("click", guarded(submitAdaptation));
+  $("#refresh-models").addEventListener("click", guarded(refreshModels));
+  const zone = $("#predict-zone");
+  const input = $("#predict-files");
+  zone.addEventListener("click", () => input.click());
+  zone.addEventListener("keydown", (event) => {
+    if (event.key === "Enter" || event.key === " ") { event.preventDefault(); input.click(); }
+  });
+  zone.addEventListener("dragover", (event) => { event.preventDefault(); zone.classList.add("over"); });
+  zone.addEventListener("dragleave", () => zone.classList.remove("over"));
+  zone.addEventListener("drop", (event) => {
+    event.preventDefault(); zone.classList.remove("over"); guarded(predict)([...event.dataTransfer.files]);
+  });
+  input.addEventListener("change", () => { guarded(predict)([...input.files]); input.value = ""; });
+  addClass();
+  addClass();
+  guarded(async () => { await loadSetup(); await refreshModels(); })();
+});

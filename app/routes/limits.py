@@ -1,0 +1,32 @@
+"""GET /v1/limits: the bounds the API enforces, so clients can check before uploading."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter
+
+from app.auth import CallerDep
+from app.deps import ServicesDep
+from app.errors import API_ERRORS
+from app.routes.adaptations import ADAPT_LR_BOUNDS
+
+router = APIRouter(prefix="/v1/limits", tags=["limits"], responses=API_ERRORS)
+
+
+@router.get("")
+def get_limits(services: ServicesDep, _: CallerDep) -> dict[str, Any]:
+    settings = services.settings
+    return {
+        "classes": {"min": settings.min_classes, "max": settings.max_classes},
+        "shots_per_class": {"min": 1, "max": settings.max_shots},
+        "files_per_request": settings.max_files,
+        "bytes_per_file": settings.max_file_bytes,
+        "bytes_per_request": settings.max_request_bytes,
+        "pixels_per_image": settings.max_pixels,
+        "image_formats": sorted(settings.image_formats),
+        "predict_files": settings.max_predict_files,
+        "adapt_steps": {"min": 0, "max": settings.max_adapt_steps},
+        "eps": {"min": 0.0, "max": settings.max_eps},
+        "lr": {"min": ADAPT_LR_BOUNDS[0], "max": ADAPT_LR_BOUNDS[1]},
+    }

@@ -1,0 +1,126 @@
+"""The web console in a real browser (Playwright + Debian's chromium): the whole flow with real
+Omniglot drawings, keyboard use, errors as the API words them, nothing fetched off the server.
+Screenshots go to $FEWSHOT_TEST_ARTIFACTS (default build/test-artifacts)."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+
+from common.api_keys import ApiKeys
+from common.keys import Keys
+from common.settings import PRETRAINED_DIR, Settings
+from models.checkpoint import load_checkpoint
+from models.data import omniglot_drawings
+from tests.service_fixtures import live_server
+
+pytestmark = [pytest.mark.redis, pytest.mark.slow]
+ROOT = Path(__file__).resolve().parents[2]
+ARTIFACTS = Path(os.environ.get("FEWSHOT_TEST_ARTIFACTS", ROOT / "build" / "test-artifacts"))
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+CLASSES, SHOTS = 3, 2
+
+
+@pytest.fixture
+def browser():
+    playwright_api = pytest.importorskip("playwright.sync_api")
+    if not Path(CHROMIUM).exists():
+        if os.environ.get("CI") == "true":
+            pytest.fail("chromium is required in CI (.ci/run installs it)")
+        pytest.skip("no chromium (apt-get install chromium)")
+    with playwright_api.sync_playwright() as playwright:
+        launched = playwright.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
+        yield launched
+        launched.close()
+
+
+@pytest.fixture
+def drawings(omniglot_path, tmp_path) -> dict[str, list[Path]]:
+    """Real drawings of three test-alphabet characters written as PNG files."""
+    split = load_checkpoint(PRETRAINED_DIR / "adml-omniglot.json").card["data"]["split"]
+    characters = omniglot_drawings(omniglot_path, split["test"])
+    chosen = sorted(characters)[::13][:CLASSES]
+    files = {}
+    for index, character in enumerate(chosen):
+        folder = tmp_path / f"c{index}"
+        folder.mkdir()
+        files[character] = []
+        for name, data in sorted(characters[character].items())[: SHOTS + 1]:
+            (folder / Path(name).name).write_bytes(data)
+            files[character].append(folder / Path(name).name)
+    return files
+
+
+def test_the_console_walks_the_whole_flow(
+    browser, drawings, redis_url, prefix, start_worker, tmp_path
+):
+    settings = Settings(
+        redis_url=redis_url,
+        key_prefix=prefix,
+        worker_block_ms=50,
+        auth="keys",
+        worker_alive_file=tmp_path / "alive",
+    )
+    start_worker(settings)
+    import redis
+
+    _, token = ApiKeys(redis.Redis.from_url(redis_url), Keys(prefix)).create("console")
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    with live_server(settings) as url:
+        page = browser.new_page(viewport={"width": 1100, "height": 1400})
+        requested: list[str] = []
+        page.on("request", lambda request: requested.append(request.url))
+        page.goto(url)
+        assert "unauthorized" in page.locator("#errors").inner_text()  # no key yet, API words
+        page.fill("#api-key", token)
+        page.click("#key-form button")
+        page.wait_for_function("document.querySelector('#base-model').options.length > 0")
+        assert page.locator("#errors").inner_text() == ""
+
+        page.click("#add-class")  # a third class
+        names = list(drawings)
+        cards = page.locator(".class-card")
+        assert cards.count() == CLASSES
+        # one class only: the API refuses, the page shows its code and message
+        cards.nth(0).locator("input[type=file]").first.set_input_files(
+            [str(p) for p in drawings[names[0]][:SHOTS]]
+        )
+        page.click("#submit")
+        page.wait_for_function("document.querySelector('#errors').textContent.length > 0")
+        assert page.locator("#errors").inner_text().startswith("too_few_classes:")
+
+        for index, character in enumerate(names):
+            cards.nth(index).locator("input[aria-label^='name of class']").fill(character)
+            if index:  # class 0 has its images already
+                cards.nth(index).locator("input[type=file]").first.set_input_files(
+                    [str(p) for p in drawings[character][:SHOTS]]
+                )
+        page.fill("#steps", "5")
+        page.screenshot(path=str(ARTIFACTS / "console-adapt.png"), full_page=True)
+        page.click("#submit")
+        page.wait_for_function(
+            "document.querySelector('#job-state').textContent.includes('succeeded')",
+            timeout=300_000,
+        )
+        page.wait_for_selector("#model-view:not([hidden])")
+        page.wait_for_function("document.querySelector('#report-chart').naturalWidth > 0")
+        assert page.locator("#models tbody tr").count() == 1
+        assert page.locator("table.report-robust tbody tr").count() >= 4
+
+        # predictions through the keyboard: focus the drop zone, Enter opens the file chooser
+        page.focus("#predict-zone")
+        with page.expect_file_chooser() as chooser:
+            page.keyboard.press("Enter")
+        chooser.value.set_files([str(drawings[c][SHOTS]) for c in names])
+        page.wait_for_function(
+            f"document.querySelectorAll('#predictions tbody tr').length === {CLASSES}"
+        )
+        labels = page.locator("#predictions td.label").all_inner_texts()
+        assert sum(label == c for label, c in zip(labels, names, strict=True)) >= CLASSES - 1
+        assert set(page.locator("#predictions td.survives").all_inner_texts()) <= {"yes", "no"}
+        page.screenshot(path=str(ARTIFACTS / "console-model.png"), full_page=True)
+        offsite = [u for u in requested if not u.startswith((url, "blob:", "data:"))]
+        assert offsite == []  # works offline: no CDN, nothing outside the service
