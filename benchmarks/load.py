@@ -107,8 +107,11 @@ async def run_predictions(url: str, headers: dict, model_id: str, image: bytes, 
                     errors += 1
 
     started = time.perf_counter()
-    share = args.requests // args.clients
-    await asyncio.gather(*(client_loop(share) for _ in range(args.clients)))
+    shares = [
+        args.requests // args.clients + (n < args.requests % args.clients)
+        for n in range(args.clients)
+    ]
+    await asyncio.gather(*(client_loop(share) for share in shares))
     return latencies, errors, time.perf_counter() - started
 
 
