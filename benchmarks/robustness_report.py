@@ -43,37 +43,54 @@ def table(name: str, result: dict) -> str:
     return "\n".join([*lines, "", f"Sanity checks: {checks}.", ""])
 
 
+COLORS = {"adml": "tab:blue", "maml": "tab:orange"}
+ATTACKS = {"pgd": "-", "fgsm": "--"}
+
+
 def plot(results: dict[str, dict], target: Path) -> None:
+    """One panel per shot count; colour = algorithm, line = attack, hollow = clean-only tune."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    figure, axes = plt.subplots(figsize=(7, 4.5))
-    styles = {"fgsm": "--", "pgd": "-"}
-    for name, result in results.items():
-        for attack, style in styles.items():
-            points = sorted(
-                (c["eps"], c["mean"], c["ci95"]) for c in result["cells"] if c["attack"] == attack
-            )
-            eps, mean, ci = zip(*points, strict=True)
-            axes.errorbar(
-                eps,
-                [100 * m for m in mean],
-                yerr=[100 * c for c in ci],
-                capsize=2,
-                linestyle=style,
-                marker="o",
-                markersize=3,
-                label=f"{name} {attack.upper()}",
-            )
-    axes.set_xlabel("L-inf budget eps (pixels in [0, 1])")
-    axes.set_ylabel("accuracy on test alphabets (%)")
-    axes.set_ylim(0, 100)
-    axes.grid(alpha=0.3)
-    axes.legend(fontsize=7)
+    shots = sorted({result["shot"] for result in results.values()})
+    figure, panels = plt.subplots(1, len(shots), figsize=(6 * len(shots), 4.5), squeeze=False)
+    for axes, shot in zip(panels[0], shots, strict=True):
+        for name, result in sorted(results.items()):
+            if result["shot"] != shot:
+                continue
+            algo = name.split("_")[0]
+            adversarial = result["adapt"]["adversarial"]
+            for attack, style in ATTACKS.items():
+                points = sorted(
+                    (c["eps"], c["mean"], c["ci95"])
+                    for c in result["cells"]
+                    if c["attack"] == attack
+                )
+                eps, mean, ci = zip(*points, strict=True)
+                axes.errorbar(
+                    eps,
+                    [100 * m for m in mean],
+                    yerr=[100 * c for c in ci],
+                    capsize=2,
+                    color=COLORS.get(algo),
+                    linestyle=style,
+                    marker="o",
+                    markersize=4,
+                    markerfacecolor=COLORS.get(algo) if adversarial else "white",
+                    alpha=1.0 if adversarial else 0.6,
+                    label=f"{algo.upper()} {attack.upper()}"
+                    f"{'' if adversarial else ', clean-only tune'} ({result['episodes']} ep.)",
+                )
+        axes.set_title(f"5-way {shot}-shot, test alphabets")
+        axes.set_xlabel("L-inf budget eps (pixels in [0, 1])")
+        axes.set_ylabel("accuracy (%)")
+        axes.set_ylim(0, 100)
+        axes.grid(alpha=0.3)
+        axes.legend(fontsize=7)
     figure.tight_layout()
-    figure.savefig(target, dpi=120)
+    figure.savefig(target, dpi=110)
 
 
 def main() -> None:
