@@ -32,10 +32,8 @@ function element(tag, attributes = {}, children = []) {
   return made;
 }
 
-// A drop zone that is also a keyboard-operable button opening a file chooser.
-function dropZone(label, onFiles) {
-  const input = element("input", { type: "file", multiple: "", accept: "image/*", hidden: "" });
-  const zone = element("div", { class: "zone", tabindex: "0", role: "button", "aria-label": label, text: label });
+// A drop zone is also a keyboard-operable button (Enter or Space) opening its file chooser.
+function wireZone(zone, input, onFiles) {
   zone.addEventListener("click", () => input.click());
   zone.addEventListener("keydown", (event) => {
     if (event.key === "Enter" || event.key === " ") { event.preventDefault(); input.click(); }
@@ -48,6 +46,12 @@ function dropZone(label, onFiles) {
     onFiles([...event.dataTransfer.files]);
   });
   input.addEventListener("change", () => { onFiles([...input.files]); input.value = ""; });
+}
+
+function dropZone(label, onFiles) {
+  const input = element("input", { type: "file", multiple: "", accept: "image/*", hidden: "" });
+  const zone = element("div", { class: "zone", tabindex: "0", role: "button", "aria-label": label, text: label });
+  wireZone(zone, input, onFiles);
   return [zone, input];
 }
 
@@ -203,18 +207,7 @@ document.addEventListener("DOMContentLoaded", () => {
   $("#add-class").addEventListener("click", addClass);
   $("#submit").addEventListener("click", guarded(submitAdaptation));
   $("#refresh-models").addEventListener("click", guarded(refreshModels));
-  const zone = $("#predict-zone");
-  const input = $("#predict-files");
-  zone.addEventListener("click", () => input.click());
-  zone.addEventListener("keydown", (event) => {
-    if (event.key === "Enter" || event.key === " ") { event.preventDefault(); input.click(); }
-  });
-  zone.addEventListener("dragover", (event) => { event.preventDefault(); zone.classList.add("over"); });
-  zone.addEventListener("dragleave", () => zone.classList.remove("over"));
-  zone.addEventListener("drop", (event) => {
-    event.preventDefault(); zone.classList.remove("over"); guarded(predict)([...event.dataTransfer.files]);
-  });
-  input.addEventListener("change", () => { guarded(predict)([...input.files]); input.value = ""; });
+  wireZone($("#predict-zone"), $("#predict-files"), guarded(predict));
   addClass();
   addClass();
   guarded(async () => { await loadSetup(); await refreshModels(); })();

@@ -71,8 +71,13 @@ def test_the_console_walks_the_whole_flow(
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     with live_server(settings) as url:
         page = browser.new_page(viewport={"width": 1100, "height": 1400})
+        # a listener from the start makes chromium intercept file choosers before any key press
+        # (expect_file_chooser alone turns interception on without waiting: a race)
+        page.on("filechooser", lambda chooser: None)
         requested: list[str] = []
         page.on("request", lambda request: requested.append(request.url))
+        script_errors: list[str] = []
+        page.on("pageerror", lambda error: script_errors.append(str(error)))
         page.goto(url)
         assert "unauthorized" in page.locator("#errors").inner_text()  # no key yet, API words
         page.fill("#api-key", token)
@@ -111,6 +116,7 @@ def test_the_console_walks_the_whole_flow(
         assert page.locator("table.report-robust tbody tr").count() >= 4
 
         # predictions through the keyboard: focus the drop zone, Enter opens the file chooser
+        assert script_errors == []
         page.focus("#predict-zone")
         with page.expect_file_chooser() as chooser:
             page.keyboard.press("Enter")
@@ -122,5 +128,6 @@ def test_the_console_walks_the_whole_flow(
         assert sum(label == c for label, c in zip(labels, names, strict=True)) >= CLASSES - 1
         assert set(page.locator("#predictions td.survives").all_inner_texts()) <= {"yes", "no"}
         page.screenshot(path=str(ARTIFACTS / "console-model.png"), full_page=True)
+        assert script_errors == []
         offsite = [u for u in requested if not u.startswith((url, "blob:", "data:"))]
         assert offsite == []  # works offline: no CDN, nothing outside the service
