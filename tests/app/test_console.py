@@ -9,6 +9,7 @@ import shutil
 from pathlib import Path
 
 import pytest
+import redis
 
 from common.api_keys import ApiKeys
 from common.keys import Keys
@@ -65,8 +66,6 @@ def test_the_console_walks_the_whole_flow(
         worker_alive_file=tmp_path / "alive",
     )
     start_worker(settings)
-    import redis
-
     _, token = ApiKeys(redis.Redis.from_url(redis_url), Keys(prefix)).create("console")
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     with live_server(settings) as url:
