@@ -15,7 +15,6 @@ import datetime as dt
 import os
 import platform
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -28,14 +27,18 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from benchmarks.service_latency import OMNIGLOT, support_sets, wait_ready  # noqa: E402
+from benchmarks.service_latency import (  # noqa: E402
+    OMNIGLOT,
+    bare_forward,
+    start_service,
+    support_sets,
+    wait_ready,
+)
 from cli.serve import start_embedded_redis, stop_all  # noqa: E402
 from common.api_keys import ApiKeys  # noqa: E402
-from common.artifacts import load_adapted  # noqa: E402
 from common.base_models import load_base_models  # noqa: E402
 from common.keys import Keys  # noqa: E402
 from common.settings import PRETRAINED_DIR  # noqa: E402
-from models.data import decode_for  # noqa: E402
 
 UPLOAD_CONCURRENCY = 8
 
@@ -115,37 +118,6 @@ async def run_predictions(url: str, headers: dict, model_id: str, image: bytes, 
     return latencies, errors, time.perf_counter() - started
 
 
-def bare_forward(weights: bytes, image: bytes, spec, repeats: int = 300) -> list[float]:
-    model, _ = load_adapted(weights, torch.device("cpu"))
-    x = torch.from_numpy(decode_for(spec, image, source="q"))[None].float() / 255
-    timings = []
-    for _ in range(repeats):
-        started = time.perf_counter()
-        with torch.no_grad():
-            model(x)
-        timings.append(time.perf_counter() - started)
-    return timings
-
-
-def start_service(redis_url: str, port: int, workers: int) -> list[subprocess.Popen]:
-    env = {
-        **os.environ,
-        "REDIS_URL": redis_url,
-        "PORT": str(port),
-        "FEWSHOT_AUTH": "keys",
-        "FEWSHOT_RATE_UPLOADS_PER_MIN": "0",
-        "FEWSHOT_RATE_PREDICTIONS_PER_MIN": "0",
-        "FEWSHOT_LOG_LEVEL": "WARNING",
-        "OMP_NUM_THREADS": "1",
-    }
-    api = subprocess.Popen([sys.executable, "-m", "app"], cwd=ROOT, env=env)
-    pool = [
-        subprocess.Popen([sys.executable, "-m", "worker"], cwd=ROOT, env=env)
-        for _ in range(workers)
-    ]
-    return [api, *pool]
-
-
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--jobs", type=int, default=50)
@@ -171,7 +143,15 @@ def main() -> int:
         _, token = ApiKeys(redis.Redis.from_url(redis_url), Keys("fewshot")).create("load")
         headers = {"Authorization": f"Bearer {token}"}
         url = f"http://127.0.0.1:{args.port}"
-        processes = start_service(redis_url, args.port, args.workers)
+        processes = start_service(
+            redis_url,
+            args.port,
+            args.workers,
+            FEWSHOT_AUTH="keys",
+            FEWSHOT_RATE_UPLOADS_PER_MIN="0",  # the whole load comes from one key
+            FEWSHOT_RATE_PREDICTIONS_PER_MIN="0",
+            OMP_NUM_THREADS="1",  # several processes share the cores
+        )
         try:
             wait_ready(url)
             latencies, job_errors, wall, model_id = asyncio.run(
@@ -183,7 +163,7 @@ def main() -> int:
             )
             weights = redis.Redis.from_url(redis_url).get(Keys("fewshot").model_weights(model_id))
             image = sets[0][9][2]
-            forward = bare_forward(weights, image, base.spec)
+            forward = bare_forward(weights, image, base.spec, repeats=300)
             print(f"bare forward of one image (this process): {summary(forward)}")
             latencies, predict_errors, wall = asyncio.run(
                 run_predictions(url, headers, model_id, image, args)

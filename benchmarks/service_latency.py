@@ -2,7 +2,8 @@
 each beside the bare computation measured in this same run.
 
 Usage: python benchmarks/service_latency.py [--jobs 5] [--requests 200] [--base-model NAME]
-Starts its own embedded Redis (or uses REDIS_URL), API (uvicorn) and one worker on 127.0.0.1.
+Starts its own embedded Redis (or uses REDIS_URL), the API (`python -m app`, open mode) and one
+worker on 127.0.0.1.
 Support sets: 5-way 5-shot from the base model's test alphabets in ../shared/data/omniglot.
 """
 
@@ -103,6 +104,39 @@ def bare_adaptation(base, items, settings) -> float:
     return time.perf_counter() - started
 
 
+def start_service(
+    redis_url: str, port: int, workers: int, **env_settings: str
+) -> list[subprocess.Popen]:
+    """``python -m app`` on ``port`` and ``workers`` x ``python -m worker``, quiet logs;
+    ``env_settings`` are more environment variables (e.g. FEWSHOT_AUTH="open")."""
+    env = {
+        **os.environ,
+        "REDIS_URL": redis_url,
+        "PORT": str(port),
+        "FEWSHOT_LOG_LEVEL": "WARNING",
+        **env_settings,
+    }
+    api = subprocess.Popen([sys.executable, "-m", "app"], cwd=ROOT, env=env)
+    pool = [
+        subprocess.Popen([sys.executable, "-m", "worker"], cwd=ROOT, env=env)
+        for _ in range(workers)
+    ]
+    return [api, *pool]
+
+
+def bare_forward(weights: bytes, image: bytes, spec, repeats: int) -> list[float]:
+    """Seconds per forward pass of the adapted model on one decoded image, in this process."""
+    model, _ = load_adapted(weights, torch.device("cpu"))
+    x = torch.from_numpy(decode_for(spec, image, source="q"))[None].float() / 255
+    timings = []
+    for _ in range(repeats):
+        started = time.perf_counter()
+        with torch.no_grad():
+            model(x)
+        timings.append(time.perf_counter() - started)
+    return timings
+
+
 async def predict_load(url: str, model_id: str, image: bytes, clients: int, total: int):
     latencies: list[float] = []
 
@@ -136,32 +170,13 @@ def main() -> None:
     print(f"machine: {platform.platform()}, {os.cpu_count()} cpus, torch {torch.__version__}")
     print(f"date: {dt.datetime.now(dt.UTC).isoformat(timespec='seconds')}; base model {base.name}")
     with tempfile.TemporaryDirectory() as folder:
-        processes = []
+        redis_processes = []  # stopped last, after the worker gave its job back
         redis_url = os.environ.get("REDIS_URL")
         if not redis_url:
             redis_process, redis_url = start_embedded_redis(Path(folder))
-            processes.append(redis_process)
-        env = {**os.environ, "REDIS_URL": redis_url, "FEWSHOT_AUTH": "open"}
+            redis_processes.append(redis_process)
         url = f"http://127.0.0.1:{args.port}"
-        processes += [
-            subprocess.Popen(
-                [
-                    sys.executable,
-                    "-m",
-                    "uvicorn",
-                    "app.main:app",
-                    "--port",
-                    str(args.port),
-                    "--log-level",
-                    "warning",
-                ],
-                cwd=ROOT,
-                env=env,
-            ),
-            subprocess.Popen(
-                [sys.executable, "-m", "worker"], cwd=ROOT, env=env, stderr=subprocess.DEVNULL
-            ),
-        ]
+        processes = start_service(redis_url, args.port, 1, FEWSHOT_AUTH="open")
         try:
             wait_ready(url)
             settings = {"steps": 20}
@@ -190,14 +205,7 @@ def main() -> None:
             print(f"bare adaptation + report compute:  {percentiles(bare)}")
             image = sets[0][5][2]
             weights = redis.Redis.from_url(redis_url).get(Keys("fewshot").model_weights(model_id))
-            model, _ = load_adapted(weights, torch.device("cpu"))
-            x = torch.from_numpy(decode_for(base.spec, image, source="q"))[None].float() / 255
-            forward = []
-            for _ in range(200):
-                started = time.perf_counter()
-                with torch.no_grad():
-                    model(x)
-                forward.append(time.perf_counter() - started)
+            forward = bare_forward(weights, image, base.spec, repeats=200)
             print(f"bare forward of one image:         {percentiles(forward)}")
             for clients in (1, 16):
                 latencies, rate = asyncio.run(
@@ -209,6 +217,7 @@ def main() -> None:
                 )
         finally:
             stop_all(processes)
+            stop_all(redis_processes)
 
 
 if __name__ == "__main__":

@@ -17,14 +17,19 @@ err = Console(stderr=True)
 out_console = Console()
 
 
+def fail(error: Exception) -> typer.Exit:
+    """Print ``error`` as one red line; the exit (status 2) for the caller to raise."""
+    err.print(f"[bold red]error:[/] {error}", soft_wrap=True, highlight=False)
+    return typer.Exit(2)
+
+
 @contextmanager
 def clear_errors() -> Iterator[None]:
     """Turn the core's domain errors into one red line and exit status 2."""
     try:
         yield
     except (DataError, CheckpointError, ConfigError) as error:
-        err.print(f"[bold red]error:[/] {error}", soft_wrap=True, highlight=False)
-        raise typer.Exit(2) from error
+        raise fail(error) from error
 
 
 def progress_bar() -> Progress:

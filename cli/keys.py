@@ -8,7 +8,7 @@ from typing import Annotated
 import redis
 import typer
 
-from cli.console import err
+from cli.console import err, fail
 from common.api_keys import ApiKeyError, ApiKeys
 from common.keys import Keys
 from common.settings import get_settings
@@ -21,11 +21,6 @@ def _api_keys() -> ApiKeys:
     return ApiKeys(redis.Redis.from_url(settings.redis_url), Keys(settings.key_prefix))
 
 
-def _fail(error: Exception) -> typer.Exit:
-    err.print(f"[bold red]error:[/] {error}", soft_wrap=True, highlight=False)
-    return typer.Exit(2)
-
-
 @app.command("create")
 def create(
     tenant: Annotated[str, typer.Option(help="whose jobs and models the key reaches")],
@@ -35,7 +30,7 @@ def create(
     try:
         key_id, token = _api_keys().create(tenant, name)
     except (ApiKeyError, redis.RedisError) as error:
-        raise _fail(error) from error
+        raise fail(error) from error
     err.print(f"key {key_id} for tenant {tenant!r}; the token is shown only now:")
     typer.echo(token)
 
@@ -46,7 +41,7 @@ def list_keys() -> None:
     try:
         listed = _api_keys().list()
     except redis.RedisError as error:
-        raise _fail(error) from error
+        raise fail(error) from error
     for record in listed:
         typer.echo(json.dumps(record))
 
@@ -59,5 +54,5 @@ def revoke(
     try:
         _api_keys().revoke(key_id)
     except (ApiKeyError, redis.RedisError) as error:
-        raise _fail(error) from error
+        raise fail(error) from error
     err.print(f"key {key_id} revoked")

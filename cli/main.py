@@ -6,7 +6,7 @@ from typing import Annotated
 
 import typer
 
-from cli.console import err
+from cli.console import err, fail
 from cli.evaluate import evaluate
 from cli.keys import app as keys_app
 from cli.remote import adapt, predict, report
@@ -32,6 +32,5 @@ def serve_command(
     try:
         status = serve(host, port, workers, echo=lambda text: err.print(text, soft_wrap=True))
     except ServeError as error:
-        err.print(f"[bold red]error:[/] {error}", soft_wrap=True, highlight=False)
-        raise typer.Exit(2) from error
+        raise fail(error) from error
     raise typer.Exit(status)

@@ -13,17 +13,12 @@ import httpx
 import typer
 from rich.table import Table
 
-from cli.console import err, out_console, progress_bar
+from cli.console import err, fail, out_console, progress_bar
 from client import ApiError, FewShotClient, JobFailed
 
 Url = Annotated[str, typer.Option(envvar="FEWSHOT_URL", help="the service")]
 ApiKey = Annotated[str | None, typer.Option(envvar="FEWSHOT_API_KEY", help="bearer API key")]
 DEFAULT_URL = "http://127.0.0.1:8000"
-
-
-def _fail(error: Exception) -> typer.Exit:
-    err.print(f"[bold red]error:[/] {error}", soft_wrap=True, highlight=False)
-    return typer.Exit(2)
 
 
 def adapt(
@@ -55,7 +50,7 @@ def adapt(
 
                     api.wait(created["job_id"], on_progress=show)
     except (ApiError, JobFailed, ValueError, OSError, httpx.HTTPError) as error:
-        raise _fail(error) from error
+        raise fail(error) from error
     typer.echo(created["model_id"])
 
 
@@ -73,7 +68,7 @@ def predict(
         with FewShotClient(url, api_key) as api:
             predictions = api.predict(model_id, images, robustness=robustness, eps=eps)
     except (ApiError, OSError, httpx.HTTPError) as error:
-        raise _fail(error) from error
+        raise fail(error) from error
     if as_json:
         typer.echo(json.dumps(predictions))
         return
@@ -103,7 +98,7 @@ def report(
             if plot is not None:
                 plot.write_bytes(api.report_png(model_id))
     except (ApiError, OSError, httpx.HTTPError) as error:
-        raise _fail(error) from error
+        raise fail(error) from error
     if as_json:
         typer.echo(json.dumps(data))
         return

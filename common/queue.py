@@ -78,10 +78,6 @@ class JobQueue:
         pipe.xdel(self.keys.stream, entry_id)
         pipe.execute()
 
-    def depth(self) -> int:
-        """Entries not yet acknowledged (waiting or running)."""
-        return int(self.client.xlen(self.keys.stream))
-
     def depth_by_state(self) -> tuple[int, int]:
         """(waiting for a worker, delivered and not yet acknowledged)."""
         pipe = self.client.pipeline(transaction=True)

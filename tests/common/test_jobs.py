@@ -112,4 +112,4 @@ def test_dead_consumer_entries_are_taken_over_and_counted(parts):
     queue.ack(taken.entry_id)
     time.sleep(IDLE_MS / 1000 + 0.1)
     assert queue.next("w3", block_ms=10) is None
-    assert queue.depth() == 0
+    assert queue.depth_by_state() == (0, 0)
