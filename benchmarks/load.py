@@ -11,9 +11,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import datetime as dt
-import os
-import platform
 import statistics
 import sys
 import tempfile
@@ -22,7 +19,6 @@ from pathlib import Path
 
 import httpx
 import redis
-import torch
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -30,11 +26,13 @@ sys.path.insert(0, str(ROOT))
 from benchmarks.service_latency import (  # noqa: E402
     OMNIGLOT,
     bare_forward,
+    print_header,
+    redis_for,
     start_service,
     support_sets,
     wait_ready,
 )
-from cli.serve import start_embedded_redis, stop_all  # noqa: E402
+from cli.serve import stop_all  # noqa: E402
 from common.api_keys import ApiKeys  # noqa: E402
 from common.base_models import load_base_models  # noqa: E402
 from common.keys import Keys  # noqa: E402
@@ -131,15 +129,9 @@ def main() -> int:
         sys.exit(f"no Omniglot data at {OMNIGLOT}")
     base = load_base_models(PRETRAINED_DIR).get(None)
     sets = support_sets(list(base.card["data"]["split"]["test"]), args.jobs)
-    print(f"command: python {' '.join(sys.argv)}")
-    print(f"machine: {platform.platform()}, {os.cpu_count()} cpus, torch {torch.__version__}")
-    print(f"date: {dt.datetime.now(dt.UTC).isoformat(timespec='seconds')}; base {base.name}")
+    print_header(base.name)
     with tempfile.TemporaryDirectory() as folder:
-        redis_processes = []  # stopped last, after the workers gave their jobs back
-        redis_url = os.environ.get("REDIS_URL")
-        if not redis_url:
-            redis_process, redis_url = start_embedded_redis(Path(folder))
-            redis_processes.append(redis_process)
+        redis_url, redis_processes = redis_for(Path(folder))
         _, token = ApiKeys(redis.Redis.from_url(redis_url), Keys("fewshot")).create("load")
         headers = {"Authorization": f"Bearer {token}"}
         url = f"http://127.0.0.1:{args.port}"

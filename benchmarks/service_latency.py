@@ -104,6 +104,21 @@ def bare_adaptation(base, items, settings) -> float:
     return time.perf_counter() - started
 
 
+def print_header(base_name: str) -> None:
+    """The command, machine and date the figures below belong to."""
+    print(f"command: python {' '.join(sys.argv)}")
+    print(f"machine: {platform.platform()}, {os.cpu_count()} cpus, torch {torch.__version__}")
+    print(f"date: {dt.datetime.now(dt.UTC).isoformat(timespec='seconds')}; base model {base_name}")
+
+
+def redis_for(folder: Path) -> tuple[str, list[subprocess.Popen]]:
+    """REDIS_URL, else an embedded Redis in ``folder``: (url, processes to stop last)."""
+    if os.environ.get("REDIS_URL"):
+        return os.environ["REDIS_URL"], []
+    process, url = start_embedded_redis(folder)
+    return url, [process]
+
+
 def start_service(
     redis_url: str, port: int, workers: int, **env_settings: str
 ) -> list[subprocess.Popen]:
@@ -166,15 +181,9 @@ def main() -> None:
     base_models = load_base_models(PRETRAINED_DIR)
     base = base_models.get(args.base_model)
     sets = support_sets(list(base.card["data"]["split"]["test"]), args.jobs)
-    print(f"command: python {' '.join(sys.argv)}")
-    print(f"machine: {platform.platform()}, {os.cpu_count()} cpus, torch {torch.__version__}")
-    print(f"date: {dt.datetime.now(dt.UTC).isoformat(timespec='seconds')}; base model {base.name}")
+    print_header(base.name)
     with tempfile.TemporaryDirectory() as folder:
-        redis_processes = []  # stopped last, after the worker gave its job back
-        redis_url = os.environ.get("REDIS_URL")
-        if not redis_url:
-            redis_process, redis_url = start_embedded_redis(Path(folder))
-            redis_processes.append(redis_process)
+        redis_url, redis_processes = redis_for(Path(folder))
         url = f"http://127.0.0.1:{args.port}"
         processes = start_service(redis_url, args.port, 1, FEWSHOT_AUTH="open")
         try:
