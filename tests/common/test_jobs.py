@@ -9,18 +9,21 @@ import pytest
 import redis
 
 from common.jobs import CancelRequested, JobConflict, JobNotFound, JobStore, Superseded
-from common.keys import JobKind, JobState, Keys
+from common.keys import WORKER_GROUP, JobKind, JobState, Keys
 from common.queue import JobQueue
 
 pytestmark = pytest.mark.redis
-IDLE_MS = 400  # takeover threshold; margins below are wide so a loaded machine cannot flip them
+# Takeover thresholds. No test waits a fixed time: one that must not see a takeover uses a
+# threshold no test lasts, one that must see it polls a short threshold until it happens.
+PATIENT_MS = 600_000
+IDLE_MS = 200
 
 
 @pytest.fixture
 def parts(redis_url, prefix):
     client = redis.Redis.from_url(redis_url)
     keys = Keys(prefix)
-    queue = JobQueue(client, keys, claim_idle_ms=IDLE_MS)
+    queue = JobQueue(client, keys, claim_idle_ms=PATIENT_MS)
     queue.ensure_group()
     return client, keys, JobStore(client, keys, 600, 600), queue
 
@@ -97,19 +100,45 @@ def test_requeue_and_fail_unstarted(parts):
     assert json.loads(store.get(job_id)["error"])["code"] == "poison_job"
 
 
+def _idle_ms(client: redis.Redis, keys: Keys) -> dict[str, int]:
+    """Each pending entry's time since its last delivery or touch, as Redis reports it."""
+    pending = client.xpending_range(keys.stream, WORKER_GROUP, min="-", max="+", count=100)
+    return {p["message_id"].decode(): int(p["time_since_delivered"]) for p in pending}
+
+
+def _eventually(probe, what: str, timeout: float = 30.0):
+    """``probe()``'s first truthy answer, polled until a deadline."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if answer := probe():
+            return answer
+        time.sleep(0.02)
+    raise AssertionError(f"{what}: not within {timeout} s")
+
+
 def test_dead_consumer_entries_are_taken_over_and_counted(parts):
-    _, _, store, queue = parts
+    client, keys, store, patient = parts
+    eager = JobQueue(client, keys, claim_idle_ms=IDLE_MS)
     job_id = _create(store)
-    first = queue.next("dead-worker", block_ms=10)
-    assert queue.next("w2", block_ms=10) is None  # not idle long enough yet
-    time.sleep(IDLE_MS / 1000 + 0.1)
-    taken = queue.next("w2", block_ms=10)
+    first = patient.next("dead-worker", block_ms=10)
+    assert patient.next("w2", block_ms=10) is None  # not idle for ten minutes: not taken
+    taken = _eventually(lambda: eager.next("w2", block_ms=10), "takeover after idling")
     assert (taken.entry_id, taken.job_id, taken.deliveries) == (first.entry_id, job_id, 2)
-    time.sleep(IDLE_MS / 2000)
-    queue.touch(taken.entry_id, "w2")  # a live worker keeps its claim fresh
-    time.sleep(IDLE_MS / 2000)  # idle since the touch: well under the threshold
-    assert queue.next("w3", block_ms=10) is None
-    queue.ack(taken.entry_id)
-    time.sleep(IDLE_MS / 1000 + 0.1)
-    assert queue.next("w3", block_ms=10) is None
-    assert queue.depth_by_state() == (0, 0)
+    assert _idle_ms(client, keys).keys() == {taken.entry_id}
+    patient.ack(taken.entry_id)
+    anything_pending = JobQueue(client, keys, claim_idle_ms=0)  # would take any pending entry
+    assert anything_pending.next("w3", block_ms=10) is None
+    assert patient.depth_by_state() == (0, 0)
+
+
+def test_a_touch_resets_the_idle_time(parts):
+    client, keys, store, patient = parts
+    for _ in range(2):
+        _create(store)
+    touched, left = (patient.next("w1", block_ms=10).entry_id for _ in range(2))
+    # both delivered; once the one left alone has idled 50 ms, the touched one must have
+    # idled less than it by at least the time between its delivery and its touch
+    _eventually(lambda: _idle_ms(client, keys)[left] >= 50, "entries idling")
+    patient.touch(touched, "w1")
+    idle = _idle_ms(client, keys)
+    assert idle[left] - idle[touched] >= 50, idle

@@ -50,17 +50,39 @@ def _unfinished(jobs: list[dict[str, str]]) -> int:
     return sum(job["state"] not in ("succeeded", "failed", "cancelled") for job in jobs)
 
 
+def _await_a_running_job(client: redis.Redis, keys: Keys, job_ids: list[str]) -> None:
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        jobs = _jobs(client, keys, job_ids)
+        if any(job["state"] == "running" and int(job["step"]) > 0 for job in jobs):
+            return
+        if not _unfinished(jobs):
+            return  # nothing left to kill mid-job; the precondition below says so
+        time.sleep(0.05)
+    raise AssertionError("no job started running within 120 s")
+
+
 def test_twenty_jobs_survive_random_sigkills(settings):
     client, keys = redis.Redis.from_url(settings.redis_url), Keys(settings.key_prefix)
     job_ids = _create_jobs(settings)
     rng = random.Random(7)
-    kills = 0
+    kills, killed_mid_job = 0, set()
     while kills < KILLS and _unfinished(_jobs(client, keys, job_ids)):
         worker = _start_worker(settings, max_deliveries=KILLS + 2)
-        time.sleep(rng.uniform(0.5, 4.0))  # start-up, between jobs or mid-job: all happen
+        if kills % 2:  # awaited, not timed: a loaded machine still gets mid-job kills
+            _await_a_running_job(client, keys, job_ids)
+        else:  # at a random moment: start-up, between jobs or mid-job
+            time.sleep(rng.uniform(0.5, 4.0))
         worker.kill()
         worker.wait()
         kills += 1
+        # a job still running after its worker died was killed mid-job (none can finish it now)
+        killed_mid_job |= {
+            job_id
+            for job_id, job in zip(job_ids, _jobs(client, keys, job_ids), strict=True)
+            if job["state"] == "running"
+        }
+    assert killed_mid_job, "precondition: some kill landed mid-job"
     finishers = [_start_worker(settings, max_deliveries=KILLS + 2) for _ in range(2)]
     try:
         deadline = time.monotonic() + 300
@@ -74,7 +96,8 @@ def test_twenty_jobs_survive_random_sigkills(settings):
     counts = telemetry.job_counts(client, keys)
     assert counts[("adapt", "succeeded")] == JOBS  # each job succeeded exactly once
     assert kills == KILLS
-    assert any(int(job["attempt"]) > 1 for job in jobs)  # some kills landed mid-job
+    attempts = {job_id: int(job["attempt"]) for job_id, job in zip(job_ids, jobs, strict=True)}
+    assert all(attempts[job_id] > 1 for job_id in killed_mid_job), attempts  # taken over
     weights = {client.get(keys.model_weights(f"model_{n}")) for n in range(JOBS)}
     assert None not in weights and len(weights) == 1  # same input: identical results
     assert client.xlen(keys.stream) == 0
