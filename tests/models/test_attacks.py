@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import copy
+
 import pytest
 import torch
 import torch.nn.functional as F
@@ -13,10 +15,13 @@ from tests.conftest import TINY, synthetic_task
 
 @pytest.fixture(scope="module")
 def trained() -> tuple[FewShotNet, torch.Tensor, torch.Tensor]:
-    """A tiny frozen-norm classifier trained to high accuracy on a 4-way synthetic task."""
+    """A tiny frozen-norm classifier trained to high accuracy on a 4-way synthetic task.
+
+    float64: in float32 the trained weights, and so the accuracies the tests below compare,
+    moved with the summation order (thread count, conv kernels); in float64 they do not."""
     torch.manual_seed(0)
-    task = synthetic_task(4, 30, 20, seed=1)
-    model = FewShotNet(TINY, n_way=4, frozen_norm=True)
+    task = synthetic_task(4, 30, 20, seed=1, dtype=torch.float64)
+    model = FewShotNet(TINY, n_way=4, frozen_norm=True).double()
     optimizer = torch.optim.Adam(model.parameters(), lr=0.02)
     model.train()
     for _ in range(150):
@@ -53,6 +58,16 @@ def test_budget_range_and_loss(trained, attack, eps):
     assert x_adv.min().item() >= 0.0 and x_adv.max().item() <= 1.0
     assert not x_adv.requires_grad
     assert _loss(model, x_adv, y) > _loss(model, x, y)
+
+
+@pytest.mark.parametrize("attack", ["fgsm", "pgd"])
+def test_float32_stays_float32_within_budget(trained, attack):
+    model, x, y = trained
+    model32, x32 = copy.deepcopy(model).float(), x.float()
+    x_adv = fgsm(model32, x32, y, eps=0.1) if attack == "fgsm" else pgd(model32, x32, y, eps=0.1)
+    assert x_adv.dtype == torch.float32 and not torch.equal(x_adv, x32)
+    assert (x_adv - x32).abs().max().item() <= 0.1 + 1e-6
+    assert x_adv.min().item() >= 0.0 and x_adv.max().item() <= 1.0
 
 
 def test_eps_zero_returns_the_input(trained):

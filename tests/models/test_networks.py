@@ -51,9 +51,12 @@ def test_head_serves_any_n_way(n_way, mode):
 
 
 def test_deployed_prediction_does_not_depend_on_the_batch():
+    # float64: a batch of 12 and a batch of 1 may take different conv kernels, whose float32
+    # rounding differs by more than assert_close's float32 default; in float64 it is ~1e-16,
+    # far under the float64 default, while a batch-dependent norm moves logits by ~0.1
     torch.manual_seed(0)
-    model = FewShotNet(TINY, n_way=3)
-    task = synthetic_task(3, 2, 4)
+    model = FewShotNet(TINY, n_way=3).double()
+    task = synthetic_task(3, 2, 4, dtype=torch.float64)
     theta = backbone_params(model)
     head = init_head(model, theta, task.x_support, task.y_support, 3, "proto")
     deployed = deployable(TINY, {**theta, **head}, task.x_support)
