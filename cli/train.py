@@ -152,3 +152,4 @@ def meta_train_command(
                 f"wrote {weights_path} after {state.iteration} iterations "
                 f"({state.wall_time_s:.0f} s); last validation: {state.validation[-1:]}"
             )
+    runs.exit_rank(ranks)

@@ -134,21 +134,31 @@ def image_bytes(
     return buffer.getvalue()
 
 
+def eventually(probe, what: str, timeout: float = 60.0):
+    """``probe()``'s first truthy answer, polled until a deadline: tests await conditions
+    instead of sleeping a fixed time, so a loaded machine is slower, never wrong."""
+    deadline = time.monotonic() + timeout
+    while True:
+        if answer := probe():
+            return answer
+        assert time.monotonic() < deadline, f"{what}: not within {timeout} s"
+        time.sleep(0.02)
+
+
 @contextmanager
 def live_server(settings: Settings) -> Iterator[str]:
     """The API under uvicorn on a free port of 127.0.0.1 (a real HTTP server); its URL."""
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    config = uvicorn.Config(create_app(settings), host="127.0.0.1", port=port, log_level="warning")
+    listening = socket.socket()
+    listening.bind(("127.0.0.1", 0))  # bound here and handed over: no other process can take it
+    port = listening.getsockname()[1]
+    config = uvicorn.Config(create_app(settings), log_level="warning")
     server = uvicorn.Server(config)
-    thread = threading.Thread(target=server.run, daemon=True)
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [listening]}, daemon=True)
     thread.start()
-    deadline = time.monotonic() + 30
-    while not server.started and time.monotonic() < deadline:
-        time.sleep(0.05)
     try:
+        eventually(lambda: server.started, "uvicorn starts")
         yield f"http://127.0.0.1:{port}"
     finally:
         server.should_exit = True
         thread.join(timeout=30)
+        listening.close()

@@ -78,7 +78,9 @@ def test_the_console_walks_the_whole_flow(
         script_errors: list[str] = []
         page.on("pageerror", lambda error: script_errors.append(str(error)))
         page.goto(url)
-        assert "unauthorized" in page.locator("#errors").inner_text()  # no key yet, API words
+        # no key yet: the API's words, once its answer arrives (after the page's load event)
+        page.wait_for_function("document.querySelector('#errors').textContent.length > 0")
+        assert "unauthorized" in page.locator("#errors").inner_text()
         page.fill("#api-key", token)
         page.click("#key-form button")
         page.wait_for_function("document.querySelector('#base-model').options.length > 0")

@@ -17,7 +17,7 @@ from app.services import Services
 from common.base_models import load_base_models
 from common.logs import JsonFormatter
 from tests.app.test_api import support, wait_for
-from tests.service_fixtures import image_bytes
+from tests.service_fixtures import eventually, image_bytes
 
 pytestmark = pytest.mark.redis
 
@@ -69,12 +69,17 @@ def test_request_id_follows_the_job_into_the_worker(client, worker_thread, worke
         headers={"X-Request-ID": "trace-42"},
     )
     assert created.status_code == 202 and created.headers["X-Request-ID"] == "trace-42"
-    assert wait_for(client, created.json()["job_id"])["state"] == "succeeded"
-    lines = [json.loads(line) for line in worker_log.getvalue().splitlines()]
-    job_lines = [line for line in lines if created.json()["job_id"] in line["message"]]
-    assert any("started" in line["message"] for line in job_lines)
-    assert any("succeeded" in line["message"] for line in job_lines)
-    assert all(line["request_id"] == "trace-42" for line in job_lines)
+    job_id = created.json()["job_id"]
+    assert wait_for(client, job_id)["state"] == "succeeded"
+
+    def job_lines() -> list[dict]:
+        lines = [json.loads(line) for line in worker_log.getvalue().splitlines()]
+        return [line for line in lines if job_id in line["message"]]
+
+    # the worker logs "succeeded" just after the state changes: await it
+    eventually(lambda: any("succeeded" in line["message"] for line in job_lines()), "the log")
+    assert any("started" in line["message"] for line in job_lines())
+    assert all(line["request_id"] == "trace-42" for line in job_lines())
 
 
 def test_metrics_count_requests_jobs_cache_and_workers(client, worker_thread):
@@ -86,6 +91,8 @@ def test_metrics_count_requests_jobs_cache_and_workers(client, worker_thread):
         predicted = client.post(f"/v1/models/{created['model_id']}/predictions", files=query)
         assert predicted.status_code == 200
     assert client.get("/v1/jobs/job_unknown").status_code == 404
+    queue = client.app.state.services.queue  # the worker acks just after the state changes
+    eventually(lambda: queue.depth_by_state() == (0, 0), "the job's entry acknowledged")
 
     response = client.get("/metrics")
     assert response.status_code == 200

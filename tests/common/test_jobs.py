@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import time
 
 import pytest
 import redis
@@ -11,6 +10,7 @@ import redis
 from common.jobs import CancelRequested, JobConflict, JobNotFound, JobStore, Superseded
 from common.keys import WORKER_GROUP, JobKind, JobState, Keys
 from common.queue import JobQueue
+from tests.service_fixtures import eventually
 
 pytestmark = pytest.mark.redis
 # Takeover thresholds. No test waits a fixed time: one that must not see a takeover uses a
@@ -106,23 +106,13 @@ def _idle_ms(client: redis.Redis, keys: Keys) -> dict[str, int]:
     return {p["message_id"].decode(): int(p["time_since_delivered"]) for p in pending}
 
 
-def _eventually(probe, what: str, timeout: float = 30.0):
-    """``probe()``'s first truthy answer, polled until a deadline."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if answer := probe():
-            return answer
-        time.sleep(0.02)
-    raise AssertionError(f"{what}: not within {timeout} s")
-
-
 def test_dead_consumer_entries_are_taken_over_and_counted(parts):
     client, keys, store, patient = parts
     eager = JobQueue(client, keys, claim_idle_ms=IDLE_MS)
     job_id = _create(store)
     first = patient.next("dead-worker", block_ms=10)
     assert patient.next("w2", block_ms=10) is None  # not idle for ten minutes: not taken
-    taken = _eventually(lambda: eager.next("w2", block_ms=10), "takeover after idling")
+    taken = eventually(lambda: eager.next("w2", block_ms=10), "takeover after idling")
     assert (taken.entry_id, taken.job_id, taken.deliveries) == (first.entry_id, job_id, 2)
     assert _idle_ms(client, keys).keys() == {taken.entry_id}
     patient.ack(taken.entry_id)
@@ -138,7 +128,7 @@ def test_a_touch_resets_the_idle_time(parts):
     touched, left = (patient.next("w1", block_ms=10).entry_id for _ in range(2))
     # both delivered; once the one left alone has idled 50 ms, the touched one must have
     # idled less than it by at least the time between its delivery and its touch
-    _eventually(lambda: _idle_ms(client, keys)[left] >= 50, "entries idling")
+    eventually(lambda: _idle_ms(client, keys)[left] >= 50, "entries idling")
     patient.touch(touched, "w1")
     idle = _idle_ms(client, keys)
     assert idle[left] - idle[touched] >= 50, idle

@@ -18,6 +18,8 @@ from tests.worker.test_worker import _start_worker, _support
 pytestmark = [pytest.mark.redis, pytest.mark.slow]
 JOBS = 20
 KILLS = 8
+# not a poison-job test: takeovers of a stalled worker's job must not exhaust deliveries
+MAX_DELIVERIES = 1000
 
 
 def _create_jobs(settings) -> list[str]:
@@ -50,16 +52,21 @@ def _unfinished(jobs: list[dict[str, str]]) -> int:
     return sum(job["state"] not in ("succeeded", "failed", "cancelled") for job in jobs)
 
 
-def _await_a_running_job(client: redis.Redis, keys: Keys, job_ids: list[str]) -> None:
+def _await_a_running_job(client: redis.Redis, keys: Keys, job_ids: list[str], pid: int) -> None:
+    """Until the worker ``pid`` is inside a job (not a job a killed worker left running)."""
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline:
         jobs = _jobs(client, keys, job_ids)
-        if any(job["state"] == "running" and int(job["step"]) > 0 for job in jobs):
+        if any(_runs_on(job, pid) and int(job["step"]) > 0 for job in jobs):
             return
         if not _unfinished(jobs):
             return  # nothing left to kill mid-job; the precondition below says so
         time.sleep(0.05)
     raise AssertionError("no job started running within 120 s")
+
+
+def _runs_on(job: dict[str, str], pid: int) -> bool:
+    return job["state"] == "running" and job["worker"].endswith(f"-{pid}")
 
 
 def test_twenty_jobs_survive_random_sigkills(settings):
@@ -68,9 +75,9 @@ def test_twenty_jobs_survive_random_sigkills(settings):
     rng = random.Random(7)
     kills, killed_mid_job = 0, set()
     while kills < KILLS and _unfinished(_jobs(client, keys, job_ids)):
-        worker = _start_worker(settings, max_deliveries=KILLS + 2)
+        worker = _start_worker(settings, max_deliveries=MAX_DELIVERIES)
         if kills % 2:  # awaited, not timed: a loaded machine still gets mid-job kills
-            _await_a_running_job(client, keys, job_ids)
+            _await_a_running_job(client, keys, job_ids, worker.pid)
         else:  # at a random moment: start-up, between jobs or mid-job
             time.sleep(rng.uniform(0.5, 4.0))
         worker.kill()
@@ -83,7 +90,7 @@ def test_twenty_jobs_survive_random_sigkills(settings):
             if job["state"] == "running"
         }
     assert killed_mid_job, "precondition: some kill landed mid-job"
-    finishers = [_start_worker(settings, max_deliveries=KILLS + 2) for _ in range(2)]
+    finishers = [_start_worker(settings, max_deliveries=MAX_DELIVERIES) for _ in range(2)]
     try:
         deadline = time.monotonic() + 300
         while _unfinished(jobs := _jobs(client, keys, job_ids)) and time.monotonic() < deadline:
