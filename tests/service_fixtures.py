@@ -110,9 +110,11 @@ def start_worker() -> Iterator:
         return worker
 
     yield start
-    for worker, thread in running:
+    for worker, _ in running:
         worker.stop.set()
+    for worker, thread in running:
         thread.join(timeout=60)
+        assert not thread.is_alive(), f"worker {worker.name} did not stop within 60 s"
 
 
 @pytest.fixture
