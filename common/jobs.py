@@ -244,10 +244,13 @@ class JobStore:
         return JobState.RUNNING.value
 
     def model_failed_writes(self, job_id: str) -> ExtraWrites:
-        model_id = self.client.hget(self.keys.job(job_id), "model_id")
+        """Writes that mark the model an adaptation job was making as failed. An evaluation's
+        fate never touches the (ready) model it evaluates: it writes nothing then."""
+        kind, model_id = self.client.hmget(self.keys.job(job_id), ["kind", "model_id"])
+        makes_the_model = kind is not None and kind.decode() == JobKind.ADAPT
 
         def write(pipe: redis.client.Pipeline) -> None:
-            if model_id:
+            if makes_the_model and model_id:
                 pipe.hset(self.keys.model(model_id.decode()), "state", ModelState.FAILED.value)
 
         return write

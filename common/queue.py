@@ -14,6 +14,14 @@ import redis
 
 from common.keys import WORKER_GROUP, Keys
 
+# XCLAIM ... JUSTID only if the entry is still pending for this consumer (atomic in Redis)
+_TOUCH_IF_OWNED = """
+local pending = redis.call('XPENDING', KEYS[1], ARGV[1], ARGV[2], ARGV[2], 1)
+if pending[1] == nil or pending[1][2] ~= ARGV[3] then return 0 end
+redis.call('XCLAIM', KEYS[1], ARGV[1], ARGV[3], 0, ARGV[2], 'JUSTID')
+return 1
+"""
+
 
 @dataclass(frozen=True)
 class Delivery:
@@ -68,9 +76,12 @@ class JobQueue:
                     return delivery
         return None
 
-    def touch(self, entry_id: str, consumer: str) -> None:
-        """Reset the entry's idle time: this worker is alive and still on it."""
-        self.client.xclaim(self.keys.stream, WORKER_GROUP, consumer, 0, [entry_id], justid=True)
+    def touch(self, entry_id: str, consumer: str) -> bool:
+        """Reset the entry's idle time: this worker is alive and still on it. False (and
+        nothing changed) when the entry is no longer this consumer's: never steal it back."""
+        return bool(
+            self.client.eval(_TOUCH_IF_OWNED, 1, self.keys.stream, WORKER_GROUP, entry_id, consumer)
+        )
 
     def ack(self, entry_id: str) -> None:
         pipe = self.client.pipeline(transaction=True)

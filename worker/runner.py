@@ -20,7 +20,7 @@ import torch
 
 from common.artifacts import ArtifactError
 from common.base_models import BaseModels, UnknownBaseModel, load_base_models
-from common.jobs import CancelRequested, JobStore, Superseded
+from common.jobs import CancelRequested, JobNotFound, JobStore, Superseded
 from common.keys import JobState, Keys
 from common.logs import request_context
 from common.queue import Delivery, JobQueue
@@ -68,15 +68,20 @@ class Worker:
             self.settings.model_ttl_s,
         )
         self._outage_s = 0.0
+        self._held_entry: str | None = None  # the stream entry of the job being run
 
     def heartbeat(self) -> None:
-        """Say this worker is alive: in Redis (for /readyz) and in its alive file (for the
-        container's health check, ``python -m worker.alive``)."""
+        """Say this worker is alive: in Redis (for /readyz), in its alive file (for the
+        container's health check, ``python -m worker.alive``), and to the queue, by keeping the
+        entry it holds fresh, however long the job goes between progress reports."""
         moment = time.time()
         pipe = self.client.pipeline(transaction=True)
         pipe.zadd(self.keys.workers, {self.name: moment})
         pipe.zremrangebyscore(self.keys.workers, "-inf", moment - FORGET_WORKERS_AFTER_S)
         pipe.execute()
+        held = self._held_entry
+        if held is not None and not self.queue.touch(held, self.name):
+            logger.warning("entry %s was taken over by another worker", held)
         self.settings.worker_alive_file.touch()
 
     def _beat_until_stopped(self) -> None:
@@ -117,9 +122,18 @@ class Worker:
             self.stop.wait(self._outage_s)
         except redis.ResponseError as error:
             if "NOGROUP" not in str(error):
-                raise
+                self._survive(error)
+                return
             logger.warning("the queue's consumer group is gone (Redis lost its data); recreating")
             self.queue.ensure_group()
+        except Exception as error:  # no one job may end the loop; its entry stays pending
+            self._survive(error)
+
+    def _survive(self, error: Exception) -> None:
+        """Log an unexpected error and pause: the entry it came from stays pending, is taken
+        over after ``claim_idle_ms`` and fails as a poison job after ``max_deliveries``."""
+        logger.error("unexpected error serving the queue: %r", error, exc_info=error)
+        self.stop.wait(MAX_BACKOFF_S)
 
     def _deregister(self) -> None:
         try:
@@ -131,23 +145,33 @@ class Worker:
         job_id = delivery.job_id
         if delivery.deliveries > self.settings.max_deliveries:
             logger.warning("job %s delivered %d times: failing it", job_id, delivery.deliveries)
-            self.store.fail_unstarted(
-                job_id,
-                {
-                    "code": "poison_job",
-                    "message": f"the job was delivered {delivery.deliveries} times without "
-                    "finishing (its workers died); it will not be retried",
-                },
-            )
+            error = {
+                "code": "poison_job",
+                "message": f"the job was delivered {delivery.deliveries} times without "
+                "finishing (its workers died); it will not be retried",
+            }
+            try:
+                self.store.fail_unstarted(job_id, error)
+            except JobNotFound:
+                logger.warning("poison job %s has no record left; dropping its entry", job_id)
             self.queue.ack(delivery.entry_id)
             return
-        attempt = self.store.start(job_id, self.name)
+        try:
+            attempt = self.store.start(job_id, self.name)
+        except JobNotFound:  # its record expired or was deleted: nothing left to run
+            logger.warning("job %s has no record (expired or deleted); dropping its entry", job_id)
+            self.queue.ack(delivery.entry_id)
+            return
         if attempt is None:  # finished already (a redelivery): nothing to do
             self.queue.ack(delivery.entry_id)
             return
-        job = self.store.get(job_id)
-        with request_context(job.get("request_id") or None):
-            self._run(delivery, job, attempt)
+        self._held_entry = delivery.entry_id
+        try:
+            job = self.store.get(job_id)
+            with request_context(job.get("request_id") or None):
+                self._run(delivery, job, attempt)
+        finally:
+            self._held_entry = None
 
     def _run(self, delivery: Delivery, job: dict[str, str], attempt: int) -> None:
         job_id = delivery.job_id
@@ -159,35 +183,41 @@ class Worker:
             self.store.progress(job_id, attempt, step, total)
             self.queue.touch(delivery.entry_id, self.name)
 
+        ended = True  # False: another attempt owns the job now; its entry is not ours to ack
         try:
             publish = HANDLERS[job["kind"]](self.context, job, progress)
-            self.store.finish(job_id, attempt, JobState.SUCCEEDED, extra=publish)
-            logger.info("job %s succeeded", job_id)
+            ended = self.store.finish(job_id, attempt, JobState.SUCCEEDED, extra=publish)
+            if ended:
+                logger.info("job %s succeeded", job_id)
         except Superseded:
-            logger.warning("job %s was taken over by another worker; dropping it", job_id)
-            return  # the entry now belongs to the other worker: do not acknowledge it
+            ended = False
         except ShutdownRequested:
             self.store.requeue(job_id, attempt)
             logger.info("job %s given back on shutdown", job_id)
         except redis.RedisError:
             raise  # the store is unreachable: leave the job pending, to be taken over later
         except CancelRequested:
-            self.store.finish(
-                job_id, attempt, JobState.CANCELLED, extra=self.store.model_failed_writes(job_id)
-            )
+            ended = self._end(job_id, attempt, JobState.CANCELLED)
         except USER_ERRORS as error:
-            self._fail(job_id, attempt, "invalid_job", str(error))
+            ended = self._end(job_id, attempt, JobState.FAILED, "invalid_job", str(error))
         except Exception as error:  # a bug: fail loudly, never silently
             logger.exception("job %s failed", job_id)
-            self._fail(job_id, attempt, "internal_error", f"{type(error).__name__}: {error}")
+            message = f"{type(error).__name__}: {error}"
+            ended = self._end(job_id, attempt, JobState.FAILED, "internal_error", message)
+        if not ended:
+            logger.warning("job %s was taken over by another worker; dropping it", job_id)
+            return
         self.queue.ack(delivery.entry_id)
 
-    def _fail(self, job_id: str, attempt: int, code: str, message: str) -> None:
-        self.store.finish(
+    def _end(
+        self, job_id: str, attempt: int, state: JobState, code: str = "", message: str = ""
+    ) -> bool:
+        """End the attempt unsuccessfully; False when another attempt owns the job now."""
+        return self.store.finish(
             job_id,
             attempt,
-            JobState.FAILED,
-            error={"code": code, "message": message},
+            state,
+            error={"code": code, "message": message} if code else None,
             extra=self.store.model_failed_writes(job_id),
         )
 

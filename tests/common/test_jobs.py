@@ -132,3 +132,17 @@ def test_a_touch_resets_the_idle_time(parts):
     patient.touch(touched, "w1")
     idle = _idle_ms(client, keys)
     assert idle[left] - idle[touched] >= 50, idle
+
+
+def test_a_touch_never_takes_an_entry_back(parts):
+    client, keys, store, patient = parts
+    _create(store)
+    entry = patient.next("w1", block_ms=10).entry_id
+    assert patient.touch(entry, "w1")  # still its own
+    taken = JobQueue(client, keys, claim_idle_ms=0).next("w2", block_ms=10)
+    assert taken.entry_id == entry
+    assert not patient.touch(entry, "w1")  # w1's late heartbeat: no steal-back
+    (pending,) = client.xpending_range(keys.stream, WORKER_GROUP, min="-", max="+", count=10)
+    assert pending["consumer"] == b"w2"
+    patient.ack(entry)
+    assert not patient.touch(entry, "w2")  # acknowledged: nobody's

@@ -1,0 +1,126 @@
+"""Faults found by attacking the live service (issue 11, jobs and workers): a live worker keeps
+its long job, a job without a record does not kill workers, an evaluation's fate never touches
+the model it evaluates. Real Redis, real worker threads, the real adaptation handler."""
+
+from __future__ import annotations
+
+import json
+import threading
+
+import pytest
+import redis
+from fastapi.testclient import TestClient
+
+from app.main import create_app
+from common import telemetry
+from common.artifacts import encode_images
+from common.base_models import load_base_models
+from common.jobs import JobStore
+from common.keys import JobKind, Keys
+from tests.app.test_api import support, wait_for
+from tests.service_fixtures import eventually, image_bytes
+from tests.worker.test_worker import _support
+from worker.handlers import HANDLERS
+from worker.runner import Worker
+
+pytestmark = pytest.mark.redis
+CLAIM_IDLE_MS = 2000
+STALL_S = 3 * CLAIM_IDLE_MS / 1000  # a handler this long without a progress report
+
+
+def _create(store: JobStore, model_id: str) -> str:
+    job_settings = {"steps": 3, "lr": 0.05, "eps": 0.1, "eps_grid": [0.0, 0.1], "pgd_steps": 2}
+    return store.create(
+        JobKind.ADAPT,
+        encode_images(_support()),
+        {"model_id": model_id, "base_model": "tiny-adml", "settings": json.dumps(job_settings)},
+        tenant="t1",
+        model_record={"id": model_id, "state": "pending", "created": 1.0},
+    )
+
+
+@pytest.fixture
+def workers():
+    """Start named worker threads (one process, so each needs its own consumer name)."""
+    started: list[tuple[Worker, threading.Thread]] = []
+
+    def start(settings, name: str) -> Worker:
+        client = redis.Redis.from_url(settings.redis_url)
+        worker = Worker(settings, client, load_base_models(settings.base_models_dir), name=name)
+        thread = threading.Thread(target=worker.run, daemon=True)
+        thread.start()
+        started.append((worker, thread))
+        return worker
+
+    yield start
+    for worker, _ in started:
+        worker.stop.set()
+    for worker, thread in started:
+        thread.join(timeout=60)
+        assert not thread.is_alive(), f"worker {worker.name} did not stop"
+
+
+def _finished(store: JobStore, job_id: str) -> dict[str, str]:
+    job = store.get(job_id)
+    return job if job["state"] in ("succeeded", "failed", "cancelled") else {}
+
+
+@pytest.mark.slow
+def test_a_live_worker_keeps_a_job_that_reports_no_progress_for_long(
+    settings, workers, monkeypatch
+):
+    settings = settings.model_copy(update={"claim_idle_ms": CLAIM_IDLE_MS, "heartbeat_s": 0.1})
+    adapt = HANDLERS["adapt"]
+
+    def slow_adapt(context, job, progress):
+        threading.Event().wait(STALL_S)  # a long phase with no progress call, then the work
+        return adapt(context, job, progress)
+
+    monkeypatch.setitem(HANDLERS, "adapt", slow_adapt)
+    client, keys = redis.Redis.from_url(settings.redis_url), Keys(settings.key_prefix)
+    store = JobStore(client, keys, 600, 600)
+    job_id = _create(store, "model_long")
+    for name in ("w1", "w2"):  # the idle one would take over an entry left to go stale
+        workers(settings, name)
+    job = eventually(lambda: _finished(store, job_id), "the job finishes", timeout=120)
+    assert job["state"] == "succeeded" and job["attempt"] == "1", job  # never taken over
+    assert telemetry.job_counts(client, keys)[("adapt", "succeeded")] == 1
+    assert client.xlen(keys.stream) == 0
+
+
+def test_an_entry_without_a_job_record_is_dropped_and_workers_live_on(settings, workers):
+    client, keys = redis.Redis.from_url(settings.redis_url), Keys(settings.key_prefix)
+    store = JobStore(client, keys, 600, 600)
+    orphan = _create(store, "model_orphan")
+    client.delete(keys.job(orphan))  # as when a queued job outlives its TTL
+    worker = workers(settings, "w1")
+    after = _create(store, "model_after")
+    job = eventually(lambda: _finished(store, after), "the next job finishes", timeout=120)
+    assert job["state"] == "succeeded", job
+    assert not worker.stop.is_set() and client.xlen(keys.stream) == 0
+    with TestClient(create_app(settings)) as api:
+        assert api.get("/readyz").status_code == 200
+
+
+def test_cancelling_an_evaluation_leaves_its_model_ready(settings, workers):
+    worker = workers(settings, "w1")
+    with TestClient(create_app(settings)) as api:
+        files, data = support(classes=2, shots=2)
+        created = api.post("/v1/adaptations", files=files, data={**data, "steps": "2"}).json()
+        assert wait_for(api, created["job_id"])["state"] == "succeeded"
+        model_id = created["model_id"]
+        worker.stop.set()  # no worker: the evaluation stays queued until cancelled
+        eventually(lambda: not settings.worker_alive_file.exists(), "the worker stops")
+        query = [("images", (f"q{c}.png", image_bytes(c, 7), "image/png")) for c in (0, 1)]
+        evaluation = api.post(
+            f"/v1/models/{model_id}/evaluations",
+            files=query,
+            data={"labels": ["class-0", "class-1"]},
+        )
+        assert evaluation.status_code == 202, evaluation.text
+        job_id = evaluation.json()["job_id"]
+        assert api.post(f"/v1/jobs/{job_id}/cancel").status_code == 202
+        assert api.get(f"/v1/jobs/{job_id}").json()["state"] == "cancelled"
+        assert api.get(f"/v1/models/{model_id}").json()["state"] == "ready"
+        predicted = api.post(f"/v1/models/{model_id}/predictions", files=query)
+        assert predicted.status_code == 200, predicted.text
