@@ -58,7 +58,11 @@ class Settings(BaseSettings):
     model_ttl_s: int = Field(30 * 86400, ge=60)
 
     # queue and worker
-    claim_idle_ms: int = Field(60_000, ge=1000)  # a job idle this long is taken over
+    # a job whose worker has not refreshed its claim this long is taken over (worker dead)
+    claim_idle_ms: int = Field(60_000, ge=1000)
+    # a job silent this long (no progress report) is presumed stuck: its worker stops
+    # refreshing the claim, so another worker takes it over after claim_idle_ms
+    max_silent_s: float = Field(900.0, gt=0)
     max_deliveries: int = Field(3, ge=1)  # poison-job limit
     heartbeat_s: float = Field(5.0, gt=0)  # a worker is live if it beat within 3 x this
     worker_alive_file: Path = Path(tempfile.gettempdir()) / "fewshot-worker.alive"
@@ -81,8 +85,8 @@ class Settings(BaseSettings):
             raise ValueError(f"allowed_formats: Pillow cannot read {sorted(unknown)}")
         if self.min_classes > self.max_classes:
             raise ValueError("min_classes must not exceed max_classes")
-        if self.heartbeat_s * 1000 >= self.claim_idle_ms:
-            raise ValueError("heartbeat_s must be shorter than claim_idle_ms")
+        if 3 * self.heartbeat_s * 1000 > self.claim_idle_ms:
+            raise ValueError("claim_idle_ms must be at least 3 heartbeats (heartbeat_s) long")
         return self
 
 

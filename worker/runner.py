@@ -69,6 +69,8 @@ class Worker:
         )
         self._outage_s = 0.0
         self._held_entry: str | None = None  # the stream entry of the job being run
+        self._last_progress = 0.0  # monotonic time of the held job's start or last progress
+        self._halted = threading.Event()  # set once the serve loop has ended
 
     def heartbeat(self) -> None:
         """Say this worker is alive: in Redis (for /readyz), in its alive file (for the
@@ -79,13 +81,26 @@ class Worker:
         pipe.zadd(self.keys.workers, {self.name: moment})
         pipe.zremrangebyscore(self.keys.workers, "-inf", moment - FORGET_WORKERS_AFTER_S)
         pipe.execute()
-        held = self._held_entry
-        if held is not None and not self.queue.touch(held, self.name):
-            logger.warning("entry %s was taken over by another worker", held)
         self.settings.worker_alive_file.touch()
+        self._refresh_claim()
+
+    def _refresh_claim(self) -> None:
+        """Keep the held entry fresh while its job reports progress now and then; a job
+        silent longer than ``max_silent_s`` is presumed stuck and left to be taken over."""
+        held = self._held_entry
+        if held is None:
+            return
+        silent_s = time.monotonic() - self._last_progress
+        if silent_s > self.settings.max_silent_s:
+            logger.warning("job of entry %s silent for %.0f s: no longer claimed", held, silent_s)
+            return
+        if not self.queue.touch(held, self.name) and self._held_entry == held:
+            logger.warning("entry %s was taken over by another worker", held)
 
     def _beat_until_stopped(self) -> None:
-        while not self.stop.wait(self.settings.heartbeat_s):
+        # until the serve loop has ended, not merely been asked to stop: a job being given
+        # back on shutdown is still held until its next progress call
+        while not self._halted.wait(self.settings.heartbeat_s):
             try:
                 self.heartbeat()
             except (redis.RedisError, OSError):
@@ -95,6 +110,7 @@ class Worker:
         """Serve until ``stop`` is set; heartbeats come from a thread, even during a job."""
         self.queue.ensure_group()
         self.heartbeat()
+        self._halted.clear()
         beating = threading.Thread(target=self._beat_until_stopped, name="heartbeat", daemon=True)
         beating.start()
         logger.info("worker %s serving on %s", self.name, self.context.device)
@@ -103,6 +119,7 @@ class Worker:
                 self._serve_one()
         finally:
             self.stop.set()
+            self._halted.set()
             beating.join()
             self.settings.worker_alive_file.unlink(missing_ok=True)
             self._deregister()
@@ -152,8 +169,10 @@ class Worker:
             }
             try:
                 self.store.fail_unstarted(job_id, error)
-            except JobNotFound:
-                logger.warning("poison job %s has no record left; dropping its entry", job_id)
+            except redis.ConnectionError:
+                raise  # Redis is away: the entry stays pending
+            except Exception:  # a record gone or unreadable: never redeliver it forever
+                logger.exception("poison job %s could not be failed; dropping its entry", job_id)
             self.queue.ack(delivery.entry_id)
             return
         try:
@@ -165,6 +184,7 @@ class Worker:
         if attempt is None:  # finished already (a redelivery): nothing to do
             self.queue.ack(delivery.entry_id)
             return
+        self._last_progress = time.monotonic()
         self._held_entry = delivery.entry_id
         try:
             job = self.store.get(job_id)
@@ -181,6 +201,7 @@ class Worker:
             if self.stop.is_set():
                 raise ShutdownRequested(job_id)
             self.store.progress(job_id, attempt, step, total)
+            self._last_progress = time.monotonic()
             self.queue.touch(delivery.entry_id, self.name)
 
         ended = True  # False: another attempt owns the job now; its entry is not ours to ack
@@ -192,8 +213,11 @@ class Worker:
         except Superseded:
             ended = False
         except ShutdownRequested:
-            self.store.requeue(job_id, attempt)
-            logger.info("job %s given back on shutdown", job_id)
+            ended = self.store.requeue(job_id, attempt)  # False: taken over meanwhile
+            if ended:
+                logger.info("job %s given back on shutdown", job_id)
+        except JobNotFound:  # its record vanished mid-run (deleted or expired)
+            logger.warning("job %s lost its record while running; dropping its entry", job_id)
         except redis.RedisError:
             raise  # the store is unreachable: leave the job pending, to be taken over later
         except CancelRequested:

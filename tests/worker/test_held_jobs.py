@@ -124,3 +124,28 @@ def test_cancelling_an_evaluation_leaves_its_model_ready(settings, workers):
         assert api.get(f"/v1/models/{model_id}").json()["state"] == "ready"
         predicted = api.post(f"/v1/models/{model_id}/predictions", files=query)
         assert predicted.status_code == 200, predicted.text
+
+
+@pytest.mark.slow
+def test_a_silent_job_is_presumed_stuck_and_taken_over_once(settings, workers, monkeypatch):
+    settings = settings.model_copy(
+        update={"claim_idle_ms": CLAIM_IDLE_MS, "heartbeat_s": 0.1, "max_silent_s": 0.5}
+    )
+    adapt = HANDLERS["adapt"]
+
+    def stuck_first_time(context, job, progress):
+        if job["attempt"] == "1":  # the first attempt hangs, silent, past max_silent_s
+            threading.Event().wait(STALL_S)
+        return adapt(context, job, progress)
+
+    monkeypatch.setitem(HANDLERS, "adapt", stuck_first_time)
+    client, keys = redis.Redis.from_url(settings.redis_url), Keys(settings.key_prefix)
+    store = JobStore(client, keys, 600, 600)
+    job_id = _create(store, "model_stuck")
+    for name in ("w1", "w2"):
+        workers(settings, name)
+    job = eventually(lambda: _finished(store, job_id), "the job finishes", timeout=120)
+    assert job["state"] == "succeeded" and job["attempt"] == "2", job  # taken over once
+    assert telemetry.job_counts(client, keys)[("adapt", "succeeded")] == 1
+    # the stuck worker wakes, is refused, and leaves the entry (acked by the new owner)
+    eventually(lambda: client.xlen(keys.stream) == 0, "the entry acknowledged")
