@@ -101,9 +101,11 @@ def start_worker() -> Iterator:
     """Start in-process worker threads for given settings; all are stopped afterwards."""
     running: list[tuple[Worker, threading.Thread]] = []
 
-    def start(settings: Settings) -> Worker:
+    def start(settings: Settings, name: str | None = None) -> Worker:
+        """``name``: the consumer name, needed for several workers in one process."""
         client = redis.Redis.from_url(settings.redis_url)
-        worker = Worker(settings, client, load_base_models(settings.base_models_dir))
+        base_models = load_base_models(settings.base_models_dir)
+        worker = Worker(settings, client, base_models, **({"name": name} if name else {}))
         thread = threading.Thread(target=worker.run, daemon=True)
         thread.start()
         running.append((worker, thread))

@@ -201,8 +201,7 @@ class Worker:
             if self.stop.is_set():
                 raise ShutdownRequested(job_id)
             self.store.progress(job_id, attempt, step, total)
-            self._last_progress = time.monotonic()
-            self.queue.touch(delivery.entry_id, self.name)
+            self._last_progress = time.monotonic()  # the heartbeat refreshes the claim
 
         ended = True  # False: another attempt owns the job now; its entry is not ours to ack
         try:

@@ -4,7 +4,6 @@ the model it evaluates. Real Redis, real worker threads, the real adaptation han
 
 from __future__ import annotations
 
-import json
 import threading
 
 import pytest
@@ -13,51 +12,16 @@ from fastapi.testclient import TestClient
 
 from app.main import create_app
 from common import telemetry
-from common.artifacts import encode_images
-from common.base_models import load_base_models
 from common.jobs import JobStore
-from common.keys import JobKind, Keys
+from common.keys import Keys
 from tests.app.test_api import support, wait_for
 from tests.service_fixtures import eventually, image_bytes
-from tests.worker.test_worker import _support
+from tests.worker.test_worker import _create_job
 from worker.handlers import HANDLERS
-from worker.runner import Worker
 
 pytestmark = pytest.mark.redis
 CLAIM_IDLE_MS = 2000
 STALL_S = 3 * CLAIM_IDLE_MS / 1000  # a handler this long without a progress report
-
-
-def _create(store: JobStore, model_id: str) -> str:
-    job_settings = {"steps": 3, "lr": 0.05, "eps": 0.1, "eps_grid": [0.0, 0.1], "pgd_steps": 2}
-    return store.create(
-        JobKind.ADAPT,
-        encode_images(_support()),
-        {"model_id": model_id, "base_model": "tiny-adml", "settings": json.dumps(job_settings)},
-        tenant="t1",
-        model_record={"id": model_id, "state": "pending", "created": 1.0},
-    )
-
-
-@pytest.fixture
-def workers():
-    """Start named worker threads (one process, so each needs its own consumer name)."""
-    started: list[tuple[Worker, threading.Thread]] = []
-
-    def start(settings, name: str) -> Worker:
-        client = redis.Redis.from_url(settings.redis_url)
-        worker = Worker(settings, client, load_base_models(settings.base_models_dir), name=name)
-        thread = threading.Thread(target=worker.run, daemon=True)
-        thread.start()
-        started.append((worker, thread))
-        return worker
-
-    yield start
-    for worker, _ in started:
-        worker.stop.set()
-    for worker, thread in started:
-        thread.join(timeout=60)
-        assert not thread.is_alive(), f"worker {worker.name} did not stop"
 
 
 def _finished(store: JobStore, job_id: str) -> dict[str, str]:
@@ -67,7 +31,7 @@ def _finished(store: JobStore, job_id: str) -> dict[str, str]:
 
 @pytest.mark.slow
 def test_a_live_worker_keeps_a_job_that_reports_no_progress_for_long(
-    settings, workers, monkeypatch
+    settings, start_worker, monkeypatch
 ):
     settings = settings.model_copy(update={"claim_idle_ms": CLAIM_IDLE_MS, "heartbeat_s": 0.1})
     adapt = HANDLERS["adapt"]
@@ -79,22 +43,22 @@ def test_a_live_worker_keeps_a_job_that_reports_no_progress_for_long(
     monkeypatch.setitem(HANDLERS, "adapt", slow_adapt)
     client, keys = redis.Redis.from_url(settings.redis_url), Keys(settings.key_prefix)
     store = JobStore(client, keys, 600, 600)
-    job_id = _create(store, "model_long")
+    job_id = _create_job(settings, 3, "model_long")
     for name in ("w1", "w2"):  # the idle one would take over an entry left to go stale
-        workers(settings, name)
+        start_worker(settings, name)
     job = eventually(lambda: _finished(store, job_id), "the job finishes", timeout=120)
     assert job["state"] == "succeeded" and job["attempt"] == "1", job  # never taken over
     assert telemetry.job_counts(client, keys)[("adapt", "succeeded")] == 1
     assert client.xlen(keys.stream) == 0
 
 
-def test_an_entry_without_a_job_record_is_dropped_and_workers_live_on(settings, workers):
+def test_an_entry_without_a_job_record_is_dropped_and_workers_live_on(settings, start_worker):
     client, keys = redis.Redis.from_url(settings.redis_url), Keys(settings.key_prefix)
     store = JobStore(client, keys, 600, 600)
-    orphan = _create(store, "model_orphan")
+    orphan = _create_job(settings, 3, "model_orphan")
     client.delete(keys.job(orphan))  # as when a queued job outlives its TTL
-    worker = workers(settings, "w1")
-    after = _create(store, "model_after")
+    worker = start_worker(settings, "w1")
+    after = _create_job(settings, 3, "model_after")
     job = eventually(lambda: _finished(store, after), "the next job finishes", timeout=120)
     assert job["state"] == "succeeded", job
     assert not worker.stop.is_set() and client.xlen(keys.stream) == 0
@@ -102,8 +66,8 @@ def test_an_entry_without_a_job_record_is_dropped_and_workers_live_on(settings, 
         assert api.get("/readyz").status_code == 200
 
 
-def test_cancelling_an_evaluation_leaves_its_model_ready(settings, workers):
-    worker = workers(settings, "w1")
+def test_cancelling_an_evaluation_leaves_its_model_ready(settings, start_worker):
+    worker = start_worker(settings, "w1")
     with TestClient(create_app(settings)) as api:
         files, data = support(classes=2, shots=2)
         created = api.post("/v1/adaptations", files=files, data={**data, "steps": "2"}).json()
@@ -127,7 +91,7 @@ def test_cancelling_an_evaluation_leaves_its_model_ready(settings, workers):
 
 
 @pytest.mark.slow
-def test_a_silent_job_is_presumed_stuck_and_taken_over_once(settings, workers, monkeypatch):
+def test_a_silent_job_is_presumed_stuck_and_taken_over_once(settings, start_worker, monkeypatch):
     settings = settings.model_copy(
         update={"claim_idle_ms": CLAIM_IDLE_MS, "heartbeat_s": 0.1, "max_silent_s": 0.5}
     )
@@ -141,9 +105,9 @@ def test_a_silent_job_is_presumed_stuck_and_taken_over_once(settings, workers, m
     monkeypatch.setitem(HANDLERS, "adapt", stuck_first_time)
     client, keys = redis.Redis.from_url(settings.redis_url), Keys(settings.key_prefix)
     store = JobStore(client, keys, 600, 600)
-    job_id = _create(store, "model_stuck")
+    job_id = _create_job(settings, 3, "model_stuck")
     for name in ("w1", "w2"):
-        workers(settings, name)
+        start_worker(settings, name)
     job = eventually(lambda: _finished(store, job_id), "the job finishes", timeout=120)
     assert job["state"] == "succeeded" and job["attempt"] == "2", job  # taken over once
     assert telemetry.job_counts(client, keys)[("adapt", "succeeded")] == 1

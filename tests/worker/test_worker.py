@@ -38,15 +38,15 @@ def _support() -> LabelledImages:
     return LabelledImages(images, torch.tensor([0, 0, 1, 1, 2, 2]), ["a", "b", "c"])
 
 
-def _create_job(settings, steps: int) -> str:
+def _create_job(settings, steps: int, model_id: str = "model_w") -> str:
     store = JobStore(redis.Redis.from_url(settings.redis_url), Keys(settings.key_prefix), 600, 600)
     job_settings = {"steps": steps, "lr": 0.05, "eps": 0.1, "eps_grid": [0.0, 0.1], "pgd_steps": 2}
     return store.create(
         JobKind.ADAPT,
         encode_images(_support()),
-        {"model_id": "model_w", "base_model": "tiny-adml", "settings": json.dumps(job_settings)},
+        {"model_id": model_id, "base_model": "tiny-adml", "settings": json.dumps(job_settings)},
         tenant="t1",
-        model_record={"id": "model_w", "state": "pending", "created": 1.0},
+        model_record={"id": model_id, "state": "pending", "created": 1.0},
     )
 
 
