@@ -75,16 +75,20 @@ def _flatten(image: Image.Image) -> Image.Image:
 def _check_header(
     image: Image.Image, source: str, max_pixels: int | None, formats: Collection[str] | None
 ) -> None:
-    if formats is not None and image.format not in formats:
+    # a camera JPEG with an embedded second image (MPO: a large thumbnail, a gain map) is a JPEG
+    # whose first frame is the photo; that frame is the one decoded
+    is_mpo = image.format == "MPO"
+    image_format = "JPEG" if is_mpo else image.format
+    if formats is not None and image_format not in formats:
         raise UnsupportedFormat(
-            f"image {source} is {image.format}; accepted formats: {', '.join(sorted(formats))}"
+            f"image {source} is {image_format}; accepted formats: {', '.join(sorted(formats))}"
         )
     if max_pixels is not None and image.width * image.height > max_pixels:
         raise DataError(
             f"image {source} has {image.width}x{image.height} pixels, more than the "
             f"{max_pixels} allowed"
         )
-    if getattr(image, "n_frames", 1) > 1:
+    if not is_mpo and getattr(image, "n_frames", 1) > 1:
         raise DataError(f"image {source} is animated ({image.n_frames} frames); send one frame")
 
 
@@ -101,7 +105,8 @@ def decode_image(
     on white, 16-bit scaled to 8-bit, centre square crop, then resize.
 
     The header is checked before any pixel is decoded: format in ``formats`` (Pillow's names,
-    e.g. PNG, JPEG), width x height within ``max_pixels``, one frame only.
+    e.g. PNG, JPEG; an MPO camera JPEG counts as JPEG and its first frame is read), width x
+    height within ``max_pixels``, one frame only. Every decoder failure is a :class:`DataError`.
     """
     try:
         with Image.open(io.BytesIO(data)) as image:
@@ -113,12 +118,19 @@ def decode_image(
             image = image.crop((left, top, left + side, top + side))
             image = image.resize((size, size), Image.Resampling.LANCZOS)
             array = np.asarray(image, dtype=np.uint8)
-    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as error:
-        if isinstance(error, DataError):
-            raise
-        raise DataError(f"cannot read image {source}: {error}") from error
+    except DataError:
+        raise
+    except UnidentifiedImageError as error:
+        raise DataError(
+            f"cannot read image {source}: it is not an image in a format that can be read"
+        ) from error
     except Image.DecompressionBombError as error:
         raise DataError(f"image {source} is too large to decode: {error}") from error
+    except Exception as error:  # untrusted bytes: any failure of any decoder is the file's fault
+        raise DataError(
+            f"cannot read image {source}: the file is damaged or malformed "
+            f"({type(error).__name__}: {error})"
+        ) from error
     return array[None] if channels == 1 else array.transpose(2, 0, 1)
 
 

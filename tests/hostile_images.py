@@ -97,3 +97,55 @@ CORPUS = {
     "exif_rotated_jpeg": (exif_rotated_jpeg, None),
     "polyglot_png_zip_html": (polyglot_png, None),
 }
+
+
+def mpo_jpeg() -> bytes:
+    """A camera JPEG with an embedded second image (MPO), as phones write: the stroke is the
+    first frame, a black 'thumbnail' the second."""
+    photo = Image.fromarray(stroke(), "L").convert("RGB")
+    second = Image.new("RGB", (20, 20), (0, 0, 0))
+    return encode(photo, "MPO", save_all=True, append_images=[second], quality=95)
+
+
+CORPUS["mpo_camera_jpeg"] = (mpo_jpeg, None)
+
+FUZZ_SEEDS = ("PNG", "JPEG", "GIF", "TIFF", "WEBP", "BMP")
+
+
+def fuzzed_files(seed: int, count: int) -> list[bytes]:
+    """``count`` real files of every format, each with 1-8 random byte edits (overwrite, delete,
+    insert), reproducible from ``seed``."""
+    picture = Image.fromarray(stroke(), "L").convert("RGB")
+    originals = [encode(picture, fmt) for fmt in FUZZ_SEEDS] + [exif_rotated_jpeg()]
+    rng = np.random.default_rng(seed)
+    files = []
+    for _ in range(count):
+        data = bytearray(originals[rng.integers(len(originals))])
+        for _ in range(rng.integers(1, 9)):
+            at, kind = int(rng.integers(len(data))), rng.random()
+            if kind < 0.6:
+                data[at] = int(rng.integers(256))
+            elif kind < 0.8:
+                del data[at : at + int(rng.integers(1, 9))]
+            else:
+                data[at:at] = rng.integers(0, 256, int(rng.integers(1, 9)), np.uint8).tobytes()
+        files.append(bytes(data))
+    return files
+
+
+def raises_beyond_documented_errors(data: bytes) -> bool:
+    """Whether plain Pillow (open, EXIF transpose, convert) raises on ``data`` something beyond
+    the errors it documents (OSError, ValueError, SyntaxError, DecompressionBombError): opening,
+    counting frames, EXIF transpose, convert."""
+    from PIL import ImageOps
+
+    documented = (OSError, ValueError, SyntaxError, Image.DecompressionBombError)
+    try:
+        with Image.open(io.BytesIO(data)) as image:
+            getattr(image, "n_frames", 1)
+            ImageOps.exif_transpose(image).convert("L")
+    except documented:
+        return False
+    except Exception:  # exactly the case this function reports
+        return True
+    return False
