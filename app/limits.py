@@ -1,15 +1,39 @@
-"""The request-size limit, enforced while the body streams in.
+"""Checks on the request body while it streams in: its size, and a multipart body's end.
 
 Content-Length is checked first (app.uploads); this middleware also counts the bytes actually
 received, so a chunked upload without Content-Length, or one that lies about it, is cut off at
-the limit instead of being buffered whole.
+the limit instead of being buffered whole. A multipart body must end with its closing boundary:
+a truncated upload (a dropped connection, a client bug) is refused whole, never half-stored.
 """
 
 from __future__ import annotations
 
+from python_multipart.multipart import parse_options_header
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from app.errors import ApiError
+
+TAIL_BYTES = 4096  # how much of the body's end is kept to find the closing boundary in
+
+
+def closing_boundary(scope: Scope) -> bytes | None:
+    """``--boundary--`` of a multipart request, None for any other body."""
+    for name, value in scope.get("headers") or []:
+        if name == b"content-type":
+            content_type, options = parse_options_header(value)
+            boundary = options.get(b"boundary")
+            if content_type == b"multipart/form-data" and boundary:
+                return b"--" + boundary + b"--"
+    return None
+
+
+def truncated_multipart() -> ApiError:
+    return ApiError(
+        400,
+        "invalid_multipart",
+        "the multipart body ends before its closing boundary (truncated upload); nothing was "
+        "stored: send the whole request again",
+    )
 
 
 class BodyLimitMiddleware:
@@ -24,10 +48,11 @@ class BodyLimitMiddleware:
             await self.app(scope, receive, send)
             return
         max_bytes = services.settings.max_request_bytes
-        received = 0
+        closing = closing_boundary(scope)
+        received, tail = 0, b""
 
         async def counted() -> Message:
-            nonlocal received
+            nonlocal received, tail
             message = await receive()
             if message["type"] == "http.request":
                 received += len(message.get("body", b""))
@@ -37,6 +62,10 @@ class BodyLimitMiddleware:
                         "request_too_large",
                         f"the request body exceeds the limit of {max_bytes} bytes",
                     )
+                if closing is not None:
+                    tail = (tail + message.get("body", b""))[-TAIL_BYTES:]
+                    if not message.get("more_body", False) and closing not in tail:
+                        raise truncated_multipart()
             return message
 
         await self.app(scope, counted, send)

@@ -60,6 +60,9 @@ class RequestMetrics:
         )
 
 
+KNOWN_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
+
+
 class RequestMiddleware:
     """Per request: an id (``X-Request-ID`` in and out), metrics, one log line."""
 
@@ -72,7 +75,9 @@ class RequestMiddleware:
             await self.app(scope, receive, send)
             return
         headers = dict(scope.get("headers") or [])
-        request_id = request_id_from(headers.get(REQUEST_ID_HEADER.lower().encode(), b"").decode())
+        # latin-1 decodes any bytes; a non-ASCII id then fails the format check and is replaced
+        raw_id = headers.get(REQUEST_ID_HEADER.lower().encode(), b"").decode("latin-1")
+        request_id = request_id_from(raw_id)
         status = {"code": 500}
 
         async def send_with_id(message: Message) -> None:
@@ -93,7 +98,8 @@ class RequestMiddleware:
 
     def _record(self, scope: Scope, status: int, seconds: float) -> None:
         route = getattr(scope.get("route"), "path", "unmatched")
-        method = scope["method"]
+        # any token is a valid HTTP method: unknown ones share one label value
+        method = scope["method"] if scope["method"] in KNOWN_METHODS else "other"
         self.metrics.requests.labels(method, route, str(status)).inc()
         self.metrics.latency.labels(method, route).observe(seconds)
         logger.info(

@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import threading
 from collections import OrderedDict
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
+import anyio
 import redis
 import torch
 
@@ -62,6 +65,7 @@ class Services:
     store: JobStore = field(init=False)
     queue: JobQueue = field(init=False)
     cache: ModelCache = field(init=False)
+    blocking: anyio.CapacityLimiter = field(init=False)
 
     def __post_init__(self) -> None:
         self.keys = Keys(self.settings.key_prefix)
@@ -70,3 +74,10 @@ class Services:
         )
         self.queue = JobQueue(self.client, self.keys, self.settings.claim_idle_ms)
         self.cache = ModelCache(self.settings.model_cache_size)
+        # made inside the app's event loop (lifespan): the threads of blocking work
+        self.blocking = anyio.CapacityLimiter(self.settings.blocking_threads)
+
+    async def off_loop(self, work: Callable[..., Any], /, *args: Any) -> Any:
+        """``work(*args)`` on a thread of the bounded blocking pool: decoding, forward passes
+        and Redis round trips of an upload never stall the event loop (and /healthz)."""
+        return await anyio.to_thread.run_sync(work, *args, limiter=self.blocking)

@@ -1,7 +1,8 @@
 """Multipart uploads -> validated, decoded images. Nothing is stored here.
 
 Limits (settings): bytes per file, bytes per request (Content-Length), files per request,
-pixels per image (checked in the header before decoding), classes and shots per class.
+pixels per image and per request (checked in the headers before decoding), classes and shots
+per class. Only :func:`read_form` awaits the network; the rest blocks and runs off the loop.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from app.errors import ApiError
 from common.artifacts import LabelledImages
 from common.settings import Settings
-from models.data import InputSpec, decode_for
+from models.data import InputSpec, decode_for, image_size
 
 MAX_LABEL_CHARS = 100
 
@@ -86,28 +87,40 @@ def parse_number(text: str | None, name: str, cast: type, low: float, high: floa
     return value
 
 
-async def decode_files(files: list[UploadFile], spec: InputSpec, settings: Settings) -> np.ndarray:
-    """uint8 ``[n, C, S, S]``; a clear 4xx naming the first file that is too big or not an image."""
-    decoded = []
-    for index, upload in enumerate(files):
-        name = f"#{index} ({upload.filename or 'unnamed'})"
-        data = await upload.read(settings.max_file_bytes + 1)
+def read_bytes(files: list[UploadFile], settings: Settings) -> list[tuple[str, bytes]]:
+    """Each file's name for messages (counted from 1) and bytes; 4xx for an empty or too large
+    one. Blocking (the parser may have spooled files to disk): call it off the event loop."""
+    named = []
+    for number, upload in enumerate(files, start=1):
+        name = f"#{number} ({upload.filename or 'unnamed'})"
+        upload.file.seek(0)
+        data = upload.file.read(settings.max_file_bytes + 1)
         if len(data) > settings.max_file_bytes:
             raise ApiError(
                 413, "file_too_large", f"file {name} is larger than {settings.max_file_bytes} bytes"
             )
         if not data:
             raise ApiError(422, "invalid_image", f"file {name} is empty")
-        decoded.append(
-            decode_for(
-                spec,
-                data,
-                source=name,
-                max_pixels=settings.max_pixels,
-                formats=settings.image_formats,
-            )
+        named.append((name, data))
+    return named
+
+
+def decode_files(files: list[UploadFile], spec: InputSpec, settings: Settings) -> np.ndarray:
+    """uint8 ``[n, C, S, S]``; a clear 4xx naming the first file that is too big or not an
+    image. Every header is read first: a request whose images hold more than
+    ``max_request_pixels`` together is refused before any pixel is decoded. Blocking."""
+    named = read_bytes(files, settings)
+    limits = {"max_pixels": settings.max_pixels, "formats": settings.image_formats}
+    sizes = [image_size(data, source=name, **limits) for name, data in named]
+    pixels = sum(width * height for width, height in sizes)
+    if pixels > settings.max_request_pixels:
+        raise ApiError(
+            413,
+            "too_many_pixels",
+            f"the {len(named)} images hold {pixels} pixels together; the limit per request is "
+            f"{settings.max_request_pixels}: send smaller images or fewer per request",
         )
-    return np.stack(decoded)
+    return np.stack([decode_for(spec, data, source=name, **limits) for name, data in named])
 
 
 def check_labels(labels: list[str], count: int, field: str) -> None:
@@ -151,7 +164,7 @@ def check_support_shape(labels: list[str], settings: Settings) -> list[str]:
     return classes
 
 
-async def read_labelled(
+def read_labelled(
     form: FormData,
     images_field: str,
     labels_field: str,
@@ -173,7 +186,7 @@ async def read_labelled(
             "unknown_label",
             f"labels {unknown[:5]} are not classes of the support set {classes[:10]}",
         )
-    images = await decode_files(files, spec, settings)
+    images = decode_files(files, spec, settings)
     index = {name: i for i, name in enumerate(classes)}
     return LabelledImages(
         torch.from_numpy(images), torch.tensor([index[label] for label in labels]), classes

@@ -11,14 +11,13 @@ from __future__ import annotations
 
 import json
 import time
-import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
 import redis
 
-from common.keys import JobKind, JobState, Keys, ModelState
+from common.keys import JobKind, JobState, Keys, ModelState, new_id
 from common.logs import current_request_id
 from common.telemetry import count_state, observe_seconds
 
@@ -42,12 +41,16 @@ class Superseded(JobError):
     """The job was taken over by another attempt; the current one must stop."""
 
 
+class PoisonJob(JobError):
+    """The job's attempts so far all reached a handler and none ended: its workers died."""
+
+    def __init__(self, job_id: str, attempts: int) -> None:
+        super().__init__(job_id)
+        self.attempts = attempts
+
+
 class CancelRequested(JobError):
     """A cancel was asked while the job runs; the worker stops between steps."""
-
-
-def new_id(kind: str) -> str:
-    return f"{kind}_{uuid.uuid4().hex[:20]}"
 
 
 def now() -> float:
@@ -152,12 +155,20 @@ class JobStore:
             seconds = float(changes["finished"]) - float(job["started"])
             observe_seconds(pipe, self.keys, job["kind"], max(0.0, seconds))
 
-    def start(self, job_id: str, worker: str) -> int | None:
-        """Claim the job for a new attempt; None when it has already finished."""
+    def start(self, job_id: str, worker: str, max_attempts: int) -> int | None:
+        """Claim the job for a new attempt; None when it has already finished.
+
+        PoisonJob when ``max_attempts`` attempts reached a handler already and the last never
+        ended (the job is still running under it: its worker died). Deliveries that never
+        reached a handler (a Redis blip between delivery and start) do not count.
+        """
 
         def decide(job: dict[str, str]) -> Fields | None:
             if JobState(job["state"]).finished:
                 return None
+            attempts = int(job["attempt"])
+            if job["state"] == JobState.RUNNING and attempts >= max_attempts:
+                raise PoisonJob(job_id, attempts)
             return {
                 "state": JobState.RUNNING.value,
                 "attempt": int(job["attempt"]) + 1,

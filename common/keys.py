@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import re
+import uuid
 from dataclasses import dataclass
 from enum import StrEnum
+
+ID_HEX_DIGITS = 20  # ids are "<kind>_<20 hex digits>", e.g. model_0123456789abcdef0123
 
 
 class JobState(StrEnum):
@@ -32,6 +36,16 @@ class ModelState(StrEnum):
 
 
 WORKER_GROUP = "workers"  # the stream's consumer group
+
+
+def new_id(kind: str) -> str:
+    """A fresh id of ``kind`` (job, model)."""
+    return f"{kind}_{uuid.uuid4().hex[:ID_HEX_DIGITS]}"
+
+
+def is_id(kind: str, text: str) -> bool:
+    """Whether ``text`` has the form of an id of ``kind``; checked before it names a key."""
+    return re.fullmatch(rf"{kind}_[0-9a-f]{{{ID_HEX_DIGITS}}}", text) is not None
 
 
 @dataclass(frozen=True)

@@ -66,9 +66,22 @@ class JsonFormatter(logging.Formatter):
         return json.dumps(entry, default=str)
 
 
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+
+
+def escape_controls(text: str) -> str:
+    """Control characters as escapes: a logged path or name cannot forge or hide log lines."""
+    return _CONTROL.sub(lambda match: repr(match.group())[1:-1], text)
+
+
 class TextFormatter(logging.Formatter):
+    """One line per record (control characters escaped), then the traceback if any."""
+
     def __init__(self) -> None:
         super().__init__("%(asctime)s %(levelname)s %(name)s %(message)s")
+
+    def formatMessage(self, record: logging.LogRecord) -> str:
+        return escape_controls(super().formatMessage(record))
 
     def format(self, record: logging.LogRecord) -> str:
         line = super().format(record)

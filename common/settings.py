@@ -42,7 +42,8 @@ class Settings(BaseSettings):
     max_file_bytes: int = Field(5 * 2**20, ge=1024)
     max_request_bytes: int = Field(64 * 2**20, ge=1024)
     max_files: int = Field(1000, ge=2)
-    max_pixels: int = Field(4096 * 4096, ge=64)
+    max_pixels: int = Field(4096 * 4096, ge=64)  # per image, read from its header
+    max_request_pixels: int = Field(64 * 2**20, ge=64)  # all images of one request together
     min_classes: int = Field(2, ge=2)
     max_classes: int = Field(50, ge=2)
     max_shots: int = Field(20, ge=1)
@@ -71,6 +72,7 @@ class Settings(BaseSettings):
 
     # serving
     model_cache_size: int = Field(32, ge=1)
+    blocking_threads: int = Field(4, ge=1)  # API threads for decoding, predictions, Redis calls
     max_models_per_tenant: int = Field(100, ge=1)  # beyond it the oldest finished are evicted
 
     @property

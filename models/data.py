@@ -11,6 +11,7 @@ import io
 import logging
 import zipfile
 from collections.abc import Collection, Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from pathlib import Path, PurePosixPath
 
@@ -92,6 +93,40 @@ def _check_header(
         raise DataError(f"image {source} is animated ({image.n_frames} frames); send one frame")
 
 
+@contextmanager
+def _decoding(source: str) -> Iterator[None]:
+    """Every failure of every decoder inside becomes a DataError naming ``source``."""
+    try:
+        yield
+    except DataError:
+        raise
+    except UnidentifiedImageError as error:
+        raise DataError(
+            f"cannot read image {source}: it is not an image in a format that can be read"
+        ) from error
+    except Image.DecompressionBombError as error:
+        raise DataError(f"image {source} is too large to decode: {error}") from error
+    except Exception as error:  # untrusted bytes: any failure of any decoder is the file's fault
+        raise DataError(
+            f"cannot read image {source}: the file is damaged or malformed "
+            f"({type(error).__name__}: {error})"
+        ) from error
+
+
+def image_size(
+    data: bytes,
+    *,
+    source: str,
+    max_pixels: int | None = None,
+    formats: Collection[str] | None = None,
+) -> tuple[int, int]:
+    """(width, height) read from the header alone, after the header checks of
+    :func:`decode_image`: cheap enough to budget a whole request before decoding any of it."""
+    with _decoding(source), Image.open(io.BytesIO(data)) as image:
+        _check_header(image, source, max_pixels, formats)
+        return image.size
+
+
 def decode_image(
     data: bytes,
     *,
@@ -108,29 +143,15 @@ def decode_image(
     e.g. PNG, JPEG; an MPO camera JPEG counts as JPEG and its first frame is read), width x
     height within ``max_pixels``, one frame only. Every decoder failure is a :class:`DataError`.
     """
-    try:
-        with Image.open(io.BytesIO(data)) as image:
-            _check_header(image, source, max_pixels, formats)
-            image = _flatten(ImageOps.exif_transpose(image))
-            image = image.convert("L" if channels == 1 else "RGB")
-            side = min(image.size)
-            left, top = (image.width - side) // 2, (image.height - side) // 2
-            image = image.crop((left, top, left + side, top + side))
-            image = image.resize((size, size), Image.Resampling.LANCZOS)
-            array = np.asarray(image, dtype=np.uint8)
-    except DataError:
-        raise
-    except UnidentifiedImageError as error:
-        raise DataError(
-            f"cannot read image {source}: it is not an image in a format that can be read"
-        ) from error
-    except Image.DecompressionBombError as error:
-        raise DataError(f"image {source} is too large to decode: {error}") from error
-    except Exception as error:  # untrusted bytes: any failure of any decoder is the file's fault
-        raise DataError(
-            f"cannot read image {source}: the file is damaged or malformed "
-            f"({type(error).__name__}: {error})"
-        ) from error
+    with _decoding(source), Image.open(io.BytesIO(data)) as image:
+        _check_header(image, source, max_pixels, formats)
+        image = _flatten(ImageOps.exif_transpose(image))
+        image = image.convert("L" if channels == 1 else "RGB")
+        side = min(image.size)
+        left, top = (image.width - side) // 2, (image.height - side) // 2
+        image = image.crop((left, top, left + side, top + side))
+        image = image.resize((size, size), Image.Resampling.LANCZOS)
+        array = np.asarray(image, dtype=np.uint8)
     return array[None] if channels == 1 else array.transpose(2, 0, 1)
 
 

@@ -149,3 +149,10 @@ def raises_beyond_documented_errors(data: bytes) -> bool:
     except Exception:  # exactly the case this function reports
         return True
     return False
+
+
+def slow_png(side: int = 4096) -> bytes:
+    """A 16-bit ``side`` x ``side`` PNG of sparse lines: ~35 KB that take ~1 s to decode."""
+    wide = np.zeros((side, side), np.uint16)
+    wide[::7, :] = 30000
+    return encode(Image.fromarray(wide), "PNG")

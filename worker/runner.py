@@ -20,7 +20,7 @@ import torch
 
 from common.artifacts import ArtifactError
 from common.base_models import BaseModels, UnknownBaseModel, load_base_models
-from common.jobs import CancelRequested, JobNotFound, JobStore, Superseded
+from common.jobs import CancelRequested, JobNotFound, JobStore, PoisonJob, Superseded
 from common.keys import JobState, Keys
 from common.logs import request_context
 from common.queue import Delivery, JobQueue
@@ -33,7 +33,9 @@ logger = logging.getLogger(__name__)
 
 USER_ERRORS = (DataError, ConfigError, ArtifactError, UnknownBaseModel, JobInputMissing)
 FORGET_WORKERS_AFTER_S = 3600  # heartbeats older than this are dropped from the workers set
-MAX_BACKOFF_S = 5.0  # longest wait between tries while Redis is unavailable
+MAX_BACKOFF_S = 5.0  # longest wait between tries while Redis is unavailable or full
+# raw deliveries (counted by Redis, reaching a handler or not) past max_deliveries times this
+DELIVERY_BACKSTOP = 10
 
 
 class ShutdownRequested(Exception):
@@ -160,26 +162,18 @@ class Worker:
 
     def process(self, delivery: Delivery) -> None:
         job_id = delivery.job_id
-        if delivery.deliveries > self.settings.max_deliveries:
-            logger.warning("job %s delivered %d times: failing it", job_id, delivery.deliveries)
-            error = {
-                "code": "poison_job",
-                "message": f"the job was delivered {delivery.deliveries} times without "
-                "finishing (its workers died); it will not be retried",
-            }
-            try:
-                self.store.fail_unstarted(job_id, error)
-            except redis.ConnectionError:
-                raise  # Redis is away: the entry stays pending
-            except Exception:  # a record gone or unreadable: never redeliver it forever
-                logger.exception("poison job %s could not be failed; dropping its entry", job_id)
-            self.queue.ack(delivery.entry_id)
+        if delivery.deliveries > DELIVERY_BACKSTOP * self.settings.max_deliveries:
+            # a job that cannot even be started, again and again (e.g. an unreadable record)
+            self._fail_poison(delivery, f"was delivered {delivery.deliveries} times")
             return
         try:
-            attempt = self.store.start(job_id, self.name)
+            attempt = self.store.start(job_id, self.name, self.settings.max_deliveries)
         except JobNotFound:  # its record expired or was deleted: nothing left to run
             logger.warning("job %s has no record (expired or deleted); dropping its entry", job_id)
             self.queue.ack(delivery.entry_id)
+            return
+        except PoisonJob as poison:
+            self._fail_poison(delivery, f"was started {poison.attempts} times")
             return
         if attempt is None:  # finished already (a redelivery): nothing to do
             self.queue.ack(delivery.entry_id)
@@ -192,6 +186,22 @@ class Worker:
                 self._run(delivery, job, attempt)
         finally:
             self._held_entry = None
+
+    def _fail_poison(self, delivery: Delivery, how_often: str) -> None:
+        job_id = delivery.job_id
+        logger.warning("job %s %s without finishing: failing it", job_id, how_often)
+        error = {
+            "code": "poison_job",
+            "message": f"the job {how_often} without finishing (its workers died); "
+            "it will not be retried",
+        }
+        try:
+            self.store.fail_unstarted(job_id, error)
+        except redis.ConnectionError:
+            raise  # Redis is away: the entry stays pending
+        except Exception:  # a record gone or unreadable: never redeliver it forever
+            logger.exception("poison job %s could not be failed; dropping its entry", job_id)
+        self.queue.ack(delivery.entry_id)
 
     def _run(self, delivery: Delivery, job: dict[str, str], attempt: int) -> None:
         job_id = delivery.job_id

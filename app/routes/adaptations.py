@@ -7,14 +7,16 @@ from typing import Any
 
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
+from starlette.datastructures import FormData
 
-from app.auth import UploadCallerDep
+from app.auth import Caller, UploadCallerDep
 from app.deps import ServicesDep
 from app.errors import API_ERRORS, ApiError
+from app.services import Services
 from app.uploads import optional_text, parse_number, read_form, read_labelled
 from common.artifacts import encode_images
-from common.jobs import new_id, now
-from common.keys import JobKind, ModelState
+from common.jobs import now
+from common.keys import JobKind, ModelState, new_id
 from common.model_cap import ModelCapReached, evict, plan_eviction
 from common.settings import Settings
 from models.config import AdaptConfig
@@ -82,11 +84,16 @@ async def create_adaptation(
     request: Request, services: ServicesDep, caller: UploadCallerDep
 ) -> JSONResponse:
     """Validate and store a support set, enqueue its adaptation; answer 202 with the job."""
+    form = await read_form(request, services.settings)
+    return await services.off_loop(_create_adaptation, form, services, caller)
+
+
+def _create_adaptation(form: FormData, services: Services, caller: Caller) -> JSONResponse:
+    """Decoding, checks and Redis writes of an adaptation: blocking, run off the event loop."""
     settings = services.settings
-    form = await read_form(request, settings)
     base = services.base_models.get(optional_text(form, "base_model"))
     job_settings = adapt_settings(form, settings, base_eps=base.meta.eps)
-    support = await read_labelled(form, "images", "labels", base.spec, settings)
+    support = read_labelled(form, "images", "labels", base.spec, settings)
     if support is None:
         raise ApiError(
             422,
@@ -94,7 +101,7 @@ async def create_adaptation(
             "send support images as repeated 'images' file fields "
             "with one 'labels' field per image",
         )
-    validation = await read_labelled(
+    validation = read_labelled(
         form, "val_images", "val_labels", base.spec, settings, classes=support.classes
     )
     cap = settings.max_models_per_tenant

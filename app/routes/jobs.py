@@ -8,7 +8,7 @@ from typing import Any
 from fastapi import APIRouter
 
 from app.auth import CallerDep
-from app.deps import ServicesDep
+from app.deps import JobIdDep, ServicesDep
 from app.errors import API_ERRORS
 from common.keys import JobKind, JobState
 
@@ -43,7 +43,7 @@ def job_view(job: dict[str, str]) -> dict[str, Any]:
 
 
 @router.get("/{job_id}")
-def get_job(job_id: str, services: ServicesDep, caller: CallerDep) -> dict[str, Any]:
+def get_job(caller: CallerDep, job_id: JobIdDep, services: ServicesDep) -> dict[str, Any]:
     job = services.store.get(job_id, caller.tenant)
     view = job_view(job)
     if job["kind"] == JobKind.EVALUATE and job["state"] == JobState.SUCCEEDED:
@@ -52,7 +52,7 @@ def get_job(job_id: str, services: ServicesDep, caller: CallerDep) -> dict[str, 
 
 
 @router.post("/{job_id}/cancel", status_code=202)
-def cancel_job(job_id: str, services: ServicesDep, caller: CallerDep) -> dict[str, Any]:
+def cancel_job(caller: CallerDep, job_id: JobIdDep, services: ServicesDep) -> dict[str, Any]:
     """Cancel now when queued; a running job stops at its next step."""
     services.store.get(job_id, caller.tenant)  # another tenant's job: 404
     services.store.cancel(job_id)

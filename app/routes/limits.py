@@ -24,6 +24,7 @@ def get_limits(services: ServicesDep, _: CallerDep) -> dict[str, Any]:
         "bytes_per_file": settings.max_file_bytes,
         "bytes_per_request": settings.max_request_bytes,
         "pixels_per_image": settings.max_pixels,
+        "pixels_per_request": settings.max_request_pixels,
         "image_formats": sorted(settings.image_formats),
         "predict_files": settings.max_predict_files,
         "adapt_steps": {"min": 0, "max": settings.max_adapt_steps},

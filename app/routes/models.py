@@ -8,10 +8,10 @@ from typing import Any
 import torch
 from fastapi import APIRouter, Request, Response
 from fastapi.responses import JSONResponse
-from starlette.concurrency import run_in_threadpool
+from starlette.datastructures import FormData
 
 from app.auth import CallerDep, PredictCallerDep, UploadCallerDep
-from app.deps import ServicesDep
+from app.deps import ModelIdDep, ServicesDep
 from app.errors import API_ERRORS, ApiError
 from app.routes.adaptations import REPORT_PGD_STEPS, UPLOAD_SCHEMA
 from app.services import Services
@@ -29,6 +29,8 @@ from common.report_plot import report_png
 from models.attacks import pgd
 from models.data import InputSpec
 from models.evaluation import DEFAULT_EPS_GRID
+
+MAX_OFFSET = 1_000_000  # far above any tenant's model count; bounds what reaches Redis
 
 router = APIRouter(prefix="/v1/models", tags=["models"], responses=API_ERRORS)
 
@@ -81,8 +83,10 @@ def _ready(services: Services, model_id: str, tenant: str) -> dict[str, str]:
 def list_models(
     services: ServicesDep, caller: CallerDep, limit: int = 50, offset: int = 0
 ) -> dict[str, Any]:
-    if not 1 <= limit <= 500 or offset < 0:
-        raise ApiError(422, "invalid_request", "limit must be in 1..500 and offset >= 0")
+    if not 1 <= limit <= 500 or not 0 <= offset <= MAX_OFFSET:
+        raise ApiError(
+            422, "invalid_request", f"limit must be in 1..500 and offset in 0..{MAX_OFFSET}"
+        )
     index = services.keys.models_index(caller.tenant)
     ids = services.client.zrevrange(index, offset, offset + limit - 1)
     views = []
@@ -97,12 +101,12 @@ def list_models(
 
 
 @router.get("/{model_id}")
-def get_model(model_id: str, services: ServicesDep, caller: CallerDep) -> dict[str, Any]:
+def get_model(caller: CallerDep, model_id: ModelIdDep, services: ServicesDep) -> dict[str, Any]:
     return model_view(_record(services, model_id, caller.tenant))
 
 
 @router.delete("/{model_id}", status_code=204)
-def delete_model(model_id: str, services: ServicesDep, caller: CallerDep) -> Response:
+def delete_model(caller: CallerDep, model_id: ModelIdDep, services: ServicesDep) -> Response:
     _record(services, model_id, caller.tenant)
     keys = services.keys
     pipe = services.client.pipeline(transaction=True)
@@ -114,7 +118,7 @@ def delete_model(model_id: str, services: ServicesDep, caller: CallerDep) -> Res
 
 
 @router.get("/{model_id}/report")
-def get_report(model_id: str, services: ServicesDep, caller: CallerDep) -> dict[str, Any]:
+def get_report(caller: CallerDep, model_id: ModelIdDep, services: ServicesDep) -> dict[str, Any]:
     _ready(services, model_id, caller.tenant)
     raw = services.client.get(services.keys.model_report(model_id))
     if raw is None:
@@ -127,9 +131,9 @@ def get_report(model_id: str, services: ServicesDep, caller: CallerDep) -> dict[
     response_class=Response,
     responses={200: {"content": {"image/png": {}}, "description": "the report chart"}},
 )
-def get_report_png(model_id: str, services: ServicesDep, caller: CallerDep) -> Response:
+def get_report_png(caller: CallerDep, model_id: ModelIdDep, services: ServicesDep) -> Response:
     """The report as a chart: accuracy vs eps per attack, robust vs clean-only adaptation."""
-    report = get_report(model_id, services, caller)
+    report = get_report(caller=caller, model_id=model_id, services=services)
     png = report_png(report, title=f"model {model_id}")
     return Response(png, media_type="image/png", headers={"Cache-Control": "private, max-age=60"})
 
@@ -169,13 +173,18 @@ def _predict(model, info, images, robustness: bool, eps: float, top_k: int) -> l
 
 @router.post("/{model_id}/predictions", openapi_extra=UPLOAD_SCHEMA)
 async def predict(
-    model_id: str, request: Request, services: ServicesDep, caller: PredictCallerDep
+    caller: PredictCallerDep, model_id: ModelIdDep, request: Request, services: ServicesDep
 ) -> dict[str, Any]:
     """Labels and top-k probabilities in upload order; optionally whether each label survives
     a PGD attack at ``eps`` (``robustness=true``)."""
+    await services.off_loop(_ready, services, model_id, caller.tenant)
+    form = await read_form(request, services.settings)
+    return await services.off_loop(_predict_form, form, services, model_id)
+
+
+def _predict_form(form: FormData, services: Services, model_id: str) -> dict[str, Any]:
+    """Checks, decoding and the forward pass of a prediction: blocking, run off the loop."""
     settings = services.settings
-    _ready(services, model_id, caller.tenant)
-    form = await read_form(request, settings)
     files = files_of(form, "images")
     if not files:
         raise ApiError(422, "no_images", "send images as repeated 'images' file fields")
@@ -190,32 +199,35 @@ async def predict(
         raise ApiError(422, "invalid_setting", "robustness must be true or false")
     eps = parse_number(optional_text(form, "eps"), "eps", float, 0.0, settings.max_eps, 0.1)
     top_k = parse_number(optional_text(form, "top_k"), "top_k", int, 1, 50, 3)
-    loaded = await run_in_threadpool(
-        services.cache.get,
-        model_id,
-        lambda: services.client.get(services.keys.model_weights(model_id)),
+    loaded = services.cache.get(
+        model_id, lambda: services.client.get(services.keys.model_weights(model_id))
     )
     if loaded is None:
         raise ApiError(404, "model_not_found", f"the weights of model {model_id} have expired")
     model, info = loaded
-    spec = InputSpec(**info["spec"])
-    images = torch.from_numpy(await decode_files(files, spec, settings))
-    predictions = await run_in_threadpool(
-        _predict, model, info, images, robustness in ("true", "1"), eps, top_k
-    )
+    images = torch.from_numpy(decode_files(files, InputSpec(**info["spec"]), settings))
+    predictions = _predict(model, info, images, robustness in ("true", "1"), eps, top_k)
     return {"model_id": model_id, "predictions": predictions}
 
 
 @router.post("/{model_id}/evaluations", status_code=202, openapi_extra=UPLOAD_SCHEMA)
 async def create_evaluation(
-    model_id: str, request: Request, services: ServicesDep, caller: UploadCallerDep
+    caller: UploadCallerDep, model_id: ModelIdDep, request: Request, services: ServicesDep
 ) -> JSONResponse:
     """Labelled images in; a job that reports the model's accuracy under attack on them."""
-    record = _ready(services, model_id, caller.tenant)
+    await services.off_loop(_ready, services, model_id, caller.tenant)
     form = await read_form(request, services.settings)
+    return await services.off_loop(_create_evaluation, form, services, model_id, caller.tenant)
+
+
+def _create_evaluation(
+    form: FormData, services: Services, model_id: str, tenant: str
+) -> JSONResponse:
+    """Decoding, checks and Redis writes of an evaluation: blocking, run off the event loop."""
+    record = _ready(services, model_id, tenant)
     classes = json.loads(record["classes"])
     base = services.base_models.get(record["base_model"])
-    labelled = await read_labelled(
+    labelled = read_labelled(
         form, "images", "labels", base.spec, services.settings, classes=classes
     )
     if labelled is None:
@@ -229,7 +241,7 @@ async def create_evaluation(
             "base_model": record["base_model"],
             "settings": json.dumps(settings),
         },
-        tenant=caller.tenant,
+        tenant=tenant,
     )
     status_url = f"/v1/jobs/{job_id}"
     return JSONResponse(

@@ -2,13 +2,23 @@
 
 from __future__ import annotations
 
+import threading
+import time
+
+import httpx
 import pytest
 from fastapi.testclient import TestClient
 
 from app.main import create_app
+from models.data import decode_image
 from tests.app.test_api import assert_error, support
-from tests.hostile_images import CORPUS, fuzzed_files, raises_beyond_documented_errors
-from tests.service_fixtures import keys_under
+from tests.hostile_images import (
+    CORPUS,
+    fuzzed_files,
+    raises_beyond_documented_errors,
+    slow_png,
+)
+from tests.service_fixtures import keys_under, live_server
 
 pytestmark = pytest.mark.redis
 
@@ -31,7 +41,7 @@ def test_hostile_file_in_a_support_set(client, settings, name):
         assert jobs
     else:
         assert_error(response, *expected)
-        assert "#0" in response.json()["error"]["message"]  # names the file
+        assert "#1" in response.json()["error"]["message"]  # names the file
         assert jobs == []
 
 
@@ -48,4 +58,54 @@ def test_fuzzed_files_never_answer_5xx(client):
         assert response.status_code in (202, 415, 422), response.text
         if response.status_code != 202:
             assert response.json()["error"]["code"] in ("invalid_image", "unsupported_image_format")
-            assert "#0" in response.json()["error"]["message"]
+            assert "#1" in response.json()["error"]["message"]
+
+
+def served_defaults(settings):
+    """The test settings with the service's default pixel limits (16 Mpx, 64 Mi-pixels)."""
+    return settings.model_copy(update={"max_pixels": 4096 * 4096, "max_request_pixels": 2**26})
+
+
+def test_too_many_pixels_in_one_request_are_refused_before_decoding(settings):
+    heavy = slow_png()  # 16.8 Mpx each: 5 of them exceed the 64 Mi-pixel budget of a request
+    started = time.perf_counter()
+    decode_image(heavy, channels=1, size=28, source="one")
+    one_decode = time.perf_counter() - started  # the baseline, measured in this run
+    files = [("images", (f"big{i}.png", heavy, "image/png")) for i in range(5)]
+    data = {"labels": ["a", "a", "b", "b", "b"]}
+    started = time.perf_counter()
+    with TestClient(create_app(served_defaults(settings))) as client:
+        response = client.post("/v1/adaptations", files=files, data=data)
+    assert_error(response, 413, "too_many_pixels")
+    assert "5 images" in response.json()["error"]["message"]
+    assert time.perf_counter() - started < one_decode  # refused from the headers: none decoded
+    assert [k for k in keys_under(settings.redis_url, settings.key_prefix) if b":job:" in k] == []
+
+
+def test_heavy_decoding_never_stalls_the_event_loop(settings):
+    """Four slow decodes in one upload: /healthz keeps answering meanwhile."""
+    files, data = support(classes=2, shots=2)
+    files = [("images", (f"big{i}.png", slow_png(), "image/png")) for i in range(4)]
+    answers: dict[str, httpx.Response] = {}
+    with (
+        live_server(served_defaults(settings)) as url,
+        httpx.Client(base_url=url, timeout=60) as http,
+    ):
+
+        def upload() -> None:
+            with httpx.Client(base_url=url, timeout=60) as uploader:
+                answers["upload"] = uploader.post("/v1/adaptations", files=files, data=data)
+
+        thread = threading.Thread(target=upload)
+        started = time.perf_counter()
+        thread.start()
+        latencies = []
+        while thread.is_alive():
+            asked = time.perf_counter()
+            assert http.get("/healthz").status_code == 200
+            latencies.append(time.perf_counter() - asked)
+        upload_seconds = time.perf_counter() - started
+        thread.join()
+    assert answers["upload"].status_code == 202, answers["upload"].text
+    assert len(latencies) >= 10  # probed all along the upload
+    assert max(latencies) < min(1.0, upload_seconds / 4), (max(latencies), upload_seconds)

@@ -7,7 +7,7 @@ import json
 import pytest
 import redis
 
-from common.jobs import CancelRequested, JobConflict, JobNotFound, JobStore, Superseded
+from common.jobs import CancelRequested, JobConflict, JobNotFound, JobStore, PoisonJob, Superseded
 from common.keys import WORKER_GROUP, JobKind, JobState, Keys
 from common.queue import JobQueue
 from tests.service_fixtures import eventually
@@ -52,8 +52,8 @@ def test_create_stores_everything_and_enqueues(parts):
 def test_attempts_guard_progress_and_finish(parts):
     client, keys, store, _ = parts
     job_id = _create(store)
-    first = store.start(job_id, "w1")
-    second = store.start(job_id, "w2")  # a takeover
+    first = store.start(job_id, "w1", 3)
+    second = store.start(job_id, "w2", 3)  # a takeover
     assert (first, second) == (1, 2)
     with pytest.raises(Superseded):
         store.progress(job_id, first, 1, 10)
@@ -68,7 +68,7 @@ def test_attempts_guard_progress_and_finish(parts):
     assert store.finish(job_id, second, JobState.SUCCEEDED, extra=publish)
     assert store.get(job_id)["state"] == "succeeded"
     assert client.get(keys.model_weights("model_x")) == b"weights"
-    assert store.start(job_id, "w3") is None  # finished jobs are never started again
+    assert store.start(job_id, "w3", 3) is None  # finished jobs are never started again
 
 
 def test_cancel_queued_running_and_finished(parts):
@@ -80,7 +80,7 @@ def test_cancel_queued_running_and_finished(parts):
     with pytest.raises(JobConflict, match="already cancelled"):
         store.cancel(queued)
     running = _create(store, model=False)
-    attempt = store.start(running, "w1")
+    attempt = store.start(running, "w1", 3)
     assert store.cancel(running) == "running"
     with pytest.raises(CancelRequested):
         store.progress(running, attempt, 1, 5)
@@ -90,7 +90,7 @@ def test_requeue_and_fail_unstarted(parts):
     _, _, store, queue = parts
     job_id = _create(store)
     first = queue.next("w1", block_ms=10)
-    attempt = store.start(job_id, "w1")
+    attempt = store.start(job_id, "w1", 3)
     assert store.requeue(job_id, attempt)
     queue.ack(first.entry_id)
     assert store.get(job_id)["state"] == "queued"
@@ -146,3 +146,17 @@ def test_a_touch_never_takes_an_entry_back(parts):
     assert pending["consumer"] == b"w2"
     patient.ack(entry)
     assert not patient.touch(entry, "w2")  # acknowledged: nobody's
+
+
+def test_only_attempts_that_died_in_a_handler_make_a_job_poison(parts):
+    _, _, store, _ = parts
+    job_id = _create(store)
+    for expected in (1, 2, 3):  # each attempt started, then its worker died (still running)
+        assert store.start(job_id, f"w{expected}", 3) == expected
+    with pytest.raises(PoisonJob) as poison:
+        store.start(job_id, "w4", 3)
+    assert poison.value.attempts == 3 and store.get(job_id)["attempt"] == "3"  # no write
+    given_back = _create(store, model=False)
+    for _ in range(3):  # each attempt handed back on shutdown: not a death
+        assert store.requeue(given_back, store.start(given_back, "w", 3))
+    assert store.start(given_back, "w", 3) == 4

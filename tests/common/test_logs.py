@@ -48,3 +48,20 @@ def test_request_ids_are_sane_tokens():
     for hostile in ("", None, "x" * 65, "new\nline", "{json}", "a b"):
         made = request_id_from(hostile)
         assert len(made) == 32 and made != hostile
+
+
+def test_text_lines_escape_control_characters_but_keep_tracebacks():
+    forged = "GET /x\n2026-01-01 00:00:00 INFO admin logged in\x1b[2K"
+    line = TextFormatter().format(record(forged))
+    assert "\n" not in line and "\x1b" not in line
+    assert "\\n2026-01-01" in line and "\\x1b[2K" in line
+    try:
+        raise ValueError("boom")
+    except ValueError:
+        import sys
+
+        failed = logging.getLogger("t").makeRecord(
+            "t", logging.ERROR, "f.py", 1, "failed\r", (), sys.exc_info()
+        )
+    text = TextFormatter().format(failed)
+    assert text.splitlines()[0].endswith("failed\\r") and "ValueError: boom" in text
