@@ -4,7 +4,8 @@ A job's state changes in one Redis transaction (WATCH + MULTI/EXEC), together wi
 the change carries (the model's weights and report on success), so a reader never sees a
 succeeded job without its results. Each start of a job bumps its ``attempt``; a worker may only
 report progress on, or finish, the attempt it started, so a worker whose job was taken over
-cannot overwrite the new owner's work.
+cannot overwrite the new owner's work. The model an adaptation makes is written through
+:class:`~common.model_store.ModelStore`, inside the same transactions, only while it exists.
 """
 
 from __future__ import annotations
@@ -17,12 +18,20 @@ from typing import Any
 
 import redis
 
-from common.keys import JobKind, JobState, Keys, ModelState, new_id
+from common.keys import JobKind, JobState, Keys, new_id
 from common.logs import current_request_id
+from common.model_store import ModelStore
 from common.telemetry import count_state, observe_seconds
 
 Fields = Mapping[str, str | int | float]
 ExtraWrites = Callable[[redis.client.Pipeline], None]
+ModelWrites = Callable[[redis.client.Pipeline, str], None]  # (pipe, model id)
+
+
+MODEL_DELETED = {
+    "code": "model_deleted",
+    "message": "the model this adaptation was making was deleted; nothing was stored",
+}
 
 
 class JobError(Exception):
@@ -64,6 +73,10 @@ class JobStore:
     job_ttl_s: int
     model_ttl_s: int
 
+    @property
+    def models(self) -> ModelStore:
+        return ModelStore(self.client, self.keys, self.model_ttl_s)
+
     def create(
         self,
         kind: JobKind,
@@ -71,11 +84,13 @@ class JobStore:
         fields: Fields,
         *,
         tenant: str,
-        model_record: Fields | None = None,
-        extra: ExtraWrites | None = None,
+        new_model: Fields | None = None,
+        model_cap: int | None = None,
     ) -> str:
-        """Store the input and the record (and a pending model) of ``tenant`` and enqueue,
-        atomically."""
+        """Store the input and the record of ``tenant``'s job and enqueue it, atomically; with
+        ``new_model``, a pending model too, evicting the tenant's oldest finished models past
+        ``model_cap`` (planned inside the transaction's WATCH; None: no cap). ModelCapReached
+        when all of the tenant's models are pending."""
         job_id = new_id("job")
         record = {
             "id": job_id,
@@ -90,21 +105,24 @@ class JobStore:
             "tenant": tenant,
             **fields,
         }
-        pipe = self.client.pipeline(transaction=True)
-        pipe.hset(self.keys.job(job_id), mapping=record)
-        pipe.expire(self.keys.job(job_id), self.job_ttl_s)
-        pipe.set(self.keys.job_input(job_id), payload, ex=self.job_ttl_s)
-        if model_record is not None:
-            model_id = str(model_record["id"])
-            model = {**model_record, "job_id": job_id, "tenant": tenant}
-            pipe.hset(self.keys.model(model_id), mapping=model)
-            pipe.expire(self.keys.model(model_id), self.model_ttl_s)
-            pipe.zadd(self.keys.models_index(tenant), {model_id: float(model_record["created"])})
-        pipe.xadd(self.keys.stream, {"job_id": job_id})
-        count_state(pipe, self.keys, kind.value, JobState.QUEUED.value)
-        if extra is not None:
-            extra(pipe)
-        pipe.execute()
+        models = self.models
+
+        def apply(pipe: redis.client.Pipeline) -> None:
+            room = ([], [])
+            if new_model is not None and model_cap is not None:
+                room = models.plan_room(pipe, tenant, model_cap)
+            pipe.multi()
+            pipe.hset(self.keys.job(job_id), mapping=record)
+            pipe.expire(self.keys.job(job_id), self.job_ttl_s)
+            pipe.set(self.keys.job_input(job_id), payload, ex=self.job_ttl_s)
+            if new_model is not None:
+                models.evict_writes(pipe, tenant, *room, model_cap or 0)
+                models.create_writes(pipe, dict(new_model), tenant, job_id)
+            pipe.xadd(self.keys.stream, {"job_id": job_id})
+            count_state(pipe, self.keys, kind.value, JobState.QUEUED.value)
+
+        watched = [self.keys.models_index(tenant)] if new_model else []
+        self.client.transaction(apply, *watched)
         return job_id
 
     def get(self, job_id: str, tenant: str | None = None) -> dict[str, str]:
@@ -120,10 +138,13 @@ class JobStore:
     def _transition(
         self,
         job_id: str,
-        decide: Callable[[dict[str, str]], Fields | None],
+        decide: Callable[[dict[str, str], bool], Fields | None],
         extra: ExtraWrites | None = None,
+        model_writes: ModelWrites | None = None,
     ) -> Fields | None:
-        """WATCH the record, let ``decide`` return the new fields (None: no change), apply."""
+        """WATCH the record (and the model an adaptation makes), let ``decide(job, owns_model)``
+        return the new fields (None: no change), apply them with ``extra`` and, when the job
+        ends and only while its model exists and is this job's, ``model_writes``."""
         key = self.keys.job(job_id)
         result: dict[str, Fields | None] = {}
 
@@ -132,7 +153,9 @@ class JobStore:
             if not raw:
                 raise JobNotFound(job_id)
             job = {k.decode(): v.decode() for k, v in raw.items()}
-            changes = decide(job)
+            model_id = job.get("model_id", "") if job["kind"] == JobKind.ADAPT else ""
+            owns_model = bool(model_id) and self.models.owned_by(pipe, model_id, job_id)
+            changes = decide(job, owns_model)
             result["changes"] = changes
             if changes is None:
                 return
@@ -144,6 +167,9 @@ class JobStore:
                     pipe.delete(self.keys.job_input(job_id))
             if extra is not None:
                 extra(pipe)
+            final = JobState(str(changes.get("state", job["state"]))).finished
+            if model_writes is not None and owns_model and final:
+                model_writes(pipe, model_id)
 
         self.client.transaction(apply, key)
         return result["changes"]
@@ -163,7 +189,7 @@ class JobStore:
         reached a handler (a Redis blip between delivery and start) do not count.
         """
 
-        def decide(job: dict[str, str]) -> Fields | None:
+        def decide(job: dict[str, str], _: bool) -> Fields | None:
             if JobState(job["state"]).finished:
                 return None
             attempts = int(job["attempt"])
@@ -198,36 +224,43 @@ class JobStore:
         *,
         error: dict[str, str] | None = None,
         extra: ExtraWrites | None = None,
-    ) -> bool:
-        """End the attempt in ``state`` with ``extra`` writes in the same transaction.
+        model_writes: ModelWrites | None = None,
+    ) -> str | None:
+        """End the attempt in ``state`` with ``extra`` (and, while the job's model exists,
+        ``model_writes``) in the same transaction; the state written. An adaptation whose
+        model was deleted meanwhile ends cancelled and writes nothing of it.
 
-        False (and nothing written) when the attempt is no longer the job's current one.
+        None (and nothing written) when the attempt is no longer the job's current one.
         """
 
-        def decide(job: dict[str, str]) -> Fields | None:
+        def decide(job: dict[str, str], owns_model: bool) -> Fields | None:
             if int(job["attempt"]) != attempt or job["state"] != JobState.RUNNING:
                 return None
             fields: dict[str, str | float] = {"state": state.value, "finished": now()}
-            if error is not None:
+            if job["kind"] == JobKind.ADAPT and not owns_model:
+                fields["state"] = JobState.CANCELLED.value
+                fields["error"] = json.dumps(MODEL_DELETED)
+            elif error is not None:
                 fields["error"] = json.dumps(error)
             return fields
 
-        return self._transition(job_id, decide, extra) is not None
+        changes = self._transition(job_id, decide, extra, model_writes)
+        return None if changes is None else str(changes["state"])
 
     def fail_unstarted(self, job_id: str, error: dict[str, str]) -> bool:
         """Fail a job that is not running under any attempt (a poison job, a lost input)."""
 
-        def decide(job: dict[str, str]) -> Fields | None:
+        def decide(job: dict[str, str], _: bool) -> Fields | None:
             if JobState(job["state"]).finished:
                 return None
             return {"state": JobState.FAILED.value, "finished": now(), "error": json.dumps(error)}
 
-        return self._transition(job_id, decide, self.model_failed_writes(job_id)) is not None
+        return self._transition(job_id, decide, model_writes=self.models.failed_writes) is not None
 
     def requeue(self, job_id: str, attempt: int) -> bool:
         """Give the job back (worker shutting down): queued again, re-enqueued, atomically."""
 
-        def decide(job: dict[str, str]) -> Fields | None:
+        def decide(job: dict[str, str], _: bool) -> Fields | None:
             if int(job["attempt"]) != attempt or job["state"] != JobState.RUNNING:
                 return None
             return {"state": JobState.QUEUED.value, "worker": "", "step": 0}
@@ -238,9 +271,12 @@ class JobStore:
         return self._transition(job_id, decide, enqueue) is not None
 
     def cancel(self, job_id: str) -> str:
-        """Cancel a queued job now, or ask a running one to stop; the resulting state."""
+        """Cancel a queued job now (its model failed, in the same transaction), or ask a
+        running one to stop; the resulting state. The job's input is deleted first: a plain
+        DEL, which frees memory even when Redis is full, so the state change then fits."""
+        self.client.delete(self.keys.job_input(job_id))
 
-        def decide(job: dict[str, str]) -> Fields | None:
+        def decide(job: dict[str, str], _: bool) -> Fields | None:
             state = JobState(job["state"])
             if state.finished:
                 raise JobConflict(f"job {job_id} has already {state.value}")
@@ -248,28 +284,10 @@ class JobStore:
                 return {"state": JobState.CANCELLED.value, "finished": now()}
             return {"cancel_requested": 1}
 
-        changes = self._transition(job_id, decide, None)
+        changes = self._transition(job_id, decide, model_writes=self.models.failed_writes)
         if changes and changes.get("state") == JobState.CANCELLED.value:
-            self.mark_model_failed(job_id)
             return JobState.CANCELLED.value
         return JobState.RUNNING.value
-
-    def model_failed_writes(self, job_id: str) -> ExtraWrites:
-        """Writes that mark the model an adaptation job was making as failed. An evaluation's
-        fate never touches the (ready) model it evaluates: it writes nothing then."""
-        kind, model_id = self.client.hmget(self.keys.job(job_id), ["kind", "model_id"])
-        makes_the_model = kind is not None and kind.decode() == JobKind.ADAPT
-
-        def write(pipe: redis.client.Pipeline) -> None:
-            if makes_the_model and model_id:
-                pipe.hset(self.keys.model(model_id.decode()), "state", ModelState.FAILED.value)
-
-        return write
-
-    def mark_model_failed(self, job_id: str) -> None:
-        pipe = self.client.pipeline(transaction=True)
-        self.model_failed_writes(job_id)(pipe)
-        pipe.execute()
 
     def result(self, job_id: str) -> dict[str, Any] | None:
         raw = self.client.get(self.keys.job_result(job_id))

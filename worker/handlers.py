@@ -18,8 +18,9 @@ import torch
 
 from common.artifacts import LabelledImages, decode_images, encode_weights, load_adapted
 from common.base_models import BaseModels
-from common.jobs import ExtraWrites
-from common.keys import JobKind, Keys, ModelState
+from common.jobs import ExtraWrites, ModelWrites
+from common.keys import JobKind, Keys
+from common.model_store import ModelStore
 from models.adapt import adapt_and_deploy
 from models.config import AdaptConfig
 from models.evaluation import SANITY_EPS, attack_correctness, sanity_checks
@@ -31,6 +32,14 @@ from models.report import (
 )
 
 Progress = Callable[[int, int], None]  # (step done, total); raises to stop the job
+
+
+@dataclass(frozen=True)
+class Publish:
+    """What a succeeded job writes, in the transaction that finishes it."""
+
+    job_writes: ExtraWrites | None = None  # the job's own results (an evaluation's report)
+    model_writes: ModelWrites | None = None  # the model it makes: only while that model exists
 
 
 class JobInputMissing(LookupError):
@@ -45,6 +54,10 @@ class HandlerContext:
     device: torch.device
     model_ttl_s: int
 
+    @property
+    def models(self) -> ModelStore:
+        return ModelStore(self.client, self.keys, self.model_ttl_s)
+
 
 def _tensors(images: LabelledImages, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
     return images.images.to(device=device, dtype=torch.float32) / 255.0, images.labels.to(device)
@@ -57,7 +70,7 @@ def _input(ctx: HandlerContext, job_id: str) -> tuple[LabelledImages, LabelledIm
     return decode_images(data)
 
 
-def handle_adapt(ctx: HandlerContext, job: dict[str, str], progress: Progress) -> ExtraWrites:
+def handle_adapt(ctx: HandlerContext, job: dict[str, str], progress: Progress) -> Publish:
     support, validation = _input(ctx, job["id"])
     base = ctx.base_models.get(job["base_model"])
     settings = json.loads(job["settings"])
@@ -105,21 +118,11 @@ def handle_adapt(ctx: HandlerContext, job: dict[str, str], progress: Progress) -
     }
     weights = encode_weights(deployed.state_dict(), info)
     summary = report_summary(report)
-    model_id = job["model_id"]
 
-    def publish(pipe: redis.client.Pipeline) -> None:
-        ttl = ctx.model_ttl_s
-        pipe.set(ctx.keys.model_weights(model_id), weights, ex=ttl)
-        pipe.set(ctx.keys.model_report(model_id), json.dumps(report), ex=ttl)
-        pipe.hset(
-            ctx.keys.model(model_id),
-            mapping={
-                "state": ModelState.READY.value,
-                "report_summary": json.dumps(summary),
-            },
-        )
+    def publish(pipe: redis.client.Pipeline, model_id: str) -> None:
+        ctx.models.ready_writes(pipe, model_id, weights, report, summary)
 
-    return publish
+    return Publish(model_writes=publish)
 
 
 def report_summary(report: dict[str, Any]) -> dict[str, Any]:
@@ -143,10 +146,10 @@ def report_summary(report: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def handle_evaluate(ctx: HandlerContext, job: dict[str, str], progress: Progress) -> ExtraWrites:
+def handle_evaluate(ctx: HandlerContext, job: dict[str, str], progress: Progress) -> Publish:
     """Accuracy of an adapted model under attack on the user's labelled images."""
     labelled, _ = _input(ctx, job["id"])
-    weights = ctx.client.get(ctx.keys.model_weights(job["model_id"]))
+    weights = ctx.models.weights(job["model_id"])
     if weights is None:
         raise JobInputMissing(f"model {job['model_id']} has expired or was deleted")
     model, info = load_adapted(weights, ctx.device)
@@ -178,7 +181,7 @@ def handle_evaluate(ctx: HandlerContext, job: dict[str, str], progress: Progress
     def publish(pipe: redis.client.Pipeline) -> None:
         pipe.set(ctx.keys.job_result(job["id"]), json.dumps(result), ex=ctx.model_ttl_s)
 
-    return publish
+    return Publish(job_writes=publish)
 
 
 HANDLERS = {JobKind.ADAPT.value: handle_adapt, JobKind.EVALUATE.value: handle_evaluate}

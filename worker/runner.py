@@ -216,9 +216,16 @@ class Worker:
         ended = True  # False: another attempt owns the job now; its entry is not ours to ack
         try:
             publish = HANDLERS[job["kind"]](self.context, job, progress)
-            ended = self.store.finish(job_id, attempt, JobState.SUCCEEDED, extra=publish)
+            final_state = self.store.finish(
+                job_id,
+                attempt,
+                JobState.SUCCEEDED,
+                extra=publish.job_writes,
+                model_writes=publish.model_writes,
+            )
+            ended = final_state is not None
             if ended:
-                logger.info("job %s succeeded", job_id)
+                logger.info("job %s %s", job_id, final_state)
         except Superseded:
             ended = False
         except ShutdownRequested:
@@ -246,13 +253,14 @@ class Worker:
         self, job_id: str, attempt: int, state: JobState, code: str = "", message: str = ""
     ) -> bool:
         """End the attempt unsuccessfully; False when another attempt owns the job now."""
-        return self.store.finish(
+        final_state = self.store.finish(
             job_id,
             attempt,
             state,
             error={"code": code, "message": message} if code else None,
-            extra=self.store.model_failed_writes(job_id),
+            model_writes=self.store.models.failed_writes,
         )
+        return final_state is not None
 
 
 def main(settings: Settings) -> None:

@@ -16,8 +16,8 @@ from app.services import Services
 from app.uploads import optional_text, parse_number, read_form, read_labelled
 from common.artifacts import encode_images
 from common.jobs import now
-from common.keys import JobKind, ModelState, new_id
-from common.model_cap import ModelCapReached, evict, plan_eviction
+from common.keys import JobKind, new_id
+from common.model_store import ModelCapReached
 from common.settings import Settings
 from models.config import AdaptConfig
 from models.evaluation import DEFAULT_EPS_GRID
@@ -104,32 +104,26 @@ def _create_adaptation(form: FormData, services: Services, caller: Caller) -> JS
     validation = read_labelled(
         form, "val_images", "val_labels", base.spec, settings, classes=support.classes
     )
-    cap = settings.max_models_per_tenant
+    model_id = new_id("model")
     try:
-        victims = plan_eviction(services.client, services.keys, caller.tenant, cap)
+        job_id = services.store.create(
+            JobKind.ADAPT,
+            encode_images(support, validation),
+            {"model_id": model_id, "base_model": base.name, "settings": json.dumps(job_settings)},
+            tenant=caller.tenant,
+            new_model={
+                "id": model_id,
+                "created": now(),
+                "base_model": base.name,
+                "classes": json.dumps(support.classes),
+                "settings": json.dumps(job_settings),
+                "support_size": len(support.labels),
+                "validation_size": 0 if validation is None else len(validation.labels),
+            },
+            model_cap=settings.max_models_per_tenant,
+        )
     except ModelCapReached as error:
         raise ApiError(409, "model_cap_reached", str(error)) from error
-    model_id = new_id("model")
-    created = now()
-    job_id = services.store.create(
-        JobKind.ADAPT,
-        encode_images(support, validation),
-        {"model_id": model_id, "base_model": base.name, "settings": json.dumps(job_settings)},
-        tenant=caller.tenant,
-        model_record={
-            "id": model_id,
-            "state": ModelState.PENDING.value,
-            "created": created,
-            "base_model": base.name,
-            "classes": json.dumps(support.classes),
-            "settings": json.dumps(job_settings),
-            "support_size": len(support.labels),
-            "validation_size": 0 if validation is None else len(validation.labels),
-        },
-        extra=lambda pipe: evict(pipe, services.keys, caller.tenant, victims, cap),
-    )
-    for victim in victims:
-        services.cache.drop(victim)
     status_url = f"/v1/jobs/{job_id}"
     return JSONResponse(
         {"job_id": job_id, "model_id": model_id, "status_url": status_url},

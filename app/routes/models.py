@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import json
+import logging
 from typing import Any
 
+import redis
 import torch
 from fastapi import APIRouter, Request, Response
 from fastapi.responses import JSONResponse
@@ -24,6 +26,7 @@ from app.uploads import (
     read_labelled,
 )
 from common.artifacts import encode_images
+from common.jobs import JobConflict, JobNotFound
 from common.keys import JobKind, ModelState
 from common.report_plot import report_png
 from models.attacks import pgd
@@ -32,14 +35,14 @@ from models.evaluation import DEFAULT_EPS_GRID
 
 MAX_OFFSET = 1_000_000  # far above any tenant's model count; bounds what reaches Redis
 
+logger = logging.getLogger(__name__)
 router = APIRouter(prefix="/v1/models", tags=["models"], responses=API_ERRORS)
 
 
 def _record(services: Services, model_id: str, tenant: str) -> dict[str, str]:
     """The model's record; 404 when absent or another tenant's (the same answer for both)."""
-    raw = services.client.hgetall(services.keys.model(model_id))
-    record = {k.decode(): v.decode() for k, v in raw.items()}
-    if not record or record.get("tenant") != tenant:
+    record = services.store.models.get(model_id, tenant)
+    if record is None:
         raise ApiError(404, "model_not_found", f"no model with id {model_id}")
     return record
 
@@ -87,17 +90,8 @@ def list_models(
         raise ApiError(
             422, "invalid_request", f"limit must be in 1..500 and offset in 0..{MAX_OFFSET}"
         )
-    index = services.keys.models_index(caller.tenant)
-    ids = services.client.zrevrange(index, offset, offset + limit - 1)
-    views = []
-    for raw_id in ids:
-        model_id = raw_id.decode()
-        raw = services.client.hgetall(services.keys.model(model_id))
-        if not raw:  # expired: drop it from the index
-            services.client.zrem(index, model_id)
-            continue
-        views.append(model_view({k.decode(): v.decode() for k, v in raw.items()}))
-    return {"models": views, "total": services.client.zcard(index)}
+    records, total = services.store.models.page(caller.tenant, offset, limit)
+    return {"models": [model_view(record) for record in records], "total": total}
 
 
 @router.get("/{model_id}")
@@ -107,20 +101,31 @@ def get_model(caller: CallerDep, model_id: ModelIdDep, services: ServicesDep) ->
 
 @router.delete("/{model_id}", status_code=204)
 def delete_model(caller: CallerDep, model_id: ModelIdDep, services: ServicesDep) -> Response:
-    _record(services, model_id, caller.tenant)
-    keys = services.keys
-    pipe = services.client.pipeline(transaction=True)
-    pipe.delete(keys.model(model_id), keys.model_weights(model_id), keys.model_report(model_id))
-    pipe.zrem(keys.models_index(caller.tenant), model_id)
-    pipe.execute()
+    """Delete the model and all it stored; a pending model's adaptation is cancelled."""
+    record = services.store.models.delete(model_id, caller.tenant)
+    if record is None:
+        raise ApiError(404, "model_not_found", f"no model with id {model_id}")
     services.cache.drop(model_id)
+    if record["state"] == ModelState.PENDING:
+        _cancel_quietly(services, record["job_id"])
     return Response(status_code=204)
+
+
+def _cancel_quietly(services: Services, job_id: str) -> None:
+    """Stop the job of a deleted model. Should this fail, the job still ends without writing
+    anything of the model (its finishing transaction checks the model exists)."""
+    try:
+        services.store.cancel(job_id)
+    except (JobConflict, JobNotFound):
+        pass  # it ended meanwhile: nothing to stop
+    except redis.RedisError as error:
+        logger.warning("model deleted, but its job %s could not be cancelled: %s", job_id, error)
 
 
 @router.get("/{model_id}/report")
 def get_report(caller: CallerDep, model_id: ModelIdDep, services: ServicesDep) -> dict[str, Any]:
     _ready(services, model_id, caller.tenant)
-    raw = services.client.get(services.keys.model_report(model_id))
+    raw = services.store.models.report(model_id)
     if raw is None:
         raise ApiError(404, "report_not_found", f"the report of model {model_id} has expired")
     return {"model_id": model_id, **json.loads(raw)}
@@ -199,9 +204,7 @@ def _predict_form(form: FormData, services: Services, model_id: str) -> dict[str
         raise ApiError(422, "invalid_setting", "robustness must be true or false")
     eps = parse_number(optional_text(form, "eps"), "eps", float, 0.0, settings.max_eps, 0.1)
     top_k = parse_number(optional_text(form, "top_k"), "top_k", int, 1, 50, 3)
-    loaded = services.cache.get(
-        model_id, lambda: services.client.get(services.keys.model_weights(model_id))
-    )
+    loaded = services.cache.get(model_id, lambda: services.store.models.weights(model_id))
     if loaded is None:
         raise ApiError(404, "model_not_found", f"the weights of model {model_id} have expired")
     model, info = loaded

@@ -29,9 +29,9 @@ def parts(redis_url, prefix):
 
 
 def _create(store: JobStore, model: bool = True) -> str:
-    model_record = {"id": "model_x", "state": "pending", "created": 1.0} if model else None
+    new_model = {"id": "model_x", "created": 1.0} if model else None
     return store.create(
-        JobKind.ADAPT, b"payload", {"model_id": "model_x"}, tenant="t1", model_record=model_record
+        JobKind.ADAPT, b"payload", {"model_id": "model_x"}, tenant="t1", new_model=new_model
     )
 
 

@@ -35,7 +35,7 @@ def _create_jobs(settings) -> list[str]:
                 "settings": json.dumps(job_settings),
             },
             tenant="t1",
-            model_record={"id": f"model_{n}", "state": "pending", "created": float(n)},
+            new_model={"id": f"model_{n}", "created": float(n)},
         )
         for n in range(JOBS)
     ]

@@ -46,7 +46,7 @@ def _create_job(settings, steps: int, model_id: str = "model_w") -> str:
         encode_images(_support()),
         {"model_id": model_id, "base_model": "tiny-adml", "settings": json.dumps(job_settings)},
         tenant="t1",
-        model_record={"id": model_id, "state": "pending", "created": 1.0},
+        new_model={"id": model_id, "created": 1.0},
     )
 
 

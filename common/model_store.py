@@ -1,0 +1,158 @@
+"""The one owner of adapted models in Redis: records, weights, reports and tenant indexes.
+
+A model is a hash (its record: state, tenant, the job that makes it), its weights, its report,
+and an entry in its tenant's index. Every write of them is made here, always with a TTL. The
+writes of a job's outcome are queued inside the transaction that finishes the job (JobStore),
+and only while the model still exists and belongs to that job: a deleted model stays deleted.
+
+The per-tenant cap: the oldest finished models make room for a new one. An evicted model keeps
+a small record (state ``evicted``, when and why) for ``EVICTED_RECORD_TTL_S``, so asking for it
+says what happened instead of a bare 404; its weights and report are deleted. Pending models
+are never evicted: a tenant whose cap is all pending models must wait.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import redis
+
+from common.keys import Keys, ModelState
+
+EVICTED_RECORD_TTL_S = 7 * 86400
+Pipeline = redis.client.Pipeline
+
+
+class ModelCapReached(Exception):
+    """Every stored model of the tenant is still pending: nothing can be evicted."""
+
+
+def _decoded(raw: dict[bytes, bytes]) -> dict[str, str]:
+    return {k.decode(): v.decode() for k, v in raw.items()}
+
+
+@dataclass(frozen=True)
+class ModelStore:
+    client: redis.Redis
+    keys: Keys
+    model_ttl_s: int
+
+    # reads (each a command Redis serves even when it is full)
+
+    def get(self, model_id: str, tenant: str) -> dict[str, str] | None:
+        """The record; None when absent or another tenant's (callers answer both alike)."""
+        record = _decoded(self.client.hgetall(self.keys.model(model_id)))
+        return record if record and record.get("tenant") == tenant else None
+
+    def page(self, tenant: str, offset: int, limit: int) -> tuple[list[dict[str, str]], int]:
+        """Records of the tenant, newest first, and how many it has; expired ones leave the
+        index (ZREM is allowed even when Redis is full)."""
+        index = self.keys.models_index(tenant)
+        records = []
+        for raw_id in self.client.zrevrange(index, offset, offset + limit - 1):
+            record = _decoded(self.client.hgetall(self.keys.model(raw_id.decode())))
+            if record:
+                records.append(record)
+            else:
+                self.client.zrem(index, raw_id)
+        return records, int(self.client.zcard(index))
+
+    def weights(self, model_id: str) -> bytes | None:
+        return self.client.get(self.keys.model_weights(model_id))
+
+    def report(self, model_id: str) -> bytes | None:
+        return self.client.get(self.keys.model_report(model_id))
+
+    # inside a caller's transaction: reads in immediate mode after WATCH, writes after MULTI
+
+    def plan_room(self, pipe: Pipeline, tenant: str, cap: int) -> tuple[list[str], list[str]]:
+        """(models to evict, expired index entries) so that one more model fits under ``cap``.
+        Read after WATCH of the tenant's index, so the plan holds when the writes apply."""
+        index = self.keys.models_index(tenant)
+        excess = int(pipe.zcard(index)) - cap + 1
+        victims: list[str] = []
+        expired: list[str] = []
+        for raw_id in pipe.zrange(index, 0, -1) if excess > 0 else []:
+            if len(victims) >= excess:
+                break
+            model_id = raw_id.decode()
+            state = pipe.hget(self.keys.model(model_id), "state")
+            if state is None:  # expired already: only the index entry is left
+                expired.append(model_id)
+                excess -= 1
+            elif state.decode() != ModelState.PENDING:
+                victims.append(model_id)
+        if excess > len(victims):
+            raise ModelCapReached(
+                f"tenant {tenant!r} has {cap} models and all are still being adapted; "
+                "wait for one to finish or delete one"
+            )
+        return victims, expired
+
+    def create_writes(
+        self, pipe: Pipeline, record: dict[str, Any], tenant: str, job_id: str
+    ) -> None:
+        """A pending model made by ``job_id``, in its tenant's index."""
+        model_id = str(record["id"])
+        fields = {**record, "state": ModelState.PENDING.value, "job_id": job_id, "tenant": tenant}
+        pipe.hset(self.keys.model(model_id), mapping=fields)
+        pipe.expire(self.keys.model(model_id), self.model_ttl_s)
+        pipe.zadd(self.keys.models_index(tenant), {model_id: float(record["created"])})
+
+    def evict_writes(
+        self, pipe: Pipeline, tenant: str, victims: list[str], expired: list[str], cap: int
+    ) -> None:
+        for model_id in victims:
+            pipe.delete(self.keys.model_weights(model_id), self.keys.model_report(model_id))
+            pipe.hset(
+                self.keys.model(model_id),
+                mapping={
+                    "state": ModelState.EVICTED.value,
+                    "evicted": round(time.time(), 3),
+                    "evicted_reason": f"evicted to keep the tenant under its cap of {cap} "
+                    "models (oldest finished first)",
+                },
+            )
+            pipe.expire(self.keys.model(model_id), EVICTED_RECORD_TTL_S)
+        for model_id in victims + expired:
+            pipe.zrem(self.keys.models_index(tenant), model_id)
+
+    def owned_by(self, pipe: Pipeline, model_id: str, job_id: str) -> bool:
+        """WATCH the record and say whether it still exists and is made by ``job_id``."""
+        pipe.watch(self.keys.model(model_id))
+        maker = pipe.hget(self.keys.model(model_id), "job_id")
+        return maker is not None and maker.decode() == job_id
+
+    def ready_writes(
+        self, pipe: Pipeline, model_id: str, weights: bytes, report: dict, summary: dict
+    ) -> None:
+        ttl = self.model_ttl_s
+        pipe.set(self.keys.model_weights(model_id), weights, ex=ttl)
+        pipe.set(self.keys.model_report(model_id), json.dumps(report), ex=ttl)
+        pipe.hset(
+            self.keys.model(model_id),
+            mapping={"state": ModelState.READY.value, "report_summary": json.dumps(summary)},
+        )
+        pipe.expire(self.keys.model(model_id), ttl)
+
+    def failed_writes(self, pipe: Pipeline, model_id: str) -> None:
+        pipe.hset(self.keys.model(model_id), "state", ModelState.FAILED.value)
+
+    # on its own
+
+    def delete(self, model_id: str, tenant: str) -> dict[str, str] | None:
+        """Delete the model; its record as it was (None when absent or another tenant's).
+        Plain DEL and ZREM, no MULTI: Redis allows them even when it is full, and in this
+        order a failure between them leaves only an index entry that :meth:`page` drops."""
+        record = self.get(model_id, tenant)
+        if record is None:
+            return None
+        keys = self.keys
+        self.client.delete(
+            keys.model(model_id), keys.model_weights(model_id), keys.model_report(model_id)
+        )
+        self.client.zrem(keys.models_index(tenant), model_id)
+        return record
