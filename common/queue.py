@@ -84,10 +84,11 @@ class JobQueue:
         )
 
     def ack(self, entry_id: str) -> None:
-        pipe = self.client.pipeline(transaction=True)
-        pipe.xack(self.keys.stream, WORKER_GROUP, entry_id)
-        pipe.xdel(self.keys.stream, entry_id)
-        pipe.execute()
+        """Acknowledge and delete the entry: two plain commands, no MULTI, so that it works
+        even when Redis is full (it refuses every command inside MULTI then). An entry acked
+        but not deleted (a connection lost between them) is never delivered again."""
+        self.client.xack(self.keys.stream, WORKER_GROUP, entry_id)
+        self.client.xdel(self.keys.stream, entry_id)
 
     def depth_by_state(self) -> tuple[int, int]:
         """(waiting for a worker, delivered and not yet acknowledged)."""

@@ -6,6 +6,7 @@ across a window boundary, which the documentation states.
 
 from __future__ import annotations
 
+import logging
 import math
 import time
 from collections.abc import Callable
@@ -14,6 +15,7 @@ import redis
 
 from common.keys import Keys
 
+logger = logging.getLogger(__name__)
 WINDOW_S = 60
 clock: Callable[[], float] = time.time  # the windows' clock; tests pin it (never the wall)
 
@@ -28,7 +30,8 @@ def hit(
 ) -> int | None:
     """Count one request; None when within the limit, else whole seconds until it resets.
 
-    ``per_minute`` 0 means no limit (nothing is counted).
+    ``per_minute`` 0 means no limit (nothing is counted). When Redis is full (maxmemory) it
+    refuses the count: the request is let through uncounted, so reads keep working.
     """
     if per_minute == 0:
         return None
@@ -38,7 +41,11 @@ def hit(
     pipe = client.pipeline(transaction=True)
     pipe.incr(key)
     pipe.expire(key, 2 * WINDOW_S)
-    count, _ = pipe.execute()
+    try:
+        count, _ = pipe.execute()
+    except redis.exceptions.OutOfMemoryError:
+        logger.warning("redis is full: a %s request of key %s is not counted", action, key_id)
+        return None
     if count <= per_minute:
         return None
     return max(1, math.ceil((window + 1) * WINDOW_S - moment))

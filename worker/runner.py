@@ -13,6 +13,7 @@ import signal
 import socket
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import redis
@@ -34,6 +35,8 @@ logger = logging.getLogger(__name__)
 USER_ERRORS = (DataError, ConfigError, ArtifactError, UnknownBaseModel, JobInputMissing)
 FORGET_WORKERS_AFTER_S = 3600  # heartbeats older than this are dropped from the workers set
 MAX_BACKOFF_S = 5.0  # longest wait between tries while Redis is unavailable or full
+# Redis cannot serve the worker now: unreachable, or full (maxmemory refuses writes)
+REDIS_UNUSABLE = (redis.ConnectionError, redis.TimeoutError, redis.exceptions.OutOfMemoryError)
 # raw deliveries (counted by Redis, reaching a handler or not) past max_deliveries times this
 DELIVERY_BACKSTOP = 10
 
@@ -78,12 +81,12 @@ class Worker:
         """Say this worker is alive: in Redis (for /readyz), in its alive file (for the
         container's health check, ``python -m worker.alive``), and to the queue, by keeping the
         entry it holds fresh, however long the job goes between progress reports."""
+        self.settings.worker_alive_file.touch()  # the process is alive, whatever Redis does
         moment = time.time()
         pipe = self.client.pipeline(transaction=True)
         pipe.zadd(self.keys.workers, {self.name: moment})
         pipe.zremrangebyscore(self.keys.workers, "-inf", moment - FORGET_WORKERS_AFTER_S)
         pipe.execute()
-        self.settings.worker_alive_file.touch()
         self._refresh_claim()
 
     def _refresh_claim(self) -> None:
@@ -110,8 +113,8 @@ class Worker:
 
     def run(self) -> None:
         """Serve until ``stop`` is set; heartbeats come from a thread, even during a job."""
-        self.queue.ensure_group()
-        self.heartbeat()
+        if not self._start_up():
+            return
         self._halted.clear()
         beating = threading.Thread(target=self._beat_until_stopped, name="heartbeat", daemon=True)
         beating.start()
@@ -127,6 +130,25 @@ class Worker:
             self._deregister()
         logger.info("worker %s stopped", self.name)
 
+    def _start_up(self) -> bool:
+        """The consumer group and a first heartbeat, retried with backoff while Redis is away
+        or full (never a crash loop under a supervisor); False when stopped meanwhile."""
+        while not self.stop.is_set():
+            try:
+                self.queue.ensure_group()
+                self.heartbeat()
+                self._outage_s = 0.0
+                return True
+            except REDIS_UNUSABLE as error:
+                self._back_off(error)
+        return False
+
+    def _back_off(self, error: Exception) -> None:
+        self._outage_s = min(MAX_BACKOFF_S, max(0.1, 2 * self._outage_s))
+        what = "full" if isinstance(error, redis.exceptions.OutOfMemoryError) else "unavailable"
+        logger.warning("redis %s (%s); retrying in %.1f s", what, error, self._outage_s)
+        self.stop.wait(self._outage_s)
+
     def _serve_one(self) -> None:
         """Take and process one delivery; ride out a Redis outage (the job it held, if any,
         stays pending and is taken over once Redis is back)."""
@@ -135,10 +157,8 @@ class Worker:
             if delivery is not None:
                 self.process(delivery)
             self._outage_s = 0.0
-        except (redis.ConnectionError, redis.TimeoutError) as error:
-            self._outage_s = min(MAX_BACKOFF_S, max(0.1, 2 * self._outage_s))
-            logger.warning("redis unavailable (%s); retrying in %.1f s", error, self._outage_s)
-            self.stop.wait(self._outage_s)
+        except REDIS_UNUSABLE as error:
+            self._back_off(error)
         except redis.ResponseError as error:
             if "NOGROUP" not in str(error):
                 self._survive(error)
@@ -216,12 +236,14 @@ class Worker:
         ended = True  # False: another attempt owns the job now; its entry is not ours to ack
         try:
             publish = HANDLERS[job["kind"]](self.context, job, progress)
-            final_state = self.store.finish(
-                job_id,
-                attempt,
-                JobState.SUCCEEDED,
-                extra=publish.job_writes,
-                model_writes=publish.model_writes,
+            final_state = self._stored(
+                lambda: self.store.finish(
+                    job_id,
+                    attempt,
+                    JobState.SUCCEEDED,
+                    extra=publish.job_writes,
+                    model_writes=publish.model_writes,
+                )
             )
             ended = final_state is not None
             if ended:
@@ -253,14 +275,27 @@ class Worker:
         self, job_id: str, attempt: int, state: JobState, code: str = "", message: str = ""
     ) -> bool:
         """End the attempt unsuccessfully; False when another attempt owns the job now."""
-        final_state = self.store.finish(
-            job_id,
-            attempt,
-            state,
-            error={"code": code, "message": message} if code else None,
-            model_writes=self.store.models.failed_writes,
+        final_state = self._stored(
+            lambda: self.store.finish(
+                job_id,
+                attempt,
+                state,
+                error={"code": code, "message": message} if code else None,
+                model_writes=self.store.models.failed_writes,
+            )
         )
         return final_state is not None
+
+    def _stored(self, write: Callable[[], str | None]) -> str | None:
+        """``write()``, retried with backoff while Redis is full: a finished job's outcome is
+        kept until it fits, not thrown away. Raises when the worker is asked to stop."""
+        while True:
+            try:
+                return write()
+            except redis.exceptions.OutOfMemoryError as error:
+                if self.stop.is_set():
+                    raise
+                self._back_off(error)
 
 
 def main(settings: Settings) -> None:

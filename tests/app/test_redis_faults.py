@@ -3,9 +3,12 @@ the API answers 503 and it recovers by itself when Redis is back."""
 
 from __future__ import annotations
 
+import contextlib
+import logging
 import socket
 import subprocess
 import time
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -15,8 +18,10 @@ from fastapi.testclient import TestClient
 
 from app.main import create_app
 from cli.serve import redis_binary
+from common.api_keys import ApiKeys
+from common.keys import Keys
 from tests.app.test_api import assert_error, support, wait_for
-from tests.service_fixtures import image_bytes
+from tests.service_fixtures import eventually, image_bytes
 
 pytestmark = pytest.mark.redis
 
@@ -134,5 +139,78 @@ def test_a_full_redis_answers_507_and_stores_nothing_half(tmp_path, settings):
             accepted = sum(a.status_code == 202 for a in answers)
             listed = client.get("/v1/models").json()  # reads still work
             assert listed["total"] == accepted  # the refused upload left no model behind
+    finally:
+        full.kill()
+
+
+def make_full(client: redis.Redis) -> None:
+    """Write filler, big then small, until Redis refuses even one byte three times in a row
+    (maxmemory reached). Its own buffers move a little: tests call this before each check."""
+
+    def refused() -> bool:
+        try:
+            client.set(f"filler:{uuid.uuid4().hex}", b"x")
+        except redis.exceptions.OutOfMemoryError:
+            return True
+        return False
+
+    for _ in range(100):
+        for size in (200_000, 1000, 1):
+            with contextlib.suppress(redis.exceptions.OutOfMemoryError):
+                while True:
+                    client.set(f"filler:{uuid.uuid4().hex}", b"x" * size)
+        if refused() and refused() and refused():
+            return
+    raise AssertionError("redis would not stay full")
+
+
+def test_a_full_redis_still_serves_reads_predictions_cancel_delete_and_workers_live(
+    tmp_path, settings, start_worker, caplog
+):
+    full = OwnRedis(tmp_path, "--maxmemory", "20mb", "--maxmemory-policy", "noeviction")
+    full.start()
+    try:
+        settings = settings.model_copy(update={"redis_url": full.url, "auth": "keys"})
+        store = redis.Redis.from_url(full.url)
+        _, token = ApiKeys(store, Keys(settings.key_prefix)).create("t1")
+        auth = {"Authorization": f"Bearer {token}"}
+        with TestClient(create_app(settings), headers=auth) as client:
+            files, data = support(classes=2, shots=2)
+            ready = client.post("/v1/adaptations", files=files, data={**data, "steps": "2"})
+            first = start_worker(settings, "w-before")
+            assert wait_for(client, ready.json()["job_id"], headers=auth)["state"] == "succeeded"
+            first.stop.set()
+            eventually(lambda: first._halted.is_set(), "the first worker stops")
+            queued = client.post("/v1/adaptations", files=files, data=data).json()
+            model_id = ready.json()["model_id"]
+
+            make_full(store)
+            caplog.set_level(logging.WARNING, logger="worker.runner")
+            late = start_worker(settings, "w-during")  # once, this one died at start-up
+            eventually(lambda: "redis full" in caplog.text, "the worker waits for room")
+            assert not late.stop.is_set()
+
+            make_full(store)
+            assert client.get("/v1/models").json()["total"] == 2
+            assert client.get(f"/v1/models/{model_id}").json()["state"] == "ready"
+            assert client.get(f"/v1/models/{model_id}/report").status_code == 200
+            assert client.get(f"/v1/jobs/{queued['job_id']}").json()["state"] == "queued"
+            query = [("images", ("q.png", image_bytes(0, 7), "image/png"))]
+            make_full(store)
+            predicted = client.post(f"/v1/models/{model_id}/predictions", files=query)
+            assert predicted.status_code == 200, predicted.text  # the rate limit is not counted
+            make_full(store)
+            refused = client.post("/v1/adaptations", files=files, data=data)
+            assert_error(refused, 507, "storage_full")
+
+            make_full(store)
+            cancelled = client.post(f"/v1/jobs/{queued['job_id']}/cancel")
+            assert cancelled.status_code == 202, cancelled.text
+            assert cancelled.json()["state"] == "cancelled"
+            make_full(store)
+            assert client.delete(f"/v1/models/{model_id}").status_code == 204
+            assert [k for k in store.scan_iter(f"*{model_id}*")] == []
+            store.delete(*store.keys("filler:*"))  # room again: the worker joins
+            eventually(lambda: store.zscore(Keys(settings.key_prefix).workers, "w-during"), "beat")
     finally:
         full.kill()

@@ -157,7 +157,7 @@ def test_handlers_are_deterministic_so_a_rerun_publishes_the_same_model(settings
     for _ in range(2):
         publish = handle_adapt(context, _job(settings, job_id), lambda step, total: None)
         pipe = client.pipeline()
-        publish(pipe)
+        publish.model_writes(pipe, "model_w")
         pipe.execute()
         published.append(
             (client.get(keys.model_weights("model_w")), client.get(keys.model_report("model_w")))
