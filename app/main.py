@@ -19,6 +19,7 @@ from app.errors import error_response, error_responses, install_error_handlers
 from app.limits import BodyLimitMiddleware
 from app.metrics import RequestMetrics, RequestMiddleware, ServiceCollector
 from app.metrics import router as metrics_router
+from app.open_mode import OpenModeGuard
 from app.routes import adaptations, base_models, jobs, limits, models
 from app.services import Services
 from common.base_models import load_base_models
@@ -61,6 +62,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     request_metrics = RequestMetrics()
     app.state.request_metrics = request_metrics
     app.add_middleware(BodyLimitMiddleware)
+    app.add_middleware(OpenModeGuard)
     app.add_middleware(RequestMiddleware, metrics=request_metrics)
     for module in (base_models, adaptations, jobs, models, limits):
         app.include_router(module.router)

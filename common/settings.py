@@ -11,6 +11,7 @@ from PIL import Image
 from pydantic import AliasChoices, Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+LOOPBACK = frozenset({"127.0.0.1", "localhost", "::1"})
 PRETRAINED_DIR = Path(__file__).resolve().parents[1] / "models" / "pretrained"
 
 
@@ -33,6 +34,8 @@ class Settings(BaseSettings):
 
     # who may call: "keys" (bearer API keys, one tenant each) or "open" (no auth, local only)
     auth: Literal["keys", "open"] = "keys"
+    open_hosts: str = "localhost,127.0.0.1,::1"  # the Host names open mode answers, comma-separated
+    allow_open_network: bool = False  # open mode on a non-loopback host: refused unless true
     rate_uploads_per_min: int = Field(30, ge=0)  # adaptations + evaluations per key; 0: none
     rate_predictions_per_min: int = Field(600, ge=0)  # prediction requests per key; 0: none
     base_models_dir: Path = PRETRAINED_DIR
@@ -79,6 +82,10 @@ class Settings(BaseSettings):
     def image_formats(self) -> frozenset[str]:
         return frozenset(name.strip().upper() for name in self.allowed_formats.split(","))
 
+    @property
+    def open_host_names(self) -> frozenset[str]:
+        return frozenset(name.strip().lower() for name in self.open_hosts.split(",") if name)
+
     @model_validator(mode="after")
     def _consistent(self) -> Settings:
         Image.init()
@@ -87,6 +94,12 @@ class Settings(BaseSettings):
             raise ValueError(f"allowed_formats: Pillow cannot read {sorted(unknown)}")
         if self.min_classes > self.max_classes:
             raise ValueError("min_classes must not exceed max_classes")
+        if self.auth == "open" and self.host not in LOOPBACK and not self.allow_open_network:
+            raise ValueError(
+                f"auth=open (no API keys) with host={self.host} would serve anyone who can "
+                "reach this address: use auth=keys, a loopback host, or set "
+                "FEWSHOT_ALLOW_OPEN_NETWORK=true if that is what you mean"
+            )
         if 3 * self.heartbeat_s * 1000 > self.claim_idle_ms:
             raise ValueError("claim_idle_ms must be at least 3 heartbeats (heartbeat_s) long")
         return self

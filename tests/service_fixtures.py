@@ -82,6 +82,7 @@ def base_models_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def settings(redis_url: str, prefix: str, base_models_dir: Path, tmp_path: Path) -> Settings:
     return Settings(
         auth="open",  # tests/app/test_auth.py checks keys and tenants
+        open_hosts="localhost,127.0.0.1,::1,testserver",  # testserver: the test client's Host
         worker_alive_file=tmp_path / "worker.alive",
         redis_url=redis_url,
         key_prefix=prefix,
