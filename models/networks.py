@@ -105,14 +105,29 @@ def init_head(
 
 @torch.no_grad()
 def calibrate_norm(model: FewShotNet, x_reference: Tensor) -> None:
-    """Fix a frozen-norm model's BatchNorm statistics to those of ``x_reference``; leave eval."""
+    """Fix a frozen-norm model's BatchNorm statistics to those of ``x_reference``; leave eval.
+
+    The variance stored is the biased one (divided by N*H*W, not N*H*W - 1): the one training-
+    mode normalisation used during adaptation, so deployed logits on ``x_reference`` equal the
+    adapted ones (PyTorch's own running_var is unbiased: up to 8% apart at 2-way 1-shot).
+    """
     if not model.frozen_norm:
         raise ValueError("calibrate_norm needs a model built with frozen_norm=True")
-    for module in model.modules():
-        if isinstance(module, nn.BatchNorm2d):
-            module.reset_running_stats()
-    model.train()
-    model(x_reference)
+
+    def store_batch_stats(module: nn.Module, inputs: tuple[Tensor, ...], _: Tensor) -> None:
+        batch = inputs[0]
+        module.running_mean.copy_(batch.mean((0, 2, 3)))
+        module.running_var.copy_(batch.var((0, 2, 3), unbiased=False))
+
+    norms = [module for module in model.modules() if isinstance(module, nn.BatchNorm2d)]
+    hooks = [norm.register_forward_hook(store_batch_stats) for norm in norms]
+    try:
+        model.train()
+        with torch.no_grad():
+            model(x_reference)
+    finally:
+        for hook in hooks:
+            hook.remove()
     model.eval()
 
 

@@ -76,3 +76,17 @@ def test_calibration_needs_frozen_norm_and_deployable_checks_params():
     with pytest.raises(ValueError, match="missing"):
         params = {k: v for k, v in model.named_parameters() if k != "features.0.0.weight"}
         deployable(TINY, params, torch.rand(4, 1, 8, 8))
+
+
+@pytest.mark.parametrize(("way", "shot"), [(2, 1), (5, 1), (5, 5)])
+def test_deployed_logits_equal_adapted_logits_on_the_support_set(way, shot):
+    """The deployed model's stored statistics are those adaptation normalised by (biased
+    batch variance): on the support set both give the same logits."""
+    torch.manual_seed(0)
+    model = FewShotNet(TINY, n_way=way).double()
+    task = synthetic_task(way, shot, 1, dtype=torch.float64)
+    theta = backbone_params(model)
+    head = init_head(model, theta, task.x_support, task.y_support, way, "proto")
+    adapted = logits_of(model, {**theta, **head}, task.x_support)  # training-mode batch norm
+    deployed = deployable(TINY, {**theta, **head}, task.x_support)(task.x_support)
+    torch.testing.assert_close(deployed, adapted)
