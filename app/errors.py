@@ -13,7 +13,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from common.artifacts import ArtifactError
 from common.base_models import UnknownBaseModel
-from common.jobs import JobConflict, JobNotFound
+from common.jobs import JobConflict, JobNotFound, TooManyJobs
 from models.data import DataError, UnsupportedFormat
 
 logger = logging.getLogger(__name__)
@@ -46,7 +46,7 @@ ERROR_MEANINGS = {
     413: "a size limit was exceeded",
     415: "unsupported media type or image format",
     422: "invalid input; nothing was stored",
-    429: "rate limit of this API key reached; see Retry-After",
+    429: "rate limit of the API key, or the tenant's job limit, reached; see Retry-After",
     503: "Redis unavailable, or the service is not ready; retry later",
     507: "the job store (Redis) is full; nothing was stored",
 }
@@ -96,6 +96,10 @@ def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(JobNotFound)
     async def job_not_found(_: Request, error: JobNotFound) -> JSONResponse:
         return error_response(404, "job_not_found", f"no job with id {error}")
+
+    @app.exception_handler(TooManyJobs)
+    async def too_many_jobs(_: Request, error: TooManyJobs) -> JSONResponse:
+        return error_response(429, "too_many_jobs", str(error), **{"Retry-After": "30"})
 
     @app.exception_handler(JobConflict)
     async def job_conflict(_: Request, error: JobConflict) -> JSONResponse:

@@ -18,6 +18,15 @@ from typing import Any
 
 import redis
 
+from common.job_errors import (
+    MODEL_DELETED,
+    CancelRequested,
+    JobConflict,
+    JobNotFound,
+    PoisonJob,
+    Superseded,
+    TooManyJobs,
+)
 from common.keys import JobKind, JobState, Keys, new_id
 from common.logs import current_request_id
 from common.model_store import ModelStore
@@ -28,13 +37,8 @@ ExtraWrites = Callable[[redis.client.Pipeline], None]
 ModelWrites = Callable[[redis.client.Pipeline, str], None]  # (pipe, model id)
 
 
-MODEL_DELETED = {
-    "code": "model_deleted",
-    "message": "the model this adaptation was making was deleted; nothing was stored",
-}
-
-
-# KEYS: job, its input, job counts, its model (or the job again); ARGV: now, kind, job id when
+# KEYS: job, its input, job counts, its model (or the job again), its tenant's active jobs;
+# ARGV: now, kind, job id when
 # it makes a model. Its first write is a DEL (allowed when Redis is full); Redis then lets the
 # script's later writes through, which keeps it atomic (6.2 and 7 alike). It grows nothing.
 _CANCEL = """
@@ -50,39 +54,12 @@ if state ~= 'queued' then
 end
 redis.call('HSET', KEYS[1], 'state', 'cancelled', 'finished', ARGV[1])
 redis.call('HINCRBY', KEYS[3], ARGV[2] .. ':cancelled', 1)
+redis.call('SREM', KEYS[5], KEYS[1]:match('[^:]+$'))
 if ARGV[3] ~= '' and redis.call('HGET', KEYS[4], 'job_id') == ARGV[3] then
   redis.call('HSET', KEYS[4], 'state', 'failed')
 end
 return {'cancelled'}
 """
-
-
-class JobError(Exception):
-    """Base of the job life-cycle errors."""
-
-
-class JobNotFound(JobError):
-    pass
-
-
-class JobConflict(JobError):
-    """The job is in a state that does not allow the asked change."""
-
-
-class Superseded(JobError):
-    """The job was taken over by another attempt; the current one must stop."""
-
-
-class PoisonJob(JobError):
-    """The job's attempts so far all reached a handler and none ended: its workers died."""
-
-    def __init__(self, job_id: str, attempts: int) -> None:
-        super().__init__(job_id)
-        self.attempts = attempts
-
-
-class CancelRequested(JobError):
-    """A cancel was asked while the job runs; the worker stops between steps."""
 
 
 def now() -> float:
@@ -109,11 +86,13 @@ class JobStore:
         tenant: str,
         new_model: Fields | None = None,
         model_cap: int | None = None,
+        max_active: int | None = None,
     ) -> str:
         """Store the input and the record of ``tenant``'s job and enqueue it, atomically; with
         ``new_model``, a pending model too, evicting the tenant's oldest finished models past
         ``model_cap`` (planned inside the transaction's WATCH; None: no cap). ModelCapReached
-        when all of the tenant's models are pending."""
+        when all of the tenant's models are pending; TooManyJobs when it has ``max_active``
+        queued and running jobs (None: no limit)."""
         job_id = new_id("job")
         record = {
             "id": job_id,
@@ -131,6 +110,7 @@ class JobStore:
         models = self.models
 
         def apply(pipe: redis.client.Pipeline) -> None:
+            done = self._finished_members(pipe, tenant, max_active)
             room = ([], [])
             if new_model is not None and model_cap is not None:
                 room = models.plan_room(pipe, tenant, model_cap)
@@ -143,10 +123,35 @@ class JobStore:
                 models.create_writes(pipe, dict(new_model), tenant, job_id)
             pipe.xadd(self.keys.stream, {"job_id": job_id})
             count_state(pipe, self.keys, kind.value, JobState.QUEUED.value)
+            active = self.keys.tenant_jobs(tenant)
+            pipe.sadd(active, job_id)
+            pipe.expire(active, self.job_ttl_s)
+            if done:
+                pipe.srem(active, *done)
 
-        watched = [self.keys.models_index(tenant)] if new_model else []
+        watched = [self.keys.tenant_jobs(tenant)]
+        watched += [self.keys.models_index(tenant)] if new_model else []
         self.client.transaction(apply, *watched)
         return job_id
+
+    def _finished_members(
+        self, pipe: redis.client.Pipeline, tenant: str, max_active: int | None
+    ) -> list[str]:
+        """Ids in the tenant's set of active jobs that are finished or gone (read after WATCH);
+        TooManyJobs when the others reach ``max_active``."""
+        members = [raw.decode() for raw in pipe.smembers(self.keys.tenant_jobs(tenant))]
+        done = []
+        for member in members:
+            state = pipe.hget(self.keys.job(member), "state")
+            if state is None or JobState(state.decode()).finished:
+                done.append(member)
+        active = len(members) - len(done)
+        if max_active is not None and active >= max_active:
+            raise TooManyJobs(
+                f"{active} jobs of this tenant are queued or running; the limit is {max_active}:"
+                " wait for one to finish or cancel one"
+            )
+        return done
 
     def get(self, job_id: str, tenant: str | None = None) -> dict[str, str]:
         """The job's record; JobNotFound when absent or (given ``tenant``) another tenant's."""
@@ -188,6 +193,7 @@ class JobStore:
                 self._count(pipe, job, changes)
                 if JobState(str(changes["state"])).finished:  # its support set is not needed
                     pipe.delete(self.keys.job_input(job_id))
+                    pipe.srem(self.keys.tenant_jobs(job.get("tenant", "")), job_id)
             if extra is not None:
                 extra(pipe)
             final = JobState(str(changes.get("state", job["state"]))).finished
@@ -297,12 +303,15 @@ class JobStore:
         """Cancel a queued job now (its model failed, atomically), or ask a running one to
         stop; the resulting state. One script, allowed even when Redis is full (maxmemory):
         it frees the job's input and changes a few small fields."""
-        kind, model_id = self.client.hmget(self.keys.job(job_id), ["kind", "model_id"])
+        kind, model_id, tenant = self.client.hmget(
+            self.keys.job(job_id), ["kind", "model_id", "tenant"]
+        )
         if kind is None:
             raise JobNotFound(job_id)
         model = model_id.decode() if kind.decode() == JobKind.ADAPT and model_id else ""
         keys = [self.keys.job(job_id), self.keys.job_input(job_id), self.keys.job_counts]
         keys.append(self.keys.model(model) if model else keys[0])
+        keys.append(self.keys.tenant_jobs(tenant.decode() if tenant else ""))
         answer = self.client.eval(_CANCEL, len(keys), *keys, now(), kind, model and job_id)
         outcome = answer[0].decode()
         if outcome == "missing":

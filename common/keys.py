@@ -58,6 +58,9 @@ class Keys:
     def stream(self) -> str:
         return f"{self.prefix}:jobs:stream"
 
+    def tenant_jobs(self, tenant: str) -> str:
+        return f"{self.prefix}:tenant:{tenant}:jobs"  # set: ids of its queued and running jobs
+
     def models_index(self, tenant: str) -> str:
         return f"{self.prefix}:tenant:{tenant}:models"  # sorted set: model id -> created (unix s)
 

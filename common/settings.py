@@ -77,6 +77,7 @@ class Settings(BaseSettings):
     model_cache_size: int = Field(32, ge=1)
     blocking_threads: int = Field(4, ge=1)  # API threads for decoding, predictions, Redis calls
     max_models_per_tenant: int = Field(100, ge=1)  # beyond it the oldest finished are evicted
+    max_jobs_per_tenant: int = Field(20, ge=1)  # queued + running; more: 429 too_many_jobs
 
     @property
     def image_formats(self) -> frozenset[str]:

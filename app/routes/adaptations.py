@@ -121,6 +121,7 @@ def _create_adaptation(form: FormData, services: Services, caller: Caller) -> JS
                 "validation_size": 0 if validation is None else len(validation.labels),
             },
             model_cap=settings.max_models_per_tenant,
+            max_active=settings.max_jobs_per_tenant,
         )
     except ModelCapReached as error:
         raise ApiError(409, "model_cap_reached", str(error)) from error

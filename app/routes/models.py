@@ -245,6 +245,7 @@ def _create_evaluation(
             "settings": json.dumps(settings),
         },
         tenant=tenant,
+        max_active=services.settings.max_jobs_per_tenant,
     )
     status_url = f"/v1/jobs/{job_id}"
     return JSONResponse(

@@ -126,3 +126,19 @@ def test_a_non_utf8_request_id_is_replaced(settings):
     assert head[0].startswith("http/1.1 200"), head
     replaced = next(line.split(": ")[1] for line in head if line.startswith("x-request-id"))
     assert len(replaced) == 32 and all(c in "0123456789abcdef" for c in replaced)
+
+
+def test_a_tenant_past_its_job_limit_gets_429_and_stores_nothing(settings):
+    limited = settings.model_copy(update={"max_jobs_per_tenant": 2})
+    files, data = support(classes=2, shots=2)
+    with TestClient(create_app(limited)) as client:
+        created = [client.post("/v1/adaptations", files=files, data=data) for _ in range(2)]
+        assert [answer.status_code for answer in created] == [202, 202]
+        before = stored_keys(settings)
+        refused = client.post("/v1/adaptations", files=files, data=data)
+        assert_error(refused, 429, "too_many_jobs")
+        assert refused.headers["Retry-After"] == "30"
+        assert stored_keys(settings) == before
+        cancel = client.post(f"/v1/jobs/{created[0].json()['job_id']}/cancel")
+        assert cancel.json()["state"] == "cancelled"
+        assert client.post("/v1/adaptations", files=files, data=data).status_code == 202

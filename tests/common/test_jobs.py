@@ -7,7 +7,15 @@ import json
 import pytest
 import redis
 
-from common.jobs import CancelRequested, JobConflict, JobNotFound, JobStore, PoisonJob, Superseded
+from common.jobs import (
+    CancelRequested,
+    JobConflict,
+    JobNotFound,
+    JobStore,
+    PoisonJob,
+    Superseded,
+    TooManyJobs,
+)
 from common.keys import WORKER_GROUP, JobKind, JobState, Keys
 from common.queue import JobQueue
 from tests.service_fixtures import eventually
@@ -160,3 +168,24 @@ def test_only_attempts_that_died_in_a_handler_make_a_job_poison(parts):
     for _ in range(3):  # each attempt handed back on shutdown: not a death
         assert store.requeue(given_back, store.start(given_back, "w", 3))
     assert store.start(given_back, "w", 3) == 4
+
+
+def test_a_tenant_may_hold_only_so_many_unfinished_jobs(parts):
+    client, keys, store, _ = parts
+
+    def create(tenant: str) -> str:
+        return store.create(JobKind.EVALUATE, b"p", {"model_id": "m"}, tenant=tenant, max_active=2)
+
+    first, second = create("a"), create("a")
+    with pytest.raises(TooManyJobs, match="2 jobs of this tenant are queued or running"):
+        create("a")
+    assert create("b")  # another tenant is not affected
+    assert store.cancel(first) == "cancelled"  # a finished job frees its place
+    third = create("a")
+    attempt = store.start(third, "w1", 3)
+    assert store.finish(third, attempt, JobState.SUCCEEDED) == "succeeded"
+    create("a")
+    client.delete(keys.job(second))  # an expired record frees its place too
+    create("a")
+    with pytest.raises(TooManyJobs):
+        create("a")
