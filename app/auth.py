@@ -12,6 +12,7 @@ from fastapi import Depends, Request
 
 from app.deps import ServicesDep
 from app.errors import ApiError
+from app.services import Services
 from common import rate_limits
 from common.api_keys import ApiKeys, Caller
 
@@ -38,22 +39,28 @@ def authenticate(request: Request, services: ServicesDep) -> Caller:
 CallerDep = Annotated[Caller, Depends(authenticate)]
 
 
+def charge(services: Services, caller: Caller, action: str, cost: int = 1) -> None:
+    """Count ``cost`` units of ``action`` for the caller's key (one unit: one plain request);
+    429 past the key's limit per minute. Open mode has no keys, so no limits."""
+    if services.settings.auth == "open":
+        return
+    per_minute = getattr(services.settings, f"rate_{action}_per_min")
+    retry_after = rate_limits.hit(
+        services.client, services.keys, caller.key_id, action, per_minute, cost=cost
+    )
+    if retry_after is not None:
+        raise ApiError(
+            429,
+            "rate_limited",
+            f"more than {per_minute} {action} units per minute for this key (a plain request "
+            f"is 1; see GET /v1/limits); retry in {retry_after} s",
+            headers={"Retry-After": str(retry_after)},
+        )
+
+
 def _limited(action: str):
     def check(caller: CallerDep, services: ServicesDep) -> Caller:
-        if services.settings.auth == "open":  # limits are per API key; open mode has none
-            return caller
-        per_minute = getattr(services.settings, f"rate_{action}_per_min")
-        retry_after = rate_limits.hit(
-            services.client, services.keys, caller.key_id, action, per_minute
-        )
-        if retry_after is not None:
-            raise ApiError(
-                429,
-                "rate_limited",
-                f"more than {per_minute} {action} requests per minute for this key; "
-                f"retry in {retry_after} s",
-                headers={"Retry-After": str(retry_after)},
-            )
+        charge(services, caller, action)
         return caller
 
     return check

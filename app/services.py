@@ -57,6 +57,31 @@ class ModelCache:
 
 
 @dataclass
+class BytesCache:
+    """Least recently used bytes by key (e.g. report charts), thread-safe."""
+
+    capacity: int
+    _items: OrderedDict[str, bytes] = field(default_factory=OrderedDict)
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def get(self, key: str) -> bytes | None:
+        with self._lock:
+            if key in self._items:
+                self._items.move_to_end(key)
+            return self._items.get(key)
+
+    def put(self, key: str, value: bytes) -> None:
+        with self._lock:
+            self._items[key] = value
+            while len(self._items) > self.capacity:
+                self._items.popitem(last=False)
+
+    def drop(self, key: str) -> None:
+        with self._lock:
+            self._items.pop(key, None)
+
+
+@dataclass
 class Services:
     settings: Settings
     client: redis.Redis
@@ -65,6 +90,7 @@ class Services:
     store: JobStore = field(init=False)
     queue: JobQueue = field(init=False)
     cache: ModelCache = field(init=False)
+    report_pngs: BytesCache = field(init=False)
     blocking: anyio.CapacityLimiter = field(init=False)
 
     def __post_init__(self) -> None:
@@ -74,6 +100,7 @@ class Services:
         )
         self.queue = JobQueue(self.client, self.keys, self.settings.claim_idle_ms)
         self.cache = ModelCache(self.settings.model_cache_size)
+        self.report_pngs = BytesCache(self.settings.model_cache_size)
         # made inside the app's event loop (lifespan): the threads of blocking work
         self.blocking = anyio.CapacityLimiter(self.settings.blocking_threads)
 

@@ -27,8 +27,10 @@ def hit(
     action: str,
     per_minute: int,
     now: float | None = None,
+    cost: int = 1,
 ) -> int | None:
-    """Count one request; None when within the limit, else whole seconds until it resets.
+    """Count ``cost`` units (one plain request: 1); None when within the limit, else whole
+    seconds until it resets.
 
     ``per_minute`` 0 means no limit (nothing is counted). When Redis is full (maxmemory) it
     refuses the count: the request is let through uncounted, so reads keep working.
@@ -39,7 +41,7 @@ def hit(
     window = int(moment // WINDOW_S)
     key = keys.rate(key_id, action, window)
     pipe = client.pipeline(transaction=True)
-    pipe.incr(key)
+    pipe.incrby(key, cost)
     pipe.expire(key, 2 * WINDOW_S)
     try:
         count, _ = pipe.execute()

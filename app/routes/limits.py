@@ -10,6 +10,7 @@ from app.auth import CallerDep
 from app.deps import ServicesDep
 from app.errors import API_ERRORS
 from app.routes.adaptations import ADAPT_LR_BOUNDS
+from app.routes.models import ROBUSTNESS_COST
 
 router = APIRouter(prefix="/v1/limits", tags=["limits"], responses=API_ERRORS)
 
@@ -27,6 +28,7 @@ def get_limits(services: ServicesDep, _: CallerDep) -> dict[str, Any]:
         "pixels_per_request": settings.max_request_pixels,
         "image_formats": sorted(settings.image_formats),
         "predict_files": settings.max_predict_files,
+        "rate_units": {"prediction": 1, "robust_prediction": ROBUSTNESS_COST, "upload": 1},
         "adapt_steps": {"min": 0, "max": settings.max_adapt_steps},
         "eps": {"min": 0.0, "max": settings.max_eps},
         "lr": {"min": ADAPT_LR_BOUNDS[0], "max": ADAPT_LR_BOUNDS[1]},

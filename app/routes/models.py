@@ -12,7 +12,7 @@ from fastapi import APIRouter, Request, Response
 from fastapi.responses import JSONResponse
 from starlette.datastructures import FormData
 
-from app.auth import CallerDep, PredictCallerDep, UploadCallerDep
+from app.auth import Caller, CallerDep, PredictCallerDep, UploadCallerDep, charge
 from app.deps import ModelIdDep, ServicesDep
 from app.errors import API_ERRORS, ApiError
 from app.routes.adaptations import REPORT_PGD_STEPS, UPLOAD_SCHEMA
@@ -36,6 +36,8 @@ from models.evaluation import DEFAULT_EPS_GRID
 MAX_OFFSET = 1_000_000  # far above any tenant's model count; bounds what reaches Redis
 
 logger = logging.getLogger(__name__)
+# a robustness prediction runs PGD: a forward and a backward pass per step, per image
+ROBUSTNESS_COST = 1 + 2 * REPORT_PGD_STEPS  # in rate-limit units (a plain request: 1)
 router = APIRouter(prefix="/v1/models", tags=["models"], responses=API_ERRORS)
 
 
@@ -106,6 +108,7 @@ def delete_model(caller: CallerDep, model_id: ModelIdDep, services: ServicesDep)
     if record is None:
         raise ApiError(404, "model_not_found", f"no model with id {model_id}")
     services.cache.drop(model_id)
+    services.report_pngs.drop(model_id)
     if record["state"] == ModelState.PENDING:
         _cancel_quietly(services, record["job_id"])
     return Response(status_code=204)
@@ -139,7 +142,10 @@ def get_report(caller: CallerDep, model_id: ModelIdDep, services: ServicesDep) -
 def get_report_png(caller: CallerDep, model_id: ModelIdDep, services: ServicesDep) -> Response:
     """The report as a chart: accuracy vs eps per attack, robust vs clean-only adaptation."""
     report = get_report(caller=caller, model_id=model_id, services=services)
-    png = report_png(report, title=f"model {model_id}")
+    png = services.report_pngs.get(model_id)
+    if png is None:  # a ready model's report never changes: drawn once, kept until deleted
+        png = report_png(report, title=f"model {model_id}")
+        services.report_pngs.put(model_id, png)
     return Response(png, media_type="image/png", headers={"Cache-Control": "private, max-age=60"})
 
 
@@ -184,10 +190,12 @@ async def predict(
     a PGD attack at ``eps`` (``robustness=true``)."""
     await services.off_loop(_ready, services, model_id, caller.tenant)
     form = await read_form(request, services.settings)
-    return await services.off_loop(_predict_form, form, services, model_id)
+    return await services.off_loop(_predict_form, form, services, model_id, caller)
 
 
-def _predict_form(form: FormData, services: Services, model_id: str) -> dict[str, Any]:
+def _predict_form(
+    form: FormData, services: Services, model_id: str, caller: Caller
+) -> dict[str, Any]:
     """Checks, decoding and the forward pass of a prediction: blocking, run off the loop."""
     settings = services.settings
     files = files_of(form, "images")
@@ -202,6 +210,8 @@ def _predict_form(form: FormData, services: Services, model_id: str) -> dict[str
     robustness = (optional_text(form, "robustness") or "false").lower()
     if robustness not in ("true", "false", "1", "0"):
         raise ApiError(422, "invalid_setting", "robustness must be true or false")
+    if robustness in ("true", "1"):  # PGD per image: charged by its cost (1 unit is paid)
+        charge(services, caller, "predictions", ROBUSTNESS_COST - 1)
     eps = parse_number(optional_text(form, "eps"), "eps", float, 0.0, settings.max_eps, 0.1)
     top_k = parse_number(optional_text(form, "top_k"), "top_k", int, 1, 50, 3)
     loaded = services.cache.get(model_id, lambda: services.store.models.weights(model_id))

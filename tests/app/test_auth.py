@@ -6,6 +6,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from app.main import create_app
+from app.routes.models import ROBUSTNESS_COST
 from common import rate_limits
 from common.api_keys import ApiKeys
 from tests.app.test_api import assert_error, support, wait_for
@@ -110,3 +111,24 @@ def test_a_revoked_key_stops_at_once(client, tokens):
     assert tokens["acme"] not in str(record)  # never stored nor listed
     api_keys.revoke(record["key_id"])
     assert_error(client.get("/v1/models", headers=bearer(tokens["acme"])), 401, "unauthorized")
+
+
+def test_robustness_predictions_are_charged_by_their_cost(settings, start_worker, monkeypatch):
+    monkeypatch.setattr(rate_limits, "clock", lambda: 7000.0 * 60 + 15)  # one window only
+    budget = ROBUSTNESS_COST + 1  # one robustness prediction and one plain one
+    keyed = settings.model_copy(update={"auth": "keys", "rate_predictions_per_min": budget})
+    with TestClient(create_app(keyed)) as client:
+        services = client.app.state.services
+        acme = bearer(ApiKeys(services.client, services.keys).create("acme")[1])
+        start_worker(keyed)
+        files, data = support(classes=2, shots=1)
+        created = client.post("/v1/adaptations", files=files, data=data, headers=acme).json()
+        assert wait_for(client, created["job_id"], headers=acme)["state"] == "succeeded"
+        url = f"/v1/models/{created['model_id']}/predictions"
+        query = [("images", ("q.png", image_bytes(0, 5), "image/png"))]
+        robust = client.post(url, files=query, data={"robustness": "true"}, headers=acme)
+        assert robust.status_code == 200, robust.text
+        assert client.post(url, files=query, headers=acme).status_code == 200
+        assert_error(client.post(url, files=query, headers=acme), 429, "rate_limited")
+        limits = client.get("/v1/limits", headers=acme).json()
+        assert limits["rate_units"]["robust_prediction"] == ROBUSTNESS_COST > 1

@@ -23,3 +23,12 @@ def test_report_png(settings, worker_thread):
         assert response.status_code == 200 and response.headers["content-type"] == "image/png"
         assert Image.open(io.BytesIO(response.content)).format == "PNG"
         assert_error(client.get("/v1/models/model_nope/report.png"), 404, "model_not_found")
+        services = client.app.state.services
+        cached = services.report_pngs.get(created["model_id"])
+        assert cached == response.content  # drawn once, then served from memory
+        again = client.get(f"/v1/models/{created['model_id']}/report.png")
+        assert again.content == response.content
+        assert client.delete(f"/v1/models/{created['model_id']}").status_code == 204
+        assert services.report_pngs.get(created["model_id"]) is None
+        gone = client.get(f"/v1/models/{created['model_id']}/report.png")
+        assert_error(gone, 404, "model_not_found")
