@@ -44,6 +44,7 @@ ERROR_MEANINGS = {
     409: "the resource is not in a state that allows this",
     410: "the model was evicted (the tenant's model cap); the message says when and why",
     413: "a size limit was exceeded",
+    408: "the request body came too slowly; nothing was stored",
     415: "unsupported media type or image format",
     422: "invalid input; nothing was stored",
     429: "rate limit of the API key, or the tenant's job limit, reached; see Retry-After",
@@ -59,7 +60,7 @@ def error_responses(*statuses: int) -> dict[int | str, dict]:
     }
 
 
-API_ERRORS = error_responses(400, 401, 404, 409, 410, 413, 415, 422, 429, 503, 507)
+API_ERRORS = error_responses(400, 401, 404, 408, 409, 410, 413, 415, 422, 429, 503, 507)
 
 
 def error_response(status: int, code: str, message: str, **headers: str) -> JSONResponse:

@@ -1,4 +1,4 @@
-"""Checks on the request body while it streams in: its size, and a multipart body's end.
+"""Checks on the request body while it streams in: its size, its time, a multipart body's end.
 
 Content-Length is checked first (app.uploads); this middleware also counts the bytes actually
 received, so a chunked upload without Content-Length, or one that lies about it, is cut off at
@@ -7,6 +7,8 @@ a truncated upload (a dropped connection, a client bug) is refused whole, never 
 """
 
 from __future__ import annotations
+
+import asyncio
 
 from python_multipart.multipart import parse_options_header
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -50,10 +52,20 @@ class BodyLimitMiddleware:
         max_bytes = services.settings.max_request_bytes
         closing = closing_boundary(scope)
         received, tail = 0, b""
+        loop, body_timeout_s = asyncio.get_running_loop(), services.settings.body_timeout_s
+        deadline = loop.time() + body_timeout_s  # for the whole body: trickling does not help
 
         async def counted() -> Message:
             nonlocal received, tail
-            message = await receive()
+            try:
+                message = await asyncio.wait_for(receive(), deadline - loop.time())
+            except TimeoutError as error:
+                raise ApiError(
+                    408,
+                    "request_timeout",
+                    f"the request body did not arrive within {body_timeout_s:g} s; "
+                    "nothing was stored",
+                ) from error
             if message["type"] == "http.request":
                 received += len(message.get("body", b""))
                 if received > max_bytes:

@@ -28,6 +28,9 @@ class Settings(BaseSettings):
     )
     port: int = Field(8000, ge=1, le=65535, validation_alias=AliasChoices("PORT", "FEWSHOT_PORT"))
     host: str = "127.0.0.1"  # the API's listening address; 0.0.0.0 in a container
+    max_connections: int = Field(200, ge=1)  # connections + requests at once; beyond: 503
+    header_timeout_s: float = Field(10.0, gt=0)  # for a whole request head (slowloris guard)
+    body_timeout_s: float = Field(120.0, gt=0)  # for a whole request body (64 MiB at 0.5 MB/s)
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     log_format: Literal["json", "text"] = "json"  # one JSON object per line, or plain text
     key_prefix: str = Field("fewshot", min_length=1, pattern=r"^[A-Za-z0-9_.-]+$")

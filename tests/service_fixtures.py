@@ -21,6 +21,7 @@ import uvicorn
 from PIL import Image
 
 from app.main import create_app
+from app.serving import server_config
 from common.base_models import load_base_models
 from common.settings import Settings
 from models.checkpoint import save_checkpoint
@@ -156,7 +157,7 @@ def live_server(settings: Settings) -> Iterator[str]:
     listening = socket.socket()
     listening.bind(("127.0.0.1", 0))  # bound here and handed over: no other process can take it
     port = listening.getsockname()[1]
-    config = uvicorn.Config(create_app(settings), log_level="warning")
+    config = server_config(create_app(settings), settings, log_level="warning")
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, kwargs={"sockets": [listening]}, daemon=True)
     thread.start()
