@@ -126,7 +126,9 @@ def test_a_full_redis_answers_507_and_stores_nothing_half(tmp_path, settings):
     full = OwnRedis(tmp_path, "--maxmemory", "3mb", "--maxmemory-policy", "noeviction")
     full.start()
     try:
-        settings = settings.model_copy(update={"redis_url": full.url, "max_shots": 20})
+        settings = settings.model_copy(
+            update={"redis_url": full.url, "max_shots": 20, "max_jobs_per_tenant": 100}
+        )
         with TestClient(create_app(settings)) as client:
             answers = []
             for _ in range(40):
