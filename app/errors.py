@@ -11,9 +11,9 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from common.artifacts import ArtifactError
-from common.base_models import UnknownBaseModel
 from common.jobs import JobConflict, JobNotFound, TooManyJobs
+from models.artifacts import ArtifactError
+from models.base_models import UnknownBaseModel
 from models.data import DataError, UnsupportedFormat
 
 logger = logging.getLogger(__name__)

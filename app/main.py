@@ -22,8 +22,8 @@ from app.metrics import router as metrics_router
 from app.open_mode import OpenModeGuard
 from app.routes import adaptations, base_models, jobs, limits, models
 from app.services import Services
-from common.base_models import load_base_models
 from common.settings import Settings, get_settings
+from models.base_models import load_base_models
 
 logger = logging.getLogger(__name__)
 

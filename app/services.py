@@ -12,12 +12,12 @@ import anyio
 import redis
 import torch
 
-from common.artifacts import load_adapted
-from common.base_models import BaseModels
 from common.jobs import JobStore
 from common.keys import Keys
 from common.queue import JobQueue
 from common.settings import Settings
+from models.artifacts import load_adapted
+from models.base_models import BaseModels
 from models.networks import FewShotNet
 
 

@@ -18,8 +18,8 @@ from starlette.datastructures import FormData, UploadFile
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from app.errors import ApiError
-from common.artifacts import LabelledImages
 from common.settings import Settings
+from models.artifacts import LabelledImages
 from models.data import InputSpec, decode_for, image_size
 
 MAX_LABEL_CHARS = 100

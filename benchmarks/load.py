@@ -34,9 +34,9 @@ from benchmarks.service_latency import (  # noqa: E402
 )
 from cli.serve import stop_all  # noqa: E402
 from common.api_keys import ApiKeys  # noqa: E402
-from common.base_models import load_base_models  # noqa: E402
 from common.keys import Keys  # noqa: E402
 from common.settings import PRETRAINED_DIR  # noqa: E402
+from models.base_models import load_base_models  # noqa: E402
 
 UPLOAD_CONCURRENCY = 8
 

@@ -30,11 +30,11 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from cli.serve import start_embedded_redis, stop_all  # noqa: E402
-from common.artifacts import load_adapted  # noqa: E402
-from common.base_models import load_base_models  # noqa: E402
 from common.keys import Keys  # noqa: E402
 from common.settings import PRETRAINED_DIR  # noqa: E402
 from models.adapt import adapt_and_deploy  # noqa: E402
+from models.artifacts import load_adapted  # noqa: E402
+from models.base_models import load_base_models  # noqa: E402
 from models.config import AdaptConfig  # noqa: E402
 from models.data import decode_for, omniglot_drawings  # noqa: E402
 from models.report import robustness_report  # noqa: E402

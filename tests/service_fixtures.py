@@ -22,8 +22,8 @@ from PIL import Image
 
 from app.main import create_app
 from app.serving import server_config
-from common.base_models import load_base_models
 from common.settings import Settings
+from models.base_models import load_base_models
 from models.checkpoint import save_checkpoint
 from models.config import BackboneConfig, MetaConfig
 from models.networks import FewShotNet, backbone_params

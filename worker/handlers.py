@@ -16,13 +16,12 @@ from typing import Any
 import redis
 import torch
 
-from common.artifacts import LabelledImages, decode_images, encode_weights, load_adapted
-from common.base_models import BaseModels
 from common.jobs import ExtraWrites, ModelWrites
 from common.keys import JobKind, Keys
 from common.model_store import ModelStore
 from models.adapt import adapt_and_deploy
-from models.config import AdaptConfig
+from models.artifacts import LabelledImages, decode_images, encode_weights, load_adapted
+from models.base_models import BaseModels
 from models.evaluation import SANITY_EPS, attack_correctness, sanity_checks
 from models.report import (
     adaptations_needed,
@@ -30,6 +29,7 @@ from models.report import (
     robustness_report,
     threat_model,
 )
+from models.service_jobs import AdaptJob, EvaluateJob
 
 Progress = Callable[[int, int], None]  # (step done, total); raises to stop the job
 
@@ -73,8 +73,8 @@ def _input(ctx: HandlerContext, job_id: str) -> tuple[LabelledImages, LabelledIm
 def handle_adapt(ctx: HandlerContext, job: dict[str, str], progress: Progress) -> Publish:
     support, validation = _input(ctx, job["id"])
     base = ctx.base_models.get(job["base_model"])
-    settings = json.loads(job["settings"])
-    adapt_config = AdaptConfig(steps=settings["steps"], lr=settings["lr"], eps=settings["eps"])
+    settings = AdaptJob.from_json(job["settings"])
+    adapt_config = settings.adapt_config
     n_way = len(support.classes)
     x, y = _tensors(support, ctx.device)
     x_val, y_val = _tensors(validation, ctx.device) if validation is not None else (None, None)
@@ -106,8 +106,8 @@ def handle_adapt(ctx: HandlerContext, job: dict[str, str], progress: Progress) -
         head_init=base.meta.head_init,
         x_val=x_val,
         y_val=y_val,
-        eps_grid=settings["eps_grid"],
-        pgd_steps=settings["pgd_steps"],
+        eps_grid=settings.eps_grid,
+        pgd_steps=settings.pgd_steps,
         on_adapted=advance,
     )
     info = {
@@ -153,23 +153,23 @@ def handle_evaluate(ctx: HandlerContext, job: dict[str, str], progress: Progress
     if weights is None:
         raise JobInputMissing(f"model {job['model_id']} has expired or was deleted")
     model, info = load_adapted(weights, ctx.device)
-    settings = json.loads(job["settings"])
+    settings = EvaluateJob.from_json(job["settings"])
     x, y = _tensors(labelled, ctx.device)
-    grid = sorted({0.0, *settings["eps_grid"], SANITY_EPS})
+    grid = sorted({0.0, *settings.eps_grid, SANITY_EPS})
     progress(0, 1)
     outcome = attack_correctness(
         model,
         x,
         y,
         eps_grid=grid,
-        pgd_steps=settings["pgd_steps"],
+        pgd_steps=settings.pgd_steps,
         generator=torch.Generator().manual_seed(0),
     )
     cells = cells_from_correctness({key: [value.cpu()] for key, value in outcome.items()})
     progress(1, 1)
     result = {
         "model_id": job["model_id"],
-        "threat_model": threat_model(settings["eps_grid"], settings["pgd_steps"]),
+        "threat_model": threat_model(list(settings.eps_grid), settings.pgd_steps),
         "source": "labelled images sent with this evaluation",
         "examples": len(y),
         "cells": [dataclasses.asdict(c) for c in cells],

@@ -19,13 +19,13 @@ from dataclasses import dataclass, field
 import redis
 import torch
 
-from common.artifacts import ArtifactError
-from common.base_models import BaseModels, UnknownBaseModel, load_base_models
 from common.jobs import CancelRequested, JobNotFound, JobStore, PoisonJob, Superseded
 from common.keys import JobState, Keys
 from common.logs import request_context
 from common.queue import Delivery, JobQueue
 from common.settings import Settings
+from models.artifacts import ArtifactError
+from models.base_models import BaseModels, UnknownBaseModel, load_base_models
 from models.config import ConfigError
 from models.data import DataError
 from worker.handlers import HANDLERS, HandlerContext, JobInputMissing

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from typing import Any
 
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
@@ -14,18 +13,15 @@ from app.deps import ServicesDep
 from app.errors import API_ERRORS, ApiError
 from app.services import Services
 from app.uploads import optional_text, parse_number, read_form, read_labelled
-from common.artifacts import encode_images
 from common.jobs import now
 from common.keys import JobKind, new_id
 from common.model_store import ModelCapReached
 from common.settings import Settings
-from models.config import AdaptConfig
-from models.evaluation import DEFAULT_EPS_GRID
+from models.artifacts import encode_images
+from models.service_jobs import ADAPT_LR_BOUNDS, AdaptJob
 
-ADAPT_LR_BOUNDS = (1e-6, 1.0)  # the adaptation learning rates the API accepts
 router = APIRouter(prefix="/v1/adaptations", tags=["adaptations"], responses=API_ERRORS)
 
-REPORT_PGD_STEPS = 20
 
 UPLOAD_SCHEMA = {
     "requestBody": {
@@ -63,20 +59,18 @@ UPLOAD_SCHEMA = {
 }
 
 
-def adapt_settings(form, settings: Settings, base_eps: float) -> dict[str, Any]:
+def adapt_job(form, settings: Settings, base_eps: float) -> AdaptJob:
     """Adaptation settings from the form, within bounds; eps defaults to the base model's."""
-    defaults = AdaptConfig()
-    return {
-        "steps": parse_number(
-            optional_text(form, "steps"), "steps", int, 0, settings.max_adapt_steps, defaults.steps
-        ),
-        "lr": parse_number(optional_text(form, "lr"), "lr", float, *ADAPT_LR_BOUNDS, defaults.lr),
-        "eps": parse_number(
-            optional_text(form, "eps"), "eps", float, 0.0, settings.max_eps, base_eps
-        ),
-        "eps_grid": list(DEFAULT_EPS_GRID),
-        "pgd_steps": REPORT_PGD_STEPS,
-    }
+    defaults = AdaptJob()
+
+    def number(name: str, cast: type, low: float, high: float, default: float):
+        return parse_number(optional_text(form, name), name, cast, low, high, default)
+
+    return AdaptJob(
+        steps=number("steps", int, 0, settings.max_adapt_steps, defaults.steps),
+        lr=number("lr", float, *ADAPT_LR_BOUNDS, defaults.lr),
+        eps=number("eps", float, 0.0, settings.max_eps, base_eps),
+    )
 
 
 @router.post("", status_code=202, openapi_extra=UPLOAD_SCHEMA)
@@ -92,7 +86,7 @@ def _create_adaptation(form: FormData, services: Services, caller: Caller) -> JS
     """Decoding, checks and Redis writes of an adaptation: blocking, run off the event loop."""
     settings = services.settings
     base = services.base_models.get(optional_text(form, "base_model"))
-    job_settings = adapt_settings(form, settings, base_eps=base.meta.eps)
+    job_settings = adapt_job(form, settings, base_eps=base.meta.eps)
     support = read_labelled(form, "images", "labels", base.spec, settings)
     if support is None:
         raise ApiError(
@@ -109,14 +103,14 @@ def _create_adaptation(form: FormData, services: Services, caller: Caller) -> JS
         job_id = services.store.create(
             JobKind.ADAPT,
             encode_images(support, validation),
-            {"model_id": model_id, "base_model": base.name, "settings": json.dumps(job_settings)},
+            {"model_id": model_id, "base_model": base.name, "settings": job_settings.to_json()},
             tenant=caller.tenant,
             new_model={
                 "id": model_id,
                 "created": now(),
                 "base_model": base.name,
                 "classes": json.dumps(support.classes),
-                "settings": json.dumps(job_settings),
+                "settings": job_settings.to_json(),
                 "support_size": len(support.labels),
                 "validation_size": 0 if validation is None else len(validation.labels),
             },

@@ -9,8 +9,8 @@ from fastapi import APIRouter
 from app.auth import CallerDep
 from app.deps import ServicesDep
 from app.errors import API_ERRORS
-from app.routes.adaptations import ADAPT_LR_BOUNDS
 from app.routes.models import ROBUSTNESS_COST
+from models.service_jobs import ADAPT_LR_BOUNDS
 
 router = APIRouter(prefix="/v1/limits", tags=["limits"], responses=API_ERRORS)
 

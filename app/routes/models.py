@@ -15,7 +15,7 @@ from starlette.datastructures import FormData
 from app.auth import Caller, CallerDep, PredictCallerDep, UploadCallerDep, charge
 from app.deps import ModelIdDep, ServicesDep
 from app.errors import API_ERRORS, ApiError
-from app.routes.adaptations import REPORT_PGD_STEPS, UPLOAD_SCHEMA
+from app.routes.adaptations import UPLOAD_SCHEMA
 from app.services import Services
 from app.uploads import (
     decode_files,
@@ -25,13 +25,13 @@ from app.uploads import (
     read_form,
     read_labelled,
 )
-from common.artifacts import encode_images
 from common.jobs import JobConflict, JobNotFound
 from common.keys import JobKind, ModelState
 from common.report_plot import report_png
-from models.attacks import pgd
+from models.artifacts import encode_images
 from models.data import InputSpec
-from models.evaluation import DEFAULT_EPS_GRID
+from models.predict import predict as predict_images
+from models.service_jobs import REPORT_PGD_STEPS, EvaluateJob
 
 MAX_OFFSET = 1_000_000  # far above any tenant's model count; bounds what reaches Redis
 
@@ -149,39 +149,6 @@ def get_report_png(caller: CallerDep, model_id: ModelIdDep, services: ServicesDe
     return Response(png, media_type="image/png", headers={"Cache-Control": "private, max-age=60"})
 
 
-def _predict(model, info, images, robustness: bool, eps: float, top_k: int) -> list[dict]:
-    x = images.float() / 255.0
-    with torch.no_grad():
-        probabilities = torch.softmax(model(x), dim=1)
-    labels = probabilities.argmax(1)
-    survives = None
-    if robustness:
-        gen = torch.Generator().manual_seed(0)
-        x_adv = pgd(model, x, labels, eps=eps, steps=REPORT_PGD_STEPS, generator=gen)
-        with torch.no_grad():
-            survives = (model(x_adv).argmax(1) == labels).tolist()
-    classes = info["classes"]
-    k = min(top_k, len(classes))
-    predictions = []
-    for i, row in enumerate(probabilities):
-        top = torch.topk(row, k)
-        item: dict[str, Any] = {
-            "label": classes[int(labels[i])],
-            "top": [
-                {"label": classes[int(j)], "probability": round(float(p), 6)}
-                for p, j in zip(top.values, top.indices, strict=True)
-            ],
-        }
-        if survives is not None:
-            item["robustness"] = {
-                "attack": f"pgd-{REPORT_PGD_STEPS}",
-                "eps": eps,
-                "label_survives": bool(survives[i]),
-            }
-        predictions.append(item)
-    return predictions
-
-
 @router.post("/{model_id}/predictions", openapi_extra=UPLOAD_SCHEMA)
 async def predict(
     caller: PredictCallerDep, model_id: ModelIdDep, request: Request, services: ServicesDep
@@ -219,7 +186,13 @@ def _predict_form(
         raise ApiError(404, "model_not_found", f"the weights of model {model_id} have expired")
     model, info = loaded
     images = torch.from_numpy(decode_files(files, InputSpec(**info["spec"]), settings))
-    predictions = _predict(model, info, images, robustness in ("true", "1"), eps, top_k)
+    predictions = predict_images(
+        model,
+        images,
+        info["classes"],
+        top_k=top_k,
+        robustness_eps=eps if robustness in ("true", "1") else None,
+    )
     return {"model_id": model_id, "predictions": predictions}
 
 
@@ -245,14 +218,13 @@ def _create_evaluation(
     )
     if labelled is None:
         raise ApiError(422, "no_images", "send labelled images as 'images' and 'labels' fields")
-    settings = {"eps_grid": list(DEFAULT_EPS_GRID), "pgd_steps": REPORT_PGD_STEPS}
     job_id = services.store.create(
         JobKind.EVALUATE,
         encode_images(labelled),
         {
             "model_id": model_id,
             "base_model": record["base_model"],
-            "settings": json.dumps(settings),
+            "settings": EvaluateJob().to_json(),
         },
         tenant=tenant,
         max_active=services.settings.max_jobs_per_tenant,

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import random
 import time
 
@@ -10,9 +9,10 @@ import pytest
 import redis
 
 from common import telemetry
-from common.artifacts import encode_images
 from common.jobs import JobStore
 from common.keys import JobKind, Keys
+from models.artifacts import encode_images
+from models.service_jobs import AdaptJob
 from tests.worker.test_worker import _start_worker, _support
 
 pytestmark = [pytest.mark.redis, pytest.mark.slow]
@@ -24,7 +24,7 @@ MAX_DELIVERIES = 1000
 
 def _create_jobs(settings) -> list[str]:
     store = JobStore(redis.Redis.from_url(settings.redis_url), Keys(settings.key_prefix), 600, 600)
-    job_settings = {"steps": 40, "lr": 0.05, "eps": 0.1, "eps_grid": [0.0, 0.1], "pgd_steps": 2}
+    job_settings = AdaptJob(eps_grid=(0.0, 0.1), pgd_steps=2, steps=40, lr=0.05, eps=0.1)
     return [
         store.create(
             JobKind.ADAPT,
@@ -32,7 +32,7 @@ def _create_jobs(settings) -> list[str]:
             {
                 "model_id": f"model_{n}",
                 "base_model": "tiny-adml",
-                "settings": json.dumps(job_settings),
+                "settings": job_settings.to_json(),
             },
             tenant="t1",
             new_model={"id": f"model_{n}", "created": float(n)},

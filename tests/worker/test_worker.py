@@ -15,10 +15,11 @@ import pytest
 import redis
 import torch
 
-from common.artifacts import LabelledImages, encode_images
-from common.base_models import load_base_models
 from common.jobs import JobStore
 from common.keys import JobKind, Keys
+from models.artifacts import LabelledImages, encode_images
+from models.base_models import load_base_models
+from models.service_jobs import AdaptJob
 from tests.service_fixtures import SMALL_BACKBONE
 from worker.handlers import HandlerContext, handle_adapt
 
@@ -40,11 +41,11 @@ def _support() -> LabelledImages:
 
 def _create_job(settings, steps: int, model_id: str = "model_w") -> str:
     store = JobStore(redis.Redis.from_url(settings.redis_url), Keys(settings.key_prefix), 600, 600)
-    job_settings = {"steps": steps, "lr": 0.05, "eps": 0.1, "eps_grid": [0.0, 0.1], "pgd_steps": 2}
+    job_settings = AdaptJob(eps_grid=(0.0, 0.1), pgd_steps=2, steps=steps, lr=0.05, eps=0.1)
     return store.create(
         JobKind.ADAPT,
         encode_images(_support()),
-        {"model_id": model_id, "base_model": "tiny-adml", "settings": json.dumps(job_settings)},
+        {"model_id": model_id, "base_model": "tiny-adml", "settings": job_settings.to_json()},
         tenant="t1",
         new_model={"id": model_id, "created": 1.0},
     )

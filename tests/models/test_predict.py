@@ -1,0 +1,30 @@
+"""Predictions of a deployed model: order, top-k, and the robustness flag's extremes."""
+
+from __future__ import annotations
+
+import torch
+
+from models.networks import FewShotNet, backbone_params, deployable, init_head
+from models.predict import predict
+from tests.conftest import TINY, synthetic_task
+
+
+def test_labels_top_k_and_robustness_flags():
+    torch.manual_seed(0)
+    model = FewShotNet(TINY, n_way=3)
+    task = synthetic_task(3, 2, 4)
+    theta = backbone_params(model)
+    head = init_head(model, theta, task.x_support, task.y_support, 3, "proto")
+    deployed = deployable(TINY, {**theta, **head}, task.x_support)
+    images = (task.x_query * 255).round().to(torch.uint8)
+    classes = ["a", "b", "c"]
+    plain = predict(deployed, images, classes, top_k=2)
+    assert len(plain) == len(images) and all("robustness" not in p for p in plain)
+    assert all(len(p["top"]) == 2 and p["top"][0]["label"] == p["label"] for p in plain)
+    untouched = predict(deployed, images, classes, top_k=5, robustness_eps=0.0, pgd_steps=3)
+    assert all(p["robustness"]["label_survives"] for p in untouched)  # eps 0: no change
+    assert all(len(p["top"]) == 3 for p in untouched)  # top_k capped at the classes
+    wrecked = predict(deployed, images, classes, top_k=1, robustness_eps=1.0, pgd_steps=10)
+    survivors = sum(p["robustness"]["label_survives"] for p in wrecked)
+    assert survivors < len(images)  # eps 1 may paint any image: labels fall
+    assert wrecked[0]["robustness"]["attack"] == "pgd-10"
