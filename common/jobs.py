@@ -30,6 +30,7 @@ from common.job_errors import (
 from common.keys import JobKind, JobState, Keys, new_id
 from common.logs import current_request_id
 from common.model_store import ModelStore
+from common.queue import JobQueue
 from common.telemetry import count_state, observe_seconds
 
 Fields = Mapping[str, str | int | float]
@@ -37,10 +38,10 @@ ExtraWrites = Callable[[redis.client.Pipeline], None]
 ModelWrites = Callable[[redis.client.Pipeline, str], None]  # (pipe, model id)
 
 
-# KEYS: job, its input, job counts, its model (or the job again), its tenant's active jobs;
-# ARGV: now, kind, job id when
-# it makes a model. Its first write is a DEL (allowed when Redis is full); Redis then lets the
-# script's later writes through, which keeps it atomic (6.2 and 7 alike). It grows nothing.
+# KEYS: job, its input, job counts, its model (or the job again), its tenant's active jobs and
+# queue; ARGV: now, kind, job id when it makes a model. Its first write is a DEL (allowed when
+# Redis is full); Redis then lets the script's later writes through, which keeps it atomic
+# (6.2 and 7 alike). It grows nothing.
 _CANCEL = """
 local state = redis.call('HGET', KEYS[1], 'state')
 if not state then return {'missing'} end
@@ -55,6 +56,7 @@ end
 redis.call('HSET', KEYS[1], 'state', 'cancelled', 'finished', ARGV[1])
 redis.call('HINCRBY', KEYS[3], ARGV[2] .. ':cancelled', 1)
 redis.call('SREM', KEYS[5], KEYS[1]:match('[^:]+$'))
+redis.call('LREM', KEYS[6], 0, KEYS[1]:match('[^:]+$'))
 if ARGV[3] ~= '' and redis.call('HGET', KEYS[4], 'job_id') == ARGV[3] then
   redis.call('HSET', KEYS[4], 'state', 'failed')
 end
@@ -107,7 +109,7 @@ class JobStore:
             "tenant": tenant,
             **fields,
         }
-        models = self.models
+        models, queue = self.models, JobQueue(self.client, self.keys, 0)
 
         def apply(pipe: redis.client.Pipeline) -> None:
             done = self._finished_members(pipe, tenant, max_active)
@@ -121,7 +123,7 @@ class JobStore:
             if new_model is not None:
                 models.evict_writes(pipe, tenant, *room, model_cap or 0)
                 models.create_writes(pipe, dict(new_model), tenant, job_id)
-            pipe.xadd(self.keys.stream, {"job_id": job_id})
+            queue.enqueue_writes(pipe, tenant, job_id)
             count_state(pipe, self.keys, kind.value, JobState.QUEUED.value)
             active = self.keys.tenant_jobs(tenant)
             pipe.sadd(active, job_id)
@@ -132,6 +134,7 @@ class JobStore:
         watched = [self.keys.tenant_jobs(tenant)]
         watched += [self.keys.models_index(tenant)] if new_model else []
         self.client.transaction(apply, *watched)
+        JobQueue(self.client, self.keys, 0).dispatch()  # wakes an idle worker if none is busy
         return job_id
 
     def _finished_members(
@@ -311,7 +314,8 @@ class JobStore:
         model = model_id.decode() if kind.decode() == JobKind.ADAPT and model_id else ""
         keys = [self.keys.job(job_id), self.keys.job_input(job_id), self.keys.job_counts]
         keys.append(self.keys.model(model) if model else keys[0])
-        keys.append(self.keys.tenant_jobs(tenant.decode() if tenant else ""))
+        tenant_name = tenant.decode() if tenant else ""
+        keys += [self.keys.tenant_jobs(tenant_name), self.keys.tenant_queue(tenant_name)]
         answer = self.client.eval(_CANCEL, len(keys), *keys, now(), kind, model and job_id)
         outcome = answer[0].decode()
         if outcome == "missing":

@@ -58,6 +58,21 @@ class Keys:
     def stream(self) -> str:
         return f"{self.prefix}:jobs:stream"
 
+    def tenant_queue(self, tenant: str) -> str:
+        return f"{self.prefix}:tenant:{tenant}:queue"  # list: its job ids not yet dispatched
+
+    @property
+    def queue_tenants(self) -> str:
+        return f"{self.prefix}:jobs:tenants"  # sorted set: tenant with queued jobs -> its turn
+
+    @property
+    def queue_turns(self) -> str:
+        return f"{self.prefix}:jobs:turns"  # int: turns given so far (round-robin clock)
+
+    @property
+    def queue_last_turns(self) -> str:
+        return f"{self.prefix}:jobs:last-turns"  # hash: tenant -> the turn it was last served
+
     def tenant_jobs(self, tenant: str) -> str:
         return f"{self.prefix}:tenant:{tenant}:jobs"  # set: ids of its queued and running jobs
 

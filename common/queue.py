@@ -1,9 +1,15 @@
-"""The job queue: a Redis Stream read by one consumer group, delivered at least once.
+"""The job queue: fair across tenants, then a Redis Stream read by one consumer group,
+delivered at least once.
+
+A new job waits in its tenant's list; tenants with waiting jobs take turns (round robin, one
+job per turn, a newcomer before the tenant served last): :meth:`JobQueue.dispatch` moves the
+next tenant's next job into the stream when no dispatched job is waiting there, so one tenant's
+backlog never delays another's job by more than the jobs already running.
 
 An entry stays pending until its worker acknowledges it. A worker keeps its entry's idle time
 low while it works (:meth:`JobQueue.touch`); an entry idle longer than ``claim_idle_ms`` belongs
-to a dead worker and the next free worker takes it over with XAUTOCLAIM. Redis counts the
-deliveries of each entry; past ``max_deliveries`` the job is a poison job.
+to a dead worker and the next free worker takes it over with XAUTOCLAIM. A job whose workers
+died in its handler ``max_deliveries`` times is a poison job (common.jobs).
 """
 
 from __future__ import annotations
@@ -20,6 +26,33 @@ local pending = redis.call('XPENDING', KEYS[1], ARGV[1], ARGV[2], ARGV[2], 1)
 if pending[1] == nil or pending[1][2] ~= ARGV[3] then return 0 end
 redis.call('XCLAIM', KEYS[1], ARGV[1], ARGV[3], 0, ARGV[2], 'JUSTID')
 return 1
+"""
+
+
+# KEYS: stream, tenants (sorted set), turns, last turns; ARGV: group, a tenant queue's key around
+# the tenant name.
+# Only when no dispatched entry waits undelivered. Its first write is an LPOP (allowed when Redis
+# is full), so its XADD goes through too: dispatching never grows memory.
+_DISPATCH = """
+local undelivered = redis.call('XLEN', KEYS[1]) - redis.call('XPENDING', KEYS[1], ARGV[1])[1]
+if undelivered > 0 then return 0 end
+while true do
+  local tenant = redis.call('ZRANGE', KEYS[2], 0, 0)[1]
+  if not tenant then return 0 end
+  local queue = ARGV[2] .. tenant .. ARGV[3]
+  local job_id = redis.call('LPOP', queue)
+  local turn = redis.call('INCR', KEYS[3])
+  redis.call('HSET', KEYS[4], tenant, turn)
+  if redis.call('LLEN', queue) == 0 then
+    redis.call('ZREM', KEYS[2], tenant)
+  else
+    redis.call('ZADD', KEYS[2], turn, tenant)
+  end
+  if job_id then
+    redis.call('XADD', KEYS[1], '*', 'job_id', job_id)
+    return 1
+  end
+end
 """
 
 
@@ -56,6 +89,33 @@ class JobQueue:
             return None
         return Delivery(entry, fields[b"job_id"].decode(), self._deliveries(entry))
 
+    def enqueue_writes(self, pipe: redis.client.Pipeline, tenant: str, job_id: str) -> None:
+        """Queue ``job_id`` behind its tenant's waiting jobs (inside the caller's MULTI). A
+        tenant not waiting yet joins the round just before the tenant served last, unless it
+        is that tenant (tenants joining in one turn go by name)."""
+        pipe.rpush(self.keys.tenant_queue(tenant), job_id)
+        turns = int(self.client.get(self.keys.queue_turns) or 0)
+        last = self.client.hget(self.keys.queue_last_turns, tenant)
+        due = max(turns - 0.5, float(last or "-inf"))  # served just now: it waits its turn
+        pipe.zadd(self.keys.queue_tenants, {tenant: due}, nx=True)
+
+    def dispatch(self) -> bool:
+        """Move the next tenant's next job into the stream, if none waits there; whether one
+        was moved. Workers call it before they read; the API after each new job."""
+        head, tail = self.keys.tenant_queue("\0").split("\0")
+        keys = (
+            self.keys.stream,
+            self.keys.queue_tenants,
+            self.keys.queue_turns,
+            self.keys.queue_last_turns,
+        )
+        try:
+            return bool(self.client.eval(_DISPATCH, len(keys), *keys, WORKER_GROUP, head, tail))
+        except redis.ResponseError as error:
+            if "NOGROUP" not in str(error):
+                raise
+            return False  # no consumer group yet (no worker has started): workers dispatch
+
     def next(self, consumer: str, block_ms: int) -> Delivery | None:
         """A dead worker's entry if one is idle long enough, else a new entry (blocking)."""
         # Redis 7 answers [cursor, entries, deleted ids]; Redis 6.2 only [cursor, entries]
@@ -66,6 +126,7 @@ class JobQueue:
             delivery = self._delivery(entry_id, fields)
             if delivery is not None:
                 return delivery
+        self.dispatch()
         response = self.client.xreadgroup(
             WORKER_GROUP, consumer, {self.keys.stream: ">"}, count=1, block=block_ms
         )
@@ -92,9 +153,12 @@ class JobQueue:
 
     def depth_by_state(self) -> tuple[int, int]:
         """(waiting for a worker, delivered and not yet acknowledged)."""
+        tenants = [t.decode() for t in self.client.zrange(self.keys.queue_tenants, 0, -1)]
         pipe = self.client.pipeline(transaction=True)
         pipe.xlen(self.keys.stream)
         pipe.xpending(self.keys.stream, WORKER_GROUP)
-        length, pending = pipe.execute()
+        for tenant in tenants:
+            pipe.llen(self.keys.tenant_queue(tenant))
+        length, pending, *queued = pipe.execute()
         delivered = int(pending["pending"])
-        return int(length) - delivered, delivered
+        return int(length) - delivered + sum(queued), delivered

@@ -189,3 +189,27 @@ def test_a_tenant_may_hold_only_so_many_unfinished_jobs(parts):
     create("a")
     with pytest.raises(TooManyJobs):
         create("a")
+
+
+def test_tenants_take_turns_whatever_their_backlog(parts):
+    _, _, store, queue = parts
+    queue.ensure_group()
+
+    def create(tenant: str) -> str:
+        return store.create(JobKind.EVALUATE, b"p", {"model_id": "m"}, tenant=tenant)
+
+    a_jobs = [create("a") for _ in range(5)]  # the first is dispatched at once
+    b_job, c_job = create("b"), create("c")
+    order = []
+    while delivery := queue.next("w", block_ms=10):
+        order.append(delivery.job_id)
+        queue.ack(delivery.entry_id)
+    assert order == [a_jobs[0], b_job, c_job, *a_jobs[1:]], order
+    assert queue.depth_by_state() == (0, 0)
+    later = [create("a"), create("a")]
+    newcomer = create("d")  # joins before "a", the tenant served last
+    order = []
+    while delivery := queue.next("w", block_ms=10):
+        order.append(delivery.job_id)
+        queue.ack(delivery.entry_id)
+    assert order == [later[0], newcomer, later[1]], order

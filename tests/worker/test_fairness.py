@@ -1,0 +1,40 @@
+"""Tenants take turns: one tenant's backlog never delays another's job by more than the job
+already running (real Redis, a real worker)."""
+
+from __future__ import annotations
+
+import pytest
+import redis
+
+from common.jobs import JobStore
+from common.keys import JobKind, Keys
+from models.artifacts import encode_images
+from models.service_jobs import AdaptJob
+from tests.service_fixtures import eventually
+from tests.worker.test_worker import _support
+
+pytestmark = pytest.mark.redis
+
+
+def test_a_backlog_of_20_jobs_delays_another_tenants_job_by_one_job_at_most(settings, start_worker):
+    store = JobStore(redis.Redis.from_url(settings.redis_url), Keys(settings.key_prefix), 600, 600)
+    payload = encode_images(_support())
+    job_settings = AdaptJob(eps_grid=(0.0, 0.1), pgd_steps=2, steps=3, lr=0.05, eps=0.1)
+
+    def create(tenant: str, n: int) -> str:
+        fields = {"model_id": f"model_{tenant}{n}", "base_model": "tiny-adml"}
+        return store.create(
+            JobKind.ADAPT,
+            payload,
+            {**fields, "settings": job_settings.to_json()},
+            tenant=tenant,
+            new_model={"id": fields["model_id"], "created": float(n)},
+        )
+
+    backlog = [create("a", n) for n in range(20)]
+    other = create("b", 0)
+    start_worker(settings)
+    eventually(lambda: store.get(other)["state"] == "succeeded", "b's job runs", timeout=120)
+    started_b = float(store.get(other)["started"])
+    started_a = [float(job["started"]) for job in map(store.get, backlog) if job.get("started")]
+    assert sum(moment < started_b for moment in started_a) <= 1, (started_a, started_b)
