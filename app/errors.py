@@ -14,7 +14,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from common.jobs import JobConflict, JobNotFound, TooManyJobs
 from models.artifacts import ArtifactError
 from models.base_models import UnknownBaseModel
-from models.data import DataError, UnsupportedFormat
+from models.decode import DataError, UnsupportedFormat
 
 logger = logging.getLogger(__name__)
 

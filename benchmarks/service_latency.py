@@ -36,7 +36,8 @@ from models.adapt import adapt_and_deploy  # noqa: E402
 from models.artifacts import load_adapted  # noqa: E402
 from models.base_models import load_base_models  # noqa: E402
 from models.config import AdaptConfig  # noqa: E402
-from models.data import decode_for, omniglot_drawings  # noqa: E402
+from models.data import omniglot_drawings  # noqa: E402
+from models.decode import decode_for  # noqa: E402
 from models.report import robustness_report  # noqa: E402
 
 OMNIGLOT = ROOT.parent / "shared" / "data" / "omniglot"

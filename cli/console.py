@@ -11,7 +11,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from models.checkpoint import CheckpointError
 from models.config import ConfigError
-from models.data import DataError
+from models.decode import DataError
 
 err = Console(stderr=True)
 out_console = Console()

@@ -14,7 +14,7 @@ from cli import runs
 from cli.console import clear_errors, err, out_console, progress_bar
 from models.checkpoint import load_checkpoint
 from models.config import AdaptConfig, ConfigError
-from models.data import InputSpec
+from models.decode import InputSpec
 from models.episodes import EpisodeSampler
 from models.evaluation import DEFAULT_EPS_GRID, EpisodeEvaluation, evaluate_episodes
 from models.networks import backbone_params

@@ -18,6 +18,7 @@ from typing import Any
 
 import redis
 
+from common import redis_scripts
 from common.job_errors import (
     MODEL_DELETED,
     CancelRequested,
@@ -36,32 +37,6 @@ from common.telemetry import count_state, observe_seconds
 Fields = Mapping[str, str | int | float]
 ExtraWrites = Callable[[redis.client.Pipeline], None]
 ModelWrites = Callable[[redis.client.Pipeline, str], None]  # (pipe, model id)
-
-
-# KEYS: job, its input, job counts, its model (or the job again), its tenant's active jobs and
-# queue; ARGV: now, kind, job id when it makes a model. Its first write is a DEL (allowed when
-# Redis is full); Redis then lets the script's later writes through, which keeps it atomic
-# (6.2 and 7 alike). It grows nothing.
-_CANCEL = """
-local state = redis.call('HGET', KEYS[1], 'state')
-if not state then return {'missing'} end
-if state == 'succeeded' or state == 'failed' or state == 'cancelled' then
-  return {'finished', state}
-end
-redis.call('DEL', KEYS[2])
-if state ~= 'queued' then
-  redis.call('HSET', KEYS[1], 'cancel_requested', '1')
-  return {'running'}
-end
-redis.call('HSET', KEYS[1], 'state', 'cancelled', 'finished', ARGV[1])
-redis.call('HINCRBY', KEYS[3], ARGV[2] .. ':cancelled', 1)
-redis.call('SREM', KEYS[5], KEYS[1]:match('[^:]+$'))
-redis.call('LREM', KEYS[6], 0, KEYS[1]:match('[^:]+$'))
-if ARGV[3] ~= '' and redis.call('HGET', KEYS[4], 'job_id') == ARGV[3] then
-  redis.call('HSET', KEYS[4], 'state', 'failed')
-end
-return {'cancelled'}
-"""
 
 
 def now() -> float:
@@ -316,7 +291,9 @@ class JobStore:
         keys.append(self.keys.model(model) if model else keys[0])
         tenant_name = tenant.decode() if tenant else ""
         keys += [self.keys.tenant_jobs(tenant_name), self.keys.tenant_queue(tenant_name)]
-        answer = self.client.eval(_CANCEL, len(keys), *keys, now(), kind, model and job_id)
+        answer = self.client.eval(
+            redis_scripts.CANCEL, len(keys), *keys, now(), kind, model and job_id
+        )
         outcome = answer[0].decode()
         if outcome == "missing":
             raise JobNotFound(job_id)

@@ -18,42 +18,8 @@ from dataclasses import dataclass
 
 import redis
 
+from common import redis_scripts
 from common.keys import WORKER_GROUP, Keys
-
-# XCLAIM ... JUSTID only if the entry is still pending for this consumer (atomic in Redis)
-_TOUCH_IF_OWNED = """
-local pending = redis.call('XPENDING', KEYS[1], ARGV[1], ARGV[2], ARGV[2], 1)
-if pending[1] == nil or pending[1][2] ~= ARGV[3] then return 0 end
-redis.call('XCLAIM', KEYS[1], ARGV[1], ARGV[3], 0, ARGV[2], 'JUSTID')
-return 1
-"""
-
-
-# KEYS: stream, tenants (sorted set), turns, last turns; ARGV: group, a tenant queue's key around
-# the tenant name.
-# Only when no dispatched entry waits undelivered. Its first write is an LPOP (allowed when Redis
-# is full), so its XADD goes through too: dispatching never grows memory.
-_DISPATCH = """
-local undelivered = redis.call('XLEN', KEYS[1]) - redis.call('XPENDING', KEYS[1], ARGV[1])[1]
-if undelivered > 0 then return 0 end
-while true do
-  local tenant = redis.call('ZRANGE', KEYS[2], 0, 0)[1]
-  if not tenant then return 0 end
-  local queue = ARGV[2] .. tenant .. ARGV[3]
-  local job_id = redis.call('LPOP', queue)
-  local turn = redis.call('INCR', KEYS[3])
-  redis.call('HSET', KEYS[4], tenant, turn)
-  if redis.call('LLEN', queue) == 0 then
-    redis.call('ZREM', KEYS[2], tenant)
-  else
-    redis.call('ZADD', KEYS[2], turn, tenant)
-  end
-  if job_id then
-    redis.call('XADD', KEYS[1], '*', 'job_id', job_id)
-    return 1
-  end
-end
-"""
 
 
 @dataclass(frozen=True)
@@ -110,7 +76,9 @@ class JobQueue:
             self.keys.queue_last_turns,
         )
         try:
-            return bool(self.client.eval(_DISPATCH, len(keys), *keys, WORKER_GROUP, head, tail))
+            return bool(
+                self.client.eval(redis_scripts.DISPATCH, len(keys), *keys, WORKER_GROUP, head, tail)
+            )
         except redis.ResponseError as error:
             if "NOGROUP" not in str(error):
                 raise
@@ -141,7 +109,9 @@ class JobQueue:
         """Reset the entry's idle time: this worker is alive and still on it. False (and
         nothing changed) when the entry is no longer this consumer's: never steal it back."""
         return bool(
-            self.client.eval(_TOUCH_IF_OWNED, 1, self.keys.stream, WORKER_GROUP, entry_id, consumer)
+            self.client.eval(
+                redis_scripts.TOUCH_IF_OWNED, 1, self.keys.stream, WORKER_GROUP, entry_id, consumer
+            )
         )
 
     def ack(self, entry_id: str) -> None:

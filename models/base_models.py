@@ -11,7 +11,7 @@ from torch import Tensor
 
 from models.checkpoint import CheckpointError, load_checkpoint
 from models.config import BackboneConfig, MetaConfig
-from models.data import InputSpec
+from models.decode import InputSpec
 
 logger = logging.getLogger(__name__)
 

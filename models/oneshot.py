@@ -18,7 +18,7 @@ from torch import Tensor
 
 from models.adapt import adapt_and_deploy
 from models.config import AdaptConfig, BackboneConfig, HeadInit
-from models.data import DataError, InputSpec, decode_for
+from models.decode import DataError, InputSpec, decode_for
 from models.evaluation import attack_correctness
 from models.networks import Params
 

@@ -1,9 +1,29 @@
-"""``python -m worker``: serve the job queue until SIGTERM."""
+"""``python -m worker``: serve the job queue until SIGTERM (which gives its job back)."""
+
+import logging
+import signal
+
+import redis
 
 from common.logs import configure_logging
 from common.settings import get_settings
-from worker.runner import main
+from models.base_models import load_base_models
+from worker.runner import Worker
 
 settings = get_settings()
 configure_logging(settings.log_level, settings.log_format)
-main(settings)
+worker = Worker(
+    settings,
+    redis.Redis.from_url(settings.redis_url),
+    load_base_models(settings.base_models_dir, settings.default_base_model),
+)
+
+
+def on_signal(signum: int, _frame: object) -> None:
+    logging.getLogger("worker.runner").info("signal %d: finishing up", signum)
+    worker.stop.set()
+
+
+signal.signal(signal.SIGTERM, on_signal)
+signal.signal(signal.SIGINT, on_signal)
+worker.run()

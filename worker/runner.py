@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import logging
 import os
-import signal
 import socket
 import threading
 import time
@@ -25,9 +24,9 @@ from common.logs import request_context
 from common.queue import Delivery, JobQueue
 from common.settings import Settings
 from models.artifacts import ArtifactError
-from models.base_models import BaseModels, UnknownBaseModel, load_base_models
+from models.base_models import BaseModels, UnknownBaseModel
 from models.config import ConfigError
-from models.data import DataError
+from models.decode import DataError
 from worker.handlers import HANDLERS, HandlerContext, JobInputMissing
 
 logger = logging.getLogger(__name__)
@@ -296,18 +295,3 @@ class Worker:
                 if self.stop.is_set():
                     raise
                 self._back_off(error)
-
-
-def main(settings: Settings) -> None:
-    """Entry point of ``python -m worker``."""
-    client = redis.Redis.from_url(settings.redis_url)
-    base_models = load_base_models(settings.base_models_dir, settings.default_base_model)
-    worker = Worker(settings, client, base_models)
-
-    def on_signal(signum: int, _frame: object) -> None:
-        logger.info("signal %d: finishing up", signum)
-        worker.stop.set()
-
-    signal.signal(signal.SIGTERM, on_signal)
-    signal.signal(signal.SIGINT, on_signal)
-    worker.run()

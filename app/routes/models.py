@@ -29,7 +29,7 @@ from common.jobs import JobConflict, JobNotFound
 from common.keys import JobKind, ModelState
 from common.report_plot import report_png
 from models.artifacts import encode_images
-from models.data import InputSpec
+from models.decode import InputSpec
 from models.predict import predict as predict_images
 from models.service_jobs import REPORT_PGD_STEPS, EvaluateJob
 

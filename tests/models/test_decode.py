@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from models.data import DataError, UnsupportedFormat, decode_image
+from models.decode import DataError, UnsupportedFormat, decode_image
 from tests.hostile_images import (
     cmyk_jpeg,
     encode,

@@ -10,7 +10,7 @@ def test_models_imports_no_fastapi_or_redis():
     code = (
         "import sys, models, models.adapt, models.attacks, models.checkpoint, models.data, "
         "models.episodes, models.evaluation, models.meta, models.networks, models.training, "
-        "models.artifacts, models.base_models, models.predict, models.service_jobs\n"
+        "models.artifacts, models.base_models, models.predict, models.service_jobs, models.decode\n"
         "bad = sorted(m for m in sys.modules if m.split('.')[0] in "
         "{'fastapi', 'redis', 'starlette', 'pydantic_settings', 'common', 'app', 'worker'})\n"
         "print(','.join(bad))"

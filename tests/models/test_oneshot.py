@@ -10,7 +10,7 @@ import pytest
 from typer.testing import CliRunner
 
 from cli.main import app
-from models.data import DataError, InputSpec
+from models.decode import DataError, InputSpec
 from models.oneshot import load_runs
 
 
