@@ -2,6 +2,7 @@
 
 import logging
 import signal
+import sys
 
 import redis
 
@@ -27,3 +28,4 @@ def on_signal(signum: int, _frame: object) -> None:
 signal.signal(signal.SIGTERM, on_signal)
 signal.signal(signal.SIGINT, on_signal)
 worker.run()
+sys.exit(1 if worker.failed else 0)  # a supervisor (compose: restart) starts a fresh one

@@ -36,6 +36,7 @@ FORGET_WORKERS_AFTER_S = 3600  # heartbeats older than this are dropped from the
 MAX_BACKOFF_S = 5.0  # longest wait between tries while Redis is unavailable or full
 # Redis cannot serve the worker now: unreachable, or full (maxmemory refuses writes)
 REDIS_UNUSABLE = (redis.ConnectionError, redis.TimeoutError, redis.exceptions.OutOfMemoryError)
+MAX_ERRORS_IN_A_ROW = 10  # unexpected errors with nothing served between: the worker stops
 # raw deliveries (counted by Redis, reaching a handler or not) past max_deliveries times this
 DELIVERY_BACKSTOP = 10
 
@@ -72,6 +73,8 @@ class Worker:
             self.settings.model_ttl_s,
         )
         self._outage_s = 0.0
+        self._errors_in_a_row = 0  # unexpected errors since the last delivery served
+        self.failed = False  # True: stopped by MAX_ERRORS_IN_A_ROW (exit non-zero, restart)
         self._held_entry: str | None = None  # the stream entry of the job being run
         self._last_progress = 0.0  # monotonic time of the held job's start or last progress
         self._halted = threading.Event()  # set once the serve loop has ended
@@ -156,6 +159,7 @@ class Worker:
             if delivery is not None:
                 self.process(delivery)
             self._outage_s = 0.0
+            self._errors_in_a_row = 0
         except REDIS_UNUSABLE as error:
             self._back_off(error)
         except redis.ResponseError as error:
@@ -171,6 +175,12 @@ class Worker:
         """Log an unexpected error and pause: the entry it came from stays pending, is taken
         over after ``claim_idle_ms`` and fails as a poison job after ``max_deliveries``."""
         logger.error("unexpected error serving the queue: %r", error, exc_info=error)
+        self._errors_in_a_row += 1
+        if self._errors_in_a_row >= MAX_ERRORS_IN_A_ROW:  # this worker is broken, not one job
+            logger.critical("%d unexpected errors in a row: stopping", self._errors_in_a_row)
+            self.failed = True
+            self.stop.set()
+            return
         self.stop.wait(MAX_BACKOFF_S)
 
     def _deregister(self) -> None:

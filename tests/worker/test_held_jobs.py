@@ -18,6 +18,7 @@ from common.queue import JobQueue
 from tests.app.test_api import support, wait_for
 from tests.service_fixtures import eventually, image_bytes
 from tests.worker.test_worker import _create_job
+from worker import runner
 from worker.handlers import HANDLERS
 
 pytestmark = pytest.mark.redis
@@ -131,3 +132,17 @@ def test_deliveries_that_never_reached_a_handler_do_not_make_a_job_poison(settin
     start_worker(settings, "w1")  # takes the entry over once it has been idle 1 s
     job = eventually(lambda: _finished(store, job_id), "the job finishes", timeout=120)
     assert job["state"] == "succeeded" and job["attempt"] == "1", job
+
+
+def test_a_worker_failing_at_every_turn_stops_and_says_so(settings, start_worker, monkeypatch):
+    """One bad entry never stops a worker; a worker that can serve nothing at all does, so its
+    supervisor starts a fresh one instead of a zombie that beats but never works."""
+    monkeypatch.setattr(runner, "MAX_BACKOFF_S", 0.01)  # ten failures in a moment, not 50 s
+    client, keys = redis.Redis.from_url(settings.redis_url), Keys(settings.key_prefix)
+    worker = start_worker(settings, "w1")
+    eventually(lambda: client.zscore(keys.workers, "w1"), "the worker serves")
+    assert not worker.failed
+    client.delete(keys.stream)
+    client.set(keys.stream, "clobbered")  # an operator's mistake: every queue call fails
+    eventually(lambda: worker.stop.is_set(), "the worker gives up")
+    assert worker.failed
