@@ -20,8 +20,16 @@ from common.jobs import ExtraWrites, ModelWrites
 from common.keys import JobKind, Keys
 from common.model_store import ModelStore
 from models.adapt import adapt_and_deploy
-from models.artifacts import LabelledImages, decode_images, encode_weights, load_adapted
-from models.base_models import BaseModels
+from models.artifacts import (
+    ArtifactError,
+    LabelledImages,
+    decode_images,
+    encode_weights,
+    load_adapted,
+)
+from models.base_models import BaseModels, UnknownBaseModel
+from models.config import ConfigError
+from models.decode import DataError
 from models.evaluation import SANITY_EPS, attack_correctness, sanity_checks
 from models.report import (
     adaptations_needed,
@@ -34,16 +42,26 @@ from models.service_jobs import AdaptJob, EvaluateJob
 Progress = Callable[[int, int], None]  # (step done, total); raises to stop the job
 
 
+class JobInputMissing(LookupError):
+    """The job's stored input (or its model's weights) expired or was deleted."""
+
+
+# the job's own fault (its input, its settings, its base model): failed as invalid_job
+USER_ERRORS = (DataError, ConfigError, ArtifactError, UnknownBaseModel, JobInputMissing)
+
+
+def pick_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(name)
+
+
 @dataclass(frozen=True)
 class Publish:
     """What a succeeded job writes, in the transaction that finishes it."""
 
     job_writes: ExtraWrites | None = None  # the job's own results (an evaluation's report)
     model_writes: ModelWrites | None = None  # the model it makes: only while that model exists
-
-
-class JobInputMissing(LookupError):
-    """The job's stored input (or its model's weights) expired or was deleted."""
 
 
 @dataclass(frozen=True)

@@ -16,22 +16,17 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import redis
-import torch
 
 from common.jobs import CancelRequested, JobNotFound, JobStore, PoisonJob, Superseded
 from common.keys import JobState, Keys
 from common.logs import request_context
 from common.queue import Delivery, JobQueue
 from common.settings import Settings
-from models.artifacts import ArtifactError
-from models.base_models import BaseModels, UnknownBaseModel
-from models.config import ConfigError
-from models.decode import DataError
-from worker.handlers import HANDLERS, HandlerContext, JobInputMissing
+from models.base_models import BaseModels
+from worker.handlers import HANDLERS, USER_ERRORS, HandlerContext, pick_device
 
 logger = logging.getLogger(__name__)
 
-USER_ERRORS = (DataError, ConfigError, ArtifactError, UnknownBaseModel, JobInputMissing)
 FORGET_WORKERS_AFTER_S = 3600  # heartbeats older than this are dropped from the workers set
 MAX_BACKOFF_S = 5.0  # longest wait between tries while Redis is unavailable or full
 # Redis cannot serve the worker now: unreachable, or full (maxmemory refuses writes)
@@ -43,12 +38,6 @@ DELIVERY_BACKSTOP = 10
 
 class ShutdownRequested(Exception):
     """SIGTERM arrived while a job ran; it is given back to the queue."""
-
-
-def pick_device(name: str) -> torch.device:
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(name)
 
 
 @dataclass
@@ -76,6 +65,7 @@ class Worker:
         self._errors_in_a_row = 0  # unexpected errors since the last delivery served
         self.failed = False  # True: stopped by MAX_ERRORS_IN_A_ROW (exit non-zero, restart)
         self._held_entry: str | None = None  # the stream entry of the job being run
+        self._warned_entry: str | None = None  # the entry last warned about (warn once)
         self._last_progress = 0.0  # monotonic time of the held job's start or last progress
         self._halted = threading.Event()  # set once the serve loop has ended
 
@@ -99,10 +89,15 @@ class Worker:
             return
         silent_s = time.monotonic() - self._last_progress
         if silent_s > self.settings.max_silent_s:
-            logger.warning("job of entry %s silent for %.0f s: no longer claimed", held, silent_s)
-            return
-        if not self.queue.touch(held, self.name) and self._held_entry == held:
-            logger.warning("entry %s was taken over by another worker", held)
+            self._warn_once(held, "job of entry %s silent for %.0f s: no longer claimed", silent_s)
+        elif not self.queue.touch(held, self.name) and self._held_entry == held:
+            self._warn_once(held, "entry %s was taken over by another worker")
+
+    def _warn_once(self, entry: str, message: str, *args: object) -> None:
+        """A warning about ``entry`` once, not at every heartbeat."""
+        if self._warned_entry != entry:
+            logger.warning(message, entry, *args)
+            self._warned_entry = entry
 
     def _beat_until_stopped(self) -> None:
         # until the serve loop has ended, not merely been asked to stop: a job being given
