@@ -40,7 +40,8 @@ class DeadlineH11Protocol(H11Protocol):
 
     def on_response_complete(self) -> None:
         super().on_response_complete()
-        self._arm()  # the next request head on this connection gets the same deadline
+        if self.cycle is None or self.cycle.response_complete:  # not a pipelined request now
+            self._arm()  # the next request head on this connection gets the same deadline
 
     def connection_lost(self, exc: Exception | None) -> None:
         if self._deadline is not None:

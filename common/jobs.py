@@ -10,6 +10,7 @@ cannot overwrite the new owner's work. The model an adaptation makes is written 
 
 from __future__ import annotations
 
+import contextlib
 import json
 import time
 from collections.abc import Callable, Mapping
@@ -199,6 +200,8 @@ class JobStore:
         def decide(job: dict[str, str], _: bool) -> Fields | None:
             if JobState(job["state"]).finished:
                 return None
+            if job.get("cancel_requested") == "1":  # asked while an earlier attempt ran
+                return {"state": JobState.CANCELLED.value, "finished": now()}
             attempts = int(job["attempt"])
             if job["state"] == JobState.RUNNING and attempts >= max_attempts:
                 raise PoisonJob(job_id, attempts)
@@ -210,8 +213,8 @@ class JobStore:
                 "step": 0,
             }
 
-        changes = self._transition(job_id, decide)
-        return None if changes is None else int(changes["attempt"])
+        changes = self._transition(job_id, decide, model_writes=self.models.failed_writes)
+        return None if changes is None or "attempt" not in changes else int(changes["attempt"])
 
     def progress(self, job_id: str, attempt: int, step: int, total: int) -> None:
         """Record progress; raise Superseded or CancelRequested when the worker must stop."""
@@ -221,7 +224,10 @@ class JobStore:
             raise Superseded(job_id)
         if cancel == b"1":
             raise CancelRequested(job_id)
-        self.client.hset(key, mapping={"step": step, "total": total})
+        # Redis full (maxmemory): the job goes on, only its progress figure lags; the worker's
+        # heartbeat and the /metrics gauges say that Redis is full
+        with contextlib.suppress(redis.exceptions.OutOfMemoryError):
+            self.client.hset(key, mapping={"step": step, "total": total})
 
     def finish(
         self,
@@ -267,15 +273,22 @@ class JobStore:
     def requeue(self, job_id: str, attempt: int) -> bool:
         """Give the job back (worker shutting down): queued again, re-enqueued, atomically."""
 
+        cancelled = []
+
         def decide(job: dict[str, str], _: bool) -> Fields | None:
             if int(job["attempt"]) != attempt or job["state"] != JobState.RUNNING:
                 return None
+            if job.get("cancel_requested") == "1":  # nothing to give back: it ends here
+                cancelled.append(True)
+                return {"state": JobState.CANCELLED.value, "finished": now()}
             return {"state": JobState.QUEUED.value, "worker": "", "step": 0}
 
         def enqueue(pipe: redis.client.Pipeline) -> None:
-            pipe.xadd(self.keys.stream, {"job_id": job_id})
+            if not cancelled:
+                pipe.xadd(self.keys.stream, {"job_id": job_id})
 
-        return self._transition(job_id, decide, enqueue) is not None
+        changes = self._transition(job_id, decide, enqueue, self.models.failed_writes)
+        return changes is not None
 
     def cancel(self, job_id: str) -> str:
         """Cancel a queued job now (its model failed, atomically), or ask a running one to

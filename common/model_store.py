@@ -84,6 +84,7 @@ class ModelStore:
                 expired.append(model_id)
                 excess -= 1
             elif state.decode() != ModelState.PENDING:
+                pipe.watch(self.keys.model(model_id))  # a delete meanwhile: plan again
                 victims.append(model_id)
         if excess > len(victims):
             raise ModelCapReached(

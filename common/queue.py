@@ -115,16 +115,14 @@ class JobQueue:
         )
 
     def ack(self, entry_id: str) -> None:
-        """Acknowledge and delete the entry: two plain commands, no MULTI, so that it works
-        even when Redis is full (it refuses every command inside MULTI then). An entry acked
-        but not deleted (a connection lost between them) is never delivered again."""
-        self.client.xack(self.keys.stream, WORKER_GROUP, entry_id)
-        self.client.xdel(self.keys.stream, entry_id)
+        """Acknowledge and delete the entry, atomically, in a script: it works even when
+        Redis is full (which refuses every command inside MULTI)."""
+        self.client.eval(redis_scripts.ACK, 1, self.keys.stream, WORKER_GROUP, entry_id)
 
     def depth_by_state(self) -> tuple[int, int]:
         """(waiting for a worker, delivered and not yet acknowledged)."""
         tenants = [t.decode() for t in self.client.zrange(self.keys.queue_tenants, 0, -1)]
-        pipe = self.client.pipeline(transaction=True)
+        pipe = self.client.pipeline(transaction=False)  # reads; MULTI is refused when full
         pipe.xlen(self.keys.stream)
         pipe.xpending(self.keys.stream, WORKER_GROUP)
         for tenant in tenants:

@@ -13,11 +13,19 @@ return 1
 """
 
 # KEYS: stream, tenants (sorted set), turns, last turns; ARGV: group, a tenant queue's key around
-# the tenant name. Only when no dispatched entry waits undelivered. Its first write is an LPOP
+# the tenant name. Only when no dispatched entry waits undelivered (after the group's last
+# delivered id: an acked entry left undeleted never blocks it). Its first write is an LPOP
 # (allowed when Redis is full), so its later writes go through too: a job moves, a few bytes.
 DISPATCH = """
-local undelivered = redis.call('XLEN', KEYS[1]) - redis.call('XPENDING', KEYS[1], ARGV[1])[1]
-if undelivered > 0 then return 0 end
+if redis.call('EXISTS', KEYS[1]) == 0 then return redis.error_reply('NOGROUP no stream') end
+local last
+for _, group in ipairs(redis.call('XINFO', 'GROUPS', KEYS[1])) do
+  local fields = {}
+  for i = 1, #group, 2 do fields[group[i]] = group[i + 1] end
+  if fields['name'] == ARGV[1] then last = fields['last-delivered-id'] end
+end
+if not last then return redis.error_reply('NOGROUP no consumer group ' .. ARGV[1]) end
+if #redis.call('XRANGE', KEYS[1], '(' .. last, '+', 'COUNT', 1) > 0 then return 0 end
 while true do
   local tenant = redis.call('ZRANGE', KEYS[2], 0, 0)[1]
   if not tenant then return 0 end
@@ -60,4 +68,11 @@ if ARGV[3] ~= '' and redis.call('HGET', KEYS[4], 'job_id') == ARGV[3] then
   redis.call('HSET', KEYS[4], 'state', 'failed')
 end
 return {'cancelled'}
+"""
+
+# KEYS: stream; ARGV: group, entry id. Acknowledge and delete together: XACK first (allowed when
+# Redis is full), so XDEL goes through too; never an acked entry left in the stream.
+ACK = """
+redis.call('XACK', KEYS[1], ARGV[1], ARGV[2])
+return redis.call('XDEL', KEYS[1], ARGV[2])
 """

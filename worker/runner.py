@@ -75,11 +75,13 @@ class Worker:
         entry it holds fresh, however long the job goes between progress reports."""
         self.settings.worker_alive_file.touch()  # the process is alive, whatever Redis does
         moment = time.time()
-        pipe = self.client.pipeline(transaction=True)
-        pipe.zadd(self.keys.workers, {self.name: moment})
-        pipe.zremrangebyscore(self.keys.workers, "-inf", moment - FORGET_WORKERS_AFTER_S)
-        pipe.execute()
-        self._refresh_claim()
+        try:
+            pipe = self.client.pipeline(transaction=True)
+            pipe.zadd(self.keys.workers, {self.name: moment})
+            pipe.zremrangebyscore(self.keys.workers, "-inf", moment - FORGET_WORKERS_AFTER_S)
+            pipe.execute()
+        finally:
+            self._refresh_claim()  # a script Redis runs even when full: the job stays held
 
     def _refresh_claim(self) -> None:
         """Keep the held entry fresh while its job reports progress now and then; a job
@@ -162,7 +164,10 @@ class Worker:
                 self._survive(error)
                 return
             logger.warning("the queue's consumer group is gone (Redis lost its data); recreating")
-            self.queue.ensure_group()
+            try:
+                self.queue.ensure_group()
+            except REDIS_UNUSABLE as unusable:
+                self._back_off(unusable)
         except Exception as error:  # no one job may end the loop; its entry stays pending
             self._survive(error)
 
@@ -221,8 +226,8 @@ class Worker:
         }
         try:
             self.store.fail_unstarted(job_id, error)
-        except redis.ConnectionError:
-            raise  # Redis is away: the entry stays pending
+        except REDIS_UNUSABLE:
+            raise  # Redis is away or full: the entry stays pending
         except Exception:  # a record gone or unreadable: never redeliver it forever
             logger.exception("poison job %s could not be failed; dropping its entry", job_id)
         self.queue.ack(delivery.entry_id)

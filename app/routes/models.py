@@ -177,10 +177,10 @@ def _predict_form(
     robustness = (optional_text(form, "robustness") or "false").lower()
     if robustness not in ("true", "false", "1", "0"):
         raise ApiError(422, "invalid_setting", "robustness must be true or false")
-    if robustness in ("true", "1"):  # PGD per image: charged by its cost (1 unit is paid)
-        charge(services, caller, "predictions", ROBUSTNESS_COST - 1)
     eps = parse_number(optional_text(form, "eps"), "eps", float, 0.0, settings.max_eps, 0.1)
     top_k = parse_number(optional_text(form, "top_k"), "top_k", int, 1, 50, 3)
+    if robustness in ("true", "1"):  # PGD per image: charged by its cost (1 unit is paid)
+        charge(services, caller, "predictions", ROBUSTNESS_COST - 1)
     loaded = services.cache.get(model_id, lambda: services.store.models.weights(model_id))
     if loaded is None:
         raise ApiError(404, "model_not_found", f"the weights of model {model_id} have expired")

@@ -213,3 +213,29 @@ def test_tenants_take_turns_whatever_their_backlog(parts):
         order.append(delivery.job_id)
         queue.ack(delivery.entry_id)
     assert order == [later[0], newcomer, later[1]], order
+
+
+def test_an_acked_entry_left_in_the_stream_never_blocks_dispatch(parts):
+    client, keys, store, queue = parts
+    queue.ensure_group()
+    first = store.create(JobKind.EVALUATE, b"p", {"model_id": "m"}, tenant="a")
+    delivered = queue.next("w", block_ms=10)
+    assert delivered.job_id == first
+    client.xack(keys.stream, WORKER_GROUP, delivered.entry_id)  # the XDEL never came
+    second = store.create(JobKind.EVALUATE, b"p", {"model_id": "m"}, tenant="b")
+    assert queue.next("w", block_ms=10).job_id == second
+
+
+def test_a_cancel_asked_while_running_ends_the_job_when_given_back_or_taken_over(parts):
+    client, keys, store, _ = parts
+    given_back = _create(store)
+    attempt = store.start(given_back, "w1", 3)
+    assert store.cancel(given_back) == "running"
+    assert store.requeue(given_back, attempt)  # shutdown came before the next progress call
+    assert store.get(given_back)["state"] == "cancelled"
+    assert client.hget(keys.model("model_x"), "state") == b"failed"
+    taken_over = _create(store, model=False)
+    store.start(taken_over, "w1", 3)
+    assert store.cancel(taken_over) == "running"
+    assert store.start(taken_over, "w2", 3) is None  # its worker died: no second attempt
+    assert store.get(taken_over)["state"] == "cancelled"
