@@ -22,55 +22,20 @@ from models.networks import FewShotNet
 
 
 @dataclass
-class ModelCache:
-    """Adapted models deserialized once and kept in memory, least recently used evicted."""
+class LruCache:
+    """Values by key, the least recently used evicted past ``capacity``; thread-safe."""
 
     capacity: int
-    hits: int = 0
-    misses: int = 0
-    _items: OrderedDict[str, tuple[FewShotNet, dict]] = field(default_factory=OrderedDict)
+    _items: OrderedDict[str, Any] = field(default_factory=OrderedDict)
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
-    def get(self, model_id: str, load_bytes) -> tuple[FewShotNet, dict] | None:
-        with self._lock:
-            if model_id in self._items:
-                self._items.move_to_end(model_id)
-                self.hits += 1
-                return self._items[model_id]
-        data = load_bytes()
-        if data is None:
-            return None
-        loaded = load_adapted(data, torch.device("cpu"))
-        with self._lock:
-            self.misses += 1
-            self._items[model_id] = loaded
-            while len(self._items) > self.capacity:
-                self._items.popitem(last=False)
-        return loaded
-
-    def __len__(self) -> int:
-        return len(self._items)
-
-    def drop(self, model_id: str) -> None:
-        with self._lock:
-            self._items.pop(model_id, None)
-
-
-@dataclass
-class BytesCache:
-    """Least recently used bytes by key (e.g. report charts), thread-safe."""
-
-    capacity: int
-    _items: OrderedDict[str, bytes] = field(default_factory=OrderedDict)
-    _lock: threading.Lock = field(default_factory=threading.Lock)
-
-    def get(self, key: str) -> bytes | None:
+    def get(self, key: str) -> Any | None:
         with self._lock:
             if key in self._items:
                 self._items.move_to_end(key)
             return self._items.get(key)
 
-    def put(self, key: str, value: bytes) -> None:
+    def put(self, key: str, value: Any) -> None:
         with self._lock:
             self._items[key] = value
             while len(self._items) > self.capacity:
@@ -79,6 +44,31 @@ class BytesCache:
     def drop(self, key: str) -> None:
         with self._lock:
             self._items.pop(key, None)
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+
+@dataclass
+class ModelCache(LruCache):
+    """Adapted models deserialized once and kept in memory, least recently used evicted."""
+
+    hits: int = 0
+    misses: int = 0
+
+    def load(self, model_id: str, load_bytes) -> tuple[FewShotNet, dict] | None:
+        """The model, from memory or deserialized from ``load_bytes()`` (None: no weights)."""
+        loaded = self.get(model_id)
+        if loaded is not None:
+            self.hits += 1
+            return loaded
+        data = load_bytes()
+        if data is None:
+            return None
+        loaded = load_adapted(data, torch.device("cpu"))
+        self.misses += 1
+        self.put(model_id, loaded)
+        return loaded
 
 
 @dataclass
@@ -90,7 +80,7 @@ class Services:
     store: JobStore = field(init=False)
     queue: JobQueue = field(init=False)
     cache: ModelCache = field(init=False)
-    report_pngs: BytesCache = field(init=False)
+    report_pngs: LruCache = field(init=False)
     blocking: anyio.CapacityLimiter = field(init=False)
 
     def __post_init__(self) -> None:
@@ -100,7 +90,7 @@ class Services:
         )
         self.queue = JobQueue(self.client, self.keys, self.settings.claim_idle_ms)
         self.cache = ModelCache(self.settings.model_cache_size)
-        self.report_pngs = BytesCache(self.settings.model_cache_size)
+        self.report_pngs = LruCache(self.settings.model_cache_size)
         # made inside the app's event loop (lifespan): the threads of blocking work
         self.blocking = anyio.CapacityLimiter(self.settings.blocking_threads)
 

@@ -110,7 +110,7 @@ class JobStore:
         watched = [self.keys.tenant_jobs(tenant)]
         watched += [self.keys.models_index(tenant)] if new_model else []
         self.client.transaction(apply, *watched)
-        JobQueue(self.client, self.keys, 0).dispatch()  # wakes an idle worker if none is busy
+        queue.dispatch()  # wakes an idle worker if none is busy
         return job_id
 
     def _finished_members(

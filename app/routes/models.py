@@ -141,9 +141,10 @@ def get_report(caller: CallerDep, model_id: ModelIdDep, services: ServicesDep) -
 )
 def get_report_png(caller: CallerDep, model_id: ModelIdDep, services: ServicesDep) -> Response:
     """The report as a chart: accuracy vs eps per attack, robust vs clean-only adaptation."""
-    report = get_report(caller=caller, model_id=model_id, services=services)
+    _ready(services, model_id, caller.tenant)  # the tenant's, and ready
     png = services.report_pngs.get(model_id)
     if png is None:  # a ready model's report never changes: drawn once, kept until deleted
+        report = get_report(caller=caller, model_id=model_id, services=services)
         png = report_png(report, title=f"model {model_id}")
         services.report_pngs.put(model_id, png)
     return Response(png, media_type="image/png", headers={"Cache-Control": "private, max-age=60"})
@@ -177,11 +178,12 @@ def _predict_form(
     robustness = (optional_text(form, "robustness") or "false").lower()
     if robustness not in ("true", "false", "1", "0"):
         raise ApiError(422, "invalid_setting", "robustness must be true or false")
+    robust = robustness in ("true", "1")
     eps = parse_number(optional_text(form, "eps"), "eps", float, 0.0, settings.max_eps, 0.1)
     top_k = parse_number(optional_text(form, "top_k"), "top_k", int, 1, 50, 3)
-    if robustness in ("true", "1"):  # PGD per image: charged by its cost (1 unit is paid)
+    if robust:  # PGD per image: charged by its cost (1 unit is paid)
         charge(services, caller, "predictions", ROBUSTNESS_COST - 1)
-    loaded = services.cache.get(model_id, lambda: services.store.models.weights(model_id))
+    loaded = services.cache.load(model_id, lambda: services.store.models.weights(model_id))
     if loaded is None:
         raise ApiError(404, "model_not_found", f"the weights of model {model_id} have expired")
     model, info = loaded
@@ -191,7 +193,7 @@ def _predict_form(
         images,
         info["classes"],
         top_k=top_k,
-        robustness_eps=eps if robustness in ("true", "1") else None,
+        robustness_eps=eps if robust else None,
     )
     return {"model_id": model_id, "predictions": predictions}
 
@@ -201,16 +203,16 @@ async def create_evaluation(
     caller: UploadCallerDep, model_id: ModelIdDep, request: Request, services: ServicesDep
 ) -> JSONResponse:
     """Labelled images in; a job that reports the model's accuracy under attack on them."""
-    await services.off_loop(_ready, services, model_id, caller.tenant)
+    record = await services.off_loop(_ready, services, model_id, caller.tenant)
     form = await read_form(request, services.settings)
-    return await services.off_loop(_create_evaluation, form, services, model_id, caller.tenant)
+    return await services.off_loop(_create_evaluation, form, services, record, caller.tenant)
 
 
 def _create_evaluation(
-    form: FormData, services: Services, model_id: str, tenant: str
+    form: FormData, services: Services, record: dict[str, str], tenant: str
 ) -> JSONResponse:
     """Decoding, checks and Redis writes of an evaluation: blocking, run off the event loop."""
-    record = _ready(services, model_id, tenant)
+    model_id = record["id"]
     classes = json.loads(record["classes"])
     base = services.base_models.get(record["base_model"])
     labelled = read_labelled(

@@ -31,6 +31,21 @@ def _finished(store: JobStore, job_id: str) -> dict[str, str]:
     return job if job["state"] in ("succeeded", "failed", "cancelled") else {}
 
 
+def _succeeds_once_on_two_workers(settings, start_worker, model_id: str) -> dict[str, str]:
+    """Run one job with two workers (the idle one would take over an entry left to go stale):
+    it succeeds exactly once and its entry is acknowledged (after the state); its record."""
+    client, keys = redis.Redis.from_url(settings.redis_url), Keys(settings.key_prefix)
+    store = JobStore(client, keys, 600, 600)
+    job_id = _create_job(settings, 3, model_id)
+    for name in ("w1", "w2"):
+        start_worker(settings, name)
+    job = eventually(lambda: _finished(store, job_id), "the job finishes", timeout=120)
+    assert job["state"] == "succeeded", job
+    assert telemetry.job_counts(client, keys)[("adapt", "succeeded")] == 1
+    eventually(lambda: client.xlen(keys.stream) == 0, "the entry acknowledged")
+    return job
+
+
 @pytest.mark.slow
 def test_a_live_worker_keeps_a_job_that_reports_no_progress_for_long(
     settings, start_worker, monkeypatch
@@ -43,15 +58,8 @@ def test_a_live_worker_keeps_a_job_that_reports_no_progress_for_long(
         return adapt(context, job, progress)
 
     monkeypatch.setitem(HANDLERS, "adapt", slow_adapt)
-    client, keys = redis.Redis.from_url(settings.redis_url), Keys(settings.key_prefix)
-    store = JobStore(client, keys, 600, 600)
-    job_id = _create_job(settings, 3, "model_long")
-    for name in ("w1", "w2"):  # the idle one would take over an entry left to go stale
-        start_worker(settings, name)
-    job = eventually(lambda: _finished(store, job_id), "the job finishes", timeout=120)
-    assert job["state"] == "succeeded" and job["attempt"] == "1", job  # never taken over
-    assert telemetry.job_counts(client, keys)[("adapt", "succeeded")] == 1
-    eventually(lambda: client.xlen(keys.stream) == 0, "the entry acknowledged (after the state)")
+    job = _succeeds_once_on_two_workers(settings, start_worker, "model_long")
+    assert job["attempt"] == "1", job  # never taken over
 
 
 def test_an_entry_without_a_job_record_is_dropped_and_workers_live_on(settings, start_worker):
@@ -106,16 +114,8 @@ def test_a_silent_job_is_presumed_stuck_and_taken_over_once(settings, start_work
         return adapt(context, job, progress)
 
     monkeypatch.setitem(HANDLERS, "adapt", stuck_first_time)
-    client, keys = redis.Redis.from_url(settings.redis_url), Keys(settings.key_prefix)
-    store = JobStore(client, keys, 600, 600)
-    job_id = _create_job(settings, 3, "model_stuck")
-    for name in ("w1", "w2"):
-        start_worker(settings, name)
-    job = eventually(lambda: _finished(store, job_id), "the job finishes", timeout=120)
-    assert job["state"] == "succeeded" and job["attempt"] == "2", job  # taken over once
-    assert telemetry.job_counts(client, keys)[("adapt", "succeeded")] == 1
-    # the stuck worker wakes, is refused, and leaves the entry (acked by the new owner)
-    eventually(lambda: client.xlen(keys.stream) == 0, "the entry acknowledged")
+    job = _succeeds_once_on_two_workers(settings, start_worker, "model_stuck")
+    assert job["attempt"] == "2", job  # taken over once; the stuck worker, refused, left it
 
 
 def test_deliveries_that_never_reached_a_handler_do_not_make_a_job_poison(settings, start_worker):
