@@ -12,11 +12,18 @@ from rich.table import Table
 
 from cli import runs
 from cli.console import clear_errors, err, out_console, progress_bar
+from models.attack_suite import parse_attacks
 from models.checkpoint import load_checkpoint
 from models.config import AdaptConfig, ConfigError
 from models.decode import InputSpec
 from models.episodes import EpisodeSampler
-from models.evaluation import DEFAULT_EPS_GRID, EpisodeEvaluation, evaluate_episodes
+from models.evaluation import (
+    DEFAULT_ATTACKS,
+    DEFAULT_BLACKBOX,
+    DEFAULT_EPS_GRID,
+    EpisodeEvaluation,
+    evaluate_episodes,
+)
 from models.networks import backbone_params
 from models.oneshot import evaluate_runs, load_runs
 
@@ -34,6 +41,12 @@ def _print_table(result: EpisodeEvaluation, title: str) -> None:
             str(cell.n),
         )
     out_console.print(table)
+    out_console.print(
+        f"worst = per-image worst case over {', '.join(result.attacks)}; black-box check: "
+        f"{result.blackbox or 'none'} on {result.blackbox_episodes} episodes"
+    )
+    for name, reason in result.skipped.items():
+        out_console.print(f"[yellow]skipped {name}[/]: {reason}")
     for check in result.checks:
         mark = "[green]PASS[/]" if check.passed else "[bold red]FAIL[/]"
         out_console.print(f"sanity {mark} {check.name}: {check.detail}")
@@ -62,7 +75,15 @@ def evaluate(
     eps: Annotated[str, typer.Option(help="comma-separated L-inf budgets")] = ",".join(
         f"{e:g}" for e in DEFAULT_EPS_GRID
     ),
-    pgd_steps: int = 20,
+    attacks: Annotated[
+        str, typer.Option(help="comma-separated attack suite (see docs/robustness.md)")
+    ] = ",".join(DEFAULT_ATTACKS),
+    blackbox: Annotated[
+        str, typer.Option(help="black-box attack of the gradient-masking check, or 'none'")
+    ] = DEFAULT_BLACKBOX,
+    blackbox_every: Annotated[
+        int, typer.Option(help="run the black-box attack on every N-th episode")
+    ] = 10,
     adversarial: Annotated[
         bool, typer.Option("--adversarial/--clean", help="adaptation: clean+FGSM or clean only")
     ] = True,
@@ -84,12 +105,17 @@ def evaluate(
     as_json: Annotated[bool, typer.Option("--json", help="print JSON only, on stdout")] = False,
     output: Annotated[Path | None, typer.Option(help="also write the JSON result here")] = None,
 ) -> None:
-    """Accuracy under FGSM and PGD on held-out episodes (or one-shot runs) after adaptation."""
+    """Accuracy under the attack suite on held-out episodes (or one-shot runs) after adaptation:
+    each attack's own, the per-image worst case, and a black-box gradient-masking check."""
     logging.basicConfig(level=logging.WARNING)
     with clear_errors():
         if split not in ("test", "val"):
             raise ConfigError("--split must be 'test' or 'val'")
         eps_grid = _parse_eps(eps)
+        suite = parse_attacks(attacks)
+        black = None if blackbox.strip().lower() == "none" else parse_attacks([blackbox])[0]
+        if blackbox_every < 1:
+            raise ConfigError("--blackbox-every must be >= 1")
         torch_device = runs.pick_device(device)
         checkpoint = load_checkpoint(checkpoint_path)
         model, meta = runs.model_from_checkpoint(checkpoint)
@@ -103,7 +129,8 @@ def evaluate(
             "adapt_config": adapt_config,
             "head_init": meta.head_init,
             "eps_grid": eps_grid,
-            "pgd_steps": pgd_steps,
+            "attacks": suite,
+            "blackbox": black,
             "seed": seed,
             "device": torch_device,
         }
@@ -127,6 +154,7 @@ def evaluate(
                 backbone_params(model),
                 sampler,
                 episodes=episodes,
+                blackbox_every=blackbox_every,
                 **common,
                 on_episode=lambda done, total: _advance(progress, bar, done, total),
             )

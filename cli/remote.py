@@ -59,7 +59,7 @@ def predict(
     images: Annotated[list[Path], typer.Argument(help="images to classify")],
     url: Url = DEFAULT_URL,
     api_key: ApiKey = None,
-    robustness: Annotated[bool, typer.Option(help="also attack each prediction (PGD)")] = False,
+    robustness: Annotated[bool, typer.Option(help="also attack each prediction (APGD)")] = False,
     eps: Annotated[float | None, typer.Option(help="attack budget for --robustness")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="JSON instead of a table")] = False,
 ) -> None:

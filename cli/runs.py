@@ -117,7 +117,10 @@ def setup_run(args: dict[str, Any]) -> RunSetup:
     backbone = BackboneConfig(
         in_channels=args["channels"], image_size=args["image_size"], width=args["width"]
     )
-    meta = MetaConfig(**{f.name: args[f.name] for f in fields(MetaConfig)})
+    defaults = MetaConfig()  # cards written before an option existed lack its key
+    meta = MetaConfig(
+        **{f.name: args.get(f.name, getattr(defaults, f.name)) for f in fields(MetaConfig)}
+    )
     path = Path(args["data"]) if args["data"] else None
     classes = load_classes(args["dataset"], path, backbone)
     split = split_by_group(
@@ -222,6 +225,19 @@ def model_from_checkpoint(checkpoint: Checkpoint) -> tuple[FewShotNet, MetaConfi
     return model, meta
 
 
+def warm_start(model: FewShotNet, checkpoint: Checkpoint, run: RunSetup) -> FewShotNet:
+    """``model`` with the weights of ``checkpoint``, which must share the run's backbone and split
+    (a warm start from another split would leak its test alphabets into training)."""
+    backbone, _ = configs_from_card(checkpoint.card)
+    if backbone != run.backbone:
+        raise CheckpointError(f"--init backbone {backbone} differs from this run's {run.backbone}")
+    if split_from_card(checkpoint.card) != run.split:
+        raise CheckpointError("--init was trained on another split: its test data could leak")
+    source, _ = model_from_checkpoint(checkpoint)
+    model.load_state_dict(backbone_params(source), strict=False)
+    return model
+
+
 def validation_fn(run: RunSetup, episodes: int, device: torch.device):
     """Validation during training: service-style adaptation, clean and PGD-10 at the train eps."""
     backbone, meta = run.backbone, run.meta
@@ -236,16 +252,19 @@ def validation_fn(run: RunSetup, episodes: int, device: torch.device):
             adapt_config=adapt_config,
             head_init=meta.head_init,
             eps_grid=(adapt_config.eps,),
-            pgd_steps=10,
+            attacks="fgsm,pgd-10",
+            blackbox=None,
             sanity=False,
             device=device,
         )
         clean = result.cell("clean", 0.0)
-        robust = result.cell("pgd", adapt_config.eps)
+        robust = result.cell("pgd-10", adapt_config.eps)
+        single_step = result.cell("fgsm", adapt_config.eps)  # PGD falling as this rises: CO
         return {
             "val_clean": round(clean.mean, 4),
             "val_clean_ci95": round(clean.ci95, 4),
             f"val_pgd10@{adapt_config.eps:g}": round(robust.mean, 4),
+            f"val_fgsm@{adapt_config.eps:g}": round(single_step.mean, 4),
             "val_episodes": episodes,
         }
 

@@ -39,7 +39,7 @@ def _status(metrics: StepMetrics, validation: dict) -> str:
 def meta_train_command(
     ctx: typer.Context,
     out: Annotated[Path, typer.Option(help="checkpoint path stem (writes .safetensors, .json)")],
-    algo: Annotated[str, typer.Option(help="adml or maml")] = "adml",
+    algo: Annotated[str, typer.Option(help="adml, maml or aq (adversarial querying)")] = "adml",
     way: int = 5,
     shot: int = 1,
     query: Annotated[int, typer.Option(help="query images per class")] = 5,
@@ -49,6 +49,13 @@ def meta_train_command(
     meta_lr: float = 1e-3,
     iterations: int = 1000,
     eps: Annotated[float, typer.Option(help="L-inf FGSM budget, pixels in [0, 1]")] = 0.1,
+    attack: Annotated[str, typer.Option(help="fgsm, fgsm-rs (random start) or pgd")] = "fgsm",
+    attack_steps: Annotated[int, typer.Option(help="steps of --attack pgd")] = 3,
+    eps_ramp: Annotated[int, typer.Option(help="meta-steps of a linear eps ramp from 0")] = 0,
+    trades: Annotated[float, typer.Option(help="TRADES KL weight (0: ADML's CE)")] = 0.0,
+    init: Annotated[
+        Path | None, typer.Option(help="start from this checkpoint's weights (warm start)")
+    ] = None,
     first_order: Annotated[bool, typer.Option("--first-order/--second-order")] = False,
     head_init: Annotated[str, typer.Option(help="proto or zero")] = "proto",
     seed: int = 0,
@@ -101,6 +108,8 @@ def meta_train_command(
             model, _ = runs.model_from_checkpoint(checkpoint)
             card = checkpoint.card
             state = TrainState(card["iterations"], card["wall_time_s"], card["validation"])
+        elif init is not None:
+            model = runs.warm_start(model, load_checkpoint(init), run)
         model.to(torch_device)
         optimizer = make_optimizer(model, run.meta)
         if resume:

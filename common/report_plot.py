@@ -14,7 +14,7 @@ from typing import Any
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
-ATTACK_STYLES = {"fgsm": ("FGSM", "o"), "pgd": ("PGD", "s"), "worst": ("worst case", "^")}
+ATTACK_STYLES = {"worst": ("worst case over every attack", "^")}
 VARIANT_STYLES = {"robust": ("robust adaptation", "-"), "clean_only": ("clean-only", ":")}
 
 

@@ -1,7 +1,8 @@
 """Service-time adaptation of a meta-trained initialization to one support set.
 
 Adversarial fine-tuning: ``steps`` SGD steps on ``L(S) + L(FGSM(S))``, with the FGSM copies
-regenerated against the current weights at every step. ``adversarial=False`` (or ``eps=0``)
+regenerated against the current weights at every step (from a random start in the eps-ball with
+``random_start``). ``adversarial=False`` (or ``eps=0``)
 gives the clean-only fine-tune that robustness reports compare against.
 """
 
@@ -13,7 +14,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from models.attacks import fgsm
+from models.attacks import fgsm, fgsm_rs
 from models.config import AdaptConfig, BackboneConfig, HeadInit
 from models.networks import FewShotNet, Params, deployable, init_head, logits_of
 
@@ -51,7 +52,8 @@ def adapt(
         optimizer.zero_grad(set_to_none=True)
         loss = F.cross_entropy(logits_of(model, params, x_support), y_support)
         if use_attack:
-            x_adv = fgsm(model, x_support, y_support, eps=adapt_config.eps, params=params)
+            attack = fgsm_rs if adapt_config.random_start else fgsm
+            x_adv = attack(model, x_support, y_support, eps=adapt_config.eps, params=params)
             loss = loss + F.cross_entropy(logits_of(model, params, x_adv), y_support)
         loss.backward()
         optimizer.step()

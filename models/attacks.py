@@ -1,6 +1,6 @@
-"""White-box L-inf attacks: FGSM and PGD.
+"""White-box L-inf attacks: FGSM (with and without a random start) and PGD (with restarts).
 
-Both take a module that maps images to logits and, optionally, explicit weights ``params`` that
+Each takes a module that maps images to logits and, optionally, explicit weights ``params`` that
 the module runs with through ``torch.func.functional_call`` (so the meta-learner can attack
 adapted weights). Gradients are taken w.r.t. the input only: weights never receive ``.grad``,
 explicit ``params`` are detached, and the returned images carry no graph. The module runs in
@@ -32,10 +32,16 @@ def eval_mode(model: nn.Module) -> Iterator[None]:
 
 
 def _input_gradient(model: nn.Module, params: Params | None, x: Tensor, y: Tensor) -> Tensor:
+    return _gradient_and_fooled(model, params, x, y)[0]
+
+
+def _gradient_and_fooled(
+    model: nn.Module, params: Params | None, x: Tensor, y: Tensor
+) -> tuple[Tensor, Tensor]:
     x = x.detach().requires_grad_(True)
-    loss = F.cross_entropy(logits_of(model, params, x), y)
-    (grad,) = torch.autograd.grad(loss, x)
-    return grad
+    logits = logits_of(model, params, x)
+    (grad,) = torch.autograd.grad(F.cross_entropy(logits, y), x)
+    return grad, logits.detach().argmax(1) != y
 
 
 def _detached(params: Params | None) -> Params | None:
@@ -77,12 +83,14 @@ def pgd(
     random_start: bool = True,
     params: Params | None = None,
     generator: torch.Generator | None = None,
+    keep_fooled: bool = False,
 ) -> Tensor:
     """Projected Gradient Descent (Madry et al. 2018, arXiv 1706.06083), L-inf norm.
 
     From a uniform random start in the eps-ball, ``steps`` signed-gradient ascent steps of
     ``step_size`` (default ``2.5 * eps / steps``), each projected back onto the eps-ball around
-    ``x`` and onto [0, 1]. Returns the last iterate.
+    ``x`` and onto [0, 1]. Returns the last iterate; with ``keep_fooled`` (evaluation), an
+    example's first misclassified iterate instead, and fooled examples take no further steps.
 
     Args:
         model: maps ``[B, C, H, W]`` images to ``[B, N]`` logits.
@@ -109,9 +117,88 @@ def pgd(
     if random_start:
         noise = torch.rand(x.shape, generator=generator, dtype=x.dtype, device="cpu")
         x_adv = (x_adv + (2 * noise.to(x.device) - 1) * eps).clamp(0.0, 1.0)
+    result = x_adv.clone()
+    live = torch.arange(len(x), device=x.device)
     with eval_mode(model):
         for _ in range(steps):
-            grad = _input_gradient(model, params, x_adv, y)
+            grad, fooled = _gradient_and_fooled(model, params, x_adv, y[live])
+            if keep_fooled:
+                result[live[fooled]] = x_adv[fooled]
+                x_adv, grad, live = x_adv[~fooled], grad[~fooled], live[~fooled]
             x_adv = x_adv + step * grad.sign()
-            x_adv = torch.min(torch.max(x_adv, x - eps), x + eps).clamp(0.0, 1.0)
-    return x_adv.detach()
+            x_adv = torch.min(torch.max(x_adv, x[live] - eps), x[live] + eps).clamp(0.0, 1.0)
+        result[live] = x_adv
+    return result.detach()
+
+
+def fgsm_rs(
+    model: nn.Module,
+    x: Tensor,
+    y: Tensor,
+    *,
+    eps: float,
+    step_size: float | None = None,
+    params: Params | None = None,
+    generator: torch.Generator | None = None,
+) -> Tensor:
+    """FGSM with a random start (Wong, Rice & Kolter 2020, arXiv 2001.03994), L-inf norm.
+
+    From a uniform point of the eps-ball, one signed-gradient step of ``step_size`` (default
+    ``1.25 * eps``, the paper's choice), projected back onto the eps-ball and [0, 1]. The random
+    start is what keeps single-step adversarial training from catastrophic overfitting.
+
+    Args: as :func:`pgd` (shapes ``[B, C, H, W]`` in [0, 1], labels ``[B]``).
+
+    Returns:
+        Adversarial images, same shape and dtype as ``x``, in [0, 1], ``|x_adv - x| <= eps``.
+    """
+    return pgd(
+        model,
+        x,
+        y,
+        eps=eps,
+        steps=1,
+        step_size=1.25 * eps if step_size is None else step_size,
+        random_start=True,
+        params=params,
+        generator=generator,
+    )
+
+
+def pgd_restarts(
+    model: nn.Module,
+    x: Tensor,
+    y: Tensor,
+    *,
+    eps: float,
+    steps: int = 100,
+    restarts: int = 5,
+    params: Params | None = None,
+    generator: torch.Generator | None = None,
+) -> Tensor:
+    """:func:`pgd` from ``restarts`` random starts; each restart attacks only the examples no
+    earlier restart misclassified. Shapes, ranges and return value as :func:`pgd` (the image
+    that fooled the model where one was found, else the last restart's iterate)."""
+    if restarts < 1:
+        raise ValueError("pgd_restarts needs restarts >= 1")
+    x = x.detach()
+    x_adv = x.clone()
+    fooled = torch.zeros(len(x), dtype=torch.bool, device=x.device)
+    for _ in range(restarts):
+        todo = (~fooled).nonzero().flatten()
+        if eps == 0 or len(todo) == 0:
+            break
+        attempt = pgd(
+            model,
+            x[todo],
+            y[todo],
+            eps=eps,
+            steps=steps,
+            params=params,
+            generator=generator,
+            keep_fooled=True,
+        )
+        x_adv[todo] = attempt
+        with torch.no_grad(), eval_mode(model):
+            fooled[todo] = logits_of(model, _detached(params), attempt).argmax(1) != y[todo]
+    return x_adv

@@ -10,8 +10,9 @@ import dataclasses
 from dataclasses import dataclass
 from typing import Any, Literal, Self
 
-Algorithm = Literal["adml", "maml"]
+Algorithm = Literal["adml", "maml", "aq"]
 HeadInit = Literal["proto", "zero"]
+TrainAttack = Literal["fgsm", "fgsm-rs", "pgd"]
 
 
 class ConfigError(ValueError):
@@ -64,7 +65,7 @@ class BackboneConfig(_FromDict):
 class MetaConfig(_FromDict):
     """One meta-step of ADML or MAML (Yin et al. 2018; Finn et al. 2017)."""
 
-    algo: Algorithm = "adml"  # the product's algorithm; "maml" is the baseline on the same path
+    algo: Algorithm = "adml"  # the product; "maml": baseline; "aq": adversarial querying
     way: int = 5  # classes per task; the head adapts to any N at service time anyway
     shot: int = 1  # support images per class
     query: int = 5  # query images per class; ~90% of a task's cost, so kept small
@@ -73,11 +74,19 @@ class MetaConfig(_FromDict):
     meta_batch: int = 4  # tasks per meta-step (MAML Omniglot 5-way: 32; we are CPU-bound)
     meta_lr: float = 1e-3  # Adam learning rate of the outer loop, as in MAML
     eps: float = 0.1  # L-inf FGSM budget for the adversarial copies, pixels in [0, 1]
+    attack: TrainAttack = "fgsm"  # ADML's FGSM; "fgsm-rs": random start (Wong 2020); "pgd"
+    attack_steps: int = 3  # steps of the "pgd" training attack (step 2.5 * eps / steps)
+    eps_ramp: int = 0  # meta-steps over which eps rises linearly from 0 (0: full eps at once)
+    trades: float = 0.0  # > 0: theta_c's adversarial CE becomes CE(Q) + trades * KL (TRADES)
     first_order: bool = False  # True drops second-order terms (FOMAML-style); default exact
     head_init: HeadInit = "proto"  # per-task head from support prototypes; works for any N-way
 
     def __post_init__(self) -> None:
-        _require(self.algo in ("adml", "maml"), "algo must be 'adml' or 'maml'")
+        _require(self.algo in ("adml", "maml", "aq"), "algo must be 'adml', 'maml' or 'aq'")
+        _require(self.attack in ("fgsm", "fgsm-rs", "pgd"), "attack: fgsm, fgsm-rs or pgd")
+        _require(1 <= self.attack_steps <= 100, "attack_steps must be in 1..100")
+        _require(self.eps_ramp >= 0, "eps_ramp must be >= 0")
+        _require(0.0 <= self.trades <= 100.0, "trades must be in [0, 100]")
         _require(self.way >= 2, "way must be >= 2")
         _require(self.shot >= 1 and self.query >= 1, "shot and query must be >= 1")
         _require(self.inner_steps >= 1, "inner_steps must be >= 1")
@@ -85,6 +94,12 @@ class MetaConfig(_FromDict):
         _require(self.meta_batch >= 1, "meta_batch must be >= 1")
         _require(0.0 <= self.eps <= 1.0, "eps must be in [0, 1]")
         _require(self.head_init in ("proto", "zero"), "head_init must be 'proto' or 'zero'")
+
+    def eps_at(self, iteration: int) -> float:
+        """The training eps of meta-step ``iteration`` (0-based) under the linear ramp."""
+        if self.eps_ramp == 0:
+            return self.eps
+        return self.eps * min(1.0, (iteration + 1) / self.eps_ramp)
 
 
 @dataclass(frozen=True)
@@ -95,6 +110,7 @@ class AdaptConfig(_FromDict):
     lr: float = 0.1  # SGD learning rate; below the meta-training inner lr for many steps
     eps: float = 0.1  # FGSM budget of the adversarial copies (0 or adversarial=False: clean)
     adversarial: bool = True  # clean + FGSM copies regenerated each step; False: clean only
+    random_start: bool = False  # FGSM copies from a random point of the eps-ball (Wong 2020)
 
     def __post_init__(self) -> None:
         _require(0 <= self.steps <= 1000, "steps must be in 0..1000")

@@ -1,46 +1,50 @@
 """Episode evaluation under attack: accuracy per (attack, eps), 95% CIs, sanity checks.
 
 Each episode adapts the initialization to its support set exactly as the service does, deploys
-the frozen-norm model, and attacks every query image white-box in eval mode. ``worst`` counts a
-query as correct only when it survives every attack at that eps. Sanity checks follow Carlini et
-al. 2019 ("On Evaluating Adversarial Robustness").
+the frozen-norm model, and attacks every query image in eval mode with each attack of the suite
+(:mod:`models.attack_suite`). ``worst`` counts a query as correct only when it survives every
+white-box attack at that eps. A black-box attack (Square) runs on every ``blackbox_every``-th
+episode as the gradient-masking alarm of the sanity checks (:mod:`models.sanity`).
 """
 
 from __future__ import annotations
 
-import itertools
 import math
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 
 import torch
 from torch import Tensor
 
 from models.adapt import adapt_and_deploy
-from models.attacks import fgsm, pgd
+from models.attack_suite import (
+    LEGACY_ATTACKS,
+    STRONG_SUITE,
+    Attack,
+    correct,
+    parse_attacks,
+    runnable,
+    suite_correctness,
+)
 from models.config import AdaptConfig, BackboneConfig, HeadInit
 from models.episodes import EpisodeSampler
 from models.networks import FewShotNet, Params
+from models.sanity import SANITY_EPS, Check, sanity_checks
+
+__all__ = ["SANITY_EPS", "Cell", "Check", "attack_correctness", "evaluate_episodes"]
 
 DEFAULT_EPS_GRID = (0.0, 0.05, 0.1, 0.2)
-SANITY_EPS = 0.5  # large budget at which accuracy must fall to chance
-TOLERANCE = 0.01  # accuracy rises smaller than this are noise, not a failed check
+DEFAULT_ATTACKS = LEGACY_ATTACKS + tuple(a for a in STRONG_SUITE if not a.startswith("square"))
+DEFAULT_BLACKBOX = "square-1000"
 
 
 @dataclass(frozen=True)
 class Cell:
-    attack: str  # "clean", "fgsm", "pgd" or "worst"
+    attack: str  # "clean", an attack's name ("pgd-20", "apgd-t-100", ...), "worst"
     eps: float
     mean: float  # accuracy: mean over episodes, or over examples in a report
-    ci95: float  # half-width of the normal 95% confidence interval of the mean
+    ci95: float  # half-width of the 95% confidence interval of the mean
     n: int  # episodes (episode evaluation) or examples (robustness report) behind the mean
-
-
-@dataclass(frozen=True)
-class Check:
-    name: str
-    passed: bool
-    detail: str
 
 
 def mean_ci95(values: Sequence[float]) -> tuple[float, float]:
@@ -53,33 +57,24 @@ def mean_ci95(values: Sequence[float]) -> tuple[float, float]:
     return mean, 1.96 * math.sqrt(variance / n)
 
 
-@torch.no_grad()
-def _correct(model: FewShotNet, x: Tensor, y: Tensor) -> Tensor:
-    return model(x).argmax(1) == y
-
-
 def attack_correctness(
     model: FewShotNet,
     x: Tensor,
     y: Tensor,
     *,
     eps_grid: Sequence[float],
-    pgd_steps: int,
-    generator: torch.Generator | None = None,
+    attacks: Sequence[Attack],
+    generator: torch.Generator,
 ) -> dict[tuple[str, float], Tensor]:
-    """Per-example correctness (bool ``[B]``) of a deployed model for each (attack, eps)."""
-    clean = _correct(model, x, y)
+    """Per-example correctness (bool ``[B]``) of a deployed model for each (attack, eps), with
+    ``("clean", 0)``, ``("worst", eps)`` and ``("white-box", eps)``."""
+    clean = correct(model, x, y)
     results = {("clean", 0.0): clean}
     for eps in eps_grid:
-        if eps == 0:
-            for attack in ("fgsm", "pgd", "worst"):
-                results[(attack, 0.0)] = clean
-            continue
-        by_fgsm = _correct(model, fgsm(model, x, y, eps=eps), y)
-        by_pgd = _correct(model, pgd(model, x, y, eps=eps, steps=pgd_steps, generator=generator), y)
-        results[("fgsm", eps)] = by_fgsm
-        results[("pgd", eps)] = by_pgd
-        results[("worst", eps)] = clean & by_fgsm & by_pgd
+        outcome = suite_correctness(
+            model, x, y, attacks=attacks, eps=eps, generator=generator, clean=clean
+        )
+        results.update({(name, float(eps)): value for name, value in outcome.items()})
     return results
 
 
@@ -92,7 +87,10 @@ class EpisodeEvaluation:
     query: int
     episodes: int
     adapt: AdaptConfig
-    pgd_steps: int
+    attacks: list[str]  # the white-box suite behind ``worst``
+    blackbox: str | None  # the black-box attack of the gradient-masking check
+    blackbox_episodes: int  # episodes the black-box attack ran on
+    skipped: dict[str, str] = field(default_factory=dict)  # attacks that could not run, and why
 
     def to_dict(self) -> dict[str, object]:
         return asdict(self)
@@ -110,7 +108,9 @@ def evaluate_episodes(
     adapt_config: AdaptConfig,
     head_init: HeadInit = "proto",
     eps_grid: Sequence[float] = DEFAULT_EPS_GRID,
-    pgd_steps: int = 20,
+    attacks: Sequence[Attack] | str = DEFAULT_ATTACKS,
+    blackbox: Attack | str | None = DEFAULT_BLACKBOX,
+    blackbox_every: int = 10,
     seed: int = 0,
     sanity: bool = True,
     device: torch.device | str = "cpu",
@@ -121,7 +121,10 @@ def evaluate_episodes(
     With ``sanity`` the grid is extended with eps 0.5 for the chance-level check.
     """
     grid = sorted({0.0, *eps_grid, *((SANITY_EPS,) if sanity else ())})
+    suite, skipped = runnable(parse_attacks(attacks), sampler.way)
+    black = parse_attacks([blackbox])[0] if isinstance(blackbox, str) else blackbox
     per_cell: dict[tuple[str, float], list[float]] = {}
+    paired: dict[float, list[tuple[float, float]]] = {}
     generator = torch.Generator().manual_seed(seed)
     for index in range(episodes):
         task = sampler.episode(index, device=device)
@@ -134,63 +137,42 @@ def evaluate_episodes(
             adapt_config=adapt_config,
             head_init=head_init,
         )
+        attacked = (task.x_query, task.y_query)
         outcome = attack_correctness(
-            model,
-            task.x_query,
-            task.y_query,
-            eps_grid=grid,
-            pgd_steps=pgd_steps,
-            generator=generator,
+            model, *attacked, eps_grid=grid, attacks=suite, generator=generator
         )
-        for key, correct in outcome.items():
-            per_cell.setdefault(key, []).append(correct.double().mean().item())
+        if black is not None and index % blackbox_every == 0:
+            by_black = attack_correctness(
+                model, *attacked, eps_grid=grid, attacks=[black], generator=generator
+            )
+            for eps in grid:
+                black_accuracy = by_black[(black.name, eps)].double().mean().item()
+                white = outcome[("worst", eps)].double().mean().item()
+                paired.setdefault(eps, []).append((black_accuracy, white))
+                per_cell.setdefault((black.name, eps), []).append(black_accuracy)
+        for key, correct_now in outcome.items():
+            if key[0] != "white-box":
+                per_cell.setdefault(key, []).append(correct_now.double().mean().item())
         if on_episode is not None:
             on_episode(index + 1, episodes)
     cells = [
-        Cell(attack, eps, *mean_ci95(values), episodes)
+        Cell(attack, eps, *mean_ci95(values), len(values))
         for (attack, eps), values in sorted(per_cell.items(), key=lambda kv: (kv[0][1], kv[0][0]))
+    ]
+    pairs = [
+        (eps, sum(b for b, _ in rows) / len(rows), sum(w for _, w in rows) / len(rows))
+        for eps, rows in sorted(paired.items())
     ]
     return EpisodeEvaluation(
         cells=cells,
-        checks=sanity_checks(cells, chance=1 / sampler.way),
+        checks=sanity_checks(cells, chance=1 / sampler.way, blackbox_pairs=pairs),
         way=sampler.way,
         shot=sampler.shot,
         query=sampler.query,
         episodes=episodes,
         adapt=adapt_config,
-        pgd_steps=pgd_steps,
+        attacks=[a.name for a in suite],
+        blackbox=None if black is None else black.name,
+        blackbox_episodes=len(paired.get(0.0, [])),
+        skipped=skipped,
     )
-
-
-def sanity_checks(cells: Sequence[Cell], *, chance: float) -> list[Check]:
-    """Accuracy does not rise with eps; PGD <= FGSM; PGD at eps 0.5 near chance."""
-    by_key = {(c.attack, c.eps): c.mean for c in cells}
-    checks = []
-    for attack in ("fgsm", "pgd"):
-        series = sorted((eps, acc) for (a, eps), acc in by_key.items() if a == attack)
-        rises = [
-            f"{a:.3f}@{e0:g} -> {b:.3f}@{e1:g}"
-            for (e0, a), (e1, b) in itertools.pairwise(series)
-            if b > a + TOLERANCE
-        ]
-        checks.append(
-            Check(f"{attack}_monotone", not rises, "; ".join(rises) or "never rises with eps")
-        )
-    stronger = [
-        f"eps {eps:g}: pgd {by_key[('pgd', eps)]:.3f} > fgsm {acc:.3f}"
-        for (attack, eps), acc in by_key.items()
-        if attack == "fgsm" and eps > 0 and by_key[("pgd", eps)] > acc + TOLERANCE
-    ]
-    checks.append(Check("pgd_le_fgsm", not stronger, "; ".join(stronger) or "holds at every eps"))
-    if ("pgd", SANITY_EPS) in by_key:
-        large = by_key[("pgd", SANITY_EPS)]
-        limit = chance + 0.1
-        checks.append(
-            Check(
-                "chance_at_large_eps",
-                large <= limit,
-                f"pgd accuracy {large:.3f} at eps {SANITY_EPS} (chance {chance:.3f}, "
-                f"limit {limit:.3f})",
-            )
-        )
-    return checks

@@ -7,8 +7,14 @@ ADML (Yin et al. 2018, arXiv 1806.03316), per task with support S and query Q:
 3. task loss ``L(theta_c, Q_adv) + L(theta_a, Q)`` (the cross update)
 
 MAML (Finn et al. 2017) is the same code with the attacks off: ``L(theta_c, Q)``. With
-``eps = 0`` ADML's loss is exactly twice MAML's. Adversarial images are data: no gradient flows
-through their construction. Tasks are looped over, never vmapped: ``vmap`` with BatchNorm gives
+``eps = 0`` ADML's loss is exactly twice MAML's. Adversarial querying ("aq", Goldblum et al.
+2020) adapts on clean support only and scores ``L(theta_c, Q_adv)``.
+
+Options (``MetaConfig``): the attack that makes the adversarial copies (ADML's FGSM, FGSM with a
+random start, or a few PGD steps), a linear eps ramp, and a TRADES term (Zhang et al. 2019)
+that replaces ``L(theta_c, Q_adv)`` by ``L(theta_c, Q) + beta * KL(f_c(Q) || f_c(Q_adv))``.
+Adversarial images are data: no gradient flows through their construction.
+Tasks are looped over, never vmapped: ``vmap`` with BatchNorm gives
 a wrong second-order gradient (functorch issue 534).
 """
 
@@ -20,7 +26,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from models.attacks import fgsm
+from models.attacks import fgsm, fgsm_rs, pgd
 from models.config import MetaConfig
 from models.networks import FewShotNet, Params, backbone_params, init_head, logits_of
 
@@ -71,8 +77,35 @@ def _accuracy(logits: Tensor, y: Tensor) -> float:
     return (logits.argmax(1) == y).double().mean().item()
 
 
-def task_loss(model: FewShotNet, theta: Params, task: Task, config: MetaConfig) -> TaskResult:
-    """Meta-loss of one task (ADML or MAML per ``config.algo``), differentiable in ``theta``."""
+def training_attack(
+    model: FewShotNet, params: Params, x: Tensor, y: Tensor, config: MetaConfig, eps: float
+) -> Tensor:
+    """The adversarial copies of meta-training: ``config.attack`` at ``eps`` against ``params``."""
+    if config.attack == "fgsm-rs":
+        return fgsm_rs(model, x, y, eps=eps, params=params)
+    if config.attack == "pgd":
+        return pgd(model, x, y, eps=eps, steps=config.attack_steps, params=params)
+    return fgsm(model, x, y, eps=eps, params=params)
+
+
+def _robust_term(logits_clean: Tensor, logits_adv: Tensor, y: Tensor, trades: float) -> Tensor:
+    if trades == 0:
+        return F.cross_entropy(logits_adv, y)
+    divergence = F.kl_div(
+        F.log_softmax(logits_adv, 1),
+        F.log_softmax(logits_clean, 1),
+        log_target=True,
+        reduction="batchmean",
+    )
+    return F.cross_entropy(logits_clean, y) + trades * divergence
+
+
+def task_loss(
+    model: FewShotNet, theta: Params, task: Task, config: MetaConfig, *, eps: float | None = None
+) -> TaskResult:
+    """Meta-loss of one task (``config.algo``), differentiable in ``theta``; ``eps`` overrides
+    ``config.eps`` (the ramp)."""
+    eps = config.eps if eps is None else eps
     head = init_head(model, theta, task.x_support, task.y_support, config.way, config.head_init)
     theta_task = {**theta, **head}
     adapt_kwargs = {
@@ -81,21 +114,20 @@ def task_loss(model: FewShotNet, theta: Params, task: Task, config: MetaConfig) 
         "create_graph": not config.first_order,
     }
     theta_c = inner_adapt(model, theta_task, task.x_support, task.y_support, **adapt_kwargs)
+    logits_c = logits_of(model, theta_c, task.x_query)
+    clean_accuracy = _accuracy(logits_c, task.y_query)
     if config.algo == "maml":
-        logits = logits_of(model, theta_c, task.x_query)
-        loss = F.cross_entropy(logits, task.y_query)
-        return TaskResult(loss, _accuracy(logits, task.y_query), None)
+        return TaskResult(F.cross_entropy(logits_c, task.y_query), clean_accuracy, None)
 
-    x_support_adv = fgsm(model, task.x_support, task.y_support, eps=config.eps, params=theta_task)
-    theta_a = inner_adapt(model, theta_task, x_support_adv, task.y_support, **adapt_kwargs)
-    x_query_adv = fgsm(model, task.x_query, task.y_query, eps=config.eps, params=theta_c)
+    x_query_adv = training_attack(model, theta_c, task.x_query, task.y_query, config, eps)
     logits_c_adv = logits_of(model, theta_c, x_query_adv)
-    logits_a_clean = logits_of(model, theta_a, task.x_query)
-    loss = F.cross_entropy(logits_c_adv, task.y_query) + F.cross_entropy(
-        logits_a_clean, task.y_query
-    )
-    with torch.no_grad():
-        clean_accuracy = _accuracy(logits_of(model, theta_c, task.x_query), task.y_query)
+    loss = _robust_term(logits_c, logits_c_adv, task.y_query, config.trades)
+    if config.algo == "adml":
+        x_support_adv = training_attack(
+            model, theta_task, task.x_support, task.y_support, config, eps
+        )
+        theta_a = inner_adapt(model, theta_task, x_support_adv, task.y_support, **adapt_kwargs)
+        loss = loss + F.cross_entropy(logits_of(model, theta_a, task.x_query), task.y_query)
     return TaskResult(loss, clean_accuracy, _accuracy(logits_c_adv, task.y_query))
 
 
@@ -107,7 +139,12 @@ class StepMetrics:
 
 
 def accumulate_meta_gradient(
-    model: FewShotNet, tasks: list[Task], config: MetaConfig, *, scale: float | None = None
+    model: FewShotNet,
+    tasks: list[Task],
+    config: MetaConfig,
+    *,
+    scale: float | None = None,
+    eps: float | None = None,
 ) -> StepMetrics:
     """Add ``scale * sum_t d task_loss_t / d theta`` into the backbone's ``.grad``.
 
@@ -118,7 +155,7 @@ def accumulate_meta_gradient(
     weight = 1.0 / len(tasks) if scale is None else scale
     losses, clean, adversarial = [], [], []
     for task in tasks:
-        result = task_loss(model, theta, task, config)
+        result = task_loss(model, theta, task, config, eps=eps)
         (result.loss * weight).backward()
         losses.append(result.loss.item())
         clean.append(result.clean_accuracy)

@@ -17,9 +17,10 @@ import torch
 from torch import Tensor
 
 from models.adapt import adapt_and_deploy
+from models.attack_suite import Attack, parse_attacks, runnable
 from models.config import AdaptConfig, BackboneConfig, HeadInit
 from models.decode import DataError, InputSpec, decode_for
-from models.evaluation import attack_correctness
+from models.evaluation import DEFAULT_ATTACKS, DEFAULT_BLACKBOX, attack_correctness
 from models.networks import Params
 
 
@@ -76,12 +77,18 @@ def evaluate_runs(
     adapt_config: AdaptConfig,
     head_init: HeadInit = "proto",
     eps_grid: Sequence[float],
-    pgd_steps: int = 20,
+    attacks: Sequence[Attack] | str = DEFAULT_ATTACKS,
+    blackbox: Attack | str | None = DEFAULT_BLACKBOX,
     seed: int = 0,
     device: torch.device | str = "cpu",
 ) -> dict[str, Any]:
-    """Error rates: ``clean_error`` overall, ``{attack}_error`` per eps, and per run."""
+    """Error rates per eps: ``clean_error``; ``fgsm_error`` and ``pgd_error`` (FGSM and the
+    first PGD of the suite, the keys of earlier versions); ``worst_error`` (the per-image worst
+    case over the white-box suite); every attack's own under ``attack_errors``; the black-box
+    check under ``blackbox_error``; and the same per run."""
     grid = sorted({0.0, *eps_grid})
+    suite, skipped = runnable(parse_attacks(attacks), len(runs[0].x_train) if runs else 2)
+    black = parse_attacks([blackbox])[0] if isinstance(blackbox, str) else blackbox
     wrong: dict[tuple[str, float], int] = {}
     per_run = {}
     total = 0
@@ -99,14 +106,15 @@ def evaluate_runs(
             adapt_config=adapt_config,
             head_init=head_init,
         )
+        attacked = (x_test, run.y_test.to(device))
         outcome = attack_correctness(
-            model,
-            x_test,
-            run.y_test.to(device),
-            eps_grid=grid,
-            pgd_steps=pgd_steps,
-            generator=generator,
+            model, *attacked, eps_grid=grid, attacks=suite, generator=generator
         )
+        if black is not None:  # its own cells only: worst stays over the white-box suite
+            by_black = attack_correctness(
+                model, *attacked, eps_grid=grid, attacks=[black], generator=generator
+            )
+            outcome.update({key: value for key, value in by_black.items() if key[0] == black.name})
         errors = {key: int((~correct).sum()) for key, correct in outcome.items()}
         for key, count in errors.items():
             wrong[key] = wrong.get(key, 0) + count
@@ -116,15 +124,24 @@ def evaluate_runs(
             **{
                 f"{attack}_error@{eps:g}": count / len(x_test)
                 for (attack, eps), count in errors.items()
-                if attack != "clean" and eps > 0
+                if attack not in ("clean", "white-box") and eps > 0
             },
         }
-    result: dict[str, Any] = {"clean_error": wrong[("clean", 0.0)] / total}
-    for attack in ("fgsm", "pgd", "worst"):
-        result[f"{attack}_error"] = {
-            f"{eps:g}": wrong[(attack, eps)] / total for eps in grid if (attack, eps) in wrong
-        }
-    result.update(
-        {"runs": per_run, "items": total, "pgd_steps": pgd_steps, "adapt": adapt_config.__dict__}
-    )
+
+    def rates(attack: str | None) -> dict[str, float]:
+        return {f"{eps:g}": wrong[(attack, eps)] / total for eps in grid if (attack, eps) in wrong}
+
+    first_pgd = next((a.name for a in suite if a.kind == "pgd"), None)
+    result: dict[str, Any] = {
+        "clean_error": wrong[("clean", 0.0)] / total,
+        "fgsm_error": rates("fgsm"),
+        "pgd_error": rates(first_pgd),
+        "worst_error": rates("worst"),
+        "attack_errors": {attack.name: rates(attack.name) for attack in suite},
+        "blackbox_error": rates(None if black is None else black.name),
+        "attacks": [attack.name for attack in suite],
+        "blackbox": None if black is None else black.name,
+        "skipped": skipped,
+    }
+    result.update({"runs": per_run, "items": total, "adapt": adapt_config.__dict__})
     return result

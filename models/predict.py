@@ -1,5 +1,6 @@
 """Predictions of a deployed (frozen-norm) model: top-k labels and, on request, whether each
-label survives a PGD attack."""
+label survives an attack (``PREDICT_ATTACK``, whose gap to the full suite docs/robustness.md
+measures)."""
 
 from __future__ import annotations
 
@@ -8,9 +9,9 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from models.attacks import pgd
+from models.attack_suite import Attack
 from models.networks import FewShotNet
-from models.service_jobs import REPORT_PGD_STEPS
+from models.service_jobs import PREDICT_ATTACK
 
 
 def predict(
@@ -20,11 +21,11 @@ def predict(
     *,
     top_k: int,
     robustness_eps: float | None = None,
-    pgd_steps: int = REPORT_PGD_STEPS,
+    attack: Attack = PREDICT_ATTACK,
 ) -> list[dict[str, Any]]:
     """One answer per image of uint8 ``images`` ``[n, C, S, S]``, in order: the label and the
     ``top_k`` classes with probabilities; with ``robustness_eps``, whether the label survives
-    an L-inf PGD attack of that budget (``pgd_steps`` iterations, fixed seed)."""
+    ``attack`` (L-inf, that budget, fixed seed) aimed at changing it."""
     x = images.float() / 255.0
     with torch.no_grad():
         probabilities = torch.softmax(model(x), dim=1)
@@ -32,7 +33,7 @@ def predict(
     survives = None
     if robustness_eps is not None:
         generator = torch.Generator().manual_seed(0)
-        x_adv = pgd(model, x, labels, eps=robustness_eps, steps=pgd_steps, generator=generator)
+        x_adv = attack(model, x, labels, eps=robustness_eps, generator=generator)
         with torch.no_grad():
             survives = (model(x_adv).argmax(1) == labels).tolist()
     k = min(top_k, len(classes))
@@ -48,7 +49,7 @@ def predict(
         }
         if survives is not None:
             answer["robustness"] = {
-                "attack": f"pgd-{pgd_steps}",
+                "attack": attack.name,
                 "eps": robustness_eps,
                 "label_survives": bool(survives[i]),
             }

@@ -1,16 +1,21 @@
 """The robustness report of an adapted model, as the service states it.
 
-Accuracy per eps under FGSM, PGD and their per-example worst case, for the adversarial
-adaptation and for a clean-only fine-tune of the same initialization (the robustness gain).
-The examples come from a labelled validation set when the user sent one, else from k-fold
+Accuracy per eps under each attack of the suite and their per-example worst case, for the
+adversarial adaptation and for a clean-only fine-tune of the same initialization (the robustness
+gain). The examples come from a labelled validation set when the user sent one, else from k-fold
 cross-validation over the support set (k = min(shots, 5), stratified by class) when every class
 has at least 2 shots; otherwise the estimate is unavailable, and the report says so.
+
+Attacks run one after the other over every fold, variant and eps, cheapest first; once the time
+budget is spent the remaining attacks are skipped and the report names them (the worst case is
+then over the attacks that ran, and says so).
 """
 
 from __future__ import annotations
 
 import dataclasses
 import math
+import time
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -18,24 +23,40 @@ import torch
 from torch import Tensor
 
 from models.adapt import adapt_and_deploy
+from models.attack_suite import Attack, correct, parse_attacks, runnable, suite_correctness
 from models.config import AdaptConfig, BackboneConfig, HeadInit
-from models.evaluation import SANITY_EPS, Cell, attack_correctness, sanity_checks
+from models.evaluation import SANITY_EPS, Cell
 from models.networks import FewShotNet, Params
+from models.sanity import sanity_checks
 
 Progress = Callable[[], None]  # called once per adaptation done (may raise to cancel)
 
 
-def threat_model(eps_grid: Sequence[float], pgd_steps: int) -> dict[str, Any]:
+DESCRIPTIONS = {
+    "fgsm": "FGSM (Goodfellow et al. 2015): one signed-gradient step of size eps",
+    "pgd": "PGD (Madry et al. 2018): {budget} steps of 2.5*eps/{budget} from a random start, "
+    "{restarts} restart(s)",
+    "apgd-ce": "APGD-CE (Croce & Hein 2020): {budget} steps, cross-entropy loss",
+    "apgd-dlr": "APGD-DLR (Croce & Hein 2020): {budget} steps, DLR loss",
+    "apgd-t": "APGD-T (Croce & Hein 2020): {budget} steps per target, targeted DLR loss",
+    "square": "Square Attack (Andriushchenko et al. 2020): black-box, {budget} queries",
+}
+
+
+def threat_model(eps_grid: Sequence[float], attacks: Sequence[Attack]) -> dict[str, Any]:
     return {
         "norm": "L-inf",
         "pixel_range": [0.0, 1.0],
         "eps_grid": list(eps_grid),
-        "attacker": "white-box, knows the adapted weights; attacks each image on its own",
+        "attacker": "knows the adapted weights (white-box) or only its scores (black-box); "
+        "attacks each image on its own",
         "attacks": {
-            "fgsm": "Goodfellow et al. 2015, one signed-gradient step of size eps",
-            "pgd": f"Madry et al. 2018, random start, {pgd_steps} steps of 2.5*eps/{pgd_steps}",
-            "worst": "an example counts as correct only if it survives every attack",
-        },
+            attack.name: DESCRIPTIONS[attack.kind].format(
+                budget=attack.budget, restarts=attack.restarts
+            )
+            for attack in attacks
+        }
+        | {"worst": "an example counts as correct only if it survives every attack that ran"},
     }
 
 
@@ -61,20 +82,85 @@ def cells_from_correctness(correct: dict[tuple[str, float], list[Tensor]]) -> li
     return cells
 
 
-def _score(
-    models: dict[str, FewShotNet],
-    x: Tensor,
-    y: Tensor,
+Deployed = list[tuple[dict[str, FewShotNet], Tensor, Tensor]]  # per fold: models, x, y held out
+Correctness = dict[str, dict[tuple[str, float], list[Tensor]]]  # variant -> (attack, eps) -> folds
+
+
+def _splits(x_support, y_support, x_val, y_val, n_way) -> tuple[list[tuple], str]:
+    if x_val is not None and y_val is not None and len(y_val) > 0:
+        return [(x_support, y_support, x_val, y_val)], "validation set uploaded by the user"
+    splits = [
+        (x_support[~mask], y_support[~mask], x_support[mask], y_support[mask])
+        for mask in folds_of(y_support, n_way)
+    ]
+    return splits, f"{len(splits)}-fold cross-validation over the support set"
+
+
+def _attack_all(
+    deployed: Deployed,
+    attacks: Sequence[Attack],
     grid: Sequence[float],
-    pgd_steps: int,
     seed: int,
-    into: dict[str, dict[tuple[str, float], list[Tensor]]],
-) -> None:
-    for name, model in models.items():
-        gen = torch.Generator().manual_seed(seed)
-        outcome = attack_correctness(model, x, y, eps_grid=grid, pgd_steps=pgd_steps, generator=gen)
-        for key, correct in outcome.items():
-            into[name].setdefault(key, []).append(correct.cpu())
+    time_budget_s: float,
+) -> tuple[Correctness, list[Attack], dict[str, str]]:
+    """Every attack over every fold, variant and eps, in order, while the budget lasts (the
+    first attack always runs); per-example correctness, the attacks run, the ones skipped."""
+    started = time.monotonic()
+    by_variant: Correctness = {}
+    clean = {}
+    for fold, (models, x, y) in enumerate(deployed):
+        for name, model in models.items():
+            clean[(fold, name)] = correct(model, x, y)
+            by_variant.setdefault(name, {}).setdefault(("clean", 0.0), []).append(
+                clean[(fold, name)].cpu()
+            )
+    ran: list[Attack] = []
+    skipped: dict[str, str] = {}
+    for attack in attacks:
+        if ran and time.monotonic() - started > time_budget_s:
+            skipped[attack.name] = f"time budget of {time_budget_s:g} s spent"
+            continue
+        ran.append(attack)
+        for fold, (models, x, y) in enumerate(deployed):
+            for name, model in models.items():
+                generator = torch.Generator().manual_seed(seed + fold)
+                for eps in grid:
+                    outcome = suite_correctness(
+                        model,
+                        x,
+                        y,
+                        attacks=[attack],
+                        eps=eps,
+                        generator=generator,
+                        clean=clean[(fold, name)],
+                    )
+                    by_variant[name].setdefault((attack.name, eps), []).append(
+                        outcome[attack.name].cpu()
+                    )
+    white = [a for a in ran if a.white_box]
+    for by_key in by_variant.values():
+        for eps in grid:
+            for combined, members in (("worst", ran), ("white-box", white)):
+                parts = [by_key[("clean", 0.0)]] + [by_key[(a.name, eps)] for a in members]
+                by_key[(combined, eps)] = [
+                    torch.stack(fold_parts).all(0) for fold_parts in zip(*parts, strict=True)
+                ]
+    return by_variant, ran, skipped
+
+
+def _blackbox_pairs(
+    by_key: dict[tuple[str, float], list[Tensor]], ran: Sequence[Attack]
+) -> list[tuple[float, float, float]]:
+    """(eps, black-box accuracy, white-box worst accuracy) on the same examples, per eps."""
+    black = [a for a in ran if not a.white_box]
+    if not black or not any(a.white_box for a in ran):
+        return []
+    pairs = []
+    for _, eps in sorted(k for k in by_key if k[0] == black[0].name):
+        accuracy = torch.cat(by_key[(black[0].name, eps)]).double().mean().item()
+        white = torch.cat(by_key[("white-box", eps)]).double().mean().item()
+        pairs.append((eps, accuracy, white))
+    return pairs
 
 
 def robustness_report(
@@ -89,7 +175,8 @@ def robustness_report(
     x_val: Tensor | None = None,
     y_val: Tensor | None = None,
     eps_grid: Sequence[float] = (0.0, 0.05, 0.1, 0.2),
-    pgd_steps: int = 20,
+    attacks: Sequence[Attack] | str = "fgsm,pgd-20",
+    time_budget_s: float = math.inf,
     seed: int = 0,
     on_adapted: Progress | None = None,
 ) -> dict[str, Any]:
@@ -97,34 +184,24 @@ def robustness_report(
     grid = sorted({0.0, *eps_grid, SANITY_EPS})
     clean_config = dataclasses.replace(adapt_config, adversarial=False)
     variants = {"robust": adapt_config, "clean_only": clean_config}
-    base = {
-        "threat_model": threat_model(eps_grid, pgd_steps),
-        "adapt": dataclasses.asdict(adapt_config),
-    }
-    if x_val is not None and y_val is not None and len(y_val) > 0:
-        splits = [(x_support, y_support, x_val, y_val)]
-        source = "validation set uploaded by the user"
-    else:
-        splits = [
-            (x_support[~mask], y_support[~mask], x_support[mask], y_support[mask])
-            for mask in folds_of(y_support, n_way)
-        ]
-        source = f"{len(splits)}-fold cross-validation over the support set"
+    suite, skipped = runnable(parse_attacks(attacks), n_way)
+    splits, source = _splits(x_support, y_support, x_val, y_val, n_way)
     if not splits:
         return {
-            **base,
+            "threat_model": threat_model(eps_grid, suite),
+            "adapt": dataclasses.asdict(adapt_config),
             "available": False,
             "source": None,
             "examples": 0,
             "reason": "one shot per class and no validation set: there is nothing held out to "
             "measure robustness on. Upload labelled validation images for a report.",
         }
-    correct: dict[str, dict[tuple[str, float], list[Tensor]]] = {name: {} for name in variants}
+    deployed: Deployed = []
     for fold, (x_fit, y_fit, x_held, y_held) in enumerate(splits):
-        deployed = {}
+        models = {}
         for name, variant in variants.items():
             torch.manual_seed(seed + fold)
-            deployed[name] = adapt_and_deploy(
+            models[name] = adapt_and_deploy(
                 config,
                 backbone,
                 x_fit,
@@ -135,24 +212,31 @@ def robustness_report(
             )
             if on_adapted is not None:
                 on_adapted()
-        _score(deployed, x_held, y_held, grid, pgd_steps, seed + fold, correct)
-    cells = {name: cells_from_correctness(by_key) for name, by_key in correct.items()}
-    by_key = {name: {(c.attack, c.eps): c for c in cs} for name, cs in cells.items()}
+        deployed.append((models, x_held, y_held))
+    correct_by, ran, over_budget = _attack_all(deployed, suite, grid, seed, time_budget_s)
+    cells = {
+        name: [c for c in cells_from_correctness(by_key) if c.attack != "white-box"]
+        for name, by_key in correct_by.items()
+    }
+    worst = {name: {c.eps: c.mean for c in cs if c.attack == "worst"} for name, cs in cells.items()}
     return {
-        **base,
+        "threat_model": threat_model(eps_grid, ran),
+        "adapt": dataclasses.asdict(adapt_config),
+        "attacks_skipped": {**skipped, **over_budget},
         "available": True,
         "source": source,
-        "examples": int(sum(len(s[3]) for s in splits)),
+        "examples": int(sum(len(split[3]) for split in splits)),
         "robust": [dataclasses.asdict(c) for c in cells["robust"]],
         "clean_only": [dataclasses.asdict(c) for c in cells["clean_only"]],
-        "gain": {
-            f"{eps:g}": by_key["robust"][("worst", eps)].mean
-            - by_key["clean_only"][("worst", eps)].mean
-            for eps in grid
-        },
+        "gain": {f"{eps:g}": worst["robust"][eps] - worst["clean_only"][eps] for eps in grid},
         "checks": {
-            name: [dataclasses.asdict(c) for c in sanity_checks(cs, chance=1 / n_way)]
-            for name, cs in cells.items()
+            name: [
+                dataclasses.asdict(c)
+                for c in sanity_checks(
+                    cells[name], chance=1 / n_way, blackbox_pairs=_blackbox_pairs(by_key, ran)
+                )
+            ]
+            for name, by_key in correct_by.items()
         },
     }
 
@@ -160,3 +244,32 @@ def robustness_report(
 def adaptations_needed(y_support: Tensor, n_way: int, has_validation: bool) -> int:
     """How many adaptations :func:`robustness_report` will run (for progress totals)."""
     return 2 * (1 if has_validation else len(folds_of(y_support, n_way)))
+
+
+def evaluate_model(
+    model: FewShotNet,
+    x: Tensor,
+    y: Tensor,
+    *,
+    n_way: int,
+    eps_grid: Sequence[float],
+    attacks: Sequence[Attack] | str,
+    time_budget_s: float = math.inf,
+    seed: int = 0,
+) -> dict[str, Any]:
+    """One deployed model's accuracy under the suite on labelled images (an evaluation job)."""
+    grid = sorted({0.0, *eps_grid, SANITY_EPS})
+    suite, skipped = runnable(parse_attacks(attacks), n_way)
+    correct_by, ran, over_budget = _attack_all(
+        [({"model": model}, x, y)], suite, grid, seed, time_budget_s
+    )
+    by_key = correct_by["model"]
+    cells = [c for c in cells_from_correctness(by_key) if c.attack != "white-box"]
+    checks = sanity_checks(cells, chance=1 / n_way, blackbox_pairs=_blackbox_pairs(by_key, ran))
+    return {
+        "threat_model": threat_model(eps_grid, ran),
+        "attacks_skipped": {**skipped, **over_budget},
+        "examples": len(y),
+        "cells": [dataclasses.asdict(c) for c in cells],
+        "checks": [dataclasses.asdict(c) for c in checks],
+    }

@@ -1,17 +1,23 @@
 """The service's jobs as typed settings: built by the API (app/), read by the worker (worker/),
-stored as JSON on the job record. The attack budget of reports, evaluations and robustness
-flags, and the bounds of adaptation settings, are defined here once."""
+stored as JSON on the job record. The attacks of reports, evaluations and robustness flags,
+and the bounds of adaptation settings, are defined here once."""
 
 from __future__ import annotations
 
 import json
 from dataclasses import asdict, dataclass
 
+from models.attack_suite import LEGACY_ATTACKS, STRONG_SUITE, parse_attack, parse_attacks
 from models.config import AdaptConfig, ConfigError
 from models.evaluation import DEFAULT_EPS_GRID
 
-REPORT_PGD_STEPS = 20  # PGD iterations of reports, evaluations and prediction robustness flags
+# Reports and evaluations: the legacy attacks (cheap, for the sanity checks), then the strong
+# suite, the black-box check before PGD with restarts (the costliest, least often decisive).
+REPORT_ATTACKS = LEGACY_ATTACKS + tuple(sorted(STRONG_SUITE, key=lambda a: a.startswith("pgd")))
+REPORT_TIME_BUDGET_S = 120.0  # seconds of attacks per job; the attacks left are skipped, named
 REPORT_EPS_GRID = DEFAULT_EPS_GRID  # the eps values a report and an evaluation cover
+# The prediction robustness flag: its gap to the full suite is measured in docs/robustness.md.
+PREDICT_ATTACK = parse_attack("apgd-ce-20")
 ADAPT_LR_BOUNDS = (1e-6, 1.0)  # the adaptation learning rates the API accepts
 
 
@@ -20,21 +26,32 @@ class EvaluateJob:
     """Accuracy of an adapted model under attack, on labelled images."""
 
     eps_grid: tuple[float, ...] = REPORT_EPS_GRID  # attack budgets (L-inf, pixels in [0, 1])
-    pgd_steps: int = REPORT_PGD_STEPS  # iterations of the PGD attack
+    attacks: tuple[str, ...] = REPORT_ATTACKS  # run in this order (models.attack_suite names)
+    time_budget_s: float = REPORT_TIME_BUDGET_S  # attacks after this many seconds are skipped
 
     def __post_init__(self) -> None:
         if not self.eps_grid or any(not 0.0 <= eps <= 1.0 for eps in self.eps_grid):
             raise ConfigError(f"eps_grid must be values in [0, 1], got {self.eps_grid}")
-        if not 1 <= self.pgd_steps <= 1000:
-            raise ConfigError(f"pgd_steps must be in 1..1000, got {self.pgd_steps}")
+        parse_attacks(self.attacks)
+        if not 0 < self.time_budget_s <= 3600:
+            raise ConfigError(f"time_budget_s must be in (0, 3600], got {self.time_budget_s}")
 
     def to_json(self) -> str:
         return json.dumps(asdict(self))
 
+    @staticmethod
+    def _common(fields: dict) -> tuple:
+        # jobs queued by a version before the attack suite carry pgd_steps instead of attacks
+        legacy = ("fgsm", f"pgd-{int(fields.get('pgd_steps', 20))}")
+        return (
+            tuple(fields["eps_grid"]),
+            tuple(fields.get("attacks", legacy)),
+            float(fields.get("time_budget_s", REPORT_TIME_BUDGET_S)),
+        )
+
     @classmethod
     def from_json(cls, text: str) -> EvaluateJob:
-        fields = json.loads(text)
-        return cls(tuple(fields["eps_grid"]), int(fields["pgd_steps"]))
+        return cls(*cls._common(json.loads(text)))
 
 
 @dataclass(frozen=True)
@@ -59,8 +76,7 @@ class AdaptJob(EvaluateJob):
     def from_json(cls, text: str) -> AdaptJob:
         fields = json.loads(text)
         return cls(
-            tuple(fields["eps_grid"]),
-            int(fields["pgd_steps"]),
+            *cls._common(fields),
             int(fields["steps"]),
             float(fields["lr"]),
             float(fields["eps"]),

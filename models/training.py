@@ -73,6 +73,8 @@ def distributed_meta_step(
     tasks: list[Task],
     config: MetaConfig,
     ranks: Ranks,
+    *,
+    eps: float | None = None,
 ) -> StepMetrics:
     """One outer update where each rank holds only its share of the meta-batch's tasks.
 
@@ -80,7 +82,7 @@ def distributed_meta_step(
     rank takes the same optimizer step, so all ranks keep identical weights.
     """
     optimizer.zero_grad(set_to_none=True)
-    metrics = accumulate_meta_gradient(model, tasks, config, scale=1.0 / config.meta_batch)
+    metrics = accumulate_meta_gradient(model, tasks, config, scale=1.0 / config.meta_batch, eps=eps)
     if ranks.world == 1:
         optimizer.step()
         return metrics
@@ -130,7 +132,8 @@ def meta_train(
         started = time.perf_counter()
         base = state.iteration * config.meta_batch
         tasks = [sampler.episode(base + j, device=device) for j in ranks.share(config.meta_batch)]
-        metrics = distributed_meta_step(model, optimizer, tasks, config, ranks)
+        eps = config.eps_at(state.iteration)
+        metrics = distributed_meta_step(model, optimizer, tasks, config, ranks, eps=eps)
         state.iteration += 1
         state.wall_time_s += time.perf_counter() - started
         if on_step is not None:

@@ -30,13 +30,7 @@ from models.artifacts import (
 from models.base_models import BaseModels, UnknownBaseModel
 from models.config import ConfigError
 from models.decode import DataError
-from models.evaluation import SANITY_EPS, attack_correctness, sanity_checks
-from models.report import (
-    adaptations_needed,
-    cells_from_correctness,
-    robustness_report,
-    threat_model,
-)
+from models.report import adaptations_needed, evaluate_model, robustness_report
 from models.service_jobs import AdaptJob, EvaluateJob
 
 Progress = Callable[[int, int], None]  # (step done, total); raises to stop the job
@@ -125,7 +119,8 @@ def handle_adapt(ctx: HandlerContext, job: dict[str, str], progress: Progress) -
         x_val=x_val,
         y_val=y_val,
         eps_grid=settings.eps_grid,
-        pgd_steps=settings.pgd_steps,
+        attacks=settings.attacks,
+        time_budget_s=settings.time_budget_s,
         on_adapted=advance,
     )
     info = {
@@ -173,27 +168,21 @@ def handle_evaluate(ctx: HandlerContext, job: dict[str, str], progress: Progress
     model, info = load_adapted(weights, ctx.device)
     settings = EvaluateJob.from_json(job["settings"])
     x, y = _tensors(labelled, ctx.device)
-    grid = sorted({0.0, *settings.eps_grid, SANITY_EPS})
     progress(0, 1)
-    outcome = attack_correctness(
+    evaluation = evaluate_model(
         model,
         x,
         y,
-        eps_grid=grid,
-        pgd_steps=settings.pgd_steps,
-        generator=torch.Generator().manual_seed(0),
+        n_way=len(info["classes"]),
+        eps_grid=settings.eps_grid,
+        attacks=settings.attacks,
+        time_budget_s=settings.time_budget_s,
     )
-    cells = cells_from_correctness({key: [value.cpu()] for key, value in outcome.items()})
     progress(1, 1)
     result = {
         "model_id": job["model_id"],
-        "threat_model": threat_model(list(settings.eps_grid), settings.pgd_steps),
         "source": "labelled images sent with this evaluation",
-        "examples": len(y),
-        "cells": [dataclasses.asdict(c) for c in cells],
-        "checks": [
-            dataclasses.asdict(c) for c in sanity_checks(cells, chance=1 / len(info["classes"]))
-        ],
+        **evaluation,
     }
 
     def publish(pipe: redis.client.Pipeline) -> None:

@@ -31,13 +31,13 @@ from common.report_plot import report_png
 from models.artifacts import encode_images
 from models.decode import InputSpec
 from models.predict import predict as predict_images
-from models.service_jobs import REPORT_PGD_STEPS, EvaluateJob
+from models.service_jobs import PREDICT_ATTACK, EvaluateJob
 
 MAX_OFFSET = 1_000_000  # far above any tenant's model count; bounds what reaches Redis
 
 logger = logging.getLogger(__name__)
-# a robustness prediction runs PGD: a forward and a backward pass per step, per image
-ROBUSTNESS_COST = 1 + 2 * REPORT_PGD_STEPS  # in rate-limit units (a plain request: 1)
+# a robustness prediction runs PREDICT_ATTACK: a forward and a backward pass per step, per image
+ROBUSTNESS_COST = 1 + 2 * PREDICT_ATTACK.budget  # rate-limit units (a plain request: 1)
 router = APIRouter(prefix="/v1/models", tags=["models"], responses=API_ERRORS)
 
 
@@ -155,7 +155,7 @@ async def predict(
     caller: PredictCallerDep, model_id: ModelIdDep, request: Request, services: ServicesDep
 ) -> dict[str, Any]:
     """Labels and top-k probabilities in upload order; optionally whether each label survives
-    a PGD attack at ``eps`` (``robustness=true``)."""
+    an attack at ``eps`` (``robustness=true``; which one: PREDICT_ATTACK)."""
     await services.off_loop(_ready, services, model_id, caller.tenant)
     form = await read_form(request, services.settings)
     return await services.off_loop(_predict_form, form, services, model_id, caller)
@@ -181,7 +181,7 @@ def _predict_form(
     robust = robustness in ("true", "1")
     eps = parse_number(optional_text(form, "eps"), "eps", float, 0.0, settings.max_eps, 0.1)
     top_k = parse_number(optional_text(form, "top_k"), "top_k", int, 1, 50, 3)
-    if robust:  # PGD per image: charged by its cost (1 unit is paid)
+    if robust:  # an attack per image: charged by its cost (1 unit is paid)
         charge(services, caller, "predictions", ROBUSTNESS_COST - 1)
     loaded = services.cache.load(model_id, lambda: services.store.models.weights(model_id))
     if loaded is None:

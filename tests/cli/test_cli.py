@@ -58,19 +58,33 @@ def test_meta_train_resume_and_evaluate_on_omniglot(omniglot_path, tmp_path, mon
         "2",
         "--query",
         "2",
-        "--pgd-steps",
-        "2",
+        "--attacks",
+        "fgsm,pgd-2,apgd-ce-2,apgd-t-2",
+        "--blackbox",
+        "square-3",
         "--json",
     )
     assert evaluated.exit_code == 0, evaluated.output
     payload = json.loads(evaluated.stdout)
     assert payload["episodes"] == 2 and payload["split"] == "test"
     cells = {(c["attack"], c["eps"]): c for c in payload["cells"]}
-    assert {("clean", 0.0), ("pgd", 0.1), ("fgsm", 0.2), ("worst", 0.05), ("pgd", 0.5)} <= set(
-        cells
-    )
+    assert {
+        ("clean", 0.0),
+        ("pgd-2", 0.1),
+        ("fgsm", 0.2),
+        ("worst", 0.05),
+        ("apgd-t-2", 0.5),
+    } <= set(cells)
+    assert ("square-3", 0.1) in cells and payload["blackbox_episodes"] == 1
+    assert payload["attacks"] == ["fgsm", "pgd-2", "apgd-ce-2", "apgd-t-2"]
     assert 0.0 <= cells[("clean", 0.0)]["mean"] <= 1.0
-    assert {c["name"] for c in payload["checks"]} >= {"pgd_le_fgsm", "chance_at_large_eps"}
+    assert {c["name"] for c in payload["checks"]} >= {
+        "iterative_le_fgsm",
+        "blackbox_weaker",
+        "chance_at_large_eps",
+    }
+    unknown = _run("evaluate", tmp_path / "run", "--attacks", "fgsm,cw-9", "--episodes", "1")
+    assert unknown.exit_code != 0 and "unknown attack 'cw-9'" in unknown.output
 
     too_wide = _run("evaluate", tmp_path / "run", "--way", "70", "--episodes", "1")
     assert too_wide.exit_code == 2
@@ -86,7 +100,7 @@ def test_missing_data_path_is_a_clear_error(tmp_path):
 
 def test_bad_options_are_clear_errors(tmp_path):
     result = _run("meta-train", "--out", tmp_path / "x", "--algo", "reptile")
-    assert result.exit_code == 2 and "algo must be 'adml' or 'maml'" in result.output
+    assert result.exit_code == 2 and "algo must be 'adml', 'maml' or 'aq'" in result.output
     result = _run("evaluate", tmp_path / "absent", "--eps", "0,2")
     assert result.exit_code == 2 and "--eps values must lie in [0, 1]" in result.output
     result = _run("evaluate", tmp_path / "absent")

@@ -12,8 +12,9 @@ from models.adapt import adapt, adapt_and_deploy
 from models.config import AdaptConfig
 from models.data import ClassImages
 from models.episodes import EpisodeSampler
-from models.evaluation import Cell, evaluate_episodes, mean_ci95, sanity_checks
+from models.evaluation import Cell, evaluate_episodes, mean_ci95
 from models.networks import FewShotNet, backbone_params, logits_of
+from models.sanity import sanity_checks
 from tests.conftest import TINY, synthetic_task
 
 
@@ -24,24 +25,44 @@ def test_mean_ci95():
     assert math.isnan(mean_ci95([1.0])[1])
 
 
-def _cells(fgsm: dict[float, float], pgd: dict[float, float]) -> list[Cell]:
-    return [Cell("fgsm", e, a, 0.01, 10) for e, a in fgsm.items()] + [
-        Cell("pgd", e, a, 0.01, 10) for e, a in pgd.items()
+def _cells(**series: dict[float, float]) -> list[Cell]:
+    return [
+        Cell(attack.replace("_", "-"), eps, accuracy, 0.01, 10)
+        for attack, by_eps in series.items()
+        for eps, accuracy in by_eps.items()
     ]
 
 
 def test_sanity_checks_pass_and_fail():
     good = sanity_checks(
-        _cells({0: 0.9, 0.1: 0.6, 0.5: 0.3}, {0: 0.9, 0.1: 0.5, 0.5: 0.1}), chance=0.2
+        _cells(
+            fgsm={0: 0.9, 0.1: 0.6, 0.5: 0.3},
+            pgd_10={0: 0.9, 0.1: 0.5, 0.5: 0.1},
+            pgd_100x5={0: 0.9, 0.1: 0.45, 0.5: 0.05},
+            worst={0: 0.9, 0.1: 0.45, 0.5: 0.05},
+        ),
+        chance=0.2,
+        blackbox_pairs=[(0.1, 0.7, 0.45)],
     )
-    assert [c.passed for c in good] == [True, True, True, True]
+    assert all(c.passed for c in good) and len(good) == 8, good
     bad = sanity_checks(
-        _cells({0: 0.9, 0.1: 0.4, 0.5: 0.6}, {0: 0.9, 0.1: 0.5, 0.5: 0.45}), chance=0.2
+        _cells(
+            fgsm={0: 0.9, 0.1: 0.4, 0.5: 0.6},
+            pgd_10={0: 0.9, 0.1: 0.5, 0.5: 0.45},
+            pgd_100x5={0: 0.9, 0.1: 0.55, 0.5: 0.4},
+            worst={0: 0.9, 0.1: 0.4, 0.5: 0.35},
+        ),
+        chance=0.2,
+        blackbox_pairs=[(0.1, 0.3, 0.4)],
     )
     assert {c.name: c.passed for c in bad} == {
         "fgsm_monotone": False,
-        "pgd_monotone": True,
-        "pgd_le_fgsm": False,
+        "pgd-10_monotone": True,
+        "pgd-100x5_monotone": True,
+        "worst_monotone": True,
+        "more_budget_not_weaker": False,  # 100 steps x 5 restarts above 10 steps at 0.1
+        "iterative_le_fgsm": False,
+        "blackbox_weaker": False,  # gradient masking: black-box beat white-box
         "chance_at_large_eps": False,
     }
 
@@ -120,21 +141,33 @@ def test_evaluate_episodes_table_is_complete_and_consistent():
         episodes=3,
         adapt_config=AdaptConfig(steps=3),
         eps_grid=(0.0, 0.1),
-        pgd_steps=3,
+        attacks="fgsm,pgd-3,apgd-dlr-3,apgd-t-3",
+        blackbox="square-4",
+        blackbox_every=2,
     )
     keys = {(c.attack, c.eps) for c in result.cells}
     assert keys == {("clean", 0.0)} | {
-        (a, e) for a in ("fgsm", "pgd", "worst") for e in (0.0, 0.1, 0.5)
+        (a, e)
+        for a in ("fgsm", "pgd-3", "apgd-dlr-3", "worst", "square-4")
+        for e in (0.0, 0.1, 0.5)
     }
-    assert all(0 <= c.mean <= 1 and c.n == 3 for c in result.cells)
+    assert result.skipped == {"apgd-t-3": "needs at least 4 classes, the model has 3"}
+    assert result.blackbox_episodes == 2  # episodes 0 and 2
+    assert all(0 <= c.mean <= 1 for c in result.cells)
+    assert {c.n for c in result.cells} == {3, 2}
     assert result.cell("fgsm", 0.0).mean == result.cell("clean", 0.0).mean
     for eps in (0.1, 0.5):
         worst = result.cell("worst", eps).mean
-        assert worst <= min(result.cell("fgsm", eps).mean, result.cell("pgd", eps).mean) + 1e-12
+        others = [result.cell(a, eps).mean for a in ("fgsm", "pgd-3", "apgd-dlr-3")]
+        assert worst <= min(others) + 1e-12
     assert {c.name for c in result.checks} == {
         "fgsm_monotone",
-        "pgd_monotone",
-        "pgd_le_fgsm",
+        "pgd-3_monotone",
+        "apgd-dlr-3_monotone",
+        "worst_monotone",
+        "square-4_monotone",
+        "iterative_le_fgsm",
+        "blackbox_weaker",
         "chance_at_large_eps",
     }
     again = evaluate_episodes(
@@ -144,6 +177,8 @@ def test_evaluate_episodes_table_is_complete_and_consistent():
         episodes=3,
         adapt_config=AdaptConfig(steps=3),
         eps_grid=(0.0, 0.1),
-        pgd_steps=3,
+        attacks="fgsm,pgd-3,apgd-dlr-3,apgd-t-3",
+        blackbox="square-4",
+        blackbox_every=2,
     )
     assert again.cells == result.cells

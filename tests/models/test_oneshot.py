@@ -61,8 +61,10 @@ def test_runs_are_parsed_and_scored(omniglot_path, tmp_path, base_models_dir):
             "0",
             "--eps",
             "0,0.1",
-            "--pgd-steps",
-            "2",
+            "--attacks",
+            "fgsm,pgd-2,apgd-ce-3",
+            "--blackbox",
+            "square-5",
         ],
     )
     assert result.exit_code == 0, result.output
@@ -75,7 +77,10 @@ def test_runs_are_parsed_and_scored(omniglot_path, tmp_path, base_models_dir):
     # by construction (worst = clean and every attack), unlike pgd >= clean, which an
     # attack that happens to fix a wrong drawing could break
     assert payload["worst_error"]["0.1"] >= payload["clean_error"]
-    assert payload["worst_error"]["0.1"] >= payload["pgd_error"]["0.1"]
+    for attack in ("pgd-2", "apgd-ce-3", "fgsm"):  # worst is over the whole suite
+        assert payload["worst_error"]["0.1"] >= payload["attack_errors"][attack]["0.1"]
+    assert payload["pgd_error"] == payload["attack_errors"]["pgd-2"]
+    assert set(payload["blackbox_error"]) == {"0", "0.1"} and payload["blackbox"] == "square-5"
 
 
 def test_bad_runs_folders(tmp_path):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import torch
 
+from models.attack_suite import parse_attack
 from models.networks import FewShotNet, backbone_params, deployable, init_head
 from models.predict import predict
 from tests.conftest import TINY, synthetic_task
@@ -21,10 +22,11 @@ def test_labels_top_k_and_robustness_flags():
     plain = predict(deployed, images, classes, top_k=2)
     assert len(plain) == len(images) and all("robustness" not in p for p in plain)
     assert all(len(p["top"]) == 2 and p["top"][0]["label"] == p["label"] for p in plain)
-    untouched = predict(deployed, images, classes, top_k=5, robustness_eps=0.0, pgd_steps=3)
+    untouched = predict(deployed, images, classes, top_k=5, robustness_eps=0.0)
     assert all(p["robustness"]["label_survives"] for p in untouched)  # eps 0: no change
     assert all(len(p["top"]) == 3 for p in untouched)  # top_k capped at the classes
-    wrecked = predict(deployed, images, classes, top_k=1, robustness_eps=1.0, pgd_steps=10)
+    attack = parse_attack("pgd-10")
+    wrecked = predict(deployed, images, classes, top_k=1, robustness_eps=1.0, attack=attack)
     survivors = sum(p["robustness"]["label_survives"] for p in wrecked)
     assert survivors < len(images)  # eps 1 may paint any image: labels fall
     assert wrecked[0]["robustness"]["attack"] == "pgd-10"

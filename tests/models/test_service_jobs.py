@@ -7,7 +7,7 @@ import json
 import pytest
 
 from models.config import ConfigError
-from models.service_jobs import REPORT_EPS_GRID, REPORT_PGD_STEPS, AdaptJob, EvaluateJob
+from models.service_jobs import REPORT_ATTACKS, REPORT_EPS_GRID, AdaptJob, EvaluateJob
 
 
 def test_settings_round_trip_through_the_job_record():
@@ -17,9 +17,11 @@ def test_settings_round_trip_through_the_job_record():
     assert adapt.adapt_config.steps == 7 and adapt.adapt_config.eps == 0.2
     evaluate = EvaluateJob()
     assert EvaluateJob.from_json(evaluate.to_json()) == evaluate
-    assert evaluate.pgd_steps == REPORT_PGD_STEPS
+    assert evaluate.attacks == REPORT_ATTACKS
+    assert {"apgd-ce-100", "apgd-t-100", "square-1000"} <= set(REPORT_ATTACKS)
     older = '{"steps": 3, "lr": 0.1, "eps": 0.1, "eps_grid": [0.0, 0.1], "pgd_steps": 2}'
-    assert AdaptJob.from_json(older).eps_grid == (0.0, 0.1)  # records written before
+    restored = AdaptJob.from_json(older)  # records written before the attack suite
+    assert restored.eps_grid == (0.0, 0.1) and restored.attacks == ("fgsm", "pgd-2")
 
 
 @pytest.mark.parametrize(
@@ -31,7 +33,10 @@ def test_settings_round_trip_through_the_job_record():
         {"eps": 1.5},
         {"eps_grid": ()},
         {"eps_grid": (0.1, 2.0)},
-        {"pgd_steps": 0},
+        {"attacks": ()},
+        {"attacks": ("pgd-0",)},
+        {"attacks": ("cw-100",)},
+        {"time_budget_s": 0},
     ],
 )
 def test_out_of_bounds_settings_are_refused(bad):

@@ -19,7 +19,9 @@ pytestmark = pytest.mark.redis
 def test_a_backlog_of_20_jobs_delays_another_tenants_job_by_one_job_at_most(settings, start_worker):
     store = JobStore(redis.Redis.from_url(settings.redis_url), Keys(settings.key_prefix), 600, 600)
     payload = encode_images(_support())
-    job_settings = AdaptJob(eps_grid=(0.0, 0.1), pgd_steps=2, steps=3, lr=0.05, eps=0.1)
+    job_settings = AdaptJob(
+        eps_grid=(0.0, 0.1), attacks=("fgsm", "pgd-2"), steps=3, lr=0.05, eps=0.1
+    )
 
     def create(tenant: str, n: int) -> str:
         fields = {"model_id": f"model_{tenant}{n}", "base_model": "tiny-adml"}

@@ -24,7 +24,9 @@ MAX_DELIVERIES = 1000
 
 def _create_jobs(settings) -> list[str]:
     store = JobStore(redis.Redis.from_url(settings.redis_url), Keys(settings.key_prefix), 600, 600)
-    job_settings = AdaptJob(eps_grid=(0.0, 0.1), pgd_steps=2, steps=40, lr=0.05, eps=0.1)
+    job_settings = AdaptJob(
+        eps_grid=(0.0, 0.1), attacks=("fgsm", "pgd-2"), steps=40, lr=0.05, eps=0.1
+    )
     return [
         store.create(
             JobKind.ADAPT,

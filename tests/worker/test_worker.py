@@ -41,7 +41,9 @@ def _support() -> LabelledImages:
 
 def _create_job(settings, steps: int, model_id: str = "model_w") -> str:
     store = JobStore(redis.Redis.from_url(settings.redis_url), Keys(settings.key_prefix), 600, 600)
-    job_settings = AdaptJob(eps_grid=(0.0, 0.1), pgd_steps=2, steps=steps, lr=0.05, eps=0.1)
+    job_settings = AdaptJob(
+        eps_grid=(0.0, 0.1), attacks=("fgsm", "pgd-2"), steps=steps, lr=0.05, eps=0.1
+    )
     return store.create(
         JobKind.ADAPT,
         encode_images(_support()),
