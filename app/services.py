@@ -19,6 +19,7 @@ from common.settings import Settings
 from models.artifacts import load_adapted
 from models.base_models import BaseModels
 from models.networks import FewShotNet
+from models.service_jobs import report_suite
 
 
 @dataclass
@@ -82,6 +83,7 @@ class Services:
     cache: ModelCache = field(init=False)
     report_pngs: LruCache = field(init=False)
     blocking: anyio.CapacityLimiter = field(init=False)
+    report_attacks: tuple[str, ...] = field(init=False)  # checked at start-up: fail fast
 
     def __post_init__(self) -> None:
         self.keys = Keys(self.settings.key_prefix)
@@ -91,6 +93,7 @@ class Services:
         self.queue = JobQueue(self.client, self.keys, self.settings.claim_idle_ms)
         self.cache = ModelCache(self.settings.model_cache_size)
         self.report_pngs = LruCache(self.settings.model_cache_size)
+        self.report_attacks = report_suite(self.settings.report_attacks)
         # made inside the app's event loop (lifespan): the threads of blocking work
         self.blocking = anyio.CapacityLimiter(self.settings.blocking_threads)
 

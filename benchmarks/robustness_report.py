@@ -3,7 +3,7 @@
 Usage: python benchmarks/robustness_report.py RESULTS_DIR [--plot docs/robustness.png]
 RESULTS_DIR holds files named ALGO_SHOTshot_ADAPTATION.json (e.g. adml_1shot_adversarial.json)
 written by `fewshot evaluate`. Prints one markdown table per file (mean and 95% CI per attack
-and eps, and the sanity checks) and draws accuracy against eps for every model and attack.
+and eps, and the sanity checks) and draws the worst-case accuracy against eps per model.
 """
 
 from __future__ import annotations
@@ -17,21 +17,38 @@ def load(results: Path) -> dict[str, dict]:
     return {path.stem: json.loads(path.read_text()) for path in sorted(results.glob("*.json"))}
 
 
+def attacks_of(result: dict) -> list[str]:
+    """The attack columns of a result (files written before the suite used fgsm and pgd)."""
+    columns = list(result.get("attacks") or ["fgsm", "pgd"])
+    return columns + ([result["blackbox"]] if result.get("blackbox") else [])
+
+
+def describe(result: dict) -> str:
+    adapt = result["adapt"]
+    suite = ", ".join(result.get("attacks") or [f"FGSM, PGD-{result.get('pgd_steps')}"])
+    black = result.get("blackbox")
+    return (
+        f"{result['way']}-way {result['shot']}-shot, {result['episodes']} episodes, "
+        f"{result['query']} queries/class, adaptation {adapt['steps']} steps "
+        f"{'clean+FGSM' if adapt['adversarial'] else 'clean only'} (eps {adapt['eps']}); "
+        f"worst case over {suite}"
+        + (f"; black-box {black} on {result['blackbox_episodes']} episodes" if black else "")
+    )
+
+
 def table(name: str, result: dict) -> str:
     cells = {(c["attack"], c["eps"]): c for c in result["cells"]}
     grid = sorted({eps for _, eps in cells if eps <= 0.2})
+    columns = attacks_of(result)
     lines = [
-        f"**{name}**: {result['way']}-way {result['shot']}-shot, {result['episodes']} episodes, "
-        f"{result['query']} queries/class, adaptation {result['adapt']['steps']} steps "
-        f"{'clean+FGSM' if result['adapt']['adversarial'] else 'clean only'} "
-        f"(eps {result['adapt']['eps']}), PGD-{result['pgd_steps']}",
+        f"**{name}**: {describe(result)}",
         "",
-        "| eps | clean | FGSM | PGD | worst case |",
-        "|---|---|---|---|---|",
+        "| eps | clean | " + " | ".join(columns) + " | worst case |",
+        "|---|---|" + "---|" * len(columns) + "---|",
     ]
     for eps in grid:
         row = [f"{eps:g}"]
-        for attack in ("clean", "fgsm", "pgd", "worst"):
+        for attack in ("clean", *columns, "worst"):
             cell = cells.get((attack, eps)) or (cells.get(("clean", 0.0)) if eps == 0 else None)
             row.append(
                 ""
@@ -44,7 +61,7 @@ def table(name: str, result: dict) -> str:
 
 
 COLORS = {"adml": "tab:blue", "maml": "tab:orange"}
-ATTACKS = {"pgd": "-", "fgsm": "--"}
+ATTACKS = {"worst": "-"}  # the headline: the per-image worst case over the suite
 
 
 def plot(results: dict[str, dict], target: Path) -> None:
@@ -80,7 +97,7 @@ def plot(results: dict[str, dict], target: Path) -> None:
                     markersize=4,
                     markerfacecolor=COLORS.get(algo) if adversarial else "white",
                     alpha=1.0 if adversarial else 0.6,
-                    label=f"{algo.upper()} {attack.upper()}"
+                    label=f"{algo.upper()} {attack}"
                     f"{'' if adversarial else ', clean-only tune'} ({result['episodes']} ep.)",
                 )
         axes.set_title(f"5-way {shot}-shot, test alphabets")

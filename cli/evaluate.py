@@ -90,6 +90,9 @@ def evaluate(
     adapt_steps: int = AdaptConfig.steps,
     adapt_lr: float = AdaptConfig.lr,
     adapt_eps: Annotated[float | None, typer.Option(help="default: the card's eps")] = None,
+    adapt_random_start: Annotated[
+        bool, typer.Option(help="FGSM copies from a random start (Wong et al. 2020)")
+    ] = False,
     split: Annotated[str, typer.Option(help="test or val alphabets of the card's split")] = "test",
     runs_dir: Annotated[
         Path | None,
@@ -124,6 +127,7 @@ def evaluate(
             lr=adapt_lr,
             eps=meta.eps if adapt_eps is None else adapt_eps,
             adversarial=adversarial,
+            random_start=adapt_random_start,
         )
         common = {
             "adapt_config": adapt_config,

@@ -60,6 +60,10 @@ class Settings(BaseSettings):
     max_adapt_steps: int = Field(200, ge=1)
     max_eps: float = Field(0.5, gt=0, le=1)
 
+    # robustness reports and evaluation jobs
+    report_attacks: str = ""  # comma-separated attack names; empty: the strong suite
+    report_time_budget_s: float = Field(120.0, gt=0, le=3600)  # later attacks are skipped
+
     # storage
     job_ttl_s: int = Field(7 * 86400, ge=60)
     model_ttl_s: int = Field(30 * 86400, ge=60)

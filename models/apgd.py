@@ -53,7 +53,7 @@ def checkpoints(steps: int) -> list[int]:
     fractions = [0.0, 0.22]
     while fractions[-1] < 1:
         fractions.append(fractions[-1] + max(fractions[-1] - fractions[-2] - 0.03, 0.06))
-    return sorted({math.ceil(f * steps) for f in fractions if 0 < f < 1})
+    return sorted({math.ceil(round(f * steps, 6)) for f in fractions if 0 < f < 1})
 
 
 def _per_example_loss(logits: Tensor, y: Tensor, loss: Loss, target: Tensor | None) -> Tensor:

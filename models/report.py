@@ -27,7 +27,7 @@ from models.attack_suite import Attack, correct, parse_attacks, runnable, suite_
 from models.config import AdaptConfig, BackboneConfig, HeadInit
 from models.evaluation import SANITY_EPS, Cell
 from models.networks import FewShotNet, Params
-from models.sanity import sanity_checks
+from models.sanity import TOLERANCE, sanity_checks
 
 Progress = Callable[[], None]  # called once per adaptation done (may raise to cancel)
 
@@ -148,6 +148,11 @@ def _attack_all(
     return by_variant, ran, skipped
 
 
+def _tolerance(examples: int) -> float:
+    """Sanity-check slack on ``examples`` images: one image, at least the default."""
+    return max(TOLERANCE, 1.0 / max(examples, 1))
+
+
 def _blackbox_pairs(
     by_key: dict[tuple[str, float], list[Tensor]], ran: Sequence[Attack]
 ) -> list[tuple[float, float, float]]:
@@ -233,7 +238,10 @@ def robustness_report(
             name: [
                 dataclasses.asdict(c)
                 for c in sanity_checks(
-                    cells[name], chance=1 / n_way, blackbox_pairs=_blackbox_pairs(by_key, ran)
+                    cells[name],
+                    chance=1 / n_way,
+                    blackbox_pairs=_blackbox_pairs(by_key, ran),
+                    tolerance=_tolerance(len(torch.cat(by_key[("clean", 0.0)]))),
                 )
             ]
             for name, by_key in correct_by.items()
@@ -265,7 +273,12 @@ def evaluate_model(
     )
     by_key = correct_by["model"]
     cells = [c for c in cells_from_correctness(by_key) if c.attack != "white-box"]
-    checks = sanity_checks(cells, chance=1 / n_way, blackbox_pairs=_blackbox_pairs(by_key, ran))
+    checks = sanity_checks(
+        cells,
+        chance=1 / n_way,
+        blackbox_pairs=_blackbox_pairs(by_key, ran),
+        tolerance=_tolerance(len(y)),
+    )
     return {
         "threat_model": threat_model(eps_grid, ran),
         "attacks_skipped": {**skipped, **over_budget},

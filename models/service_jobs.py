@@ -16,6 +16,16 @@ from models.evaluation import DEFAULT_EPS_GRID
 REPORT_ATTACKS = LEGACY_ATTACKS + tuple(sorted(STRONG_SUITE, key=lambda a: a.startswith("pgd")))
 REPORT_TIME_BUDGET_S = 120.0  # seconds of attacks per job; the attacks left are skipped, named
 REPORT_EPS_GRID = DEFAULT_EPS_GRID  # the eps values a report and an evaluation cover
+
+
+def report_suite(names: str) -> tuple[str, ...]:
+    """The report attacks an operator names (comma-separated; blank: ``REPORT_ATTACKS``),
+    checked: a ConfigError names the bad one."""
+    if not names.strip():
+        return REPORT_ATTACKS
+    return tuple(attack.name for attack in parse_attacks(names))
+
+
 # The prediction robustness flag: its gap to the full suite is measured in docs/robustness.md.
 PREDICT_ATTACK = parse_attack("apgd-ce-20")
 ADAPT_LR_BOUNDS = (1e-6, 1.0)  # the adaptation learning rates the API accepts

@@ -95,6 +95,8 @@ def settings(redis_url: str, prefix: str, base_models_dir: Path, tmp_path: Path)
         max_shots=4,
         max_file_bytes=200_000,
         max_pixels=1_000_000,
+        # the strong suite's kinds on small budgets (tests/app/test_e2e.py runs the default)
+        report_attacks="fgsm,pgd-3,apgd-ce-5,apgd-t-5,square-20,pgd-5x2",
     )
 
 

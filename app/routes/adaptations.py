@@ -59,7 +59,7 @@ UPLOAD_SCHEMA = {
 }
 
 
-def adapt_job(form, settings: Settings, base_eps: float) -> AdaptJob:
+def adapt_job(form, settings: Settings, base_eps: float, attacks: tuple[str, ...]) -> AdaptJob:
     """Adaptation settings from the form, within bounds; eps defaults to the base model's."""
     defaults = AdaptJob()
 
@@ -70,6 +70,8 @@ def adapt_job(form, settings: Settings, base_eps: float) -> AdaptJob:
         steps=number("steps", int, 0, settings.max_adapt_steps, defaults.steps),
         lr=number("lr", float, *ADAPT_LR_BOUNDS, defaults.lr),
         eps=number("eps", float, 0.0, settings.max_eps, base_eps),
+        attacks=attacks,
+        time_budget_s=settings.report_time_budget_s,
     )
 
 
@@ -86,7 +88,7 @@ def _create_adaptation(form: FormData, services: Services, caller: Caller) -> JS
     """Decoding, checks and Redis writes of an adaptation: blocking, run off the event loop."""
     settings = services.settings
     base = services.base_models.get(optional_text(form, "base_model"))
-    job_settings = adapt_job(form, settings, base_eps=base.meta.eps)
+    job_settings = adapt_job(form, settings, base.meta.eps, services.report_attacks)
     support = read_labelled(form, "images", "labels", base.spec, settings)
     if support is None:
         raise ApiError(

@@ -226,7 +226,10 @@ def _create_evaluation(
         {
             "model_id": model_id,
             "base_model": record["base_model"],
-            "settings": EvaluateJob().to_json(),
+            "settings": EvaluateJob(
+                attacks=services.report_attacks,
+                time_budget_s=services.settings.report_time_budget_s,
+            ).to_json(),
         },
         tenant=tenant,
         max_active=services.settings.max_jobs_per_tenant,

@@ -50,7 +50,7 @@ def assert_error(response, status: int, code: str) -> None:
     assert body["error"]["code"] == code and body["error"]["message"]
 
 
-def test_adapt_predict_report_evaluate_delete(client, worker_thread):
+def test_adapt_predict_report_evaluate_delete(client, worker_thread, settings):
     files, data = support(classes=3, shots=2)
     files[1] = ("images", ("c0_1.jpg", image_bytes(0, 1, "JPEG", mode="RGB"), "image/jpeg"))
     created = client.post("/v1/adaptations", files=files, data={**data, "steps": "5"})
@@ -94,7 +94,13 @@ def test_adapt_predict_report_evaluate_delete(client, worker_thread):
     result = wait_for(client, evaluation.json()["job_id"])
     assert result["state"] == "succeeded"
     full = client.get(f"/v1/jobs/{result['job_id']}").json()["result"]
-    assert full["examples"] == 3 and any(c["attack"] == "pgd" for c in full["cells"])
+    assert full["examples"] == 3 and any(c["attack"] == "pgd-5x2" for c in full["cells"])
+    # the operator's suite (FEWSHOT_REPORT_ATTACKS), less what 3 classes cannot run
+    assert list(full["threat_model"]["attacks"]) == [
+        *(a for a in settings.report_attacks.split(",") if a != "apgd-t-5"),
+        "worst",
+    ]
+    assert "needs at least 4 classes" in full["attacks_skipped"]["apgd-t-5"]
 
     assert client.delete(f"/v1/models/{body['model_id']}").status_code == 204
     assert_error(client.get(f"/v1/models/{body['model_id']}"), 404, "model_not_found")
@@ -233,3 +239,11 @@ def test_too_many_files_is_refused_before_anything_is_stored(settings):
         [],
         [f"{settings.key_prefix}:jobs:stream".encode()],
     )
+
+
+def test_a_bad_report_suite_stops_the_api_at_start(settings):
+    from models.config import ConfigError
+
+    bad = settings.model_copy(update={"report_attacks": "fgsm,cw-9"})
+    with pytest.raises(ConfigError, match="unknown attack 'cw-9'"), TestClient(create_app(bad)):
+        pass

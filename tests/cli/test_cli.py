@@ -51,6 +51,33 @@ def test_meta_train_resume_and_evaluate_on_omniglot(omniglot_path, tmp_path, mon
     for name, tensor in b.tensors.items():  # the same computation in the same order: same bits
         assert torch.equal(a.tensors[name], tensor), name
 
+    warm = _run(
+        "meta-train",
+        "--out",
+        tmp_path / "warm",
+        "--iterations",
+        "1",
+        *train,
+        "--init",
+        tmp_path / "run",
+        "--attack",
+        "pgd",
+        "--attack-steps",
+        "2",
+        "--trades",
+        "1",
+        "--eps-ramp",
+        "5",
+    )
+    assert warm.exit_code == 0, warm.output
+    warm_card = load_checkpoint(tmp_path / "warm").card
+    assert warm_card["cli_args"]["init"] == str(tmp_path / "run")
+    assert warm_card["meta"]["attack"] == "pgd" and warm_card["meta"]["trades"] == 1.0
+    resplit = ["--init", tmp_path / "run", "--split-seed", "1"]
+    other = _run("meta-train", "--out", tmp_path / "other", "--iterations", "1", *train, *resplit)
+    assert other.exit_code != 0 and "another split" in other.output  # test data would leak
+    assert not (tmp_path / "other.safetensors").exists()
+
     evaluated = _run(
         "evaluate",
         tmp_path / "run",

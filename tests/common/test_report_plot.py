@@ -13,7 +13,7 @@ from common.report_plot import report_png, series
 def cells(scale: float) -> list[dict]:
     made = [{"attack": "clean", "eps": 0.0, "mean": 0.9, "ci95": 0.02, "n": 25}]
     for eps in (0.05, 0.1, 0.2):
-        for attack in ("fgsm", "pgd", "worst"):
+        for attack in ("fgsm", "pgd-20", "apgd-ce-100", "worst"):
             made.append(
                 {"attack": attack, "eps": eps, "mean": scale / (1 + 10 * eps), "ci95": 0.05}
             )
@@ -25,7 +25,7 @@ def test_an_available_report_draws_every_series():
     image = Image.open(io.BytesIO(report_png(report, title="model m")))
     assert image.format == "PNG" and image.size == (770, 495)
     assert np.asarray(image.convert("L")).std() > 10  # something is drawn
-    assert series(report["robust"], "pgd")[0] == (0.0, 90.0, 2.0)  # eps 0 from the clean cell
+    assert series(report["robust"], "worst")[0] == (0.0, 90.0, 2.0)  # eps 0 from the clean cell
 
 
 def test_an_unavailable_report_says_why():

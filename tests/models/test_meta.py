@@ -120,3 +120,72 @@ def test_attacks_change_the_adml_gradient():
     with_attacks = _analytic_gradient(model, tasks, CONFIG)
     without = _analytic_gradient(model, tasks, dataclasses.replace(CONFIG, eps=0.0))
     assert any(not torch.allclose(with_attacks[k], without[k]) for k in with_attacks)
+
+
+@pytest.mark.parametrize("attack", ["fgsm", "pgd"])
+@pytest.mark.parametrize("algo", ["adml", "aq"])
+def test_v2_options_keep_the_meta_gradient_exact(attack, algo):
+    """PGD copies, the TRADES term and adversarial querying: the second-order meta-gradient
+    still matches finite differences (the copies are data; the KL term is differentiated)."""
+    config = dataclasses.replace(CONFIG, algo=algo, attack=attack, attack_steps=2, trades=3.0)
+    model, tasks = _setup(config)
+    torch.manual_seed(5)  # PGD's random starts: the same starts in all three passes
+    grad = _analytic_gradient(model, tasks, config)
+    theta = backbone_params(model)
+    direction = {
+        k: torch.randn(v.shape, generator=torch.Generator().manual_seed(1), dtype=v.dtype)
+        for k, v in theta.items()
+    }
+    h = 1e-6
+    plus = {k: v + h * direction[k] for k, v in theta.items()}
+    minus = {k: v - h * direction[k] for k, v in theta.items()}
+    torch.manual_seed(5)
+    up = _meta_loss(model, plus, tasks, config)
+    torch.manual_seed(5)
+    down = _meta_loss(model, minus, tasks, config)
+    analytic = sum((grad[k] * direction[k]).sum().item() for k in theta)
+    assert analytic == pytest.approx((up - down) / (2 * h), rel=1e-5, abs=1e-8)
+
+
+def test_trades_at_eps_zero_is_plain_cross_entropy_and_grows_with_eps():
+    trades = dataclasses.replace(CONFIG, eps=0.0, trades=5.0)
+    model, tasks = _setup(trades)
+    theta = backbone_params(model)
+    plain = _meta_loss(model, theta, tasks, dataclasses.replace(trades, trades=0.0))
+    assert _meta_loss(model, theta, tasks, trades) == pytest.approx(plain)  # KL(p || p) = 0
+    attacked = dataclasses.replace(trades, eps=0.2)
+    assert _meta_loss(model, theta, tasks, attacked) > _meta_loss(
+        model, theta, tasks, dataclasses.replace(attacked, trades=0.0, eps=0.0)
+    )
+
+
+def test_adversarial_querying_adapts_on_clean_support_and_scores_attacked_queries():
+    config = dataclasses.replace(CONFIG, algo="aq", inner_steps=1)
+    model, tasks = _setup(config)
+    theta = backbone_params(model)
+    task = tasks[0]
+    from models.meta import inner_adapt  # the definition, written out
+    from models.networks import init_head
+
+    head = init_head(model, theta, task.x_support, task.y_support, config.way, config.head_init)
+    theta_c = inner_adapt(
+        model,
+        {**theta, **head},
+        task.x_support,
+        task.y_support,
+        steps=1,
+        lr=config.inner_lr,
+        create_graph=True,
+    )
+    x_adv = fgsm(model, task.x_query, task.y_query, eps=config.eps, params=theta_c)
+    expected = F.cross_entropy(logits_of(model, theta_c, x_adv), task.y_query)
+    assert task_loss(model, theta, task, config).loss.item() == pytest.approx(expected.item())
+
+
+def test_eps_ramp_rises_linearly_to_the_train_eps():
+    ramp = dataclasses.replace(CONFIG, eps=0.1, eps_ramp=4)
+    assert [ramp.eps_at(i) for i in range(6)] == pytest.approx([0.025, 0.05, 0.075, 0.1, 0.1, 0.1])
+    assert CONFIG.eps_at(0) == CONFIG.eps
+    for bad in ({"attack": "cw"}, {"attack_steps": 0}, {"eps_ramp": -1}, {"trades": -1.0}):
+        with pytest.raises(ValueError):
+            dataclasses.replace(CONFIG, **bad)

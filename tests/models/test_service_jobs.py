@@ -7,7 +7,13 @@ import json
 import pytest
 
 from models.config import ConfigError
-from models.service_jobs import REPORT_ATTACKS, REPORT_EPS_GRID, AdaptJob, EvaluateJob
+from models.service_jobs import (
+    REPORT_ATTACKS,
+    REPORT_EPS_GRID,
+    AdaptJob,
+    EvaluateJob,
+    report_suite,
+)
 
 
 def test_settings_round_trip_through_the_job_record():
@@ -42,3 +48,10 @@ def test_settings_round_trip_through_the_job_record():
 def test_out_of_bounds_settings_are_refused(bad):
     with pytest.raises(ConfigError):
         AdaptJob(**bad)
+
+
+def test_the_operators_report_suite_is_checked():
+    assert report_suite("  ") == REPORT_ATTACKS
+    assert report_suite("fgsm, PGD-3x1,apgd-t-5") == ("fgsm", "pgd-3", "apgd-t-5")
+    with pytest.raises(ConfigError, match="unknown attack 'cw-9'"):
+        report_suite("fgsm,cw-9")

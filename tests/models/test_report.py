@@ -1,0 +1,91 @@
+"""The service's robustness report and evaluation: the suite it names is the suite it ran,
+the worst case is per image, the time budget skips attacks and says so."""
+
+from __future__ import annotations
+
+import torch
+
+from models.config import AdaptConfig
+from models.networks import FewShotNet, backbone_params, deployable, init_head
+from models.report import evaluate_model, robustness_report
+from tests.conftest import TINY, synthetic_task
+
+SUITE = "fgsm,pgd-3,apgd-ce-4,apgd-t-4,square-15"
+
+
+def _report(**options):
+    torch.manual_seed(0)
+    model = FewShotNet(TINY, n_way=4)
+    task = synthetic_task(4, 3, 0, seed=2)
+    return robustness_report(
+        TINY,
+        backbone_params(model),
+        task.x_support,
+        task.y_support,
+        n_way=4,
+        adapt_config=AdaptConfig(steps=3, eps=0.1),
+        eps_grid=(0.0, 0.1),
+        **options,
+    )
+
+
+def test_the_report_runs_and_names_the_whole_suite_and_the_worst_case_is_per_image():
+    report = _report(attacks=SUITE)
+    assert report["available"] and report["examples"] == 12 and report["attacks_skipped"] == {}
+    assert list(report["threat_model"]["attacks"]) == [*SUITE.split(","), "worst"]
+    for variant in ("robust", "clean_only"):
+        cells = {(c["attack"], c["eps"]): c for c in report[variant]}
+        for eps in (0.1, 0.5):
+            by_attack = [cells[(name, eps)]["mean"] for name in SUITE.split(",")]
+            assert cells[("worst", eps)]["mean"] <= min(by_attack)
+            assert all(cells[(name, eps)]["n"] == 12 for name in SUITE.split(","))
+        names = {check["name"] for check in report["checks"][variant]}
+        assert {"blackbox_weaker", "iterative_le_fgsm", "chance_at_large_eps"} <= names
+    assert set(report["gain"]) == {"0", "0.1", "0.5"}
+
+
+def test_a_spent_time_budget_skips_the_later_attacks_and_says_so():
+    report = _report(attacks=SUITE, time_budget_s=0.0)
+    assert list(report["threat_model"]["attacks"]) == ["fgsm", "worst"]  # the first always runs
+    assert set(report["attacks_skipped"]) == set(SUITE.split(",")[1:])
+    assert all("time budget" in reason for reason in report["attacks_skipped"].values())
+    cells = {(c["attack"], c["eps"]): c["mean"] for c in report["robust"]}
+    assert cells[("worst", 0.1)] == cells[("fgsm", 0.1)]  # worst over what ran, nothing else
+    assert ("apgd-ce-4", 0.1) not in cells
+
+
+def test_an_unavailable_report_still_states_its_threat_model():
+    torch.manual_seed(0)
+    task = synthetic_task(4, 1, 0, seed=2)
+    report = robustness_report(
+        TINY,
+        backbone_params(FewShotNet(TINY, n_way=4)),
+        task.x_support,
+        task.y_support,
+        n_way=4,
+        adapt_config=AdaptConfig(steps=1),
+        attacks=SUITE,
+    )
+    assert not report["available"] and "apgd-t-4" in report["threat_model"]["attacks"]
+
+
+def test_an_evaluation_skips_what_cannot_run_on_its_classes():
+    torch.manual_seed(0)
+    model = FewShotNet(TINY, n_way=3)
+    task = synthetic_task(3, 2, 4, seed=3)
+    theta = backbone_params(model)
+    head = init_head(model, theta, task.x_support, task.y_support, 3, "proto")
+    deployed = deployable(TINY, {**theta, **head}, task.x_support)
+    result = evaluate_model(
+        deployed, task.x_query, task.y_query, n_way=3, eps_grid=(0.1,), attacks=SUITE
+    )
+    assert result["examples"] == 12
+    assert "needs at least 4 classes" in result["attacks_skipped"]["apgd-t-4"]
+    assert {c["attack"] for c in result["cells"]} == {
+        "clean",
+        "fgsm",
+        "pgd-3",
+        "apgd-ce-4",
+        "square-15",
+        "worst",
+    }
