@@ -238,6 +238,15 @@ def warm_start(model: FewShotNet, checkpoint: Checkpoint, run: RunSetup) -> FewS
     return model
 
 
+def lineage(checkpoint: Checkpoint) -> dict[str, Any]:
+    """What a warm-started run records about its starting point: budget, command, weights."""
+    card = checkpoint.card
+    return {
+        key: card.get(key)
+        for key in ("algo", "iterations", "wall_time_s", "command", "git_commit", "weights")
+    } | {"meta": card.get("meta"), "init_lineage": card.get("cli_args", {}).get("init_lineage")}
+
+
 def validation_fn(run: RunSetup, episodes: int, device: torch.device):
     """Validation during training: service-style adaptation, clean and PGD-10 at the train eps."""
     backbone, meta = run.backbone, run.meta

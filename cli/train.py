@@ -109,7 +109,9 @@ def meta_train_command(
             card = checkpoint.card
             state = TrainState(card["iterations"], card["wall_time_s"], card["validation"])
         elif init is not None:
-            model = runs.warm_start(model, load_checkpoint(init), run)
+            source = load_checkpoint(init)
+            model = runs.warm_start(model, source, run)
+            args["init_lineage"] = runs.lineage(source)  # the card says what it grew from
         model.to(torch_device)
         optimizer = make_optimizer(model, run.meta)
         if resume:

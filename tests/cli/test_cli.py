@@ -72,6 +72,8 @@ def test_meta_train_resume_and_evaluate_on_omniglot(omniglot_path, tmp_path, mon
     assert warm.exit_code == 0, warm.output
     warm_card = load_checkpoint(tmp_path / "warm").card
     assert warm_card["cli_args"]["init"] == str(tmp_path / "run")
+    lineage = warm_card["cli_args"]["init_lineage"]  # what it grew from, budget included
+    assert lineage["iterations"] == 3 and lineage["algo"] == "adml" and lineage["weights"]
     assert warm_card["meta"]["attack"] == "pgd" and warm_card["meta"]["trades"] == 1.0
     resplit = ["--init", tmp_path / "run", "--split-seed", "1"]
     other = _run("meta-train", "--out", tmp_path / "other", "--iterations", "1", *train, *resplit)
