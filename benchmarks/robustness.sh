@@ -6,7 +6,8 @@
 # Usage: benchmarks/robustness.sh [OUT_DIR]
 #   MODELS  "name=checkpoint ..." (default: the shipped adml and maml initializations)
 #   SHOTS ("1 5"), MODES ("adversarial clean"), EPISODES (600), QUERY (5), JOBS (2),
-#   ATTACKS (fewshot evaluate's default suite), EPS (0,0.05,0.1,0.2) override the defaults.
+#   ATTACKS (fewshot evaluate's default suite), EPS (0,0.05,0.1,0.2), PLOT (docs/robustness.png)
+#   override the defaults.
 # Result files that exist are kept (delete one to measure it again); then tables and the plot.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -44,4 +45,4 @@ done
 status=0
 for pid in "${pids[@]}"; do wait "$pid" || status=1; done
 [ "$status" -eq 0 ] || { echo "an evaluation failed" >&2; exit 1; }
-.venv/bin/python benchmarks/robustness_report.py "$out" --plot "$out/../robustness.png"
+.venv/bin/python benchmarks/robustness_report.py "$out" --plot "${PLOT:-docs/robustness.png}"
