@@ -23,7 +23,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from models.attacks import eval_mode
+from models.attacks import eval_mode, until_fooled
 from models.networks import Params, logits_of
 
 Loss = Literal["ce", "dlr"]
@@ -231,13 +231,8 @@ def apgd_targeted(
         clean_logits = logits_of(model, params, x)
     if clean_logits.shape[1] < 4:
         raise ValueError("targeted DLR needs at least 4 classes")
-    x_adv = x.clone()
-    fooled = torch.zeros(len(x), dtype=torch.bool, device=x.device)
-    for target in target_classes(clean_logits, y, targets):
-        todo = (~fooled).nonzero().flatten()
-        if eps == 0 or len(todo) == 0:
-            break
-        attempt = apgd(
+    attempts = (
+        lambda todo, target=target: apgd(
             model,
             x[todo],
             y[todo],
@@ -247,7 +242,6 @@ def apgd_targeted(
             params=params,
             generator=generator,
         )
-        x_adv[todo] = attempt
-        with torch.no_grad(), eval_mode(model):
-            fooled[todo] = logits_of(model, params, attempt).argmax(1) != y[todo]
-    return x_adv
+        for target in target_classes(clean_logits, y, targets)
+    )
+    return until_fooled(model, params, x, y, attempts, eps=eps)

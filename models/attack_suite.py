@@ -56,13 +56,6 @@ class Attack:
     def runs_on(self, n_way: int) -> bool:
         return n_way >= self.min_classes
 
-    def cost(self, n_way: int) -> int:
-        """Model evaluations per image at most (a backward pass counted as two)."""
-        if self.kind == "square":
-            return self.budget + 1
-        runs = self.restarts * (min(MAX_TARGETS, n_way - 1) if self.kind == "apgd-t" else 1)
-        return 3 * (self.budget + 1) * runs
-
     def __call__(
         self, model: FewShotNet, x: Tensor, y: Tensor, *, eps: float, generator: torch.Generator
     ) -> Tensor:
@@ -95,11 +88,10 @@ def parse_attack(name: str) -> Attack:
     if fgsm_kind:
         return Attack("fgsm", "fgsm", 1)
     if pgd_kind:
-        attack = Attack(f"pgd-{int(steps)}", "pgd", int(steps), int(restarts or 1))
-        if attack.restarts > 1:
-            attack = Attack(
-                f"{attack.name}x{attack.restarts}", "pgd", attack.budget, attack.restarts
-            )
+        runs = int(restarts or 1)
+        attack = Attack(
+            f"pgd-{int(steps)}" + (f"x{runs}" if runs > 1 else ""), "pgd", int(steps), runs
+        )
     else:
         attack = Attack(f"{other_kind}-{int(budget)}", other_kind, int(budget))
     if not 1 <= attack.budget <= 10_000 or not 1 <= attack.restarts <= 100:

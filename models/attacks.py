@@ -9,7 +9,7 @@ eval mode during the attack and gets its previous mode back afterwards.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 
 import torch
@@ -181,14 +181,8 @@ def pgd_restarts(
     that fooled the model where one was found, else the last restart's iterate)."""
     if restarts < 1:
         raise ValueError("pgd_restarts needs restarts >= 1")
-    x = x.detach()
-    x_adv = x.clone()
-    fooled = torch.zeros(len(x), dtype=torch.bool, device=x.device)
-    for _ in range(restarts):
-        todo = (~fooled).nonzero().flatten()
-        if eps == 0 or len(todo) == 0:
-            break
-        attempt = pgd(
+    attempts = (
+        lambda todo: pgd(
             model,
             x[todo],
             y[todo],
@@ -198,7 +192,32 @@ def pgd_restarts(
             generator=generator,
             keep_fooled=True,
         )
-        x_adv[todo] = attempt
+        for _ in range(restarts)
+    )
+    return until_fooled(model, params, x, y, attempts, eps=eps)
+
+
+def until_fooled(
+    model: nn.Module,
+    params: Params | None,
+    x: Tensor,
+    y: Tensor,
+    attempts: Iterable[Callable[[Tensor], Tensor]],
+    *,
+    eps: float,
+) -> Tensor:
+    """Run each attempt in turn on the examples no earlier attempt misclassified (restarts,
+    targets). An attempt maps the indices still standing to their adversarial images; an
+    example keeps the image that fooled the model, else the last attempt's."""
+    x = x.detach()
+    x_adv = x.clone()
+    fooled = torch.zeros(len(x), dtype=torch.bool, device=x.device)
+    for attempt in attempts:
+        todo = (~fooled).nonzero().flatten()
+        if eps == 0 or len(todo) == 0:
+            break
+        x_adv[todo] = attempt(todo)
         with torch.no_grad(), eval_mode(model):
-            fooled[todo] = logits_of(model, _detached(params), attempt).argmax(1) != y[todo]
+            logits = logits_of(model, _detached(params), x_adv[todo])
+        fooled[todo] = logits.argmax(1) != y[todo]
     return x_adv

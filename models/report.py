@@ -6,7 +6,7 @@ gain). The examples come from a labelled validation set when the user sent one, 
 cross-validation over the support set (k = min(shots, 5), stratified by class) when every class
 has at least 2 shots; otherwise the estimate is unavailable, and the report says so.
 
-Attacks run one after the other over every fold, variant and eps, cheapest first; once the time
+Attacks run one after the other over every fold, variant and eps, in the order given; once the time
 budget is spent the remaining attacks are skipped and the report names them (the worst case is
 then over the attacks that ran, and says so).
 """
