@@ -34,6 +34,7 @@ run() {
   [ -f "$target" ] && return 0
   OMP_NUM_THREADS=1 .venv/bin/fewshot evaluate "$checkpoint" --episodes "$episodes" --way 5 \
     --shot "$shot" --query "$query" --eps "$eps" "${attack_args[@]}" --"$mode" \
+    --journal "$target.jsonl" \
     --output "$target.tmp" > /dev/null 2> "$target.log" && mv "$target.tmp" "$target"
 }
 pids=()

@@ -107,6 +107,10 @@ def evaluate(
     device: str = "auto",
     as_json: Annotated[bool, typer.Option("--json", help="print JSON only, on stdout")] = False,
     output: Annotated[Path | None, typer.Option(help="also write the JSON result here")] = None,
+    journal: Annotated[
+        Path | None,
+        typer.Option(help="record each finished episode here; run again to resume from it"),
+    ] = None,
 ) -> None:
     """Accuracy under the attack suite on held-out episodes (or one-shot runs) after adaptation:
     each attack's own, the per-image worst case, and a black-box gradient-masking check."""
@@ -159,6 +163,7 @@ def evaluate(
                 sampler,
                 episodes=episodes,
                 blackbox_every=blackbox_every,
+                journal_path=journal,
                 **common,
                 on_episode=lambda done, total: _advance(progress, bar, done, total),
             )

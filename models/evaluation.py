@@ -9,9 +9,11 @@ episode as the gradient-masking alarm of the sanity checks (:mod:`models.sanity`
 
 from __future__ import annotations
 
+import hashlib
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
+from pathlib import Path
 
 import torch
 from torch import Tensor
@@ -28,6 +30,7 @@ from models.attack_suite import (
 )
 from models.config import AdaptConfig, BackboneConfig, HeadInit
 from models.episodes import EpisodeSampler
+from models.journal import EpisodeJournal, params_fingerprint
 from models.networks import FewShotNet, Params
 from models.sanity import SANITY_EPS, Check, sanity_checks
 
@@ -99,6 +102,47 @@ class EpisodeEvaluation:
         return next(c for c in self.cells if c.attack == attack and math.isclose(c.eps, eps))
 
 
+def _describe(sampler: EpisodeSampler) -> dict[str, object]:
+    names = "\n".join(sorted(c.name for c in sampler.classes)).encode()
+    digest = hashlib.sha256(names).hexdigest()[:16]
+    return {
+        "way": sampler.way,
+        "shot": sampler.shot,
+        "query": sampler.query,
+        "seed": sampler.seed,
+        "classes": f"{len(sampler.classes)} classes, sha256 {digest}",
+    }
+
+
+def _attack_episode(
+    model: FewShotNet,
+    x: Tensor,
+    y: Tensor,
+    grid: Sequence[float],
+    suite: Sequence[Attack],
+    black: Attack | None,
+    *,
+    generator: torch.Generator,
+) -> dict[str, list]:
+    """One episode's accuracy per (attack, eps), and (eps, black-box, white-box worst) pairs."""
+    outcome = attack_correctness(model, x, y, eps_grid=grid, attacks=suite, generator=generator)
+    rows = [
+        [attack, eps, value.double().mean().item()]
+        for (attack, eps), value in outcome.items()
+        if attack != "white-box"
+    ]
+    pairs = []
+    if black is not None:
+        by_black = attack_correctness(
+            model, x, y, eps_grid=grid, attacks=[black], generator=generator
+        )
+        for eps in grid:
+            black_accuracy = by_black[(black.name, eps)].double().mean().item()
+            rows.append([black.name, eps, black_accuracy])
+            pairs.append([eps, black_accuracy, outcome[("worst", eps)].double().mean().item()])
+    return {"accuracy": rows, "blackbox": pairs}
+
+
 def evaluate_episodes(
     config: BackboneConfig,
     backbone: Params,
@@ -115,44 +159,64 @@ def evaluate_episodes(
     sanity: bool = True,
     device: torch.device | str = "cpu",
     on_episode: Callable[[int, int], None] | None = None,
+    journal_path: Path | None = None,
 ) -> EpisodeEvaluation:
     """Adapt on each episode's support set, attack its queries; aggregate with 95% CIs.
 
-    With ``sanity`` the grid is extended with eps 0.5 for the chance-level check.
+    With ``sanity`` the grid is extended with eps 0.5 for the chance-level check. Each episode
+    draws its attacks' randomness from its own seed, so an evaluation stopped and resumed from
+    ``journal_path`` (:mod:`models.journal`) gives the figures of an uninterrupted one.
     """
     grid = sorted({0.0, *eps_grid, *((SANITY_EPS,) if sanity else ())})
     suite, skipped = runnable(parse_attacks(attacks), sampler.way)
     black = parse_attacks([blackbox])[0] if isinstance(blackbox, str) else blackbox
+    journal = None
+    if journal_path is not None:
+        protocol = {
+            "backbone": params_fingerprint(backbone),
+            "config": asdict(config),
+            "episodes": _describe(sampler),
+            "head_init": head_init,
+            "adapt": asdict(adapt_config),
+            "eps": grid,
+            "attacks": [a.name for a in suite],
+            "blackbox": None if black is None else black.name,
+            "blackbox_every": blackbox_every,
+            "seed": seed,
+        }
+        journal = EpisodeJournal(journal_path, protocol)
     per_cell: dict[tuple[str, float], list[float]] = {}
     paired: dict[float, list[tuple[float, float]]] = {}
-    generator = torch.Generator().manual_seed(seed)
     for index in range(episodes):
-        task = sampler.episode(index, device=device)
-        model = adapt_and_deploy(
-            config,
-            backbone,
-            task.x_support,
-            task.y_support,
-            n_way=sampler.way,
-            adapt_config=adapt_config,
-            head_init=head_init,
-        )
-        attacked = (task.x_query, task.y_query)
-        outcome = attack_correctness(
-            model, *attacked, eps_grid=grid, attacks=suite, generator=generator
-        )
-        if black is not None and index % blackbox_every == 0:
-            by_black = attack_correctness(
-                model, *attacked, eps_grid=grid, attacks=[black], generator=generator
+        episode = journal.get(index) if journal is not None else None
+        if episode is None:
+            task = sampler.episode(index, device=device)
+            model = adapt_and_deploy(
+                config,
+                backbone,
+                task.x_support,
+                task.y_support,
+                n_way=sampler.way,
+                adapt_config=adapt_config,
+                head_init=head_init,
             )
-            for eps in grid:
-                black_accuracy = by_black[(black.name, eps)].double().mean().item()
-                white = outcome[("worst", eps)].double().mean().item()
-                paired.setdefault(eps, []).append((black_accuracy, white))
-                per_cell.setdefault((black.name, eps), []).append(black_accuracy)
-        for key, correct_now in outcome.items():
-            if key[0] != "white-box":
-                per_cell.setdefault(key, []).append(correct_now.double().mean().item())
+            with_black = black is not None and index % blackbox_every == 0
+            episode = _attack_episode(
+                model,
+                task.x_query,
+                task.y_query,
+                grid,
+                suite,
+                black if with_black else None,
+                generator=torch.Generator().manual_seed(seed * 1_000_003 + index),
+            )
+            episode["index"] = index
+            if journal is not None:
+                journal.record(episode)
+        for attack, eps, accuracy in episode["accuracy"]:
+            per_cell.setdefault((attack, eps), []).append(accuracy)
+        for eps, black_accuracy, white in episode["blackbox"]:
+            paired.setdefault(eps, []).append((black_accuracy, white))
         if on_episode is not None:
             on_episode(index + 1, episodes)
     cells = [

@@ -80,7 +80,7 @@ def test_meta_train_resume_and_evaluate_on_omniglot(omniglot_path, tmp_path, mon
     assert other.exit_code != 0 and "another split" in other.output  # test data would leak
     assert not (tmp_path / "other.safetensors").exists()
 
-    evaluated = _run(
+    evaluate_args = (
         "evaluate",
         tmp_path / "run",
         "--episodes",
@@ -91,8 +91,11 @@ def test_meta_train_resume_and_evaluate_on_omniglot(omniglot_path, tmp_path, mon
         "fgsm,pgd-2,apgd-ce-2,apgd-t-2",
         "--blackbox",
         "square-3",
+        "--journal",
+        tmp_path / "evaluation.jsonl",
         "--json",
     )
+    evaluated = _run(*evaluate_args)
     assert evaluated.exit_code == 0, evaluated.output
     payload = json.loads(evaluated.stdout)
     assert payload["episodes"] == 2 and payload["split"] == "test"
@@ -112,6 +115,11 @@ def test_meta_train_resume_and_evaluate_on_omniglot(omniglot_path, tmp_path, mon
         "blackbox_weaker",
         "chance_at_large_eps",
     }
+    assert len((tmp_path / "evaluation.jsonl").read_text().splitlines()) == 1 + 2
+    resumed = _run(*evaluate_args)  # every episode is in the journal: same figures
+    assert resumed.exit_code == 0 and json.loads(resumed.stdout)["cells"] == payload["cells"]
+    other = _run(*evaluate_args, "--eps", "0,0.3")
+    assert other.exit_code == 2 and "written by another evaluation" in other.output
     unknown = _run("evaluate", tmp_path / "run", "--attacks", "fgsm,cw-9", "--episodes", "1")
     assert unknown.exit_code != 0 and "unknown attack 'cw-9'" in unknown.output
 

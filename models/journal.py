@@ -1,0 +1,82 @@
+"""An append-only record of finished evaluation episodes, so that a long evaluation (600
+episodes of the strong suite take hours on a CPU) can stop at any moment and resume.
+
+The file is JSON lines: a header naming everything that decides an episode's outcome (model
+fingerprint, episode shape, seed, eps grid, attacks, adaptation), then one line per finished
+episode. Resuming with a different header is refused: mixing two protocols in one mean would be
+silent nonsense. A last line cut short by a kill is dropped (logged) and rewritten.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from models.config import ConfigError
+from models.networks import Params
+
+logger = logging.getLogger(__name__)
+
+
+class JournalMismatch(ConfigError):
+    """The journal on disk was written by a different evaluation protocol."""
+
+
+def params_fingerprint(params: Params) -> str:
+    """SHA-256 over the parameters' names, shapes and values (first 16 hex digits)."""
+    digest = hashlib.sha256()
+    for name in sorted(params):
+        tensor = params[name].detach().to("cpu", torch.float32).contiguous()
+        digest.update(f"{name}:{tuple(tensor.shape)}".encode())
+        digest.update(tensor.numpy().tobytes())
+    return digest.hexdigest()[:16]
+
+
+class EpisodeJournal:
+    """Finished episodes by index; ``record`` appends one and flushes it to disk."""
+
+    def __init__(self, path: Path, header: dict[str, Any]) -> None:
+        self.path = path
+        self.header = json.loads(json.dumps(header))  # as it reads back from disk
+        self.episodes: dict[int, dict[str, Any]] = {}
+        if path.exists() and path.stat().st_size > 0:
+            self._load()
+        else:
+            path.write_text(json.dumps({"header": self.header}) + "\n")
+
+    def _load(self) -> None:
+        lines = self.path.read_text().splitlines()
+        first = json.loads(lines[0])
+        if first.get("header") != self.header:
+            raise JournalMismatch(
+                f"{self.path} was written by another evaluation (model, episodes, eps, attacks "
+                "or adaptation differ); delete it or pass another journal"
+            )
+        kept = [lines[0]]
+        for number, line in enumerate(lines[1:], start=2):
+            try:
+                episode = json.loads(line)
+            except json.JSONDecodeError:
+                if number != len(lines):
+                    raise
+                logger.warning("%s: dropping line %d, cut short by a kill", self.path, number)
+                break
+            self.episodes[int(episode["index"])] = episode
+            kept.append(line)
+        if len(kept) != len(lines):
+            self.path.write_text("\n".join(kept) + "\n")
+
+    def get(self, index: int) -> dict[str, Any] | None:
+        return self.episodes.get(index)
+
+    def record(self, episode: dict[str, Any]) -> None:
+        line = json.dumps(episode)
+        with self.path.open("a") as handle:
+            handle.write(line + "\n")
+            handle.flush()
+        self.episodes[int(episode["index"])] = json.loads(line)
