@@ -7,6 +7,7 @@ from typing import Annotated
 import typer
 
 from cli.console import err, fail
+from cli.domain import app as domain_app
 from cli.evaluate import evaluate
 from cli.keys import app as keys_app
 from cli.remote import adapt, predict, report
@@ -17,6 +18,7 @@ app = typer.Typer(help=__doc__, no_args_is_help=True, add_completion=False)
 app.command("meta-train")(meta_train_command)
 app.command("evaluate")(evaluate)
 app.add_typer(keys_app, name="keys")
+app.add_typer(domain_app, name="domain")
 app.command("adapt")(adapt)
 app.command("predict")(predict)
 app.command("report")(report)

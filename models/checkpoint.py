@@ -59,7 +59,7 @@ def optimizer_path_of(weights_path: Path) -> Path:
     )
 
 
-def _sha256(path: Path) -> str:
+def sha256_of(path: Path) -> str:
     digest = hashlib.sha256()
     with path.open("rb") as file:
         for block in iter(lambda: file.read(1 << 20), b""):
@@ -67,7 +67,7 @@ def _sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
-def _atomic_write(target: Path, write: Any) -> None:
+def atomic_write(target: Path, write: Any) -> None:
     target.parent.mkdir(parents=True, exist_ok=True)
     handle, tmp_name = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.")
     os.close(handle)
@@ -95,22 +95,22 @@ def save_checkpoint(
     """Write weights, optional optimizer state and the card; return the card's path."""
     weights_path, card_path = paths_of(path)
     contiguous = {k: v.detach().cpu().contiguous() for k, v in tensors.items()}
-    _atomic_write(weights_path, lambda tmp: save_file(contiguous, str(tmp)))
+    atomic_write(weights_path, lambda tmp: save_file(contiguous, str(tmp)))
     if optimizer_state is not None:
         state = {k: v.detach().cpu().contiguous() for k, v in optimizer_state.items()}
         optim_path = optimizer_path_of(weights_path)
-        _atomic_write(optim_path, lambda tmp: save_file(state, str(tmp)))
+        atomic_write(optim_path, lambda tmp: save_file(state, str(tmp)))
     full_card = {
         "format": CARD_FORMAT,
         **card,
         "weights": {
             "file": weights_path.name,
-            "sha256": _sha256(weights_path),
+            "sha256": sha256_of(weights_path),
             "tensors": _tensor_specs(contiguous),
         },
     }
     text = json.dumps(full_card, indent=2, sort_keys=False) + "\n"
-    _atomic_write(card_path, lambda tmp: tmp.write_text(text))
+    atomic_write(card_path, lambda tmp: tmp.write_text(text))
     return card_path
 
 
@@ -127,7 +127,7 @@ def load_checkpoint(path: Path | str) -> Checkpoint:
     if not isinstance(card, dict) or card.get("format") != CARD_FORMAT:
         raise CheckpointError(f"card {card_path} is not a {CARD_FORMAT} card")
     expected = card.get("weights", {})
-    if expected.get("sha256") != _sha256(weights_path):
+    if expected.get("sha256") != sha256_of(weights_path):
         raise CheckpointError(
             f"weights {weights_path.name} do not match card {card_path.name} (SHA-256 differs)"
         )

@@ -1,0 +1,107 @@
+"""The out-of-domain detector of each base model: false refusals of genuine drawings, catch rate
+of generated out-of-domain images, with 95% Wilson intervals.
+
+Usage: python benchmarks/domain_detector.py [CHECKPOINT ...] [--per-family 300] [--seed 0]
+       [--quantile Q] [--data PATH]
+Default checkpoints: the shipped base models. Each detector is fitted as `fewshot domain fit`
+fits it (statistics on training alphabets, thresholds on validation alphabets); drawings of the
+test alphabets (never used for either) measure false refusals, as the PNGs and re-encoded as
+JPEG; every image goes through the service's decoder, from encoded bytes.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import io
+import math
+import platform
+import sys
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from cli.domain import fit_for_checkpoint  # noqa: E402
+from cli.runs import default_data_path, model_from_checkpoint, split_from_card  # noqa: E402
+from models.checkpoint import load_checkpoint  # noqa: E402
+from models.data import omniglot_drawings  # noqa: E402
+from models.decode import InputSpec, decode_for  # noqa: E402
+from models.domain import DomainConfig, DomainDetector  # noqa: E402
+from models.networks import backbone_params  # noqa: E402
+from models.synthetic import OUT_OF_DOMAIN, encode  # noqa: E402
+
+SHIPPED = ("models/pretrained/adml-omniglot", "models/pretrained/maml-omniglot")
+
+
+def wilson(hits: int, n: int, z: float = 1.96) -> tuple[float, float]:
+    """95% Wilson score interval of a proportion."""
+    if n == 0:
+        return math.nan, math.nan
+    p = hits / n
+    centre = (p + z * z / (2 * n)) / (1 + z * z / n)
+    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (1 + z * z / n)
+    return max(0.0, centre - half), min(1.0, centre + half)
+
+
+def decoded(spec: InputSpec, images: list[bytes]) -> torch.Tensor:
+    pixels = np.stack([decode_for(spec, data, source="benchmark") for data in images])
+    return torch.from_numpy(pixels).float() / 255
+
+
+def test_drawings(card: dict, data: Path) -> dict[str, list[bytes]]:
+    alphabets = split_from_card(card).test
+    files = [f for chars in omniglot_drawings(data, alphabets).values() for f in chars.values()]
+    as_jpeg = [encode(Image.open(io.BytesIO(f)).convert("L"), "JPEG", 75) for f in files]
+    return {"test drawings (PNG)": files, "test drawings (JPEG q75)": as_jpeg}
+
+
+def row(name: str, flags: list[bool], refused_is_good: bool) -> str:
+    hits, n = sum(flags), len(flags)
+    low, high = wilson(hits, n)
+    what = "caught" if refused_is_good else "refused"
+    return f"| {name} | {n} | {what} {100 * hits / n:.1f}% ({100 * low:.1f}-{100 * high:.1f}) |"
+
+
+def measure(path: str, data: Path, per_family: int, seed: int, config: DomainConfig) -> None:
+    checkpoint = load_checkpoint(path)
+    detector: DomainDetector = fit_for_checkpoint(checkpoint, data, config)
+    spec = InputSpec.from_card(checkpoint.card)
+    model, _ = model_from_checkpoint(checkpoint)
+    model_config, backbone = model.config, backbone_params(model)
+    print(
+        f"\n### {path} (thresholds: features {detector.feature_threshold:.1f}, "
+        f"pixels {detector.pixel_threshold:.1f})\n"
+    )
+    print("| images | n | out of domain (95% CI) |\n|---|---|---|")
+    for name, images in test_drawings(checkpoint.card, data).items():
+        verdicts = detector.check(model_config, backbone, decoded(spec, images))
+        print(row(name, [not v.in_domain for v in verdicts], refused_is_good=False))
+    rng = np.random.default_rng(seed)
+    for name, make in OUT_OF_DOMAIN.items():
+        images = [encode(make(rng), "PNG") for _ in range(per_family)]
+        verdicts = detector.check(model_config, backbone, decoded(spec, images))
+        print(row(name, [not v.in_domain for v in verdicts], refused_is_good=True))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("checkpoints", nargs="*", default=list(SHIPPED))
+    parser.add_argument("--per-family", type=int, default=300)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--quantile", type=float, default=DomainConfig.quantile)
+    parser.add_argument("--data", type=Path, default=default_data_path())
+    args = parser.parse_args()
+    torch.manual_seed(args.seed)
+    print(f"# domain_detector.py {' '.join(sys.argv[1:])}")
+    print(f"# {dt.date.today()} {platform.platform()} torch {torch.__version__}")
+    for path in args.checkpoints:
+        measure(path, args.data, args.per_family, args.seed, DomainConfig(quantile=args.quantile))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,260 @@
+"""Does an image look like a base model's meta-training data? Out-of-domain detection.
+
+Two scores per image (model input ``[B, C, S, S]``, pixels in [0, 1], as the service feeds it):
+
+- ``features``: Mahalanobis distance of the backbone's features to those of the training images
+  (one Gaussian with a covariance shrunk toward its mean variance; Lee et al. 2018, "A Simple
+  Unified Framework for Detecting Out-of-Distribution Samples"). The backbone runs with its
+  BatchNorm statistics frozen at those of the training images, so a score never depends on
+  the other images of a request.
+- ``pixels``: Mahalanobis distance of a few pixel statistics (brightness, contrast, share of
+  near-black or near-white pixels, edge strength, and colour spread for RGB models).
+
+Each score has a threshold at a high quantile of the scores of held-out in-domain images (the
+validation classes, never the test classes). An image is in the domain when both scores are
+within their thresholds. The statistics live in ``NAME.domain.safetensors`` beside the
+checkpoint; the card's ``domain`` section holds the description, thresholds and file hash.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from safetensors.torch import load_file, save_file
+from torch import Tensor
+
+from models.checkpoint import Checkpoint, CheckpointError, atomic_write, paths_of, sha256_of
+from models.config import BackboneConfig
+from models.networks import FewShotNet, Params, calibrate_norm
+
+PIXEL_STATS = {  # name -> how a person reads it
+    "brightness": "mean brightness",
+    "contrast": "contrast",
+    "extremes": "share of near-black or near-white pixels",
+    "edges": "edge strength",
+    "colour": "colour",
+}
+
+
+@dataclass(frozen=True)
+class DomainConfig:
+    reference_images: int = 3000  # training images the statistics are fitted on (more: same fit)
+    quantile: float = 0.999  # threshold per score: this quantile of held-out images' scores
+    folds: int = 5  # training groups are scored in this many folds, each under the others' fit
+    shrinkage: float = 0.05  # covariance pulled this far toward its mean variance (stable inverse)
+
+
+@dataclass(frozen=True)
+class Gaussian:
+    mean: Tensor  # [D]
+    precision: Tensor  # [D, D], inverse of the shrunk covariance
+    scale: Tensor  # [D], standard deviations, to name the statistic that is most off
+
+    @classmethod
+    def fit(cls, samples: Tensor, shrinkage: float) -> Gaussian:
+        samples = samples.double()
+        mean = samples.mean(0)
+        covariance = torch.cov(samples.T).reshape(len(mean), len(mean))
+        level = covariance.diagonal().mean().clamp_min(1e-12)
+        shrunk = (1 - shrinkage) * covariance + shrinkage * level * torch.eye(len(mean))
+        return cls(mean, torch.linalg.inv(shrunk), covariance.diagonal().clamp_min(1e-12).sqrt())
+
+    def distance(self, samples: Tensor) -> Tensor:
+        centred = samples.double() - self.mean
+        return ((centred @ self.precision) * centred).sum(1).clamp_min(0).sqrt()
+
+
+def pixel_stats(x: Tensor, channels: int) -> Tensor:
+    """``[B, 4]`` statistics (``[B, 5]`` with colour for RGB models) of images in [0, 1]."""
+    gray = x.mean(1)
+    columns = [
+        gray.mean((1, 2)),
+        gray.std((1, 2)),
+        ((gray < 0.1) | (gray > 0.9)).float().mean((1, 2)),
+        (gray[:, 1:] - gray[:, :-1]).abs().mean((1, 2))
+        + (gray[:, :, 1:] - gray[:, :, :-1]).abs().mean((1, 2)),
+    ]
+    if channels == 3:
+        columns.append((x.amax(1) - x.amin(1)).mean((1, 2)))
+    return torch.stack(columns, 1)
+
+
+def embed(
+    config: BackboneConfig, backbone: Params, norm_buffers: dict[str, Tensor], x: Tensor
+) -> Tensor:
+    """Backbone features ``[B, D]`` with BatchNorm frozen at ``norm_buffers``."""
+    model = FewShotNet(config, n_way=1, frozen_norm=True)
+    model.load_state_dict({**backbone, **norm_buffers}, strict=False)
+    model.eval()
+    with torch.no_grad():
+        return model(x.float(), features_only=True)
+
+
+@dataclass(frozen=True)
+class Verdict:
+    in_domain: bool
+    feature_score: float  # Mahalanobis distance of the features; threshold in the detector
+    pixel_score: float
+    reason: str | None  # why it is out of the domain, in words; None when in it
+
+
+@dataclass(frozen=True)
+class DomainDetector:
+    description: str  # what the training images are, e.g. "handwritten characters, ..."
+    features: Gaussian
+    pixels: Gaussian
+    feature_threshold: float
+    pixel_threshold: float
+    norm_buffers: dict[str, Tensor]  # BatchNorm running statistics of the training images
+
+    def check(self, config: BackboneConfig, backbone: Params, x: Tensor) -> list[Verdict]:
+        """One verdict per image of ``x`` (``[B, C, S, S]`` in [0, 1])."""
+        embedded = embed(config, backbone, self.norm_buffers, x)
+        feature_scores = self.features.distance(embedded).tolist()
+        stats = pixel_stats(x.float(), config.in_channels)
+        pixel_scores = self.pixels.distance(stats).tolist()
+        verdicts = []
+        for index, (feature_score, pixel_score) in enumerate(
+            zip(feature_scores, pixel_scores, strict=True)
+        ):
+            reasons = []
+            if pixel_score > self.pixel_threshold:
+                reasons.append(self._pixel_reason(stats[index]))
+            if feature_score > self.feature_threshold:
+                reasons.append(
+                    f"the model's features are far from its training images' ({feature_score:.1f}"
+                    f" against at most {self.feature_threshold:.1f} for {self.description})"
+                )
+            verdicts.append(
+                Verdict(not reasons, feature_score, pixel_score, "; ".join(reasons) or None)
+            )
+        return verdicts
+
+    def _pixel_reason(self, stats: Tensor) -> str:
+        z = (stats.double() - self.pixels.mean) / self.pixels.scale
+        worst = int(z.abs().argmax())
+        name = list(PIXEL_STATS.values())[worst]
+        mean, scale = float(self.pixels.mean[worst]), float(self.pixels.scale[worst])
+        return (
+            f"as the model sees it, its {name} is {float(stats[worst]):.2f} "
+            f"(training images: {mean:.2f} ± {scale:.2f})"
+        )
+
+
+def _held_out_scores(
+    train: Tensor, groups: list[str], folds: int, shrinkage: float, cap: int
+) -> Tensor:
+    """Scores of each fold of groups under a Gaussian fitted on the other folds: what a group the
+    statistics never saw scores (a new alphabet, a new class)."""
+    names = sorted(set(groups))
+    fold_of = {name: index % folds for index, name in enumerate(names)}
+    fold = torch.tensor([fold_of[g] for g in groups])
+    scores = []
+    for k in range(min(folds, len(names))):
+        inside = train[fold != k]
+        gaussian = Gaussian.fit(inside[torch.randperm(len(inside))[:cap]], shrinkage)
+        scores.append(gaussian.distance(train[fold == k]))
+    return torch.cat(scores)
+
+
+def fit_domain(
+    config: BackboneConfig,
+    backbone: Params,
+    train_x: Tensor,
+    train_groups: list[str],
+    val_x: Tensor,
+    *,
+    description: str,
+    domain_config: DomainConfig = DomainConfig(),
+) -> DomainDetector:
+    """Statistics from ``train_x`` (``[N, C, S, S]`` in [0, 1]); each threshold at the
+    configured quantile of held-out scores: ``val_x`` (other classes) under the full fit, and
+    each fold of training groups (``train_groups[i]`` is image i's alphabet or class) under a fit
+    on the other folds. Seeded: the same inputs give the same detector."""
+    torch.manual_seed(0)
+    cap, shrinkage = domain_config.reference_images, domain_config.shrinkage
+    reference = train_x[torch.randperm(len(train_x))[:cap]].float()
+    norm_model = FewShotNet(config, n_way=1, frozen_norm=True)
+    norm_model.load_state_dict(dict(backbone), strict=False)
+    calibrate_norm(norm_model, reference)
+    buffers = {k: v.clone() for k, v in norm_model.state_dict().items() if "running_" in k}
+    fitted = []
+    for describe in (
+        lambda x: embed(config, backbone, buffers, x),
+        lambda x: pixel_stats(x.float(), config.in_channels),
+    ):
+        train = describe(train_x)
+        gaussian = Gaussian.fit(train[torch.randperm(len(train))[:cap]], shrinkage)
+        held_out = torch.cat(
+            [
+                gaussian.distance(describe(val_x)),
+                _held_out_scores(train, train_groups, domain_config.folds, shrinkage, cap),
+            ]
+        )
+        fitted.append((gaussian, float(torch.quantile(held_out, domain_config.quantile))))
+    (features, feature_threshold), (pixels, pixel_threshold) = fitted
+    return DomainDetector(
+        description, features, pixels, feature_threshold, pixel_threshold, buffers
+    )
+
+
+def domain_path_of(weights_path: Path) -> Path:
+    return weights_path.with_name(
+        weights_path.name.removesuffix(".safetensors") + ".domain.safetensors"
+    )
+
+
+def save_domain(checkpoint: Checkpoint, detector: DomainDetector, fitted: dict[str, Any]) -> None:
+    """Write the detector's statistics beside the checkpoint and its ``domain`` card section
+    (description, thresholds, the statistics file's SHA-256, and ``fitted``: how it was fitted)."""
+    path = domain_path_of(checkpoint.weights_path)
+    tensors = {
+        **{f"features.{k}": v for k, v in asdict_tensors(detector.features).items()},
+        **{f"pixels.{k}": v for k, v in asdict_tensors(detector.pixels).items()},
+        **{f"norm.{k}": v for k, v in detector.norm_buffers.items()},
+    }
+    contiguous = {k: v.detach().cpu().contiguous() for k, v in tensors.items()}
+    atomic_write(path, lambda tmp: save_file(contiguous, str(tmp)))
+    card = dict(checkpoint.card)
+    card["domain"] = {
+        "description": detector.description,
+        "channels": card["backbone"]["in_channels"],
+        "image_size": card["backbone"]["image_size"],
+        "feature_threshold": detector.feature_threshold,
+        "pixel_threshold": detector.pixel_threshold,
+        "statistics": {"file": path.name, "sha256": sha256_of(path)},
+        "fitted": fitted,
+    }
+    text = json.dumps(card, indent=2) + "\n"
+    atomic_write(paths_of(checkpoint.weights_path)[1], lambda tmp: tmp.write_text(text))
+
+
+def asdict_tensors(gaussian: Gaussian) -> dict[str, Tensor]:
+    return {"mean": gaussian.mean, "precision": gaussian.precision, "scale": gaussian.scale}
+
+
+def load_domain(checkpoint: Checkpoint) -> DomainDetector | None:
+    """The checkpoint's detector, or None when its card has no ``domain`` section."""
+    section = checkpoint.card.get("domain")
+    if section is None:
+        return None
+    path = checkpoint.weights_path.with_name(section["statistics"]["file"])
+    if not path.is_file() or sha256_of(path) != section["statistics"]["sha256"]:
+        raise CheckpointError(f"{path} is missing or does not match the card's domain section")
+    tensors = load_file(str(path))
+
+    def gaussian(prefix: str) -> Gaussian:
+        return Gaussian(*(tensors[f"{prefix}.{k}"] for k in ("mean", "precision", "scale")))
+
+    return DomainDetector(
+        section["description"],
+        gaussian("features"),
+        gaussian("pixels"),
+        float(section["feature_threshold"]),
+        float(section["pixel_threshold"]),
+        {k.removeprefix("norm."): v for k, v in tensors.items() if k.startswith("norm.")},
+    )
