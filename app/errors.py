@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from typing import Any
 
 import redis
 from fastapi import FastAPI, Request
@@ -22,15 +23,24 @@ logger = logging.getLogger(__name__)
 class ApiError(Exception):
     """An error the API answers with ``status`` and a stable machine-readable ``code``."""
 
-    def __init__(self, status: int, code: str, message: str, headers: dict[str, str] | None = None):
+    def __init__(
+        self,
+        status: int,
+        code: str,
+        message: str,
+        headers: dict[str, str] | None = None,
+        details: list[dict[str, Any]] | None = None,
+    ):
         super().__init__(message)
         self.status, self.code, self.message = status, code, message
         self.headers = headers or {}
+        self.details = details
 
 
 class ErrorDetail(BaseModel):
     code: str  # stable, machine-readable, e.g. "model_not_found"
     message: str  # for people: what went wrong and what to do
+    details: list[dict[str, Any]] | None = None  # per item, e.g. each refused image (optional)
 
 
 class ErrorBody(BaseModel):
@@ -63,10 +73,17 @@ def error_responses(*statuses: int) -> dict[int | str, dict]:
 API_ERRORS = error_responses(400, 401, 404, 408, 409, 410, 413, 415, 422, 429, 503, 507)
 
 
-def error_response(status: int, code: str, message: str, **headers: str) -> JSONResponse:
-    return JSONResponse(
-        {"error": {"code": code, "message": message}}, status_code=status, headers=headers or None
-    )
+def error_response(
+    status: int,
+    code: str,
+    message: str,
+    details: list[dict[str, Any]] | None = None,
+    **headers: str,
+) -> JSONResponse:
+    body: dict[str, Any] = {"code": code, "message": message}
+    if details is not None:
+        body["details"] = details
+    return JSONResponse({"error": body}, status_code=status, headers=headers or None)
 
 
 HTTP_CODES = {
@@ -84,7 +101,9 @@ HTTP_CODES = {
 def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(ApiError)
     async def api_error(_: Request, error: ApiError) -> JSONResponse:
-        return error_response(error.status, error.code, error.message, **error.headers)
+        return error_response(
+            error.status, error.code, error.message, error.details, **error.headers
+        )
 
     @app.exception_handler(UnsupportedFormat)
     async def unsupported_format(_: Request, error: UnsupportedFormat) -> JSONResponse:

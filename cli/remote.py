@@ -29,12 +29,23 @@ def adapt(
     eps: Annotated[float | None, typer.Option(help="FGSM budget of the adaptation")] = None,
     base_model: Annotated[str | None, typer.Option(help="initialization to adapt")] = None,
     wait: Annotated[bool, typer.Option(help="wait for the job, with a progress bar")] = True,
+    allow_out_of_domain: Annotated[
+        bool, typer.Option(help="adapt even on images unlike the base model's (with a warning)")
+    ] = False,
 ) -> None:
     """Adapt a base model to a folder of labelled images; print the model id."""
     try:
         with FewShotClient(url, api_key) as api:
-            created = api.adapt_folder(folder, steps=steps, eps=eps, base_model=base_model)
+            created = api.adapt_folder(
+                folder,
+                steps=steps,
+                eps=eps,
+                base_model=base_model,
+                allow_out_of_domain="true" if allow_out_of_domain else None,
+            )
             err.print(f"job {created['job_id']} for model {created['model_id']}")
+            for warning in created.get("warnings", []):
+                err.print(f"[yellow]warning:[/] {warning}", soft_wrap=True, highlight=False)
             if wait:
                 with progress_bar() as bar:
                     task = bar.add_task("adapting", total=None, status="queued")
@@ -49,7 +60,12 @@ def adapt(
                         )
 
                     api.wait(created["job_id"], on_progress=show)
-    except (ApiError, JobFailed, ValueError, OSError, httpx.HTTPError) as error:
+    except ApiError as error:
+        for detail in error.details:
+            where = f"{detail.get('field')} #{detail.get('index')} ({detail.get('filename')})"
+            err.print(f"  {where}: {detail.get('reason')}", soft_wrap=True, highlight=False)
+        raise fail(error) from error
+    except (JobFailed, ValueError, OSError, httpx.HTTPError) as error:
         raise fail(error) from error
     typer.echo(created["model_id"])
 
@@ -72,16 +88,21 @@ def predict(
     if as_json:
         typer.echo(json.dumps(predictions))
         return
-    table = Table("image", "label", "probability", "survives attack")
+    table = Table("image", "label", "probability", "survives attack", "in domain")
     for image, prediction in zip(images, predictions, strict=True):
         survives = prediction.get("robustness", {}).get("label_survives")
+        in_domain = prediction.get("in_domain")
         table.add_row(
             image.name,
             prediction["label"],
             f"{prediction['top'][0]['probability']:.3f}",
             "" if survives is None else str(survives),
+            "unknown" if in_domain is None else ("yes" if in_domain else "[red]NO[/]"),
         )
     out_console.print(table)
+    for image, prediction in zip(images, predictions, strict=True):
+        if prediction.get("domain_warning"):
+            out_console.print(f"[yellow]{image.name}[/]: {prediction['domain_warning']}")
 
 
 def report(
@@ -102,9 +123,16 @@ def report(
     if as_json:
         typer.echo(json.dumps(data))
         return
+    for warning in data.get("warnings", []):
+        out_console.print(f"[yellow]warning:[/] {warning}", highlight=False)
     if not data.get("available"):
         out_console.print(f"no robustness estimate: {data.get('reason')}")
         return
+    if data.get("untrusted_reason"):
+        out_console.print(
+            f"[bold red]Do not rely on these figures:[/] {data['untrusted_reason']}",
+            highlight=False,
+        )
     out_console.print(f"{data['examples']} examples; {data['source']}")
     for variant in ("robust", "clean_only"):
         table = Table("attack", "eps", "accuracy", "95% CI", title=variant.replace("_", "-"))

@@ -23,9 +23,12 @@ FINISHED = {"succeeded", "failed", "cancelled"}
 class ApiError(Exception):
     """The API answered an error: its HTTP status, stable code and message."""
 
-    def __init__(self, status: int, code: str, message: str) -> None:
+    def __init__(
+        self, status: int, code: str, message: str, details: list[dict[str, Any]] | None = None
+    ) -> None:
         super().__init__(f"{code} ({status}): {message}")
         self.status, self.code, self.message = status, code, message
+        self.details = details or []  # per item, e.g. each out-of-domain image
 
 
 class JobFailed(Exception):
@@ -77,7 +80,9 @@ class FewShotClient:
             return response
         try:
             error = response.json()["error"]
-            raise ApiError(response.status_code, error["code"], error["message"])
+            raise ApiError(
+                response.status_code, error["code"], error["message"], error.get("details")
+            )
         except (ValueError, KeyError, TypeError):
             raise ApiError(response.status_code, "http_error", response.text[:500]) from None
 
@@ -110,7 +115,8 @@ class FewShotClient:
         validation: Sequence[tuple[str, Path]] = (),
         **settings: Any,
     ) -> dict[str, Any]:
-        """Upload (label, image) pairs; ``settings``: base_model, steps, lr, eps. 202 body."""
+        """Upload (label, image) pairs; ``settings``: base_model, steps, lr, eps,
+        allow_out_of_domain. The 202 body."""
         files = [_file("images", path) for _, path in support]
         files += [_file("val_images", path) for _, path in validation]
         data = {

@@ -12,6 +12,7 @@ from torch import Tensor
 from models.checkpoint import CheckpointError, load_checkpoint
 from models.config import BackboneConfig, MetaConfig
 from models.decode import InputSpec
+from models.domain import DomainDetector, Verdict, load_domain
 
 logger = logging.getLogger(__name__)
 
@@ -24,6 +25,24 @@ class BaseModel:
     spec: InputSpec
     tensors: dict[str, Tensor]
     card: dict[str, Any]
+    domain: DomainDetector | None = None  # None: the card has no out-of-domain detector
+
+    def check_domain(self, images: Tensor) -> list[Verdict] | None:
+        """A verdict per uint8 image ``[n, C, S, S]``, or None without a detector."""
+        if self.domain is None:
+            return None
+        backbone = {k: v for k, v in self.tensors.items() if not k.startswith("head.")}
+        return self.domain.check(self.backbone, backbone, images.float() / 255.0)
+
+    def domain_summary(self) -> dict[str, Any]:
+        """What this model knows: its training images, and whether it can tell foreign ones."""
+        section = self.card.get("domain", {})
+        return {
+            "description": section.get("description", "not recorded"),
+            "channels": self.spec.channels,
+            "image_size": self.spec.size,
+            "detector": self.domain is not None,
+        }
 
     def summary(self) -> dict[str, Any]:
         """What ``GET /v1/base-models`` shows of it."""
@@ -43,6 +62,7 @@ class BaseModel:
                 "iterations": self.card.get("iterations"),
                 "data": {k: self.card.get("data", {}).get(k) for k in ("kind", "split")},
             },
+            "domain": self.domain_summary(),
             "metrics": self.card.get("metrics", {}),
         }
 
@@ -77,7 +97,13 @@ def load_base_models(folder: Path, default: str | None = None) -> BaseModels:
             raise CheckpointError(f"{card_path}: not a meta-trained checkpoint: {error}") from error
         name = card_path.name.removesuffix(".json")
         found[name] = BaseModel(
-            name, backbone, meta, InputSpec.from_card(card), checkpoint.tensors, card
+            name,
+            backbone,
+            meta,
+            InputSpec.from_card(card),
+            checkpoint.tensors,
+            card,
+            load_domain(checkpoint),
         )
     if default is not None and default not in found:
         raise CheckpointError(f"default base model {default!r} is not in {folder}")

@@ -27,7 +27,7 @@ from models.attack_suite import Attack, correct, parse_attacks, runnable, suite_
 from models.config import AdaptConfig, BackboneConfig, HeadInit
 from models.evaluation import SANITY_EPS, Cell
 from models.networks import FewShotNet, Params
-from models.sanity import TOLERANCE, sanity_checks
+from models.sanity import TOLERANCE, sanity_checks, untrusted_reason
 
 Progress = Callable[[], None]  # called once per adaptation done (may raise to cancel)
 
@@ -224,6 +224,15 @@ def robustness_report(
         for name, by_key in correct_by.items()
     }
     worst = {name: {c.eps: c.mean for c in cs if c.attack == "worst"} for name, cs in cells.items()}
+    checks = {
+        name: sanity_checks(
+            cells[name],
+            chance=1 / n_way,
+            blackbox_pairs=_blackbox_pairs(by_key, ran),
+            tolerance=_tolerance(len(torch.cat(by_key[("clean", 0.0)]))),
+        )
+        for name, by_key in correct_by.items()
+    }
     return {
         "threat_model": threat_model(eps_grid, ran),
         "adapt": dataclasses.asdict(adapt_config),
@@ -234,18 +243,8 @@ def robustness_report(
         "robust": [dataclasses.asdict(c) for c in cells["robust"]],
         "clean_only": [dataclasses.asdict(c) for c in cells["clean_only"]],
         "gain": {f"{eps:g}": worst["robust"][eps] - worst["clean_only"][eps] for eps in grid},
-        "checks": {
-            name: [
-                dataclasses.asdict(c)
-                for c in sanity_checks(
-                    cells[name],
-                    chance=1 / n_way,
-                    blackbox_pairs=_blackbox_pairs(by_key, ran),
-                    tolerance=_tolerance(len(torch.cat(by_key[("clean", 0.0)]))),
-                )
-            ]
-            for name, by_key in correct_by.items()
-        },
+        "checks": {name: [dataclasses.asdict(c) for c in found] for name, found in checks.items()},
+        "untrusted_reason": untrusted_reason(cells["robust"], checks, n_way),
     }
 
 

@@ -13,8 +13,12 @@ from __future__ import annotations
 import itertools
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from models.attack_suite import parse_attack
+
+if TYPE_CHECKING:
+    from models.evaluation import Cell
 
 SANITY_EPS = 0.5  # large budget at which accuracy must fall to chance
 TOLERANCE = 0.01  # accuracy rises smaller than this are noise, not a failed check
@@ -111,3 +115,23 @@ def sanity_checks(
             )
         )
     return checks
+
+
+def untrusted_reason(
+    robust: Sequence[Cell], checks: dict[str, Sequence[Check]], n_way: int
+) -> str | None:
+    """Why the report's figures must not be summarised, in words; None when they may be."""
+    failed = sorted({c.name for found in checks.values() for c in found if not c.passed})
+    if failed:
+        return (
+            f"sanity checks failed ({', '.join(failed)}): the attacks may not have worked as "
+            "they should on this model, so its robustness figures cannot be trusted"
+        )
+    clean = next(c for c in robust if c.attack == "clean")
+    if clean.mean <= 1 / n_way:
+        return (
+            f"clean accuracy on held-out examples is {clean.mean:.0%}, at or below chance "
+            f"({1 / n_way:.0%} for {n_way} classes): the model has not learned these classes "
+            "from these images"
+        )
+    return None

@@ -147,8 +147,18 @@ def report_summary(report: dict[str, Any]) -> dict[str, Any]:
         return {f"{c['eps']:g}": round(c["mean"], 4) for c in cells if c["attack"] == "worst"}
 
     checks = [c for checks in report["checks"].values() for c in checks]
+    if report.get("untrusted_reason"):
+        return {
+            "available": True,
+            "trustworthy": False,
+            "reason": report["untrusted_reason"],
+            "source": report["source"],
+            "examples": report["examples"],
+            "sanity_checks_passed": all(c["passed"] for c in checks),
+        }
     return {
         "available": True,
+        "trustworthy": True,
         "source": report["source"],
         "examples": report["examples"],
         "worst_case_accuracy": {

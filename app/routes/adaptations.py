@@ -10,6 +10,7 @@ from starlette.datastructures import FormData
 
 from app.auth import Caller, UploadCallerDep
 from app.deps import ServicesDep
+from app.domain_check import support_warnings
 from app.errors import API_ERRORS, ApiError
 from app.services import Services
 from app.uploads import optional_text, parse_number, read_form, read_labelled
@@ -51,6 +52,12 @@ UPLOAD_SCHEMA = {
                         "steps": {"type": "integer", "minimum": 0},
                         "lr": {"type": "number", "exclusiveMinimum": 0, "maximum": 1},
                         "eps": {"type": "number", "minimum": 0},
+                        "allow_out_of_domain": {
+                            "type": "boolean",
+                            "description": "adapt even if images look unlike the base model's "
+                            "training images (otherwise 422 out_of_domain); the model then "
+                            "carries a warning",
+                        },
                     },
                 }
             }
@@ -100,6 +107,7 @@ def _create_adaptation(form: FormData, services: Services, caller: Caller) -> JS
     validation = read_labelled(
         form, "val_images", "val_labels", base.spec, settings, classes=support.classes
     )
+    warnings = support_warnings(form, base, support, validation)
     model_id = new_id("model")
     try:
         job_id = services.store.create(
@@ -115,6 +123,7 @@ def _create_adaptation(form: FormData, services: Services, caller: Caller) -> JS
                 "settings": job_settings.to_json(),
                 "support_size": len(support.labels),
                 "validation_size": 0 if validation is None else len(validation.labels),
+                "warnings": json.dumps(warnings),
             },
             model_cap=settings.max_models_per_tenant,
             max_active=settings.max_jobs_per_tenant,
@@ -123,7 +132,7 @@ def _create_adaptation(form: FormData, services: Services, caller: Caller) -> JS
         raise ApiError(409, "model_cap_reached", str(error)) from error
     status_url = f"/v1/jobs/{job_id}"
     return JSONResponse(
-        {"job_id": job_id, "model_id": model_id, "status_url": status_url},
+        {"job_id": job_id, "model_id": model_id, "status_url": status_url, "warnings": warnings},
         status_code=202,
         headers={"Location": status_url},
     )

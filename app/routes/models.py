@@ -61,6 +61,7 @@ def model_view(record: dict[str, str]) -> dict[str, Any]:
         "created": float(record["created"]),
         "evicted_reason": record.get("evicted_reason"),
         "job_id": record.get("job_id"),
+        "warnings": json.loads(record.get("warnings") or "[]"),
         "report_summary": json.loads(record["report_summary"])
         if record.get("report_summary")
         else None,
@@ -127,11 +128,12 @@ def _cancel_quietly(services: Services, job_id: str) -> None:
 
 @router.get("/{model_id}/report")
 def get_report(caller: CallerDep, model_id: ModelIdDep, services: ServicesDep) -> dict[str, Any]:
-    _ready(services, model_id, caller.tenant)
+    record = _ready(services, model_id, caller.tenant)
     raw = services.store.models.report(model_id)
     if raw is None:
         raise ApiError(404, "report_not_found", f"the report of model {model_id} has expired")
-    return {"model_id": model_id, **json.loads(raw)}
+    warnings = json.loads(record.get("warnings") or "[]")
+    return {"model_id": model_id, "warnings": warnings, **json.loads(raw)}
 
 
 @router.get(
@@ -188,6 +190,8 @@ def _predict_form(
         raise ApiError(404, "model_not_found", f"the weights of model {model_id} have expired")
     model, info = loaded
     images = torch.from_numpy(decode_files(files, InputSpec(**info["spec"]), settings))
+    base = services.base_models.by_name.get(info["base_model"])  # None: since uninstalled
+    verdicts = None if base is None else base.check_domain(images)
     predictions = predict_images(
         model,
         images,
@@ -195,6 +199,10 @@ def _predict_form(
         top_k=top_k,
         robustness_eps=eps if robust else None,
     )
+    for prediction, verdict in zip(predictions, verdicts or [None] * len(predictions), strict=True):
+        prediction["in_domain"] = None if verdict is None else verdict.in_domain
+        if verdict is not None and not verdict.in_domain:
+            prediction["domain_warning"] = verdict.reason
     return {"model_id": model_id, "predictions": predictions}
 
 

@@ -56,7 +56,8 @@ def test_adapt_predict_report_evaluate_delete(client, worker_thread, settings):
     created = client.post("/v1/adaptations", files=files, data={**data, "steps": "5"})
     assert created.status_code == 202, created.text
     body = created.json()
-    assert set(body) == {"job_id", "model_id", "status_url"}
+    assert set(body) == {"job_id", "model_id", "status_url", "warnings"}
+    assert body["warnings"] == []  # the test base model has no domain detector
     job = wait_for(client, body["job_id"])
     assert job["state"] == "succeeded", job
     assert job["progress"]["step"] == job["progress"]["total"] > 5

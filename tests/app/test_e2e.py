@@ -3,6 +3,7 @@ shipped ADML initialization; the adapted model must classify new drawings of tho
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 from fastapi.testclient import TestClient
 
@@ -11,6 +12,7 @@ from common.api_keys import ApiKeys
 from common.settings import PRETRAINED_DIR, Settings
 from models.checkpoint import load_checkpoint
 from models.data import omniglot_drawings
+from models.synthetic import colour_shape, encode
 from tests.app.test_api import wait_for
 
 pytestmark = [pytest.mark.redis, pytest.mark.slow]
@@ -51,6 +53,15 @@ def test_five_way_five_shot_on_held_out_alphabets(omniglot_path, redis_url, pref
             queries
         )
         assert accuracy >= 0.85, f"accuracy {accuracy:.3f} on {len(queries)} held-out drawings"
+        in_domain = [p["in_domain"] for p in predictions["predictions"]]
+        assert sum(in_domain) >= len(queries) - 2, in_domain  # the detector: ~1% refused
+        photo = encode(colour_shape(np.random.default_rng(0), "circle", size=96), "JPEG")
+        foreign = client.post(
+            f"/v1/models/{model_id}/predictions", files=[("images", ("c.jpg", photo))]
+        ).json()["predictions"][0]
+        assert foreign["in_domain"] is False and "training images" in foreign["domain_warning"]
+        model = client.get(f"/v1/models/{model_id}").json()
+        assert model["warnings"] == [] and model["report_summary"]["trustworthy"] is True
 
         report = client.get(f"/v1/models/{model_id}/report").json()
         assert report["available"] and report["examples"] == 25

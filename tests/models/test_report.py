@@ -89,3 +89,18 @@ def test_an_evaluation_skips_what_cannot_run_on_its_classes():
         "square-15",
         "worst",
     }
+
+
+def test_a_report_at_chance_or_with_a_failed_check_is_not_summarised():
+    from models.evaluation import Cell
+    from models.sanity import Check, untrusted_reason
+
+    passed = {"robust": [Check("worst_monotone", True, "")]}
+    learned = [Cell("clean", 0.0, 0.9, 0.05, 12)]
+    assert untrusted_reason(learned, passed, 4) is None
+    at_chance = [Cell("clean", 0.0, 0.25, 0.2, 12)]
+    reason = untrusted_reason(at_chance, passed, 4)
+    assert "25%, at or below chance (25% for 4 classes)" in reason
+    failed = {"robust": [Check("chance_at_large_eps", False, "0.6 at eps 0.5")]}
+    assert "sanity checks failed (chance_at_large_eps)" in untrusted_reason(learned, failed, 4)
+    assert _report(attacks="fgsm,pgd-3")["untrusted_reason"] is None  # the tiny model learns

@@ -185,3 +185,27 @@ def test_a_running_job_is_cancelled_between_steps(settings):
     client = redis.Redis.from_url(settings.redis_url)
     assert client.hget(Keys(settings.key_prefix).model("model_w"), "state") == b"failed"
     assert not client.exists(Keys(settings.key_prefix).model_weights("model_w"))
+
+
+def test_an_untrusted_report_gets_no_headline_figures():
+    from worker.handlers import report_summary
+
+    checks = {"robust": [{"name": "worst_monotone", "passed": True, "detail": ""}]}
+    cells = [{"attack": "worst", "eps": 0.1, "mean": 0.5, "ci95": 0.1, "n": 8}]
+    report = {
+        "available": True,
+        "source": "4-fold cross-validation",
+        "examples": 8,
+        "robust": cells,
+        "clean_only": cells,
+        "checks": checks,
+        "untrusted_reason": "clean accuracy ... at or below chance",
+    }
+    summary = report_summary(report)
+    assert summary["trustworthy"] is False and summary["reason"] == report["untrusted_reason"]
+    assert "worst_case_accuracy" not in summary
+    report["untrusted_reason"] = None
+    trusted = report_summary(report)
+    assert trusted["trustworthy"] is True and trusted["worst_case_accuracy"]["robust"] == {
+        "0.1": 0.5
+    }
