@@ -2,7 +2,7 @@
 "use strict";
 
 const $ = (selector) => document.querySelector(selector);
-const state = { key: sessionStorage.getItem("fewshot-key") || "", classes: [], modelId: null };
+const state = { key: sessionStorage.getItem("fewshot-key") || "", classes: [], modelId: null, bases: {} };
 
 function showError(text) { $("#errors").textContent = text; }
 
@@ -11,12 +11,16 @@ async function api(method, path, body) {
   const response = await fetch(path, { method, headers, body });
   if (!response.ok) {
     let text = `HTTP ${response.status}`;
+    let details = [];
+    let code = "http_error";
     try {
       const error = (await response.json()).error;
       text = `${error.code}: ${error.message}`;
+      code = error.code;
+      details = error.details || [];
     } catch (_) { /* not JSON: keep the status */ }
     showError(text);
-    throw new Error(text);
+    throw Object.assign(new Error(text), { code, details });
   }
   showError("");
   return response;
@@ -64,8 +68,13 @@ function renderClasses() {
     const count = element("small", { text: `${cls.files.length} image(s), ${cls.valFiles.length} validation` });
     const thumbs = element("div", { class: "thumbs" });
     for (const file of cls.files) {
-      thumbs.append(element("img", { src: URL.createObjectURL(file), alt: file.name }));
+      const reason = cls.problems.get(file);
+      const shown = modelView(file, reason ? `${file.name}: ${reason}` : `${file.name} (as the model sees it)`);
+      if (reason) shown.classList.add("refused");
+      thumbs.append(shown);
     }
+    const problems = element("ul", { class: "problems" });
+    for (const [file, reason] of cls.problems) problems.append(element("li", { text: `${file.name}: ${reason}` }));
     const [zone, input] = dropZone(`Drop images of class ${index + 1} here, or press Enter`, (files) => {
       cls.files.push(...files); renderClasses();
     });
@@ -75,21 +84,58 @@ function renderClasses() {
     valZone.classList.add("validation");
     const remove = element("button", { type: "button", text: "Remove class" });
     remove.addEventListener("click", () => { state.classes.splice(index, 1); renderClasses(); });
-    holder.append(element("div", { class: "class-card" }, [name, zone, input, count, thumbs, valZone, valInput, remove]));
+    holder.append(element("div", { class: "class-card" }, [name, zone, input, count, thumbs, problems, valZone, valInput, remove]));
   });
 }
 
+// What the base model sees of a file: centre square, its size, grayscale for a 1-channel model.
+function modelView(file, title) {
+  const base = state.bases[$("#base-model").value];
+  const size = base ? base.input.size : 28;
+  const canvas = element("canvas", { width: size, height: size, class: "preview", title, role: "img", "aria-label": title });
+  createImageBitmap(file).then((bitmap) => {
+    const side = Math.min(bitmap.width, bitmap.height);
+    const context = canvas.getContext("2d");
+    context.fillStyle = "#fff";
+    context.fillRect(0, 0, size, size);
+    context.drawImage(bitmap, (bitmap.width - side) / 2, (bitmap.height - side) / 2, side, side, 0, 0, size, size);
+    if (base && base.input.channels === 1) {
+      const pixels = context.getImageData(0, 0, size, size);
+      for (let i = 0; i < pixels.data.length; i += 4) {
+        const [r, g, b] = pixels.data.slice(i, i + 3);
+        pixels.data[i] = pixels.data[i + 1] = pixels.data[i + 2] = 0.299 * r + 0.587 * g + 0.114 * b;
+      }
+      context.putImageData(pixels, 0, 0);
+    }
+  }).catch(() => canvas.classList.add("refused"));  // not an image: the API will name it
+  return canvas;
+}
+
+function showKnows() {
+  const base = state.bases[$("#base-model").value];
+  if (!base) return;
+  const domain = base.domain;
+  const colour = base.input.channels === 1 ? "grayscale" : "colour";
+  $("#base-knows").textContent = `What this model knows: ${domain.description}. ` +
+    `It sees ${base.input.size}x${base.input.size} ${colour} images (thumbnails show them so)` +
+    (domain.detector ? "; images unlike its training images are refused unless you tick \u201cadapt anyway\u201d."
+      : "; it cannot tell when an image is unlike its training images.");
+  renderClasses();
+}
+
 function addClass() {
-  state.classes.push({ name: `class ${state.classes.length + 1}`, files: [], valFiles: [] });
+  state.classes.push({ name: `class ${state.classes.length + 1}`, files: [], valFiles: [], problems: new Map() });
   renderClasses();
 }
 
 async function loadSetup() {
   const bases = await (await api("GET", "/v1/base-models")).json();
   const select = $("#base-model");
+  state.bases = Object.fromEntries(bases.base_models.map((base) => [base.name, base]));
   select.replaceChildren(...bases.base_models.map((base) =>
     element("option", { value: base.name, text: `${base.name}${base.name === bases.default ? " (default)" : ""}` })));
   select.value = bases.default;
+  showKnows();
   const limits = await (await api("GET", "/v1/limits")).json();
   $("#steps").max = limits.adapt_steps.max;
   $("#eps").min = limits.eps.min;
@@ -103,18 +149,39 @@ async function loadSetup() {
 
 async function submitAdaptation() {
   const form = new FormData();
+  const sent = { images: [], val_images: [] };  // [class, file] in upload order, per field
   for (const cls of state.classes) {
-    for (const file of cls.files) { form.append("images", file, file.name); form.append("labels", cls.name); }
-    for (const file of cls.valFiles) { form.append("val_images", file, file.name); form.append("val_labels", cls.name); }
+    cls.problems.clear();
+    for (const file of cls.files) { form.append("images", file, file.name); form.append("labels", cls.name); sent.images.push([cls, file]); }
+    for (const file of cls.valFiles) { form.append("val_images", file, file.name); form.append("val_labels", cls.name); sent.val_images.push([cls, file]); }
   }
+  if ($("#allow-ood").checked) form.append("allow_out_of_domain", "true");
   for (const name of ["steps", "lr", "eps"]) {
     if ($(`#${name}`).value !== "") form.append(name, $(`#${name}`).value);
   }
   form.append("base_model", $("#base-model").value);
-  const created = await (await api("POST", "/v1/adaptations", form)).json();
+  let created;
+  try {
+    created = await (await api("POST", "/v1/adaptations", form)).json();
+  } catch (error) {
+    markProblems(error.details || [], sent);
+    throw error;
+  }
+  $("#job-warnings").textContent = (created.warnings || []).join(" ");
   await followJob(created.job_id);
   await refreshModels();
   await openModel(created.model_id);
+}
+
+// The API's per-image details (field, index from 1, reason) shown beside the class that sent them.
+function markProblems(details, sent) {
+  for (const detail of details) {
+    const entry = (sent[detail.field] || [])[detail.index - 1];
+    if (entry) entry[0].problems.set(entry[1], detail.reason);
+  }
+  renderClasses();
+  const first = document.querySelector(".class-card .problems li");
+  if (first) first.closest(".class-card").scrollIntoView({ block: "center" });
 }
 
 async function followJob(jobId) {
@@ -155,8 +222,11 @@ async function openModel(modelId) {
   $("#model-id").textContent = modelId;
   $("#predictions tbody").replaceChildren();
   const report = await (await api("GET", `/v1/models/${modelId}/report`)).json();
+  $("#model-warnings").textContent = (report.warnings || []).map((w) => `Warning: ${w}`).join(" ");
   $("#report-source").textContent = report.available
     ? `${report.examples} examples: ${report.source}` : `No estimate: ${report.reason}`;
+  $("#report-untrusted").textContent = report.untrusted_reason
+    ? `Do not rely on these figures: ${report.untrusted_reason}.` : "";
   const chart = await (await api("GET", `/v1/models/${modelId}/report.png`)).blob();
   $("#report-chart").src = URL.createObjectURL(chart);
   $("#report-chart").hidden = false;
@@ -184,10 +254,13 @@ async function predict(files) {
   const body = $("#predictions tbody");
   answer.predictions.forEach((prediction, index) => {
     const survives = prediction.robustness ? (prediction.robustness.label_survives ? "yes" : "no") : "not checked";
+    const inDomain = prediction.in_domain === null || prediction.in_domain === undefined ? "unknown"
+      : (prediction.in_domain ? "yes" : `no: ${prediction.domain_warning}`);
     body.append(element("tr", {}, [
       element("td", { text: files[index].name }), element("td", { class: "label", text: prediction.label }),
       element("td", { text: prediction.top.map((t) => `${t.label} ${t.probability.toFixed(2)}`).join(", ") }),
       element("td", { class: "survives", text: survives }),
+      element("td", { class: prediction.in_domain === false ? "in-domain error" : "in-domain", text: inDomain }),
     ]));
   });
 }
@@ -205,6 +278,7 @@ document.addEventListener("DOMContentLoaded", () => {
     guarded(async () => { await loadSetup(); await refreshModels(); })();
   });
   $("#add-class").addEventListener("click", addClass);
+  $("#base-model").addEventListener("change", showKnows);
   $("#submit").addEventListener("click", guarded(submitAdaptation));
   $("#refresh-models").addEventListener("click", guarded(refreshModels));
   wireZone($("#predict-zone"), $("#predict-files"), guarded(predict));

@@ -8,6 +8,7 @@ import os
 import shutil
 from pathlib import Path
 
+import numpy as np
 import pytest
 import redis
 
@@ -16,6 +17,7 @@ from common.keys import Keys
 from common.settings import PRETRAINED_DIR, Settings
 from models.checkpoint import load_checkpoint
 from models.data import omniglot_drawings
+from models.synthetic import colour_shape
 from tests.service_fixtures import live_server
 
 pytestmark = [pytest.mark.redis, pytest.mark.slow]
@@ -66,6 +68,8 @@ def test_the_console_walks_the_whole_flow(
         worker_alive_file=tmp_path / "alive",
     )
     start_worker(settings)
+    photo = tmp_path / "photo.jpg"
+    colour_shape(np.random.default_rng(0), "circle", size=96).save(photo, quality=90)
     _, token = ApiKeys(redis.Redis.from_url(redis_url), Keys(prefix)).create("console")
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     with live_server(settings) as url:
@@ -85,6 +89,7 @@ def test_the_console_walks_the_whole_flow(
         page.click("#key-form button")
         page.wait_for_function("document.querySelector('#base-model').options.length > 0")
         assert page.locator("#errors").inner_text() == ""
+        assert "handwritten characters" in page.locator("#base-knows").inner_text()
 
         page.click("#add-class")  # a third class
         names = list(drawings)
@@ -105,6 +110,20 @@ def test_the_console_walks_the_whole_flow(
                     [str(p) for p in drawings[character][:SHOTS]]
                 )
         page.fill("#steps", "5")
+        # a colour photo in a fourth class: refused, named beside its class, page scrolled there
+        page.click("#add-class")
+        cards.nth(CLASSES).locator("input[type=file]").first.set_input_files(str(photo))
+        page.click("#submit")
+        page.wait_for_function(
+            "document.querySelector('#errors').textContent.startsWith('out_of_domain:')"
+        )
+        problem = cards.nth(CLASSES).locator(".problems li")
+        assert problem.count() == 1 and problem.inner_text().startswith("photo.jpg: ")
+        assert cards.nth(CLASSES).locator("canvas.refused").count() == 1
+        assert cards.nth(0).locator(".problems li").count() == 0
+        page.screenshot(path=str(ARTIFACTS / "console-out-of-domain.png"), full_page=True)
+        cards.nth(CLASSES).locator("button", has_text="Remove class").click()
+        assert cards.count() == CLASSES
         page.screenshot(path=str(ARTIFACTS / "console-adapt.png"), full_page=True)
         page.click("#submit")
         page.wait_for_function(
@@ -121,12 +140,14 @@ def test_the_console_walks_the_whole_flow(
         page.focus("#predict-zone")
         with page.expect_file_chooser() as chooser:
             page.keyboard.press("Enter")
-        chooser.value.set_files([str(drawings[c][SHOTS]) for c in names])
+        chooser.value.set_files([str(drawings[c][SHOTS]) for c in names] + [str(photo)])
         page.wait_for_function(
-            f"document.querySelectorAll('#predictions tbody tr').length === {CLASSES}"
+            f"document.querySelectorAll('#predictions tbody tr').length === {CLASSES + 1}"
         )
-        labels = page.locator("#predictions td.label").all_inner_texts()
+        labels = page.locator("#predictions td.label").all_inner_texts()[:CLASSES]
         assert sum(label == c for label, c in zip(labels, names, strict=True)) >= CLASSES - 1
+        in_domain = page.locator("#predictions td.in-domain").all_inner_texts()
+        assert in_domain[-1].startswith("no: ") and in_domain.count("yes") >= CLASSES - 1
         assert set(page.locator("#predictions td.survives").all_inner_texts()) <= {"yes", "no"}
         page.screenshot(path=str(ARTIFACTS / "console-model.png"), full_page=True)
         assert script_errors == []
