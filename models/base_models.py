@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import json
 import logging
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from safetensors import SafetensorError
+from safetensors.torch import load, save
 from torch import Tensor
 
 from models.checkpoint import CheckpointError, load_checkpoint
@@ -112,3 +115,31 @@ def load_base_models(folder: Path, default: str | None = None) -> BaseModels:
         default = (adml or sorted(found) or [None])[0]
     logger.info("base models: %s (default %s)", sorted(found), default)
     return BaseModels(found, default)
+
+
+def encode_base_model(tensors: dict[str, Tensor], card: dict[str, Any]) -> bytes:
+    """A tenant's base model as one safetensors blob: backbone and ``domain.*`` tensors, the
+    card in the metadata."""
+    cpu = {k: v.detach().cpu().contiguous() for k, v in tensors.items()}
+    return save(cpu, metadata={"card": json.dumps(card)})
+
+
+def decode_base_model(name: str, data: bytes) -> BaseModel:
+    """The inverse of :func:`encode_base_model`; CheckpointError when it does not read back."""
+    try:
+        tensors = load(data)
+        header = json.loads(data[8 : 8 + int.from_bytes(data[:8], "little")])
+        card = json.loads(header["__metadata__"]["card"])
+        domain_tensors = {k[7:]: v for k, v in tensors.items() if k.startswith("domain.")}
+        backbone = {k: v for k, v in tensors.items() if not k.startswith("domain.")}
+        return BaseModel(
+            name,
+            BackboneConfig.from_dict(card["backbone"]),
+            MetaConfig.from_dict(card["meta"]),
+            InputSpec.from_card(card),
+            backbone,
+            card,
+            DomainDetector.from_tensors(card["domain"], domain_tensors) if domain_tensors else None,
+        )
+    except (SafetensorError, KeyError, TypeError, ValueError) as error:
+        raise CheckpointError(f"stored base model {name!r} does not read back: {error}") from error

@@ -40,6 +40,9 @@ PIXEL_STATS = {  # name -> how a person reads it
 }
 
 
+MIN_ABOVE = 3  # held-out images above each threshold, at least (small sets: a lower quantile)
+
+
 @dataclass(frozen=True)
 class DomainConfig:
     reference_images: int = 3000  # training images the statistics are fitted on (more: same fit)
@@ -110,6 +113,33 @@ class DomainDetector:
     feature_threshold: float
     pixel_threshold: float
     norm_buffers: dict[str, Tensor]  # BatchNorm running statistics of the training images
+
+    def to_tensors(self) -> tuple[dict[str, Tensor], dict[str, Any]]:
+        """Its statistics as named tensors, and the card section that goes with them."""
+        tensors = {f"norm.{k}": v for k, v in self.norm_buffers.items()}
+        for prefix, gaussian in (("features", self.features), ("pixels", self.pixels)):
+            tensors |= {f"{prefix}.mean": gaussian.mean, f"{prefix}.precision": gaussian.precision}
+            tensors[f"{prefix}.scale"] = gaussian.scale
+        section = {
+            "description": self.description,
+            "feature_threshold": self.feature_threshold,
+            "pixel_threshold": self.pixel_threshold,
+        }
+        return tensors, section
+
+    @classmethod
+    def from_tensors(cls, section: dict[str, Any], tensors: dict[str, Tensor]) -> DomainDetector:
+        def gaussian(prefix: str) -> Gaussian:
+            return Gaussian(*(tensors[f"{prefix}.{k}"] for k in ("mean", "precision", "scale")))
+
+        return cls(
+            section["description"],
+            gaussian("features"),
+            gaussian("pixels"),
+            float(section["feature_threshold"]),
+            float(section["pixel_threshold"]),
+            {k.removeprefix("norm."): v for k, v in tensors.items() if k.startswith("norm.")},
+        )
 
     def check(self, config: BackboneConfig, backbone: Params, x: Tensor) -> list[Verdict]:
         """One verdict per image of ``x`` (``[B, C, S, S]`` in [0, 1])."""
@@ -195,7 +225,9 @@ def fit_domain(
                 _held_out_scores(train, train_groups, domain_config.folds, shrinkage, cap),
             ]
         )
-        fitted.append((gaussian, float(torch.quantile(held_out, domain_config.quantile))))
+        # few held-out images cannot place a 0.1% tail: keep at least MIN_ABOVE of them above
+        quantile = min(domain_config.quantile, 1 - MIN_ABOVE / len(held_out))
+        fitted.append((gaussian, float(torch.quantile(held_out, quantile))))
     (features, feature_threshold), (pixels, pixel_threshold) = fitted
     return DomainDetector(
         description, features, pixels, feature_threshold, pixel_threshold, buffers
@@ -212,29 +244,19 @@ def save_domain(checkpoint: Checkpoint, detector: DomainDetector, fitted: dict[s
     """Write the detector's statistics beside the checkpoint and its ``domain`` card section
     (description, thresholds, the statistics file's SHA-256, and ``fitted``: how it was fitted)."""
     path = domain_path_of(checkpoint.weights_path)
-    tensors = {
-        **{f"features.{k}": v for k, v in asdict_tensors(detector.features).items()},
-        **{f"pixels.{k}": v for k, v in asdict_tensors(detector.pixels).items()},
-        **{f"norm.{k}": v for k, v in detector.norm_buffers.items()},
-    }
+    tensors, section = detector.to_tensors()
     contiguous = {k: v.detach().cpu().contiguous() for k, v in tensors.items()}
     atomic_write(path, lambda tmp: save_file(contiguous, str(tmp)))
     card = dict(checkpoint.card)
     card["domain"] = {
-        "description": detector.description,
+        **section,
         "channels": card["backbone"]["in_channels"],
         "image_size": card["backbone"]["image_size"],
-        "feature_threshold": detector.feature_threshold,
-        "pixel_threshold": detector.pixel_threshold,
         "statistics": {"file": path.name, "sha256": sha256_of(path)},
         "fitted": fitted,
     }
     text = json.dumps(card, indent=2) + "\n"
     atomic_write(paths_of(checkpoint.weights_path)[1], lambda tmp: tmp.write_text(text))
-
-
-def asdict_tensors(gaussian: Gaussian) -> dict[str, Tensor]:
-    return {"mean": gaussian.mean, "precision": gaussian.precision, "scale": gaussian.scale}
 
 
 def load_domain(checkpoint: Checkpoint) -> DomainDetector | None:
@@ -245,16 +267,4 @@ def load_domain(checkpoint: Checkpoint) -> DomainDetector | None:
     path = checkpoint.weights_path.with_name(section["statistics"]["file"])
     if not path.is_file() or sha256_of(path) != section["statistics"]["sha256"]:
         raise CheckpointError(f"{path} is missing or does not match the card's domain section")
-    tensors = load_file(str(path))
-
-    def gaussian(prefix: str) -> Gaussian:
-        return Gaussian(*(tensors[f"{prefix}.{k}"] for k in ("mean", "precision", "scale")))
-
-    return DomainDetector(
-        section["description"],
-        gaussian("features"),
-        gaussian("pixels"),
-        float(section["feature_threshold"]),
-        float(section["pixel_threshold"]),
-        {k.removeprefix("norm."): v for k, v in tensors.items() if k.startswith("norm.")},
-    )
+    return DomainDetector.from_tensors(section, load_file(str(path)))
