@@ -13,6 +13,7 @@ from pydantic import BaseModel
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from common.jobs import JobConflict, JobNotFound, TooManyJobs
+from models.archive import ArchiveError
 from models.artifacts import ArtifactError
 from models.base_models import UnknownBaseModel
 from models.decode import DataError, UnsupportedFormat
@@ -108,6 +109,10 @@ def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(UnsupportedFormat)
     async def unsupported_format(_: Request, error: UnsupportedFormat) -> JSONResponse:
         return error_response(415, "unsupported_image_format", str(error))
+
+    @app.exception_handler(ArchiveError)
+    async def bad_archive(_: Request, error: ArchiveError) -> JSONResponse:
+        return error_response(422, "invalid_archive", str(error))
 
     @app.exception_handler(DataError)
     async def data_error(_: Request, error: DataError) -> JSONResponse:

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import threading
-from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -14,40 +12,14 @@ import torch
 
 from common.jobs import JobStore
 from common.keys import Keys
+from common.lru import LruCache
 from common.queue import JobQueue
 from common.settings import Settings
+from common.tenant_base_models import TenantBaseModels, resolve_base_model
 from models.artifacts import load_adapted
-from models.base_models import BaseModels
+from models.base_models import BaseModel, BaseModels
 from models.networks import FewShotNet
 from models.service_jobs import report_suite
-
-
-@dataclass
-class LruCache:
-    """Values by key, the least recently used evicted past ``capacity``; thread-safe."""
-
-    capacity: int
-    _items: OrderedDict[str, Any] = field(default_factory=OrderedDict)
-    _lock: threading.Lock = field(default_factory=threading.Lock)
-
-    def get(self, key: str) -> Any | None:
-        with self._lock:
-            if key in self._items:
-                self._items.move_to_end(key)
-            return self._items.get(key)
-
-    def put(self, key: str, value: Any) -> None:
-        with self._lock:
-            self._items[key] = value
-            while len(self._items) > self.capacity:
-                self._items.popitem(last=False)
-
-    def drop(self, key: str) -> None:
-        with self._lock:
-            self._items.pop(key, None)
-
-    def __len__(self) -> int:
-        return len(self._items)
 
 
 @dataclass
@@ -84,6 +56,8 @@ class Services:
     report_pngs: LruCache = field(init=False)
     blocking: anyio.CapacityLimiter = field(init=False)
     report_attacks: tuple[str, ...] = field(init=False)  # checked at start-up: fail fast
+    tenant_bases: TenantBaseModels = field(init=False)
+    tenant_base_cache: LruCache = field(init=False)
 
     def __post_init__(self) -> None:
         self.keys = Keys(self.settings.key_prefix)
@@ -94,8 +68,16 @@ class Services:
         self.cache = ModelCache(self.settings.model_cache_size)
         self.report_pngs = LruCache(self.settings.model_cache_size)
         self.report_attacks = report_suite(self.settings.report_attacks)
+        self.tenant_bases = TenantBaseModels(self.client, self.keys)
+        self.tenant_base_cache = LruCache(8)
         # made inside the app's event loop (lifespan): the threads of blocking work
         self.blocking = anyio.CapacityLimiter(self.settings.blocking_threads)
+
+    def base_model(self, tenant: str, name: str | None) -> BaseModel:
+        """A shipped base model or the tenant's own (UnknownBaseModel: neither)."""
+        return resolve_base_model(
+            self.base_models, self.tenant_bases, tenant, name, self.tenant_base_cache
+        )
 
     async def off_loop(self, work: Callable[..., Any], /, *args: Any) -> Any:
         """``work(*args)`` on a thread of the bounded blocking pool: decoding, forward passes

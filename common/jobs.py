@@ -65,12 +65,16 @@ class JobStore:
         new_model: Fields | None = None,
         model_cap: int | None = None,
         max_active: int | None = None,
+        guard: Callable[[redis.client.Pipeline], None] | None = None,
+        extra: Callable[[redis.client.Pipeline, str], None] | None = None,
+        watch: tuple[str, ...] = (),
     ) -> str:
         """Store the input and the record of ``tenant``'s job and enqueue it, atomically; with
         ``new_model``, a pending model too, evicting the tenant's oldest finished models past
         ``model_cap`` (planned inside the transaction's WATCH; None: no cap). ModelCapReached
         when all of the tenant's models are pending; TooManyJobs when it has ``max_active``
-        queued and running jobs (None: no limit)."""
+        queued and running jobs (None: no limit). ``guard`` may raise to refuse, reading keys
+        of ``watch`` after WATCH; ``extra(pipe, job_id)`` adds writes to the same transaction."""
         job_id = new_id("job")
         record = {
             "id": job_id,
@@ -92,7 +96,11 @@ class JobStore:
             room = ([], [])
             if new_model is not None and model_cap is not None:
                 room = models.plan_room(pipe, tenant, model_cap)
+            if guard is not None:
+                guard(pipe)
             pipe.multi()
+            if extra is not None:
+                extra(pipe, job_id)
             pipe.hset(self.keys.job(job_id), mapping=record)
             pipe.expire(self.keys.job(job_id), self.job_ttl_s)
             pipe.set(self.keys.job_input(job_id), payload, ex=self.job_ttl_s)
@@ -109,6 +117,7 @@ class JobStore:
 
         watched = [self.keys.tenant_jobs(tenant)]
         watched += [self.keys.models_index(tenant)] if new_model else []
+        watched += list(watch)
         self.client.transaction(apply, *watched)
         queue.dispatch()  # wakes an idle worker if none is busy
         return job_id

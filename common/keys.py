@@ -26,6 +26,7 @@ class JobState(StrEnum):
 class JobKind(StrEnum):
     ADAPT = "adapt"  # adapt a base model to a support set; makes a model
     EVALUATE = "evaluate"  # robustness report of a model on labelled images
+    META_TRAIN = "meta_train"  # meta-train a tenant's own base model on its uploaded classes
 
 
 class ModelState(StrEnum):
@@ -108,6 +109,15 @@ class Keys:
 
     def job_result(self, job_id: str) -> str:
         return f"{self.prefix}:job:{job_id}:result"  # JSON: an evaluation's report
+
+    def job_snapshot(self, job_id: str) -> str:
+        return f"{self.prefix}:job:{job_id}:snapshot"  # bytes: a meta-training run to resume
+
+    def base_models(self, tenant: str) -> str:
+        return f"{self.prefix}:tenant:{tenant}:base-models"  # hash: name -> JSON record
+
+    def base_model(self, tenant: str, name: str) -> str:
+        return f"{self.prefix}:tenant:{tenant}:base-model:{name}"  # bytes: weights + card
 
     def model(self, model_id: str) -> str:
         return f"{self.prefix}:model:{model_id}"  # hash: the model record

@@ -86,6 +86,11 @@ class Settings(BaseSettings):
     max_models_per_tenant: int = Field(100, ge=1)  # beyond it the oldest finished are evicted
     max_jobs_per_tenant: int = Field(20, ge=1)  # queued + running; more: 429 too_many_jobs
 
+    # base models a tenant meta-trains on its own classes (POST /v1/base-models)
+    max_base_models_per_tenant: int = Field(3, ge=1)  # records, training or ready
+    max_meta_iterations: int = Field(5000, ge=1)  # meta-steps one upload may ask for
+    max_archive_images: int = Field(5000, ge=20)  # images in one dataset archive
+
     @property
     def image_formats(self) -> frozenset[str]:
         return frozenset(name.strip().upper() for name in self.allowed_formats.split(","))

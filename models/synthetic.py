@@ -134,7 +134,7 @@ def shape_dataset(
     classes: int, per_class: int, *, seed: int = 0, size: int = 32
 ) -> dict[str, list[bytes]]:
     """An RGB few-shot dataset: each class is a (shape, colour family) pair; the images jitter
-    position, size, hue and background. Class name -> PNG bytes."""
+    position, size, colour and a light background. Class name -> PNG bytes."""
     rng = np.random.default_rng(seed)
     dataset = {}
     for index in range(classes):
@@ -142,7 +142,7 @@ def shape_dataset(
         base = np.array(_colour(rng, 30, 226))
         images = []
         for _ in range(per_class):
-            image = Image.new("RGB", (size, size), _colour(rng, 0, 256))
+            image = Image.new("RGB", (size, size), _colour(rng, 190, 256))
             radius = size * rng.uniform(0.2, 0.4)
             centre = tuple(rng.uniform(radius, size - radius, 2))
             fill = tuple(int(v) for v in np.clip(base + rng.integers(-30, 31, 3), 0, 255))

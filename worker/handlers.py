@@ -10,7 +10,7 @@ from __future__ import annotations
 import dataclasses
 import json
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import redis
@@ -18,7 +18,9 @@ import torch
 
 from common.jobs import ExtraWrites, ModelWrites
 from common.keys import JobKind, Keys
+from common.lru import LruCache
 from common.model_store import ModelStore
+from common.tenant_base_models import TenantBaseModels, resolve_base_model
 from models.adapt import adapt_and_deploy
 from models.artifacts import (
     ArtifactError,
@@ -27,7 +29,7 @@ from models.artifacts import (
     encode_weights,
     load_adapted,
 )
-from models.base_models import BaseModels, UnknownBaseModel
+from models.base_models import BaseModel, BaseModels, UnknownBaseModel
 from models.config import ConfigError
 from models.decode import DataError
 from models.report import adaptations_needed, evaluate_model, robustness_report
@@ -65,10 +67,20 @@ class HandlerContext:
     base_models: BaseModels
     device: torch.device
     model_ttl_s: int
+    tenant_base_cache: LruCache = field(default_factory=lambda: LruCache(4))
 
     @property
     def models(self) -> ModelStore:
         return ModelStore(self.client, self.keys, self.model_ttl_s)
+
+    @property
+    def tenant_bases(self) -> TenantBaseModels:
+        return TenantBaseModels(self.client, self.keys)
+
+    def base_model(self, tenant: str, name: str) -> BaseModel:
+        return resolve_base_model(
+            self.base_models, self.tenant_bases, tenant, name, self.tenant_base_cache
+        )
 
 
 def _tensors(images: LabelledImages, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
@@ -84,7 +96,7 @@ def _input(ctx: HandlerContext, job_id: str) -> tuple[LabelledImages, LabelledIm
 
 def handle_adapt(ctx: HandlerContext, job: dict[str, str], progress: Progress) -> Publish:
     support, validation = _input(ctx, job["id"])
-    base = ctx.base_models.get(job["base_model"])
+    base = ctx.base_model(job["tenant"], job["base_model"])
     settings = AdaptJob.from_json(job["settings"])
     adapt_config = settings.adapt_config
     n_way = len(support.classes)
@@ -201,4 +213,14 @@ def handle_evaluate(ctx: HandlerContext, job: dict[str, str], progress: Progress
     return Publish(job_writes=publish)
 
 
-HANDLERS = {JobKind.ADAPT.value: handle_adapt, JobKind.EVALUATE.value: handle_evaluate}
+def _meta_train(ctx: HandlerContext, job: dict[str, str], progress: Progress) -> Publish:
+    from worker.meta_train import handle_meta_train  # it builds on this module's helpers
+
+    return handle_meta_train(ctx, job, progress)
+
+
+HANDLERS = {
+    JobKind.ADAPT.value: handle_adapt,
+    JobKind.EVALUATE.value: handle_evaluate,
+    JobKind.META_TRAIN.value: _meta_train,
+}

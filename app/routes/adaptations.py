@@ -94,7 +94,7 @@ async def create_adaptation(
 def _create_adaptation(form: FormData, services: Services, caller: Caller) -> JSONResponse:
     """Decoding, checks and Redis writes of an adaptation: blocking, run off the event loop."""
     settings = services.settings
-    base = services.base_models.get(optional_text(form, "base_model"))
+    base = services.base_model(caller.tenant, optional_text(form, "base_model"))
     job_settings = adapt_job(form, settings, base.meta.eps, services.report_attacks)
     support = read_labelled(form, "images", "labels", base.spec, settings)
     if support is None:

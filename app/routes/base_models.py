@@ -1,22 +1,216 @@
-"""GET /v1/base-models: the initializations the service adapts."""
+"""Base models: the shipped ones and a tenant's own, meta-trained on its uploaded classes."""
 
 from __future__ import annotations
 
+import logging
+import time
+from dataclasses import asdict
 from typing import Any
 
-from fastapi import APIRouter
+import numpy as np
+import torch
+from fastapi import APIRouter, Request, Response
+from fastapi.responses import JSONResponse
+from starlette.datastructures import FormData
 
-from app.auth import CallerDep
+from app.auth import Caller, CallerDep, UploadCallerDep
 from app.deps import ServicesDep
-from app.errors import API_ERRORS
+from app.errors import API_ERRORS, ApiError
+from app.services import Services
+from app.uploads import files_of, optional_text, parse_number, read_bytes, read_form
+from common.jobs import JobConflict, JobNotFound
+from common.keys import JobKind
+from common.tenant_base_models import NAME_PATTERN, BaseModelNameTaken
+from models.archive import ArchiveLimits, read_class_archive
+from models.artifacts import LabelledImages, encode_images
+from models.decode import decode_image
+from models.own_base import MIN_CLASSES, MIN_IMAGES_PER_CLASS, BaseTrainJob, split_classes
 
+logger = logging.getLogger(__name__)
 router = APIRouter(prefix="/v1/base-models", tags=["base models"], responses=API_ERRORS)
+
+CREATE_SCHEMA = {
+    "requestBody": {
+        "required": True,
+        "content": {
+            "multipart/form-data": {
+                "schema": {
+                    "type": "object",
+                    "required": ["archive", "name"],
+                    "properties": {
+                        "archive": {
+                            "type": "string",
+                            "format": "binary",
+                            "description": f"zip or tar: one folder of images per class, at "
+                            f"least {MIN_CLASSES} classes of {MIN_IMAGES_PER_CLASS}+ images",
+                        },
+                        "name": {"type": "string", "pattern": NAME_PATTERN.pattern},
+                        "description": {"type": "string", "maxLength": 200},
+                        "channels": {"type": "integer", "enum": [1, 3]},
+                        "image_size": {"type": "integer", "minimum": 16, "maximum": 96},
+                        "eps": {"type": "number", "minimum": 0, "maximum": 0.3},
+                        "iterations": {"type": "integer", "minimum": 1},
+                    },
+                }
+            }
+        },
+    }
+}
+
+
+def _view(record: dict[str, Any], services: Services, tenant: str) -> dict[str, Any]:
+    """A tenant base model as listed: a training record shows its job's state and progress."""
+    view = {**record, "scope": "tenant"}
+    if record.get("state") == "training":
+        try:
+            job = services.store.get(record["job_id"], tenant)
+            view["state"] = {"queued": "training", "running": "training"}.get(
+                job["state"], job["state"]
+            )
+            view["progress"] = {"step": int(job["step"]), "total": int(job["total"])}
+        except JobNotFound:
+            view["state"] = "failed"
+    return view
 
 
 @router.get("")
-def list_base_models(services: ServicesDep, _: CallerDep) -> dict[str, Any]:
+def list_base_models(services: ServicesDep, caller: CallerDep) -> dict[str, Any]:
     models = services.base_models
-    return {
-        "default": models.default,
-        "base_models": [model.summary() for _, model in sorted(models.by_name.items())],
+    shipped = [{**m.summary(), "scope": "shipped"} for _, m in sorted(models.by_name.items())]
+    own = [_view(r, services, caller.tenant) for r in services.tenant_bases.records(caller.tenant)]
+    for view in own:
+        if view["state"] == "ready":
+            view |= services.base_model(caller.tenant, view["name"]).summary()
+    return {"default": models.default, "base_models": shipped + own}
+
+
+@router.post("", status_code=202, openapi_extra=CREATE_SCHEMA)
+async def create_base_model(
+    request: Request, services: ServicesDep, caller: UploadCallerDep
+) -> JSONResponse:
+    """Upload a dataset archive; a job meta-trains a base model of your own on it (ADML)."""
+    form = await read_form(request, services.settings)
+    return await services.off_loop(_create, form, services, caller)
+
+
+def _job_settings(form: FormData, services: Services, classes: list[str]) -> BaseTrainJob:
+    name = optional_text(form, "name") or ""
+    if not NAME_PATTERN.fullmatch(name):
+        raise ApiError(
+            422, "invalid_name", "name must be 2-40 characters: a-z, 0-9 and '-', not first"
+        )
+    if name in services.base_models.by_name:
+        raise ApiError(409, "name_taken", f"{name!r} is a shipped base model's name")
+    description = (optional_text(form, "description") or "the uploaded images")[:200]
+    settings = services.settings
+
+    def number(field: str, cast: type, low: float, high: float, default: float):
+        return parse_number(optional_text(form, field), field, cast, low, high, default)
+
+    channels = number("channels", int, 1, 3, 3)
+    if channels not in (1, 3):
+        raise ApiError(422, "invalid_setting", "channels must be 1 or 3")
+    return BaseTrainJob(
+        name=name,
+        channels=channels,
+        image_size=number("image_size", int, 16, 96, 32),
+        eps=number("eps", float, 0.0, 0.3, 8 / 255),
+        iterations=number("iterations", int, 1, settings.max_meta_iterations, 1000),
+        split=split_classes(classes),
+        description=description,
+    )
+
+
+def _decoded(archive: dict[str, list[tuple[str, bytes]]], job: BaseTrainJob, services) -> Any:
+    limits = {
+        "max_pixels": services.settings.max_pixels,
+        "formats": services.settings.image_formats,
     }
+    images, labels = [], []
+    for index, files in enumerate(archive.values()):
+        for path, data in files:
+            images.append(
+                decode_image(
+                    data, channels=job.channels, size=job.image_size, source=path, **limits
+                )
+            )
+            labels.append(index)
+    return LabelledImages(torch.from_numpy(np.stack(images)), torch.tensor(labels), list(archive))
+
+
+def _create(form: FormData, services: Services, caller: Caller) -> JSONResponse:
+    settings = services.settings
+    uploads = files_of(form, "archive")
+    if len(uploads) != 1:
+        raise ApiError(
+            422, "no_archive", "send one 'archive' file: a zip or tar, a folder per class"
+        )
+    whole = settings.model_copy(update={"max_file_bytes": settings.max_request_bytes})
+    data = read_bytes(uploads, whole)[0][1]  # bounded by the request's size, not an image's
+    limits = ArchiveLimits(max_entries=settings.max_archive_images + 1000)
+    archive = read_class_archive(data, limits)
+    count = sum(len(files) for files in archive.values())
+    small = [name for name, files in archive.items() if len(files) < MIN_IMAGES_PER_CLASS]
+    if len(archive) < MIN_CLASSES or small or count > settings.max_archive_images:
+        raise ApiError(
+            422,
+            "invalid_dataset",
+            f"the archive has {len(archive)} classes and {count} images; a base model needs at "
+            f"least {MIN_CLASSES} classes of at least {MIN_IMAGES_PER_CLASS} images each, and "
+            f"at most {settings.max_archive_images} images"
+            + (f" (too few images in {small[:5]})" if small else ""),
+        )
+    job = _job_settings(form, services, list(archive))
+    payload = encode_images(_decoded(archive, job, services))
+    record = {
+        "name": job.name,
+        "state": "training",
+        "created": time.time(),
+        "classes": len(archive),
+        "images": count,
+        "settings": {k: v for k, v in asdict(job).items() if k != "split"},
+    }
+    key = services.keys.base_models(caller.tenant)
+    try:
+        job_id = services.store.create(
+            JobKind.META_TRAIN,
+            payload,
+            {"base_model": job.name, "settings": job.to_json()},
+            tenant=caller.tenant,
+            max_active=settings.max_jobs_per_tenant,
+            guard=lambda pipe: services.tenant_bases.check_free(
+                pipe, caller.tenant, job.name, settings.max_base_models_per_tenant
+            ),
+            extra=lambda pipe, job_id: services.tenant_bases.create_writes(
+                pipe, caller.tenant, {**record, "job_id": job_id}
+            ),
+            watch=(key,),
+        )
+    except BaseModelNameTaken as error:
+        raise ApiError(409, "name_taken", str(error)) from error
+    except ValueError as error:
+        raise ApiError(409, "base_model_cap_reached", str(error)) from error
+    status_url = f"/v1/jobs/{job_id}"
+    return JSONResponse(
+        {"job_id": job_id, "name": job.name, "status_url": status_url, "split": job.split},
+        status_code=202,
+        headers={"Location": status_url},
+    )
+
+
+@router.delete("/{name}", status_code=204)
+def delete_base_model(name: str, services: ServicesDep, caller: CallerDep) -> Response:
+    """Delete one of your base models (its training job, if running, is cancelled). Models
+    adapted from it keep working; new adaptations cannot use it."""
+    if not NAME_PATTERN.fullmatch(name):
+        raise ApiError(404, "base_model_not_found", f"you have no base model named {name!r}")
+    record = services.tenant_bases.delete(caller.tenant, name)
+    if record is None:
+        raise ApiError(404, "base_model_not_found", f"you have no base model named {name!r}")
+    if record.get("state") == "training":
+        try:
+            services.store.cancel(record["job_id"])
+        except (JobConflict, JobNotFound):
+            logger.info("base model %s deleted; its job had ended already", name)
+    services.tenant_base_cache.drop(f"{caller.tenant}/{name}/{record['job_id']}")
+    return Response(status_code=204)

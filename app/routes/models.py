@@ -29,6 +29,7 @@ from common.jobs import JobConflict, JobNotFound
 from common.keys import JobKind, ModelState
 from common.report_plot import report_png
 from models.artifacts import encode_images
+from models.base_models import UnknownBaseModel
 from models.decode import InputSpec
 from models.predict import predict as predict_images
 from models.service_jobs import PREDICT_ATTACK, EvaluateJob
@@ -190,8 +191,10 @@ def _predict_form(
         raise ApiError(404, "model_not_found", f"the weights of model {model_id} have expired")
     model, info = loaded
     images = torch.from_numpy(decode_files(files, InputSpec(**info["spec"]), settings))
-    base = services.base_models.by_name.get(info["base_model"])  # None: since uninstalled
-    verdicts = None if base is None else base.check_domain(images)
+    try:
+        verdicts = services.base_model(caller.tenant, info["base_model"]).check_domain(images)
+    except UnknownBaseModel:  # uninstalled or deleted since: the model still predicts
+        verdicts = None
     predictions = predict_images(
         model,
         images,
@@ -222,7 +225,7 @@ def _create_evaluation(
     """Decoding, checks and Redis writes of an evaluation: blocking, run off the event loop."""
     model_id = record["id"]
     classes = json.loads(record["classes"])
-    base = services.base_models.get(record["base_model"])
+    base = services.base_model(tenant, record["base_model"])
     labelled = read_labelled(
         form, "images", "labels", base.spec, services.settings, classes=classes
     )

@@ -1,0 +1,105 @@
+"""The meta-training job resumes from its last snapshot after its worker stops, publishes the
+base model and its record in one transaction, and does not resurrect a deleted base model."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import redis
+import torch
+
+from common.job_errors import CancelRequested
+from common.jobs import JobStore
+from common.keys import JobKind, Keys
+from common.tenant_base_models import TenantBaseModels
+from models.artifacts import LabelledImages, encode_images
+from models.base_models import load_base_models
+from models.decode import decode_image
+from models.own_base import BaseTrainJob, split_classes
+from models.synthetic import shape_dataset
+from worker.handlers import HandlerContext
+from worker.meta_train import handle_meta_train
+
+pytestmark = pytest.mark.redis
+
+
+class Stop(Exception):
+    pass
+
+
+def _images() -> LabelledImages:
+    dataset = shape_dataset(20, 5, size=16)
+    pixels = [decode_image(d, channels=3, size=16, source="t") for f in dataset.values() for d in f]
+    labels = [i for i, files in enumerate(dataset.values()) for _ in files]
+    return LabelledImages(torch.from_numpy(np.stack(pixels)), torch.tensor(labels), list(dataset))
+
+
+def _setup(settings) -> tuple[HandlerContext, str, dict]:
+    client = redis.Redis.from_url(settings.redis_url)
+    keys = Keys(settings.key_prefix)
+    images = _images()
+    job = BaseTrainJob(
+        name="shapes",
+        channels=3,
+        image_size=16,
+        eps=0.03,
+        iterations=6,
+        split=split_classes(images.classes),
+        width=8,
+        validate_every=2,
+        eval_episodes=2,
+        attacks=("fgsm",),
+    )
+    store = JobStore(client, keys, 600, 600)
+    bases = TenantBaseModels(client, keys)
+    job_id = store.create(
+        JobKind.META_TRAIN,
+        encode_images(images),
+        {"base_model": "shapes", "settings": job.to_json()},
+        tenant="t1",
+        extra=lambda pipe, job_id: bases.create_writes(
+            pipe, "t1", {"name": "shapes", "state": "training", "job_id": job_id}
+        ),
+    )
+    context = HandlerContext(
+        client, keys, load_base_models(settings.base_models_dir), torch.device("cpu"), 600
+    )
+    record = {k.decode(): v.decode() for k, v in client.hgetall(keys.job(job_id)).items()}
+    return context, job_id, record
+
+
+def test_a_stopped_run_resumes_from_its_snapshot_and_publishes(settings):
+    context, job_id, job = _setup(settings)
+
+    def stop_at_five(step: int, total: int) -> None:
+        if step == 5:
+            raise Stop
+
+    with pytest.raises(Stop):
+        handle_meta_train(context, job, stop_at_five)
+    snapshot = context.client.get(context.keys.job_snapshot(job_id))
+    assert snapshot is not None  # written at iterations 2 and 4
+    steps: list[tuple[int, int]] = []
+    publish = handle_meta_train(context, job, lambda step, total: steps.append((step, total)))
+    assert steps[0] == (4, 8) and steps[1] == (5, 8)  # from the snapshot, not from zero
+    assert [s for s, _ in steps][-3:] == [6, 7, 8]  # then the 2 test episodes
+    pipe = context.client.pipeline()
+    publish.job_writes(pipe)
+    pipe.execute()
+    assert context.client.get(context.keys.job_snapshot(job_id)) is None
+    record = context.tenant_bases.record("t1", "shapes")
+    assert record["state"] == "ready" and record["job_id"] == job_id
+    base = context.base_model("t1", "shapes")
+    assert base.card["iterations"] == 6 and base.spec.channels == 3
+    assert json.loads(json.dumps(base.card["metrics"]))["test_episodes"] == 2
+
+
+def test_a_base_model_deleted_while_it_trains_is_not_published(settings):
+    context, _, job = _setup(settings)
+    context.tenant_bases.delete("t1", "shapes")
+    with pytest.raises(CancelRequested, match="deleted while it trained"):
+        handle_meta_train(context, job, lambda step, total: None)
+    assert context.tenant_bases.record("t1", "shapes") is None
+    assert context.client.get(context.keys.base_model("t1", "shapes")) is None

@@ -1,0 +1,62 @@
+"""The meta-training job: a tenant's own base model from its uploaded classes (models/own_base).
+
+Every ``validate_every`` meta-steps the run is snapshotted to Redis; a worker that dies (or is
+stopped) leaves the snapshot, and the job's next attempt resumes from it instead of from zero.
+The job's success writes the base model and marks its record ready, in the transaction that
+finishes the job, and deletes the snapshot.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import redis
+
+from common.job_errors import CancelRequested
+from models.base_models import encode_base_model
+from models.own_base import BaseTrainJob, TrainRun
+from worker.handlers import HandlerContext, Progress, Publish, _input
+
+
+def handle_meta_train(ctx: HandlerContext, job: dict[str, str], progress: Progress) -> Publish:
+    settings = BaseTrainJob.from_json(job["settings"])
+    _still_wanted(ctx, job, settings.name)
+    images, _ = _input(ctx, job["id"])
+    run = TrainRun(settings, images, ctx.device)
+    snapshot_key = ctx.keys.job_snapshot(job["id"])
+    snapshot = ctx.client.get(snapshot_key)
+    if snapshot is not None:
+        run.restore(snapshot)
+    total = settings.iterations + settings.eval_episodes
+    progress(run.state.iteration, total)
+
+    def keep(data: bytes) -> None:
+        ctx.client.set(snapshot_key, data, ex=ctx.model_ttl_s)
+
+    run.train(lambda iteration: progress(iteration, total), keep)
+    tensors, card = run.package(lambda done, _: progress(settings.iterations + done, total))
+    card |= {"created": time.time(), "job_id": job["id"], "description": settings.description}
+    blob = encode_base_model(tensors, card)
+    current = _still_wanted(ctx, job, settings.name)
+    record: dict[str, Any] = {
+        **current,
+        "state": "ready",
+        "job_id": job["id"],
+        "metrics": card["metrics"],
+        "validation": card["validation"][-1:] if card["validation"] else [],
+    }
+
+    def publish(pipe: redis.client.Pipeline) -> None:
+        ctx.tenant_bases.ready_writes(pipe, job["tenant"], record, blob)
+        pipe.delete(snapshot_key)
+
+    return Publish(job_writes=publish)
+
+
+def _still_wanted(ctx: HandlerContext, job: dict[str, str], name: str) -> dict[str, Any]:
+    """The record this job trains for; CancelRequested when the tenant deleted it."""
+    current = ctx.tenant_bases.record(job["tenant"], name)
+    if current is None or current.get("job_id") != job["id"]:
+        raise CancelRequested(f"base model {name!r} was deleted while it trained")
+    return current
