@@ -6,6 +6,7 @@ from typing import Annotated
 
 import typer
 
+from cli.base_models import app as base_models_app
 from cli.console import err, fail
 from cli.domain import app as domain_app
 from cli.evaluate import evaluate
@@ -19,6 +20,7 @@ app.command("meta-train")(meta_train_command)
 app.command("evaluate")(evaluate)
 app.add_typer(keys_app, name="keys")
 app.add_typer(domain_app, name="domain")
+app.add_typer(base_models_app, name="base-models")
 app.command("adapt")(adapt)
 app.command("predict")(predict)
 app.command("report")(report)

@@ -8,8 +8,10 @@ with FewShotClient("http://127.0.0.1:8000", api_key="fsk_...") as api:
 
 from __future__ import annotations
 
+import io
 import mimetypes
 import time
+import zipfile
 from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import Any
@@ -53,6 +55,16 @@ def labelled_folder(folder: Path) -> list[tuple[str, Path]]:
     if not pairs:
         raise ValueError(f"{folder} holds no class folders with images in them")
     return pairs
+
+
+def zip_folder(folder: Path) -> bytes:
+    """A zip of ``folder``'s class subfolders and their images (nothing else), in memory."""
+    pairs = labelled_folder(folder)
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", compression=zipfile.ZIP_STORED) as archive:
+        for label, image in pairs:
+            archive.write(image, f"{label}/{image.name}")
+    return buffer.getvalue()
 
 
 def _file(field: str, path: Path) -> tuple[str, tuple[str, bytes, str]]:
@@ -159,6 +171,17 @@ class FewShotClient:
         return self._call(
             "POST", f"/v1/models/{model_id}/evaluations", files=files, data=data
         ).json()
+
+    def create_base_model(self, folder: Path | str, name: str, **settings: Any) -> dict[str, Any]:
+        """Zip ``folder`` (one subfolder of images per class) in memory and upload it;
+        ``settings``: description, channels, image_size, eps, iterations. The 202 body."""
+        archive = zip_folder(Path(folder))
+        data = {"name": name, **{k: str(v) for k, v in settings.items() if v is not None}}
+        files = [("archive", (f"{name}.zip", archive, "application/zip"))]
+        return self._call("POST", "/v1/base-models", files=files, data=data).json()
+
+    def delete_base_model(self, name: str) -> None:
+        self._call("DELETE", f"/v1/base-models/{name}")
 
     def wait(
         self,

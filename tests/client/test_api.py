@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import json
+import os
 import runpy
 import sys
 from collections.abc import Iterator
@@ -105,3 +106,57 @@ def test_the_quickstart_example_runs(server, token, folder, tmp_path, monkeypatc
     printed = capsys.readouterr().out
     assert "succeeded" in printed and "survives PGD" in printed and "chart written" in printed
     assert Image.open(chart).format == "PNG"
+
+
+def test_cli_base_models_create_list_use_delete(server, token, tmp_path):
+    from models.synthetic import shape_dataset
+
+    dataset = tmp_path / "shapes"
+    for name, files in shape_dataset(20, 5, size=16).items():
+        (dataset / name).mkdir(parents=True)
+        for index, data in enumerate(files):
+            (dataset / name / f"{index}.png").write_bytes(data)
+    runner = CliRunner()
+    common = ["--url", server, "--api-key", token]
+    made = runner.invoke(
+        cli_app,
+        [
+            "base-models",
+            "create",
+            str(dataset),
+            "--name",
+            "shapes",
+            "--image-size",
+            "16",
+            "--iterations",
+            "4",
+            *common,
+        ],
+    )
+    assert made.exit_code == 0, made.output
+    assert "10 classes to train on, 5 to validate, 5 to test" in made.output
+    listed = runner.invoke(cli_app, ["base-models", "list", "--json", *common])
+    own = next(m for m in json.loads(listed.stdout)["base_models"] if m["name"] == "shapes")
+    assert own["state"] == "ready" and own["scope"] == "tenant"
+    table = runner.invoke(cli_app, ["base-models", "list", *common])
+    assert "shapes" in table.stdout and "tenant" in table.stdout
+    support = tmp_path / "support"
+    for name in sorted(os.listdir(dataset))[:3]:
+        (support / name).mkdir(parents=True)
+        for index in range(2):
+            (support / name / f"{index}.png").write_bytes(
+                (dataset / name / f"{index}.png").read_bytes()
+            )
+    adapted = runner.invoke(
+        cli_app, ["adapt", str(support), "--base-model", "shapes", "--steps", "3", *common]
+    )
+    assert adapted.exit_code == 0, adapted.output
+    twice = runner.invoke(
+        cli_app,
+        ["base-models", "create", str(dataset), "--name", "shapes", "--no-wait", *common],
+    )
+    assert twice.exit_code == 2 and "name_taken" in twice.output
+    deleted = runner.invoke(cli_app, ["base-models", "delete", "shapes", *common])
+    assert deleted.exit_code == 0, deleted.output
+    again = runner.invoke(cli_app, ["base-models", "delete", "shapes", *common])
+    assert again.exit_code == 2 and "base_model_not_found" in again.output
