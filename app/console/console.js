@@ -131,8 +131,10 @@ function addClass() {
 async function loadSetup() {
   const bases = await (await api("GET", "/v1/base-models")).json();
   const select = $("#base-model");
-  state.bases = Object.fromEntries(bases.base_models.map((base) => [base.name, base]));
-  select.replaceChildren(...bases.base_models.map((base) =>
+  const ready = bases.base_models.filter((base) => (base.state || "ready") === "ready");
+  state.bases = Object.fromEntries(ready.map((base) => [base.name, base]));
+  renderOwnBases(bases.base_models.filter((base) => base.scope === "tenant"));
+  select.replaceChildren(...ready.map((base) =>
     element("option", { value: base.name, text: `${base.name}${base.name === bases.default ? " (default)" : ""}` })));
   select.value = bases.default;
   showKnows();
@@ -246,6 +248,51 @@ async function openModel(modelId) {
   }
 }
 
+function renderOwnBases(own) {
+  $("#own-bases tbody").replaceChildren(...own.map((base) => {
+    const metrics = base.metrics || {};
+    const worstKey = Object.keys(metrics).find((key) => key.startsWith("test_worst@"));
+    const figures = worstKey ? `${(100 * metrics.test_clean).toFixed(0)}% / ${(100 * metrics[worstKey]).toFixed(0)}% at eps ${Number(worstKey.split("@")[1]).toFixed(3)}` : "";
+    const progress = base.progress ? ` (step ${base.progress.step} of ${base.progress.total})` : "";
+    const remove = element("button", { type: "button", text: "Delete", "aria-label": `delete base model ${base.name}` });
+    remove.addEventListener("click", guarded(async () => {
+      await api("DELETE", `/v1/base-models/${encodeURIComponent(base.name)}`);
+      await loadSetup();
+    }));
+    return element("tr", {}, [
+      element("td", { text: base.name }), element("td", { text: `${base.state}${progress}` }),
+      element("td", { text: base.domain ? base.domain.description : (base.settings || {}).description || "" }),
+      element("td", { text: figures }), element("td", {}, [remove]),
+    ]);
+  }));
+}
+
+async function createOwnBase(event) {
+  event.preventDefault();
+  const form = new FormData();
+  const archive = $("#own-base-archive").files[0];
+  if (!archive) { showError("choose a .zip or .tar archive with one folder per class"); return; }
+  form.append("archive", archive, archive.name);
+  form.append("name", $("#own-base-name").value.trim());
+  if ($("#own-base-description").value.trim()) form.append("description", $("#own-base-description").value.trim());
+  form.append("channels", $("#own-base-channels").value);
+  form.append("image_size", $("#own-base-size").value);
+  form.append("iterations", $("#own-base-iterations").value);
+  const created = await (await api("POST", "/v1/base-models", form)).json();
+  $("#own-base-state").textContent = `meta-training ${created.name}: ${created.split.train.length} classes to train on, ` +
+    `${created.split.val.length} to validate, ${created.split.test.length} to test`;
+  for (;;) {
+    const job = await (await api("GET", `/v1/jobs/${created.job_id}`)).json();
+    $("#own-base-state").textContent = `meta-training ${created.name}: ${job.state} (step ${job.progress.step} of ${job.progress.total})`;
+    if (["succeeded", "failed", "cancelled"].includes(job.state)) {
+      if (job.error) showError(`${job.error.code}: ${job.error.message}`);
+      break;
+    }
+    await new Promise((resolve) => setTimeout(resolve, 1000));
+  }
+  await loadSetup();
+}
+
 async function predict(files) {
   const form = new FormData();
   for (const file of files) form.append("images", file, file.name);
@@ -279,6 +326,7 @@ document.addEventListener("DOMContentLoaded", () => {
   });
   $("#add-class").addEventListener("click", addClass);
   $("#base-model").addEventListener("change", showKnows);
+  $("#own-base-form").addEventListener("submit", (event) => guarded(createOwnBase)(event));
   $("#submit").addEventListener("click", guarded(submitAdaptation));
   $("#refresh-models").addEventListener("click", guarded(refreshModels));
   wireZone($("#predict-zone"), $("#predict-files"), guarded(predict));

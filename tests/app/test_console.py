@@ -153,3 +153,55 @@ def test_the_console_walks_the_whole_flow(
         assert script_errors == []
         offsite = [u for u in requested if not u.startswith((url, "blob:", "data:"))]
         assert offsite == []  # works offline: no CDN, nothing outside the service
+
+
+def test_the_console_meta_trains_a_base_model_of_your_own(
+    browser, redis_url, prefix, start_worker, tmp_path
+):
+    import zipfile
+
+    from models.synthetic import shape_dataset
+
+    settings = Settings(
+        redis_url=redis_url,
+        key_prefix=prefix,
+        worker_block_ms=50,
+        auth="open",
+        worker_alive_file=tmp_path / "alive",
+    )
+    start_worker(settings)
+    archive = tmp_path / "shapes.zip"
+    with zipfile.ZipFile(archive, "w") as packed:
+        for name, files in shape_dataset(20, 5, size=16).items():
+            for index, data in enumerate(files):
+                packed.writestr(f"shapes/{name}/{index}.png", data)
+    with live_server(settings) as url:
+        page = browser.new_page(viewport={"width": 375, "height": 900})
+        script_errors: list[str] = []
+        page.on("pageerror", lambda error: script_errors.append(str(error)))
+        page.goto(url)
+        page.wait_for_function("document.querySelector('#base-model').options.length > 0")
+        page.set_input_files("#own-base-archive", str(archive))
+        page.fill("#own-base-name", "shapes")
+        page.fill("#own-base-description", "coloured shapes")
+        page.fill("#own-base-size", "16")
+        page.fill("#own-base-iterations", "4")
+        page.click("#own-base-form button[type=submit]")
+        page.wait_for_function(
+            "document.querySelector('#own-base-state').textContent.includes('succeeded')",
+            timeout=300_000,
+        )
+        page.wait_for_function(
+            "[...document.querySelectorAll('#base-model option')]"
+            ".some((option) => option.value === 'shapes')"
+        )
+        row = page.locator("#own-bases tbody tr")
+        assert row.count() == 1 and "ready" in row.inner_text()
+        assert "coloured shapes" in row.inner_text()
+        page.select_option("#base-model", "shapes")
+        knows = page.locator("#base-knows").inner_text()
+        assert "coloured shapes" in knows and "16x16 colour" in knows
+        page.screenshot(path=str(ARTIFACTS / "console-own-base-375.png"), full_page=True)
+        page.click("#own-bases button[aria-label='delete base model shapes']")
+        page.wait_for_function("document.querySelectorAll('#own-bases tbody tr').length === 0")
+        assert script_errors == []
