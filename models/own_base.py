@@ -121,7 +121,7 @@ class TrainRun:
     def _episodes(self, part: str, seed: int) -> EpisodeSampler:
         return EpisodeSampler(self.parts[part], way=5, shot=1, query=4, seed=seed, split_name=part)
 
-    def _evaluate(self, part: str, episodes: int, attacks, progress=None):
+    def evaluate(self, part: str, episodes: int, attacks, progress=None):
         return evaluate_episodes(
             self.job.backbone,
             backbone_params(self.model),
@@ -154,7 +154,7 @@ class TrainRun:
 
     def train(self, on_step: Callable[[int], None], save_snapshot: Callable[[bytes], None]) -> None:
         def validate(_: FewShotNet) -> dict[str, Any]:
-            result = self._evaluate("val", 10, ("fgsm",))
+            result = self.evaluate("val", 10, ("fgsm",))
             return {
                 "val_clean": round(result.cell("clean", 0.0).mean, 4),
                 f"val_fgsm@{self.job.eps:g}": round(result.cell("fgsm", self.job.eps).mean, 4),
@@ -189,7 +189,7 @@ class TrainRun:
             pixels["val"],
             description=job.description,
         )
-        result = self._evaluate("test", job.eval_episodes, job.attacks, on_episode)
+        result = self.evaluate("test", job.eval_episodes, job.attacks, on_episode)
         clean, worst = result.cell("clean", 0.0), result.cell("worst", job.eps)
         domain_tensors, domain_section = detector.to_tensors()
         card = {

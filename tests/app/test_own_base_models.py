@@ -5,6 +5,7 @@ or unusable archives are refused clearly with nothing stored."""
 from __future__ import annotations
 
 import io
+import time
 import zipfile
 
 import pytest
@@ -148,3 +149,26 @@ def test_meta_train_adapt_predict_delete_through_the_api(clients, start_worker, 
     )
     assert_error(gone, 422, "unknown_base_model")
     assert client.get(f"/v1/models/{model_id}", headers=acme).json()["state"] == "ready"
+
+
+def test_cancelling_the_training_leaves_a_cancelled_record_that_can_be_deleted(
+    clients, start_worker, settings
+):
+    client, headers = clients
+    acme = headers["acme"]
+    start_worker(settings.model_copy(update={"auth": "keys"}))
+    created = create(client, acme, archive_of(shape_dataset(20, 5, size=16)), iterations="5000")
+    assert created.status_code == 202, created.text
+    job_id = created.json()["job_id"]
+    deadline = time.monotonic() + 120
+    while client.get(f"/v1/jobs/{job_id}", headers=acme).json()["progress"]["step"] < 2:
+        assert time.monotonic() < deadline, "the meta-training never started"
+        time.sleep(0.1)
+    listed = client.get("/v1/base-models", headers=acme).json()["base_models"]
+    training = next(m for m in listed if m["name"] == "shapes")
+    assert training["state"] == "training" and training["progress"]["total"] == 5020
+    assert client.post(f"/v1/jobs/{job_id}/cancel", headers=acme).status_code in (200, 202)
+    assert wait_for(client, job_id, headers=acme)["state"] == "cancelled"
+    listed = client.get("/v1/base-models", headers=acme).json()["base_models"]
+    assert next(m for m in listed if m["name"] == "shapes")["state"] == "cancelled"
+    assert client.delete("/v1/base-models/shapes", headers=acme).status_code == 204
