@@ -51,6 +51,24 @@ class TenantBaseModels:
     def create_writes(self, pipe: redis.client.Pipeline, tenant: str, record: dict) -> None:
         pipe.hset(self.keys.base_models(tenant), record["name"], json.dumps(record))
 
+    def update(self, tenant: str, name: str, job_id: str, changes: dict[str, Any]) -> bool:
+        """Merge ``changes`` into the record that ``job_id`` trains for; False (nothing written)
+        when the tenant deleted it (checked under WATCH: a deleted record is never revived)."""
+        key = self.keys.base_models(tenant)
+        written = [False]
+
+        def apply(pipe: redis.client.Pipeline) -> None:
+            raw = pipe.hget(key, name)
+            current = None if raw is None else json.loads(raw)
+            if current is None or current.get("job_id") != job_id:
+                return
+            pipe.multi()
+            pipe.hset(key, name, json.dumps({**current, **changes}))
+            written[0] = True
+
+        self.client.transaction(apply, key)
+        return written[0]
+
     def ready_writes(
         self, pipe: redis.client.Pipeline, tenant: str, record: dict, blob: bytes
     ) -> None:

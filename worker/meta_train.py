@@ -33,6 +33,9 @@ def handle_meta_train(ctx: HandlerContext, job: dict[str, str], progress: Progre
 
     def keep(data: bytes) -> None:
         ctx.client.set(snapshot_key, data, ex=ctx.model_ttl_s)
+        latest = {"validation": run.state.validation[-1:]}  # shown while it trains
+        if not ctx.tenant_bases.update(job["tenant"], settings.name, job["id"], latest):
+            raise CancelRequested(f"base model {settings.name!r} was deleted while it trained")
 
     run.train(lambda iteration: progress(iteration, total), keep)
     tensors, card = run.package(lambda done, _: progress(settings.iterations + done, total))

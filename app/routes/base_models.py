@@ -67,7 +67,11 @@ def _view(record: dict[str, Any], services: Services, tenant: str) -> dict[str, 
             view["state"] = {"queued": "training", "running": "training"}.get(
                 job["state"], job["state"]
             )
-            view["progress"] = {"step": int(job["step"]), "total": int(job["total"])}
+            step, total = int(job["step"]), int(job["total"])
+            view["progress"] = {"step": step, "total": total, "seconds_left": None}
+            if job.get("started") and step > 0:  # this attempt's pace (a resumed one restarts it)
+                elapsed = time.time() - float(job["started"])
+                view["progress"]["seconds_left"] = round(elapsed / step * (total - step))
         except JobNotFound:
             view["state"] = "failed"
     return view

@@ -167,6 +167,7 @@ def test_cancelling_the_training_leaves_a_cancelled_record_that_can_be_deleted(
     listed = client.get("/v1/base-models", headers=acme).json()["base_models"]
     training = next(m for m in listed if m["name"] == "shapes")
     assert training["state"] == "training" and training["progress"]["total"] == 5020
+    assert training["progress"]["seconds_left"] > 0
     assert client.post(f"/v1/jobs/{job_id}/cancel", headers=acme).status_code in (200, 202)
     assert wait_for(client, job_id, headers=acme)["state"] == "cancelled"
     listed = client.get("/v1/base-models", headers=acme).json()["base_models"]

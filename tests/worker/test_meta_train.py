@@ -81,6 +81,8 @@ def test_a_stopped_run_resumes_from_its_snapshot_and_publishes(settings):
         handle_meta_train(context, job, stop_at_five)
     snapshot = context.client.get(context.keys.job_snapshot(job_id))
     assert snapshot is not None  # written at iterations 2 and 4
+    shown = context.tenant_bases.record("t1", "shapes")
+    assert shown["state"] == "training" and shown["validation"][0]["iteration"] == 4
     steps: list[tuple[int, int]] = []
     publish = handle_meta_train(context, job, lambda step, total: steps.append((step, total)))
     assert steps[0] == (4, 8) and steps[1] == (5, 8)  # from the snapshot, not from zero
