@@ -253,7 +253,10 @@ function renderOwnBases(own) {
     const metrics = base.metrics || {};
     const worstKey = Object.keys(metrics).find((key) => key.startsWith("test_worst@"));
     const figures = worstKey ? `${(100 * metrics.test_clean).toFixed(0)}% / ${(100 * metrics[worstKey]).toFixed(0)}% at eps ${Number(worstKey.split("@")[1]).toFixed(3)}` : "";
-    const progress = base.progress ? ` (step ${base.progress.step} of ${base.progress.total})` : "";
+    const left = base.progress && base.progress.seconds_left !== null ? `, about ${Math.ceil(base.progress.seconds_left / 60)} min left` : "";
+    const latest = (base.validation || [])[0];
+    const validated = latest && base.state === "training" ? `, validation ${(100 * latest.val_clean).toFixed(0)}% at step ${latest.iteration}` : "";
+    const progress = base.progress ? ` (step ${base.progress.step} of ${base.progress.total}${left}${validated})` : "";
     const remove = element("button", { type: "button", text: "Delete", "aria-label": `delete base model ${base.name}` });
     remove.addEventListener("click", guarded(async () => {
       await api("DELETE", `/v1/base-models/${encodeURIComponent(base.name)}`);
@@ -288,6 +291,7 @@ async function createOwnBase(event) {
       if (job.error) showError(`${job.error.code}: ${job.error.message}`);
       break;
     }
+    renderOwnBases((await (await api("GET", "/v1/base-models")).json()).base_models.filter((base) => base.scope === "tenant"));
     await new Promise((resolve) => setTimeout(resolve, 1000));
   }
   await loadSetup();
