@@ -13,6 +13,7 @@ from pydantic import BaseModel
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from common.jobs import JobConflict, JobNotFound, TooManyJobs
+from common.tenant_base_models import BaseModelUnavailable
 from models.archive import ArchiveError
 from models.artifacts import ArtifactError
 from models.base_models import UnknownBaseModel
@@ -132,6 +133,10 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(UnknownBaseModel)
     async def unknown_base(_: Request, error: UnknownBaseModel) -> JSONResponse:
+        return error_response(422, "unknown_base_model", str(error))
+
+    @app.exception_handler(BaseModelUnavailable)
+    async def unavailable_base(_: Request, error: BaseModelUnavailable) -> JSONResponse:
         return error_response(422, "unknown_base_model", str(error))
 
     @app.exception_handler(ArtifactError)

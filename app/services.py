@@ -17,7 +17,7 @@ from common.queue import JobQueue
 from common.settings import Settings
 from common.tenant_base_models import TenantBaseModels, resolve_base_model
 from models.artifacts import load_adapted
-from models.base_models import BaseModel, BaseModels
+from models.base_models import BaseModel, BaseModels, decode_base_model
 from models.networks import FewShotNet
 from models.service_jobs import report_suite
 
@@ -76,7 +76,12 @@ class Services:
     def base_model(self, tenant: str, name: str | None) -> BaseModel:
         """A shipped base model or the tenant's own (UnknownBaseModel: neither)."""
         return resolve_base_model(
-            self.base_models, self.tenant_bases, tenant, name, self.tenant_base_cache
+            self.base_models,
+            self.tenant_bases,
+            tenant,
+            name,
+            decode_base_model,
+            self.tenant_base_cache,
         )
 
     async def off_loop(self, work: Callable[..., Any], /, *args: Any) -> Any:

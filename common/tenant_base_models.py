@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -18,13 +19,16 @@ import redis
 
 from common.keys import Keys
 from common.lru import LruCache
-from models.base_models import BaseModel, BaseModels, UnknownBaseModel, decode_base_model
 
 NAME_PATTERN = re.compile(r"[a-z0-9][a-z0-9-]{1,39}")
 
 
 class BaseModelNameTaken(Exception):
     pass
+
+
+class BaseModelUnavailable(LookupError):
+    """No shipped base model and no ready one of the tenant's has that name."""
 
 
 @dataclass(frozen=True)
@@ -90,28 +94,32 @@ class TenantBaseModels:
 
 
 def resolve_base_model(
-    shipped: BaseModels,
+    shipped: Any,
     store: TenantBaseModels,
     tenant: str,
     name: str | None,
+    decode: Callable[[str, bytes], Any],
     cache: LruCache | None = None,
-) -> BaseModel:
-    """A shipped base model, or the tenant's own ready one (decoded once per ``cache``)."""
+) -> Any:
+    """A shipped base model (``shipped.get``: models.base_models.BaseModels), or the tenant's
+    own ready one, ``decode(name, stored bytes)``-d once per ``cache``."""
     if name is None or name in shipped.by_name:
         return shipped.get(name)
     record = store.record(tenant, name)
     if record is None or record.get("state") != "ready":
         known = sorted(shipped.by_name) + [r["name"] for r in store.records(tenant)]
         state = "" if record is None else f" (it is {record.get('state')})"
-        raise UnknownBaseModel(f"no ready base model {name!r}{state}; known: {', '.join(known)}")
+        raise BaseModelUnavailable(
+            f"no ready base model {name!r}{state}; known: {', '.join(known)}"
+        )
     key = f"{tenant}/{name}/{record['job_id']}"
     cached = None if cache is None else cache.get(key)
     if cached is not None:
         return cached
     blob = store.weights(tenant, name)
     if blob is None:
-        raise UnknownBaseModel(f"the weights of base model {name!r} are gone; meta-train it again")
-    loaded = decode_base_model(name, blob)
+        raise BaseModelUnavailable(f"the weights of base model {name!r} are gone; train it again")
+    loaded = decode(name, blob)
     if cache is not None:
         cache.put(key, loaded)
     return loaded

@@ -20,7 +20,11 @@ from common.jobs import ExtraWrites, ModelWrites
 from common.keys import JobKind, Keys
 from common.lru import LruCache
 from common.model_store import ModelStore
-from common.tenant_base_models import TenantBaseModels, resolve_base_model
+from common.tenant_base_models import (
+    BaseModelUnavailable,
+    TenantBaseModels,
+    resolve_base_model,
+)
 from models.adapt import adapt_and_deploy
 from models.artifacts import (
     ArtifactError,
@@ -29,7 +33,7 @@ from models.artifacts import (
     encode_weights,
     load_adapted,
 )
-from models.base_models import BaseModel, BaseModels, UnknownBaseModel
+from models.base_models import BaseModel, BaseModels, UnknownBaseModel, decode_base_model
 from models.config import ConfigError
 from models.decode import DataError
 from models.report import adaptations_needed, evaluate_model, robustness_report
@@ -43,7 +47,14 @@ class JobInputMissing(LookupError):
 
 
 # the job's own fault (its input, its settings, its base model): failed as invalid_job
-USER_ERRORS = (DataError, ConfigError, ArtifactError, UnknownBaseModel, JobInputMissing)
+USER_ERRORS = (
+    DataError,
+    ConfigError,
+    ArtifactError,
+    UnknownBaseModel,
+    BaseModelUnavailable,
+    JobInputMissing,
+)
 
 
 def pick_device(name: str) -> torch.device:
@@ -79,7 +90,12 @@ class HandlerContext:
 
     def base_model(self, tenant: str, name: str) -> BaseModel:
         return resolve_base_model(
-            self.base_models, self.tenant_bases, tenant, name, self.tenant_base_cache
+            self.base_models,
+            self.tenant_bases,
+            tenant,
+            name,
+            decode_base_model,
+            self.tenant_base_cache,
         )
 
 

@@ -28,6 +28,7 @@ from app.uploads import (
 from common.jobs import JobConflict, JobNotFound
 from common.keys import JobKind, ModelState
 from common.report_plot import report_png
+from common.tenant_base_models import BaseModelUnavailable
 from models.artifacts import encode_images
 from models.base_models import UnknownBaseModel
 from models.decode import InputSpec
@@ -193,7 +194,7 @@ def _predict_form(
     images = torch.from_numpy(decode_files(files, InputSpec(**info["spec"]), settings))
     try:
         verdicts = services.base_model(caller.tenant, info["base_model"]).check_domain(images)
-    except UnknownBaseModel:  # uninstalled or deleted since: the model still predicts
+    except (UnknownBaseModel, BaseModelUnavailable):  # gone since: the model still predicts
         verdicts = None
     predictions = predict_images(
         model,
