@@ -17,6 +17,7 @@ from common.tenant_base_models import BaseModelUnavailable
 from models.archive import ArchiveError
 from models.artifacts import ArtifactError
 from models.base_models import UnknownBaseModel
+from models.checkpoint import CheckpointError
 from models.decode import DataError, UnsupportedFormat
 
 logger = logging.getLogger(__name__)
@@ -138,6 +139,11 @@ def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(BaseModelUnavailable)
     async def unavailable_base(_: Request, error: BaseModelUnavailable) -> JSONResponse:
         return error_response(422, "unknown_base_model", str(error))
+
+    @app.exception_handler(CheckpointError)
+    async def bad_base_model(_: Request, error: CheckpointError) -> JSONResponse:
+        logger.error("unreadable base model: %s", error)
+        return error_response(500, "corrupt_artifact", str(error))
 
     @app.exception_handler(ArtifactError)
     async def bad_artifact(_: Request, error: ArtifactError) -> JSONResponse:

@@ -2,11 +2,12 @@
 of generated out-of-domain images, with 95% Wilson intervals.
 
 Usage: python benchmarks/domain_detector.py [CHECKPOINT ...] [--per-family 300] [--seed 0]
-       [--quantile Q] [--data PATH]
-Default checkpoints: the shipped base models. Each detector is fitted as `fewshot domain fit`
-fits it (statistics on training alphabets, thresholds on validation alphabets); drawings of the
-test alphabets (never used for either) measure false refusals, as the PNGs and re-encoded as
-JPEG; every image goes through the service's decoder, from encoded bytes.
+       [--refit [--quantile Q]] [--data PATH]
+Default checkpoints: the shipped base models, each measured with the detector its card names
+(--refit: one fitted now as `fewshot domain fit` fits it: statistics on training alphabets,
+thresholds on validation alphabets and held-out folds of training alphabets). Drawings of the
+test alphabets (used for neither) measure false refusals, as the PNGs and re-encoded as JPEG;
+every image goes through the service's decoder, from encoded bytes.
 """
 
 from __future__ import annotations
@@ -31,7 +32,7 @@ from cli.runs import default_data_path, model_from_checkpoint, split_from_card  
 from models.checkpoint import load_checkpoint  # noqa: E402
 from models.data import omniglot_drawings  # noqa: E402
 from models.decode import InputSpec, decode_for  # noqa: E402
-from models.domain import DomainConfig, DomainDetector  # noqa: E402
+from models.domain import DomainConfig, DomainDetector, load_domain  # noqa: E402
 from models.networks import backbone_params  # noqa: E402
 from models.synthetic import OUT_OF_DOMAIN, encode  # noqa: E402
 
@@ -67,14 +68,18 @@ def row(name: str, flags: list[bool], refused_is_good: bool) -> str:
     return f"| {name} | {n} | {what} {100 * hits / n:.1f}% ({100 * low:.1f}-{100 * high:.1f}) |"
 
 
-def measure(path: str, data: Path, per_family: int, seed: int, config: DomainConfig) -> None:
+def measure(
+    path: str, data: Path, per_family: int, seed: int, config: DomainConfig, refit: bool
+) -> None:
     checkpoint = load_checkpoint(path)
-    detector: DomainDetector = fit_for_checkpoint(checkpoint, data, config)
+    shipped = None if refit else load_domain(checkpoint)
+    detector: DomainDetector = shipped or fit_for_checkpoint(checkpoint, data, config)
+    origin = "its shipped detector" if shipped else "a detector fitted now"
     spec = InputSpec.from_card(checkpoint.card)
     model, _ = model_from_checkpoint(checkpoint)
     model_config, backbone = model.config, backbone_params(model)
     print(
-        f"\n### {path} (thresholds: features {detector.feature_threshold:.1f}, "
+        f"\n### {path}, {origin} (thresholds: features {detector.feature_threshold:.1f}, "
         f"pixels {detector.pixel_threshold:.1f})\n"
     )
     print("| images | n | out of domain (95% CI) |\n|---|---|---|")
@@ -95,12 +100,14 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--quantile", type=float, default=DomainConfig.quantile)
     parser.add_argument("--data", type=Path, default=default_data_path())
+    parser.add_argument("--refit", action="store_true", help="fit now instead of the card's")
     args = parser.parse_args()
     torch.manual_seed(args.seed)
     print(f"# domain_detector.py {' '.join(sys.argv[1:])}")
     print(f"# {dt.date.today()} {platform.platform()} torch {torch.__version__}")
     for path in args.checkpoints:
-        measure(path, args.data, args.per_family, args.seed, DomainConfig(quantile=args.quantile))
+        config = DomainConfig(quantile=args.quantile)
+        measure(path, args.data, args.per_family, args.seed, config, args.refit)
 
 
 if __name__ == "__main__":

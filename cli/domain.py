@@ -33,8 +33,9 @@ def fit_for_checkpoint(
     domain_config: DomainConfig = DomainConfig(),
     description: str | None = None,
 ) -> DomainDetector:
-    """Fit on the card's training classes (without rotated copies), thresholds on its
-    validation classes; the test classes stay untouched."""
+    """Fit on the card's training classes (without rotated copies); thresholds from its
+    validation classes and held-out folds of training alphabets; the test classes stay
+    untouched."""
     model, _ = runs.model_from_checkpoint(checkpoint)
     card_data = checkpoint.card["data"]
     classes = runs.load_classes(card_data["kind"], data or Path(card_data["path"]), model.config)
@@ -61,7 +62,7 @@ def fit_command(
         str | None, typer.Option(help="what the training images are, in a few words")
     ] = None,
     quantile: Annotated[
-        float, typer.Option(help="threshold: this quantile of validation images' scores")
+        float, typer.Option(help="threshold: this quantile of held-out images' scores")
     ] = DomainConfig.quantile,
     data: Annotated[Path | None, typer.Option(help="default: the path in the card")] = None,
 ) -> None:

@@ -30,6 +30,11 @@ class BaseModel:
     card: dict[str, Any]
     domain: DomainDetector | None = None  # None: the card has no out-of-domain detector
 
+    @property
+    def identity(self) -> str:
+        """Which weights these are: a tenant model's training job, a checkpoint's SHA-256."""
+        return str(self.card.get("job_id") or self.card.get("weights", {}).get("sha256") or "")
+
     def check_domain(self, images: Tensor) -> list[Verdict] | None:
         """A verdict per uint8 image ``[n, C, S, S]``, or None without a detector."""
         if self.domain is None:

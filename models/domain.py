@@ -10,9 +10,10 @@ Two scores per image (model input ``[B, C, S, S]``, pixels in [0, 1], as the ser
 - ``pixels``: Mahalanobis distance of a few pixel statistics (brightness, contrast, share of
   near-black or near-white pixels, edge strength, and colour spread for RGB models).
 
-Each score has a threshold at a high quantile of the scores of held-out in-domain images (the
-validation classes, never the test classes). An image is in the domain when both scores are
-within their thresholds. The statistics live in ``NAME.domain.safetensors`` beside the
+Each score has a threshold at a high quantile of the scores of held-out in-domain images: the
+validation classes under the full fit, and folds of training groups (alphabets, classes) each
+under a fit on the other folds; never the test classes. An image is in the domain when both
+scores are within their thresholds. The statistics live in ``NAME.domain.safetensors`` beside the
 checkpoint; the card's ``domain`` section holds the description, thresholds and file hash.
 """
 
@@ -25,11 +26,11 @@ from typing import Any
 
 import torch
 from safetensors.torch import load_file, save_file
-from torch import Tensor
+from torch import Tensor, nn
 
 from models.checkpoint import Checkpoint, CheckpointError, atomic_write, paths_of, sha256_of
-from models.config import BackboneConfig
-from models.networks import FewShotNet, Params, calibrate_norm
+from models.config import BackboneConfig, ConfigError
+from models.networks import FewShotNet, Params
 
 PIXEL_STATS = {  # name -> how a person reads it
     "brightness": "mean brightness",
@@ -40,6 +41,7 @@ PIXEL_STATS = {  # name -> how a person reads it
 }
 
 
+CHUNK = 256  # images per forward pass of the backbone
 MIN_ABOVE = 3  # held-out images above each threshold, at least (small sets: a lower quantile)
 
 
@@ -89,12 +91,55 @@ def pixel_stats(x: Tensor, channels: int) -> Tensor:
 def embed(
     config: BackboneConfig, backbone: Params, norm_buffers: dict[str, Tensor], x: Tensor
 ) -> Tensor:
-    """Backbone features ``[B, D]`` with BatchNorm frozen at ``norm_buffers``."""
-    model = FewShotNet(config, n_way=1, frozen_norm=True)
-    model.load_state_dict({**backbone, **norm_buffers}, strict=False)
-    model.eval()
+    """Backbone features ``[B, D]`` with BatchNorm frozen at ``norm_buffers`` (in chunks: a
+    few thousand large images never meet in one batch)."""
+    model = _backbone_module(config, {**backbone, **norm_buffers})
     with torch.no_grad():
-        return model(x.float(), features_only=True)
+        return torch.cat([model(part.float(), features_only=True) for part in x.split(CHUNK)])
+
+
+def _backbone_module(
+    config: BackboneConfig, state: dict[str, Tensor], *, with_norm: bool = True
+) -> FewShotNet:
+    """A frozen-norm Conv-4 in eval mode holding ``state``: every backbone weight (and, with
+    ``with_norm``, every BatchNorm statistic) must be in it."""
+    model = FewShotNet(config, n_way=1, frozen_norm=True)
+    result = model.load_state_dict(state, strict=False)
+    optional = ("num_batches_tracked",) + (() if with_norm else ("running_mean", "running_var"))
+    missing = [
+        k for k in result.missing_keys if not k.startswith("head.") and not k.endswith(optional)
+    ]
+    if missing or result.unexpected_keys:
+        raise ValueError(
+            f"backbone weights do not fit: missing {missing}, extra {result.unexpected_keys}"
+        )
+    return model.eval()
+
+
+def _norm_buffers(config: BackboneConfig, backbone: Params, reference: Tensor) -> dict[str, Tensor]:
+    """BatchNorm statistics of ``reference`` (biased variance, as a training-mode pass over the
+    whole batch computes them), one norm layer at a time over chunks."""
+    model = _backbone_module(config, dict(backbone), with_norm=False)
+    for norm in [m for m in model.modules() if isinstance(m, nn.BatchNorm2d)]:
+        sums: list[Tensor] = []
+
+        def accumulate(
+            _: nn.Module, inputs: tuple[Tensor, ...], __: Tensor, sums: list[Tensor] = sums
+        ) -> None:
+            batch = inputs[0].double()
+            sums.append(torch.stack([batch.sum((0, 2, 3)), (batch**2).sum((0, 2, 3))]))
+            sums.append(torch.tensor(batch.numel() / batch.shape[1], dtype=torch.float64))
+
+        handle = norm.register_forward_hook(accumulate)
+        with torch.no_grad():
+            for part in reference.split(CHUNK):
+                model(part.float(), features_only=True)
+        handle.remove()
+        total = sum(sums[1::2])
+        first, second = sum(sums[0::2]) / total
+        norm.running_mean.copy_(first)
+        norm.running_var.copy_((second - first**2).clamp_min(0))
+    return {k: v.clone() for k, v in model.state_dict().items() if "running_" in k}
 
 
 @dataclass(frozen=True)
@@ -129,8 +174,16 @@ class DomainDetector:
 
     @classmethod
     def from_tensors(cls, section: dict[str, Any], tensors: dict[str, Tensor]) -> DomainDetector:
+        """The inverse of :meth:`to_tensors`; ValueError when shapes do not fit together."""
+
         def gaussian(prefix: str) -> Gaussian:
-            return Gaussian(*(tensors[f"{prefix}.{k}"] for k in ("mean", "precision", "scale")))
+            mean, precision, scale = (
+                tensors[f"{prefix}.{k}"] for k in ("mean", "precision", "scale")
+            )
+            size = mean.shape[0]
+            if mean.dim() != 1 or precision.shape != (size, size) or scale.shape != (size,):
+                raise ValueError(f"domain statistics {prefix!r} have inconsistent shapes")
+            return Gaussian(mean, precision, scale)
 
         return cls(
             section["description"],
@@ -152,9 +205,9 @@ class DomainDetector:
             zip(feature_scores, pixel_scores, strict=True)
         ):
             reasons = []
-            if pixel_score > self.pixel_threshold:
+            if not pixel_score <= self.pixel_threshold:  # NaN is refused, never waved through
                 reasons.append(self._pixel_reason(stats[index]))
-            if feature_score > self.feature_threshold:
+            if not feature_score <= self.feature_threshold:
                 reasons.append(
                     f"the model's features are far from its training images' ({feature_score:.1f}"
                     f" against at most {self.feature_threshold:.1f} for {self.description})"
@@ -176,7 +229,12 @@ class DomainDetector:
 
 
 def _held_out_scores(
-    train: Tensor, groups: list[str], folds: int, shrinkage: float, cap: int
+    train: Tensor,
+    groups: list[str],
+    folds: int,
+    shrinkage: float,
+    cap: int,
+    generator: torch.Generator,
 ) -> Tensor:
     """Scores of each fold of groups under a Gaussian fitted on the other folds: what a group the
     statistics never saw scores (a new alphabet, a new class)."""
@@ -186,7 +244,8 @@ def _held_out_scores(
     scores = []
     for k in range(min(folds, len(names))):
         inside = train[fold != k]
-        gaussian = Gaussian.fit(inside[torch.randperm(len(inside))[:cap]], shrinkage)
+        picked = torch.randperm(len(inside), generator=generator)[:cap]
+        gaussian = Gaussian.fit(inside[picked], shrinkage)
         scores.append(gaussian.distance(train[fold == k]))
     return torch.cat(scores)
 
@@ -204,31 +263,32 @@ def fit_domain(
     """Statistics from ``train_x`` (``[N, C, S, S]`` in [0, 1]); each threshold at the
     configured quantile of held-out scores: ``val_x`` (other classes) under the full fit, and
     each fold of training groups (``train_groups[i]`` is image i's alphabet or class) under a fit
-    on the other folds. Seeded: the same inputs give the same detector."""
-    torch.manual_seed(0)
+    on the other folds. Seeded: the same inputs give the same detector. ConfigError when a
+    statistic or threshold is not finite (e.g. a diverged backbone)."""
+    generator = torch.Generator().manual_seed(0)
     cap, shrinkage = domain_config.reference_images, domain_config.shrinkage
-    reference = train_x[torch.randperm(len(train_x))[:cap]].float()
-    norm_model = FewShotNet(config, n_way=1, frozen_norm=True)
-    norm_model.load_state_dict(dict(backbone), strict=False)
-    calibrate_norm(norm_model, reference)
-    buffers = {k: v.clone() for k, v in norm_model.state_dict().items() if "running_" in k}
+    reference = train_x[torch.randperm(len(train_x), generator=generator)[:cap]].float()
+    buffers = _norm_buffers(config, backbone, reference)
     fitted = []
     for describe in (
         lambda x: embed(config, backbone, buffers, x),
         lambda x: pixel_stats(x.float(), config.in_channels),
     ):
         train = describe(train_x)
-        gaussian = Gaussian.fit(train[torch.randperm(len(train))[:cap]], shrinkage)
-        held_out = torch.cat(
-            [
-                gaussian.distance(describe(val_x)),
-                _held_out_scores(train, train_groups, domain_config.folds, shrinkage, cap),
-            ]
+        picked = torch.randperm(len(train), generator=generator)[:cap]
+        gaussian = Gaussian.fit(train[picked], shrinkage)
+        folds = _held_out_scores(
+            train, train_groups, domain_config.folds, shrinkage, cap, generator
         )
+        held_out = torch.cat([gaussian.distance(describe(val_x)), folds])
         # few held-out images cannot place a 0.1% tail: keep at least MIN_ABOVE of them above
         quantile = min(domain_config.quantile, 1 - MIN_ABOVE / len(held_out))
         fitted.append((gaussian, float(torch.quantile(held_out, quantile))))
     (features, feature_threshold), (pixels, pixel_threshold) = fitted
+    numbers = [features.mean, features.precision, pixels.mean, pixels.precision]
+    numbers += [torch.tensor([feature_threshold, pixel_threshold]), *buffers.values()]
+    if not all(bool(torch.isfinite(t).all()) for t in numbers):
+        raise ConfigError("the domain statistics are not finite: the backbone may have diverged")
     return DomainDetector(
         description, features, pixels, feature_threshold, pixel_threshold, buffers
     )

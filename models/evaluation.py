@@ -191,6 +191,7 @@ def evaluate_episodes(
         episode = journal.get(index) if journal is not None else None
         if episode is None:
             task = sampler.episode(index, device=device)
+            torch.manual_seed(seed * 1_000_003 + index)  # a random-start adaptation, too
             model = adapt_and_deploy(
                 config,
                 backbone,

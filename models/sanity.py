@@ -11,6 +11,7 @@ Robustness"; Croce & Hein 2020): each one failing means the figures are not to b
 from __future__ import annotations
 
 import itertools
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
@@ -128,10 +129,11 @@ def untrusted_reason(
             "they should on this model, so its robustness figures cannot be trusted"
         )
     clean = next(c for c in robust if c.attack == "clean")
-    if clean.mean <= 1 / n_way:
+    spread = 0.0 if math.isnan(clean.ci95) else clean.ci95
+    if clean.mean - spread <= 1 / n_way:
         return (
-            f"clean accuracy on held-out examples is {clean.mean:.0%}, at or below chance "
-            f"({1 / n_way:.0%} for {n_way} classes): the model has not learned these classes "
-            "from these images"
+            f"clean accuracy on held-out examples is {clean.mean:.0%} ± {spread:.0%}, not "
+            f"clearly above chance ({1 / n_way:.0%} for {n_way} classes): the model has not "
+            "shown that it learned these classes from these images"
         )
     return None

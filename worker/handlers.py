@@ -155,6 +155,7 @@ def handle_adapt(ctx: HandlerContext, job: dict[str, str], progress: Progress) -
         "backbone": dataclasses.asdict(base.backbone),
         "classes": support.classes,
         "base_model": base.name,
+        "base_identity": base.identity,  # a later base model of the same name is another one
         "spec": dataclasses.asdict(base.spec),
     }
     weights = encode_weights(deployed.state_dict(), info)

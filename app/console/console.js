@@ -99,11 +99,14 @@ function modelView(file, title) {
     context.fillStyle = "#fff";
     context.fillRect(0, 0, size, size);
     context.drawImage(bitmap, (bitmap.width - side) / 2, (bitmap.height - side) / 2, side, side, 0, 0, size, size);
-    if (base && base.input.channels === 1) {
+    if (base && (base.input.channels === 1 || base.input.inverted)) {
       const pixels = context.getImageData(0, 0, size, size);
       for (let i = 0; i < pixels.data.length; i += 4) {
         const [r, g, b] = pixels.data.slice(i, i + 3);
-        pixels.data[i] = pixels.data[i + 1] = pixels.data[i + 2] = 0.299 * r + 0.587 * g + 0.114 * b;
+        const gray = 0.299 * r + 0.587 * g + 0.114 * b;
+        const shown = base.input.inverted ? [255 - gray, 255 - gray, 255 - gray] : [gray, gray, gray];
+        if (base.input.channels === 1) pixels.data.set(shown, i);
+        else if (base.input.inverted) pixels.data.set([255 - r, 255 - g, 255 - b], i);
       }
       context.putImageData(pixels, 0, 0);
     }
@@ -117,7 +120,7 @@ function showKnows() {
   const domain = base.domain;
   const colour = base.input.channels === 1 ? "grayscale" : "colour";
   $("#base-knows").textContent = `What this model knows: ${domain.description}. ` +
-    `It sees ${base.input.size}x${base.input.size} ${colour} images (thumbnails show them so)` +
+    `It sees ${base.input.size}x${base.input.size} ${colour} images${base.input.inverted ? ", ink as light on dark" : ""} (thumbnails show them so)` +
     (domain.detector ? "; images unlike its training images are refused unless you tick \u201cadapt anyway\u201d."
       : "; it cannot tell when an image is unlike its training images.");
   renderClasses();

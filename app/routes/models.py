@@ -14,6 +14,7 @@ from starlette.datastructures import FormData
 
 from app.auth import Caller, CallerDep, PredictCallerDep, UploadCallerDep, charge
 from app.deps import ModelIdDep, ServicesDep
+from app.domain_check import support_warnings
 from app.errors import API_ERRORS, ApiError
 from app.routes.adaptations import UPLOAD_SCHEMA
 from app.services import Services
@@ -30,7 +31,8 @@ from common.keys import JobKind, ModelState
 from common.report_plot import report_png
 from common.tenant_base_models import BaseModelUnavailable
 from models.artifacts import encode_images
-from models.base_models import UnknownBaseModel
+from models.base_models import BaseModel, UnknownBaseModel
+from models.checkpoint import CheckpointError
 from models.decode import InputSpec
 from models.predict import predict as predict_images
 from models.service_jobs import PREDICT_ATTACK, EvaluateJob
@@ -191,11 +193,10 @@ def _predict_form(
     if loaded is None:
         raise ApiError(404, "model_not_found", f"the weights of model {model_id} have expired")
     model, info = loaded
-    images = torch.from_numpy(decode_files(files, InputSpec(**info["spec"]), settings))
-    try:
-        verdicts = services.base_model(caller.tenant, info["base_model"]).check_domain(images)
-    except (UnknownBaseModel, BaseModelUnavailable):  # gone since: the model still predicts
-        verdicts = None
+    spec = InputSpec(**info["spec"])
+    images = torch.from_numpy(decode_files(files, spec, settings))
+    base = _base_of(services, caller.tenant, info)
+    verdicts = None if base is None or base.spec != spec else base.check_domain(images)
     predictions = predict_images(
         model,
         images,
@@ -208,6 +209,20 @@ def _predict_form(
         if verdict is not None and not verdict.in_domain:
             prediction["domain_warning"] = verdict.reason
     return {"model_id": model_id, "predictions": predictions}
+
+
+def _base_of(services: Services, tenant: str, info: dict[str, Any]) -> BaseModel | None:
+    """The base model a model was adapted from, if it is still the same one (a tenant may
+    delete a base model and make another of the same name); None when it is gone."""
+    try:
+        base = services.base_model(tenant, info["base_model"])
+    except (UnknownBaseModel, BaseModelUnavailable):
+        return None
+    except CheckpointError as error:
+        logger.error("base model %s of tenant %s unreadable: %s", info["base_model"], tenant, error)
+        return None
+    same = info.get("base_identity", base.identity) == base.identity
+    return base if same else None
 
 
 @router.post("/{model_id}/evaluations", status_code=202, openapi_extra=UPLOAD_SCHEMA)
@@ -232,6 +247,7 @@ def _create_evaluation(
     )
     if labelled is None:
         raise ApiError(422, "no_images", "send labelled images as 'images' and 'labels' fields")
+    warnings = support_warnings(form, base, labelled, None)
     job_id = services.store.create(
         JobKind.EVALUATE,
         encode_images(labelled),
@@ -248,7 +264,7 @@ def _create_evaluation(
     )
     status_url = f"/v1/jobs/{job_id}"
     return JSONResponse(
-        {"job_id": job_id, "model_id": model_id, "status_url": status_url},
+        {"job_id": job_id, "model_id": model_id, "status_url": status_url, "warnings": warnings},
         status_code=202,
         headers={"Location": status_url},
     )

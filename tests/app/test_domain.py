@@ -11,7 +11,7 @@ from app.main import create_app
 from common.settings import PRETRAINED_DIR
 from models.data import omniglot_drawings
 from models.synthetic import colour_shape, encode
-from tests.app.test_api import assert_error
+from tests.app.test_api import assert_error, wait_for
 from tests.service_fixtures import keys_under
 
 pytestmark = pytest.mark.redis
@@ -102,3 +102,58 @@ def test_allowed_out_of_domain_adaptation_carries_a_warning(client):
     model = client.get(f"/v1/models/{created.json()['model_id']}").json()
     assert created.json()["warnings"] == model["warnings"] and len(model["warnings"]) == 1
     assert "12 of 12 images" in model["warnings"][0] and "may not hold" in model["warnings"][0]
+
+
+def greek_support(omniglot_path, classes: int = 3, shots: int = 2):
+    drawings = omniglot_drawings(omniglot_path, ["Greek"])
+    files, labels, spare = [], [], []
+    for character in sorted(drawings)[:classes]:
+        ordered = sorted(drawings[character].items())
+        for name, data in ordered[:shots]:
+            files.append(("images", (name, data, "image/png")))
+            labels.append(character)
+        spare.append((character, ordered[shots]))
+    return files, labels, spare
+
+
+def test_a_foreign_image_among_drawings_is_named_by_its_own_index(client, omniglot_path):
+    files, labels, _ = greek_support(omniglot_path)
+    photo = colour_photos(shots=1)[0][0][1]
+    files[3] = ("images", photo)  # the fourth upload
+    refused = client.post("/v1/adaptations", files=files, data={"labels": labels})
+    assert_error(refused, 422, "out_of_domain")
+    details = refused.json()["error"]["details"]
+    assert [(d["field"], d["index"], d["filename"]) for d in details] == [
+        ("images", 4, "circle-0.jpg")
+    ]
+    assert "1 of 6 images" in refused.json()["error"]["message"]
+
+
+def test_predictions_and_evaluations_see_foreign_images(
+    client, omniglot_path, start_worker, settings
+):
+    start_worker(settings.model_copy(update={"base_models_dir": PRETRAINED_DIR}))
+    files, labels, spare = greek_support(omniglot_path)
+    created = client.post("/v1/adaptations", files=files, data={"labels": labels, "steps": "3"})
+    assert created.status_code == 202, created.text
+    assert wait_for(client, created.json()["job_id"], timeout=300)["state"] == "succeeded"
+    model_id = created.json()["model_id"]
+    photo = colour_photos(shots=1)[0][0][1]
+    drawing = ("images", (spare[0][1][0], spare[0][1][1], "image/png"))
+    answers = client.post(
+        f"/v1/models/{model_id}/predictions", files=[drawing, ("images", photo)]
+    ).json()["predictions"]
+    assert [a["in_domain"] for a in answers] == [True, False]
+    assert "domain_warning" not in answers[0] and "training images" in answers[1]["domain_warning"]
+    evaluation = client.post(
+        f"/v1/models/{model_id}/evaluations",
+        files=[drawing, ("images", photo)],
+        data={"labels": [spare[0][0], spare[1][0]]},
+    )
+    assert_error(evaluation, 422, "out_of_domain")
+    allowed = client.post(
+        f"/v1/models/{model_id}/evaluations",
+        files=[drawing, ("images", photo)],
+        data={"labels": [spare[0][0], spare[1][0]], "allow_out_of_domain": "true"},
+    )
+    assert allowed.status_code == 202 and len(allowed.json()["warnings"]) == 1
