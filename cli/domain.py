@@ -78,6 +78,7 @@ def fit_command(
             "reference_images": config.reference_images,
             "quantile": quantile,
             "folds": config.folds,
+            "margin": config.margin,
             "command": f"fewshot domain fit {checkpoint_path} --quantile {quantile}",
             "created": utc_now(),
             "git_commit": git_commit(),

@@ -50,6 +50,9 @@ class DomainConfig:
     reference_images: int = 3000  # training images the statistics are fitted on (more: same fit)
     quantile: float = 0.999  # threshold per score: this quantile of held-out images' scores
     folds: int = 5  # training groups are scored in this many folds, each under the others' fit
+    # threshold = margin x that quantile: a support set of 25 images must rarely be refused
+    # (1% per image would refuse 22% of 5-way 5-shot sets); see docs/domain.md
+    margin: float = 2.0
     shrinkage: float = 0.05  # covariance pulled this far toward its mean variance (stable inverse)
 
 
@@ -283,7 +286,8 @@ def fit_domain(
         held_out = torch.cat([gaussian.distance(describe(val_x)), folds])
         # few held-out images cannot place a 0.1% tail: keep at least MIN_ABOVE of them above
         quantile = min(domain_config.quantile, 1 - MIN_ABOVE / len(held_out))
-        fitted.append((gaussian, float(torch.quantile(held_out, quantile))))
+        threshold = domain_config.margin * float(torch.quantile(held_out, quantile))
+        fitted.append((gaussian, threshold))
     (features, feature_threshold), (pixels, pixel_threshold) = fitted
     numbers = [features.mean, features.precision, pixels.mean, pixels.precision]
     numbers += [torch.tensor([feature_threshold, pixel_threshold]), *buffers.values()]

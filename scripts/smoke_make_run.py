@@ -1,7 +1,7 @@
 """Prove the embedded default: ``make run`` with no REDIS_URL serves a real adaptation.
 
 Starts ``make run`` in its own process group on a free port, waits for /readyz, uploads a small
-support set of real PNG images, waits for the adaptation job, predicts one image, then presses
+support set of real PNG drawings, waits for the adaptation job, predicts one image, then presses
 Ctrl-C (SIGINT to the group, as a terminal does) and checks that no process it started is left.
 Exit status 0 on success; 1 with the reason otherwise. Run by .ci/run after ``make test``.
 """
@@ -22,7 +22,7 @@ import uuid
 from pathlib import Path
 
 import numpy as np
-from PIL import Image
+from PIL import Image, ImageDraw
 
 ROOT = Path(__file__).resolve().parents[1]
 READY_TIMEOUT_S = 300
@@ -42,10 +42,14 @@ def free_port() -> int:
 
 
 def png(cls: int, index: int) -> bytes:
-    """A real PNG: the class's blocky 4x4 pattern at 40x40 plus noise."""
-    pattern = np.kron(np.random.default_rng(cls).integers(0, 2, (4, 4)) * 255, np.ones((10, 10)))
-    noise = np.random.default_rng(100 * cls + index).normal(0, 20, pattern.shape)
-    image = Image.fromarray(np.clip(pattern + noise, 0, 255).astype(np.uint8), "L")
+    """A real PNG drawing, as the shipped Omniglot base model expects (its out-of-domain check
+    refuses anything else): the class's three pen strokes on white paper, jittered per image."""
+    strokes = np.random.default_rng(cls).uniform(20, 85, (3, 3, 2))
+    jitter = np.random.default_rng(100 * cls + index).normal(0, 2.5, strokes.shape)
+    image = Image.new("L", (105, 105), 255)
+    draw = ImageDraw.Draw(image)
+    for stroke in strokes + jitter:
+        draw.line([tuple(point) for point in stroke], fill=0, width=5, joint="curve")
     buffer = io.BytesIO()
     image.save(buffer, "PNG")
     return buffer.getvalue()
