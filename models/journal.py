@@ -17,6 +17,7 @@ from typing import Any
 
 import torch
 
+from models.checkpoint import atomic_write
 from models.config import ConfigError
 from models.networks import Params
 
@@ -46,13 +47,18 @@ class EpisodeJournal:
         self.episodes: dict[int, dict[str, Any]] = {}
         if path.exists() and path.stat().st_size > 0:
             self._load()
-        else:
-            path.write_text(json.dumps({"header": self.header}) + "\n")
+        else:  # the header appears whole or not at all
+            atomic_write(
+                path, lambda tmp: tmp.write_text(json.dumps({"header": self.header}) + "\n")
+            )
 
     def _load(self) -> None:
         lines = self.path.read_text().splitlines()
-        first = json.loads(lines[0])
-        if first.get("header") != self.header:
+        try:
+            first = json.loads(lines[0])
+        except json.JSONDecodeError as error:
+            raise JournalMismatch(f"{self.path} does not start with a journal header") from error
+        if not isinstance(first, dict) or first.get("header") != self.header:
             raise JournalMismatch(
                 f"{self.path} was written by another evaluation (model, episodes, eps, attacks "
                 "or adaptation differ); delete it or pass another journal"
@@ -61,9 +67,11 @@ class EpisodeJournal:
         for number, line in enumerate(lines[1:], start=2):
             try:
                 episode = json.loads(line)
-            except json.JSONDecodeError:
+            except json.JSONDecodeError as error:
                 if number != len(lines):
-                    raise
+                    raise JournalMismatch(
+                        f"{self.path}: line {number} is damaged; delete the journal to start over"
+                    ) from error
                 logger.warning("%s: dropping line %d, cut short by a kill", self.path, number)
                 break
             self.episodes[int(episode["index"])] = episode

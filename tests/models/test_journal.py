@@ -88,3 +88,15 @@ def test_another_protocol_is_refused_and_the_journal_left_alone(params, tmp_path
     with pytest.raises(JournalMismatch):
         _evaluate(other, journal)
     assert journal.read_text() == before
+
+
+def test_a_damaged_journal_is_a_clear_error(params, tmp_path):
+    journal = tmp_path / "run.jsonl"
+    _evaluate(params, journal, episodes=3)
+    lines = journal.read_text().splitlines()
+    journal.write_text("\n".join([lines[0], "{not json", *lines[2:]]) + "\n")
+    with pytest.raises(JournalMismatch, match="line 2 is damaged"):
+        _evaluate(params, journal, episodes=3)
+    journal.write_text("garbage\n")
+    with pytest.raises(JournalMismatch, match="does not start with a journal header"):
+        _evaluate(params, journal, episodes=3)
