@@ -26,7 +26,7 @@ from PIL import Image, ImageDraw
 
 ROOT = Path(__file__).resolve().parents[1]
 READY_TIMEOUT_S = 300
-JOB_TIMEOUT_S = 300
+JOB_TIMEOUT_S = 600  # the report alone may take its 120 s attack budget twice over on a busy CPU
 STOP_TIMEOUT_S = 60
 CLASSES, SHOTS = 3, 2
 
