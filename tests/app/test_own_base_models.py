@@ -149,6 +149,19 @@ def test_meta_train_adapt_predict_delete_through_the_api(clients, start_worker, 
     )
     assert_error(gone, 422, "unknown_base_model")
     assert client.get(f"/v1/models/{model_id}", headers=acme).json()["state"] == "ready"
+    # a new base model of the same name (grayscale now) is another one: the old model still
+    # predicts, without a domain verdict from the wrong detector
+    again = create(client, acme, archive_of(dataset), channels="1", iterations="4")
+    assert (
+        wait_for(client, again.json()["job_id"], timeout=300, headers=acme)["state"] == "succeeded"
+    )
+    answers = client.post(
+        f"/v1/models/{model_id}/predictions",
+        files=[("images", ("q.png", queries[0][1], "image/png"))],
+        headers=acme,
+    )
+    assert answers.status_code == 200, answers.text
+    assert answers.json()["predictions"][0]["in_domain"] is None
 
 
 def test_cancelling_the_training_leaves_a_cancelled_record_that_can_be_deleted(
