@@ -15,7 +15,7 @@ from common.keys import Keys
 from common.lru import LruCache
 from common.queue import JobQueue
 from common.settings import Settings
-from common.tenant_base_models import TenantBaseModels, resolve_base_model
+from common.tenant_base_models import BaseModelResolver, TenantBaseModels
 from models.artifacts import load_adapted
 from models.base_models import BaseModel, BaseModels, decode_base_model
 from models.networks import FewShotNet
@@ -57,7 +57,7 @@ class Services:
     blocking: anyio.CapacityLimiter = field(init=False)
     report_attacks: tuple[str, ...] = field(init=False)  # checked at start-up: fail fast
     tenant_bases: TenantBaseModels = field(init=False)
-    tenant_base_cache: LruCache = field(init=False)
+    resolver: BaseModelResolver = field(init=False)
 
     def __post_init__(self) -> None:
         self.keys = Keys(self.settings.key_prefix)
@@ -69,20 +69,15 @@ class Services:
         self.report_pngs = LruCache(self.settings.model_cache_size)
         self.report_attacks = report_suite(self.settings.report_attacks)
         self.tenant_bases = TenantBaseModels(self.client, self.keys)
-        self.tenant_base_cache = LruCache(8)
+        self.resolver = BaseModelResolver(
+            self.base_models, self.tenant_bases, decode_base_model, LruCache(8)
+        )
         # made inside the app's event loop (lifespan): the threads of blocking work
         self.blocking = anyio.CapacityLimiter(self.settings.blocking_threads)
 
     def base_model(self, tenant: str, name: str | None) -> BaseModel:
         """A shipped base model or the tenant's own (UnknownBaseModel: neither)."""
-        return resolve_base_model(
-            self.base_models,
-            self.tenant_bases,
-            tenant,
-            name,
-            decode_base_model,
-            self.tenant_base_cache,
-        )
+        return self.resolver.get(tenant, name)
 
     async def off_loop(self, work: Callable[..., Any], /, *args: Any) -> Any:
         """``work(*args)`` on a thread of the bounded blocking pool: decoding, forward passes

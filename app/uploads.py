@@ -74,8 +74,9 @@ def optional_text(form: FormData, field: str) -> str | None:
     return texts[0] if texts and texts[0] != "" else None
 
 
-def parse_number(text: str | None, name: str, cast: type, low: float, high: float, default: Any):
-    """``text`` as ``cast`` within [low, high]; ``default`` when absent."""
+def form_number(form: FormData, name: str, cast: type, low: float, high: float, default: Any):
+    """The form's ``name`` field as ``cast`` within [low, high]; ``default`` when absent."""
+    text = optional_text(form, name)
     if text is None:
         return default
     try:

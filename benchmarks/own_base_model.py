@@ -16,25 +16,20 @@ import sys
 import time
 from pathlib import Path
 
-import numpy as np
 import torch
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from models.artifacts import LabelledImages  # noqa: E402
-from models.decode import decode_image  # noqa: E402
-from models.own_base import BaseTrainJob, TrainRun, split_classes  # noqa: E402
+from models.own_base import BaseTrainJob, TrainRun, decode_classes, split_classes  # noqa: E402
 from models.synthetic import shape_dataset  # noqa: E402
 
 
 def dataset(classes: int, per_class: int, size: int) -> LabelledImages:
     generated = shape_dataset(classes, per_class, seed=0, size=size)
-    pixels = [
-        decode_image(d, channels=3, size=size, source="b") for f in generated.values() for d in f
-    ]
-    labels = [i for i, files in enumerate(generated.values()) for _ in files]
-    return LabelledImages(torch.from_numpy(np.stack(pixels)), torch.tensor(labels), list(generated))
+    named = {name: [(name, data) for data in files] for name, files in generated.items()}
+    return decode_classes(named, channels=3, size=size)
 
 
 def test_row(name: str, run: TrainRun, episodes: int) -> None:

@@ -93,33 +93,35 @@ class TenantBaseModels:
         return record
 
 
-def resolve_base_model(
-    shipped: Any,
-    store: TenantBaseModels,
-    tenant: str,
-    name: str | None,
-    decode: Callable[[str, bytes], Any],
-    cache: LruCache | None = None,
-) -> Any:
-    """A shipped base model (``shipped.get``: models.base_models.BaseModels), or the tenant's
-    own ready one, ``decode(name, stored bytes)``-d once per ``cache``."""
-    if name is None or name in shipped.by_name:
-        return shipped.get(name)
-    record = store.record(tenant, name)
-    if record is None or record.get("state") != "ready":
-        known = sorted(shipped.by_name) + [r["name"] for r in store.records(tenant)]
-        state = "" if record is None else f" (it is {record.get('state')})"
-        raise BaseModelUnavailable(
-            f"no ready base model {name!r}{state}; known: {', '.join(known)}"
-        )
-    key = f"{tenant}/{name}/{record['job_id']}"
-    cached = None if cache is None else cache.get(key)
-    if cached is not None:
-        return cached
-    blob = store.weights(tenant, name)
-    if blob is None:
-        raise BaseModelUnavailable(f"the weights of base model {name!r} are gone; train it again")
-    loaded = decode(name, blob)
-    if cache is not None:
-        cache.put(key, loaded)
-    return loaded
+@dataclass(frozen=True)
+class BaseModelResolver:
+    """Base models by name for a tenant: a shipped one (``shipped``: models.base_models
+    BaseModels), else the tenant's own ready one, ``decode(name, stored bytes)``-d once and kept
+    in ``cache`` (keyed by its training job: a re-created name is another model)."""
+
+    shipped: Any
+    store: TenantBaseModels
+    decode: Callable[[str, bytes], Any]
+    cache: LruCache
+
+    def get(self, tenant: str, name: str | None) -> Any:
+        if name is None or name in self.shipped.by_name:
+            return self.shipped.get(name)
+        record = self.store.record(tenant, name)
+        if record is None or record.get("state") != "ready":
+            known = sorted(self.shipped.by_name) + [r["name"] for r in self.store.records(tenant)]
+            state = "" if record is None else f" (it is {record.get('state')})"
+            raise BaseModelUnavailable(
+                f"no ready base model {name!r}{state}; known: {', '.join(known)}"
+            )
+        key = f"{tenant}/{name}/{record['job_id']}"
+        loaded = self.cache.get(key)
+        if loaded is None:
+            blob = self.store.weights(tenant, name)
+            if blob is None:
+                raise BaseModelUnavailable(
+                    f"the weights of base model {name!r} are gone; train it again"
+                )
+            loaded = self.decode(name, blob)
+            self.cache.put(key, loaded)
+        return loaded

@@ -28,7 +28,7 @@ class LabelledImages:
     classes: list[str]
 
 
-def _decode(data: bytes) -> tuple[dict[str, Tensor], dict[str, str]]:
+def read_safetensors(data: bytes) -> tuple[dict[str, Tensor], dict[str, str]]:
     try:
         tensors = load(data)
         header_len = int.from_bytes(data[:8], "little")
@@ -49,7 +49,7 @@ def encode_images(support: LabelledImages, validation: LabelledImages | None = N
 
 
 def decode_images(data: bytes) -> tuple[LabelledImages, LabelledImages | None]:
-    tensors, metadata = _decode(data)
+    tensors, metadata = read_safetensors(data)
     classes = json.loads(metadata["classes"])
     support = LabelledImages(tensors["images"], tensors["labels"], classes)
     if "val_images" not in tensors:
@@ -64,7 +64,7 @@ def encode_weights(state: dict[str, Tensor], info: dict[str, Any]) -> bytes:
 
 
 def decode_weights(data: bytes) -> tuple[dict[str, Tensor], dict[str, Any]]:
-    tensors, metadata = _decode(data)
+    tensors, metadata = read_safetensors(data)
     return tensors, json.loads(metadata.get("info", "{}"))
 
 

@@ -8,10 +8,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from safetensors import SafetensorError
-from safetensors.torch import load, save
+from safetensors.torch import save
 from torch import Tensor
 
+from models.artifacts import ArtifactError, read_safetensors
 from models.checkpoint import CheckpointError, load_checkpoint
 from models.config import BackboneConfig, MetaConfig
 from models.decode import InputSpec
@@ -132,9 +132,8 @@ def encode_base_model(tensors: dict[str, Tensor], card: dict[str, Any]) -> bytes
 def decode_base_model(name: str, data: bytes) -> BaseModel:
     """The inverse of :func:`encode_base_model`; CheckpointError when it does not read back."""
     try:
-        tensors = load(data)
-        header = json.loads(data[8 : 8 + int.from_bytes(data[:8], "little")])
-        card = json.loads(header["__metadata__"]["card"])
+        tensors, metadata = read_safetensors(data)
+        card = json.loads(metadata["card"])
         domain_tensors = {k[7:]: v for k, v in tensors.items() if k.startswith("domain.")}
         backbone = {k: v for k, v in tensors.items() if not k.startswith("domain.")}
         return BaseModel(
@@ -146,5 +145,5 @@ def decode_base_model(name: str, data: bytes) -> BaseModel:
             card,
             DomainDetector.from_tensors(card["domain"], domain_tensors) if domain_tensors else None,
         )
-    except (SafetensorError, KeyError, TypeError, ValueError) as error:
+    except (ArtifactError, KeyError, TypeError, ValueError) as error:
         raise CheckpointError(f"stored base model {name!r} does not read back: {error}") from error

@@ -16,12 +16,13 @@ from typing import Any
 
 import numpy as np
 import torch
-from safetensors.torch import load, save
+from safetensors.torch import save
 from torch import Tensor
 
-from models.artifacts import LabelledImages
+from models.artifacts import LabelledImages, read_safetensors
 from models.config import AdaptConfig, BackboneConfig, ConfigError, MetaConfig
 from models.data import ClassImages
+from models.decode import decode_image
 from models.domain import fit_domain
 from models.episodes import EpisodeSampler
 from models.evaluation import evaluate_episodes
@@ -99,6 +100,19 @@ def split_classes(names: list[str], seed: int = 0) -> dict[str, list[str]]:
     }
 
 
+def decode_classes(
+    classes: dict[str, list[tuple[str, bytes]]], *, channels: int, size: int, **limits: Any
+) -> LabelledImages:
+    """Class name -> [(source, encoded image)] as uint8 images with labels (in class order);
+    ``limits``: max_pixels, formats (as :func:`models.decode.decode_image`)."""
+    pixels, labels = [], []
+    for index, files in enumerate(classes.values()):
+        for source, data in files:
+            pixels.append(decode_image(data, channels=channels, size=size, source=source, **limits))
+            labels.append(index)
+    return LabelledImages(torch.from_numpy(np.stack(pixels)), torch.tensor(labels), list(classes))
+
+
 class TrainRun:
     """One meta-training run over ``images`` (all classes, labels index ``images.classes``)."""
 
@@ -143,14 +157,13 @@ class TrainRun:
         return save(cpu, metadata={"state": json.dumps(asdict(self.state))})
 
     def restore(self, data: bytes) -> None:
-        tensors = load(data)
+        tensors, metadata = read_safetensors(data)
         weights = {k[6:]: v for k, v in tensors.items() if k.startswith("model.")}
         self.model.load_state_dict(weights, strict=False)
         restore_optimizer(
             self.optimizer, {k[6:]: v for k, v in tensors.items() if k[:6] == "optim."}
         )
-        header = json.loads(data[8 : 8 + int.from_bytes(data[:8], "little")])
-        self.state = TrainState(**json.loads(header["__metadata__"]["state"]))
+        self.state = TrainState(**json.loads(metadata["state"]))
 
     def train(self, on_step: Callable[[int], None], save_snapshot: Callable[[bytes], None]) -> None:
         def validate(_: FewShotNet) -> dict[str, Any]:

@@ -10,7 +10,8 @@ from __future__ import annotations
 import dataclasses
 import json
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
+from functools import cached_property
 from typing import Any
 
 import redis
@@ -21,9 +22,9 @@ from common.keys import JobKind, Keys
 from common.lru import LruCache
 from common.model_store import ModelStore
 from common.tenant_base_models import (
+    BaseModelResolver,
     BaseModelUnavailable,
     TenantBaseModels,
-    resolve_base_model,
 )
 from models.adapt import adapt_and_deploy
 from models.artifacts import (
@@ -78,7 +79,6 @@ class HandlerContext:
     base_models: BaseModels
     device: torch.device
     model_ttl_s: int
-    tenant_base_cache: LruCache = field(default_factory=lambda: LruCache(4))
 
     @property
     def models(self) -> ModelStore:
@@ -88,15 +88,14 @@ class HandlerContext:
     def tenant_bases(self) -> TenantBaseModels:
         return TenantBaseModels(self.client, self.keys)
 
-    def base_model(self, tenant: str, name: str) -> BaseModel:
-        return resolve_base_model(
-            self.base_models,
-            self.tenant_bases,
-            tenant,
-            name,
-            decode_base_model,
-            self.tenant_base_cache,
+    @cached_property
+    def resolver(self) -> BaseModelResolver:
+        return BaseModelResolver(
+            self.base_models, self.tenant_bases, decode_base_model, LruCache(4)
         )
+
+    def base_model(self, tenant: str, name: str) -> BaseModel:
+        return self.resolver.get(tenant, name)
 
 
 def _tensors(images: LabelledImages, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:

@@ -13,7 +13,7 @@ from app.deps import ServicesDep
 from app.domain_check import support_warnings
 from app.errors import API_ERRORS, ApiError
 from app.services import Services
-from app.uploads import optional_text, parse_number, read_form, read_labelled
+from app.uploads import form_number, optional_text, read_form, read_labelled
 from common.jobs import now
 from common.keys import JobKind, new_id
 from common.model_store import ModelCapReached
@@ -70,13 +70,10 @@ def adapt_job(form, settings: Settings, base_eps: float, attacks: tuple[str, ...
     """Adaptation settings from the form, within bounds; eps defaults to the base model's."""
     defaults = AdaptJob()
 
-    def number(name: str, cast: type, low: float, high: float, default: float):
-        return parse_number(optional_text(form, name), name, cast, low, high, default)
-
     return AdaptJob(
-        steps=number("steps", int, 0, settings.max_adapt_steps, defaults.steps),
-        lr=number("lr", float, *ADAPT_LR_BOUNDS, defaults.lr),
-        eps=number("eps", float, 0.0, settings.max_eps, base_eps),
+        steps=form_number(form, "steps", int, 0, settings.max_adapt_steps, defaults.steps),
+        lr=form_number(form, "lr", float, *ADAPT_LR_BOUNDS, defaults.lr),
+        eps=form_number(form, "eps", float, 0.0, settings.max_eps, base_eps),
         attacks=attacks,
         time_budget_s=settings.report_time_budget_s,
     )

@@ -7,8 +7,6 @@ import time
 from dataclasses import asdict
 from typing import Any
 
-import numpy as np
-import torch
 from fastapi import APIRouter, Request, Response
 from fastapi.responses import JSONResponse
 from starlette.datastructures import FormData
@@ -17,14 +15,19 @@ from app.auth import Caller, CallerDep, UploadCallerDep
 from app.deps import ServicesDep
 from app.errors import API_ERRORS, ApiError
 from app.services import Services
-from app.uploads import files_of, optional_text, parse_number, read_bytes, read_form
+from app.uploads import files_of, form_number, optional_text, read_bytes, read_form
 from common.jobs import JobConflict, JobNotFound
 from common.keys import JobKind
 from common.tenant_base_models import NAME_PATTERN, BaseModelNameTaken
 from models.archive import ArchiveLimits, read_class_archive
-from models.artifacts import LabelledImages, encode_images
-from models.decode import decode_image
-from models.own_base import MIN_CLASSES, MIN_IMAGES_PER_CLASS, BaseTrainJob, split_classes
+from models.artifacts import encode_images
+from models.own_base import (
+    MIN_CLASSES,
+    MIN_IMAGES_PER_CLASS,
+    BaseTrainJob,
+    decode_classes,
+    split_classes,
+)
 
 logger = logging.getLogger(__name__)
 router = APIRouter(prefix="/v1/base-models", tags=["base models"], responses=API_ERRORS)
@@ -108,38 +111,18 @@ def _job_settings(form: FormData, services: Services, classes: list[str]) -> Bas
     description = (optional_text(form, "description") or "the uploaded images")[:200]
     settings = services.settings
 
-    def number(field: str, cast: type, low: float, high: float, default: float):
-        return parse_number(optional_text(form, field), field, cast, low, high, default)
-
-    channels = number("channels", int, 1, 3, 3)
+    channels = form_number(form, "channels", int, 1, 3, 3)
     if channels not in (1, 3):
         raise ApiError(422, "invalid_setting", "channels must be 1 or 3")
     return BaseTrainJob(
         name=name,
         channels=channels,
-        image_size=number("image_size", int, 16, 96, 32),
-        eps=number("eps", float, 0.0, 0.3, 8 / 255),
-        iterations=number("iterations", int, 1, settings.max_meta_iterations, 1000),
+        image_size=form_number(form, "image_size", int, 16, 96, 32),
+        eps=form_number(form, "eps", float, 0.0, 0.3, 8 / 255),
+        iterations=form_number(form, "iterations", int, 1, settings.max_meta_iterations, 1000),
         split=split_classes(classes),
         description=description,
     )
-
-
-def _decoded(archive: dict[str, list[tuple[str, bytes]]], job: BaseTrainJob, services) -> Any:
-    limits = {
-        "max_pixels": services.settings.max_pixels,
-        "formats": services.settings.image_formats,
-    }
-    images, labels = [], []
-    for index, files in enumerate(archive.values()):
-        for path, data in files:
-            images.append(
-                decode_image(
-                    data, channels=job.channels, size=job.image_size, source=path, **limits
-                )
-            )
-            labels.append(index)
-    return LabelledImages(torch.from_numpy(np.stack(images)), torch.tensor(labels), list(archive))
 
 
 def _create(form: FormData, services: Services, caller: Caller) -> JSONResponse:
@@ -165,7 +148,14 @@ def _create(form: FormData, services: Services, caller: Caller) -> JSONResponse:
             + (f" (too few images in {small[:5]})" if small else ""),
         )
     job = _job_settings(form, services, list(archive))
-    payload = encode_images(_decoded(archive, job, services))
+    decoded = decode_classes(
+        archive,
+        channels=job.channels,
+        size=job.image_size,
+        max_pixels=settings.max_pixels,
+        formats=settings.image_formats,
+    )
+    payload = encode_images(decoded)
     record = {
         "name": job.name,
         "state": "training",
@@ -216,5 +206,5 @@ def delete_base_model(name: str, services: ServicesDep, caller: CallerDep) -> Re
             services.store.cancel(record["job_id"])
         except (JobConflict, JobNotFound):
             logger.info("base model %s deleted; its job had ended already", name)
-    services.tenant_base_cache.drop(f"{caller.tenant}/{name}/{record['job_id']}")
+    services.resolver.cache.drop(f"{caller.tenant}/{name}/{record['job_id']}")
     return Response(status_code=204)

@@ -21,8 +21,8 @@ from app.services import Services
 from app.uploads import (
     decode_files,
     files_of,
+    form_number,
     optional_text,
-    parse_number,
     read_form,
     read_labelled,
 )
@@ -185,8 +185,8 @@ def _predict_form(
     if robustness not in ("true", "false", "1", "0"):
         raise ApiError(422, "invalid_setting", "robustness must be true or false")
     robust = robustness in ("true", "1")
-    eps = parse_number(optional_text(form, "eps"), "eps", float, 0.0, settings.max_eps, 0.1)
-    top_k = parse_number(optional_text(form, "top_k"), "top_k", int, 1, 50, 3)
+    eps = form_number(form, "eps", float, 0.0, settings.max_eps, 0.1)
+    top_k = form_number(form, "top_k", int, 1, 50, 3)
     if robust:  # an attack per image: charged by its cost (1 unit is paid)
         charge(services, caller, "predictions", ROBUSTNESS_COST - 1)
     loaded = services.cache.load(model_id, lambda: services.store.models.weights(model_id))

@@ -13,7 +13,7 @@ from models.base_models import decode_base_model, encode_base_model
 from models.config import ConfigError
 from models.decode import decode_image
 from models.networks import backbone_params
-from models.own_base import BaseTrainJob, TrainRun, split_classes
+from models.own_base import BaseTrainJob, TrainRun, decode_classes, split_classes
 from models.synthetic import encode, noise_texture, shape_dataset
 
 SIZE = 16
@@ -21,12 +21,8 @@ SIZE = 16
 
 def shapes(classes: int = 24, per_class: int = 6) -> LabelledImages:
     dataset = shape_dataset(classes, per_class, seed=0, size=SIZE)
-    images, labels = [], []
-    for index, files in enumerate(dataset.values()):
-        for data in files:
-            images.append(decode_image(data, channels=3, size=SIZE, source="t"))
-            labels.append(index)
-    return LabelledImages(torch.from_numpy(np.stack(images)), torch.tensor(labels), list(dataset))
+    named = {name: [(name, data) for data in files] for name, files in dataset.items()}
+    return decode_classes(named, channels=3, size=SIZE)
 
 
 def job(images: LabelledImages, **changes) -> BaseTrainJob:

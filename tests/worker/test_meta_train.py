@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 
-import numpy as np
 import pytest
 import redis
 import torch
@@ -16,8 +15,7 @@ from common.keys import JobKind, Keys
 from common.tenant_base_models import TenantBaseModels
 from models.artifacts import LabelledImages, encode_images
 from models.base_models import load_base_models
-from models.decode import decode_image
-from models.own_base import BaseTrainJob, split_classes
+from models.own_base import BaseTrainJob, decode_classes, split_classes
 from models.synthetic import shape_dataset
 from worker.handlers import HandlerContext
 from worker.meta_train import handle_meta_train
@@ -31,9 +29,8 @@ class Stop(Exception):
 
 def _images() -> LabelledImages:
     dataset = shape_dataset(20, 5, size=16)
-    pixels = [decode_image(d, channels=3, size=16, source="t") for f in dataset.values() for d in f]
-    labels = [i for i, files in enumerate(dataset.values()) for _ in files]
-    return LabelledImages(torch.from_numpy(np.stack(pixels)), torch.tensor(labels), list(dataset))
+    named = {name: [(name, data) for data in files] for name, files in dataset.items()}
+    return decode_classes(named, channels=3, size=16)
 
 
 def _setup(settings) -> tuple[HandlerContext, str, dict]:
