@@ -34,7 +34,15 @@ from models.journal import EpisodeJournal, params_fingerprint
 from models.networks import FewShotNet, Params
 from models.sanity import SANITY_EPS, Check, sanity_checks
 
-__all__ = ["SANITY_EPS", "Cell", "Check", "attack_correctness", "evaluate_episodes"]
+__all__ = [
+    "SANITY_EPS",
+    "Cell",
+    "Check",
+    "EpisodeTally",
+    "attack_correctness",
+    "attack_episode",
+    "evaluate_episodes",
+]
 
 DEFAULT_EPS_GRID = (0.0, 0.05, 0.1, 0.2)
 DEFAULT_ATTACKS = LEGACY_ATTACKS + tuple(a for a in STRONG_SUITE if not a.startswith("square"))
@@ -114,7 +122,7 @@ def _describe(sampler: EpisodeSampler) -> dict[str, object]:
     }
 
 
-def _attack_episode(
+def attack_episode(
     model: FewShotNet,
     x: Tensor,
     y: Tensor,
@@ -124,7 +132,8 @@ def _attack_episode(
     *,
     generator: torch.Generator,
 ) -> dict[str, list]:
-    """One episode's accuracy per (attack, eps), and (eps, black-box, white-box worst) pairs."""
+    """One episode's accuracy per (attack, eps) (``accuracy``: ``[attack, eps, accuracy]``
+    rows) and its ``blackbox`` ``[eps, black-box accuracy, white-box worst]`` rows, as JSON."""
     outcome = attack_correctness(model, x, y, eps_grid=grid, attacks=suite, generator=generator)
     rows = [
         [attack, eps, value.double().mean().item()]
@@ -141,6 +150,38 @@ def _attack_episode(
             rows.append([black.name, eps, black_accuracy])
             pairs.append([eps, black_accuracy, outcome[("worst", eps)].double().mean().item()])
     return {"accuracy": rows, "blackbox": pairs}
+
+
+@dataclass
+class EpisodeTally:
+    """Episodes' results (:func:`attack_episode`) gathered into cells and black-box pairs."""
+
+    per_cell: dict[tuple[str, float], list[float]] = field(default_factory=dict)
+    paired: dict[float, list[tuple[float, float]]] = field(default_factory=dict)
+
+    def add(self, episode: dict[str, list]) -> None:
+        for attack, eps, accuracy in episode["accuracy"]:
+            self.per_cell.setdefault((attack, eps), []).append(accuracy)
+        for eps, black_accuracy, white in episode["blackbox"]:
+            self.paired.setdefault(eps, []).append((black_accuracy, white))
+
+    def cells(self) -> list[Cell]:
+        """Mean and 95% CI over episodes per (attack, eps), sorted by eps then attack."""
+        ordered = sorted(self.per_cell.items(), key=lambda kv: (kv[0][1], kv[0][0]))
+        return [
+            Cell(attack, eps, *mean_ci95(values), len(values)) for (attack, eps), values in ordered
+        ]
+
+    def pairs(self) -> list[tuple[float, float, float]]:
+        """``(eps, black-box accuracy, white-box worst)`` means over the black-box episodes."""
+        return [
+            (eps, sum(b for b, _ in rows) / len(rows), sum(w for _, w in rows) / len(rows))
+            for eps, rows in sorted(self.paired.items())
+        ]
+
+    @property
+    def blackbox_episodes(self) -> int:
+        return len(self.paired.get(0.0, []))
 
 
 def evaluate_episodes(
@@ -185,8 +226,7 @@ def evaluate_episodes(
             "seed": seed,
         }
         journal = EpisodeJournal(journal_path, protocol)
-    per_cell: dict[tuple[str, float], list[float]] = {}
-    paired: dict[float, list[tuple[float, float]]] = {}
+    tally = EpisodeTally()
     for index in range(episodes):
         episode = journal.get(index) if journal is not None else None
         if episode is None:
@@ -202,7 +242,7 @@ def evaluate_episodes(
                 head_init=head_init,
             )
             with_black = black is not None and index % blackbox_every == 0
-            episode = _attack_episode(
+            episode = attack_episode(
                 model,
                 task.x_query,
                 task.y_query,
@@ -214,23 +254,13 @@ def evaluate_episodes(
             episode["index"] = index
             if journal is not None:
                 journal.record(episode)
-        for attack, eps, accuracy in episode["accuracy"]:
-            per_cell.setdefault((attack, eps), []).append(accuracy)
-        for eps, black_accuracy, white in episode["blackbox"]:
-            paired.setdefault(eps, []).append((black_accuracy, white))
+        tally.add(episode)
         if on_episode is not None:
             on_episode(index + 1, episodes)
-    cells = [
-        Cell(attack, eps, *mean_ci95(values), len(values))
-        for (attack, eps), values in sorted(per_cell.items(), key=lambda kv: (kv[0][1], kv[0][0]))
-    ]
-    pairs = [
-        (eps, sum(b for b, _ in rows) / len(rows), sum(w for _, w in rows) / len(rows))
-        for eps, rows in sorted(paired.items())
-    ]
+    cells = tally.cells()
     return EpisodeEvaluation(
         cells=cells,
-        checks=sanity_checks(cells, chance=1 / sampler.way, blackbox_pairs=pairs),
+        checks=sanity_checks(cells, chance=1 / sampler.way, blackbox_pairs=tally.pairs()),
         way=sampler.way,
         shot=sampler.shot,
         query=sampler.query,
@@ -238,6 +268,6 @@ def evaluate_episodes(
         adapt=adapt_config,
         attacks=[a.name for a in suite],
         blackbox=None if black is None else black.name,
-        blackbox_episodes=len(paired.get(0.0, [])),
+        blackbox_episodes=tally.blackbox_episodes,
         skipped=skipped,
     )
