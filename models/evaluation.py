@@ -56,6 +56,8 @@ class Cell:
     mean: float  # accuracy: mean over episodes, or over examples in a report
     ci95: float  # half-width of the 95% confidence interval of the mean
     n: int  # episodes (episode evaluation) or examples (robustness report) behind the mean
+    low: float | None = None  # a report's Wilson 95% interval (per-image accuracies); None for
+    high: float | None = None  # episode means, whose interval is mean ± ci95
 
 
 def mean_ci95(values: Sequence[float]) -> tuple[float, float]:

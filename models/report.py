@@ -27,7 +27,9 @@ from models.attack_suite import Attack, correct, parse_attacks, runnable, suite_
 from models.config import AdaptConfig, BackboneConfig, HeadInit
 from models.evaluation import SANITY_EPS, Cell
 from models.networks import FewShotNet, Params
+from models.report_summary import first_lines, headline_eps
 from models.sanity import TOLERANCE, sanity_checks, untrusted_reason
+from models.stats import wilson_interval
 
 Progress = Callable[[], None]  # called once per adaptation done (may raise to cancel)
 
@@ -74,26 +76,39 @@ def folds_of(y: Tensor, n_way: int) -> list[Tensor]:
 
 
 def cells_from_correctness(correct: dict[tuple[str, float], list[Tensor]]) -> list[Cell]:
+    """Per-image accuracy cells with their Wilson 95% interval (``low``, ``high``; ``ci95`` is
+    its half-width, for readers of the symmetric form)."""
     cells = []
     for (attack, eps), parts in sorted(correct.items(), key=lambda kv: (kv[0][1], kv[0][0])):
-        outcome = torch.cat(parts).double()
-        n, p = len(outcome), outcome.mean().item()
-        cells.append(Cell(attack, eps, p, 1.96 * math.sqrt(p * (1 - p) / n), n))
+        outcome = torch.cat(parts)
+        n, successes = len(outcome), int(outcome.sum())
+        low, high = wilson_interval(successes, n)
+        cells.append(Cell(attack, eps, successes / n, (high - low) / 2, n, low, high))
     return cells
 
 
+VALIDATION_SOURCE = "validation set uploaded by the user"
 Deployed = list[tuple[dict[str, FewShotNet], Tensor, Tensor]]  # per fold: models, x, y held out
 Correctness = dict[str, dict[tuple[str, float], list[Tensor]]]  # variant -> (attack, eps) -> folds
 
 
 def _splits(x_support, y_support, x_val, y_val, n_way) -> tuple[list[tuple], str]:
     if x_val is not None and y_val is not None and len(y_val) > 0:
-        return [(x_support, y_support, x_val, y_val)], "validation set uploaded by the user"
+        return [(x_support, y_support, x_val, y_val)], VALIDATION_SOURCE
     splits = [
         (x_support[~mask], y_support[~mask], x_support[mask], y_support[mask])
         for mask in folds_of(y_support, n_way)
     ]
     return splits, f"{len(splits)}-fold cross-validation over the support set"
+
+
+def _images_phrase(splits: list[tuple], from_validation: bool) -> str:
+    held_out = sum(len(split[3]) for split in splits)
+    if from_validation:
+        return f"On your {held_out} validation images"
+    return (
+        f"On {held_out} of your images, each held out in turn ({len(splits)}-fold cross-validation)"
+    )
 
 
 def _attack_all(
@@ -187,19 +202,26 @@ def robustness_report(
 ) -> dict[str, Any]:
     """The report as a JSON-ready dict (see the module docstring)."""
     grid = sorted({0.0, *eps_grid, SANITY_EPS})
-    clean_config = dataclasses.replace(adapt_config, adversarial=False)
-    variants = {"robust": adapt_config, "clean_only": clean_config}
+    variants = {
+        "robust": dataclasses.replace(adapt_config, adversarial=True),
+        "clean_only": dataclasses.replace(adapt_config, adversarial=False),
+    }
     suite, skipped = runnable(parse_attacks(attacks), n_way)
     splits, source = _splits(x_support, y_support, x_val, y_val, n_way)
     if not splits:
+        reason = (
+            "one shot per class and no validation set: there is nothing held out to "
+            "measure robustness on. Upload labelled validation images for a report."
+        )
         return {
+            "summary": {"trustworthy": None, "text": f"No robustness estimate: {reason}"},
+            "recommendation": None,
             "threat_model": threat_model(eps_grid, suite),
             "adapt": dataclasses.asdict(adapt_config),
             "available": False,
             "source": None,
             "examples": 0,
-            "reason": "one shot per class and no validation set: there is nothing held out to "
-            "measure robustness on. Upload labelled validation images for a report.",
+            "reason": reason,
         }
     deployed: Deployed = []
     for fold, (x_fit, y_fit, x_held, y_held) in enumerate(splits):
@@ -233,9 +255,21 @@ def robustness_report(
         )
         for name, by_key in correct_by.items()
     }
+    untrusted = untrusted_reason(cells["robust"], checks, n_way)
+    served = "robust" if adapt_config.adversarial else "clean_only"
+    summary, recommendation = first_lines(
+        correct_by,
+        images=_images_phrase(splits, from_validation=source == VALIDATION_SOURCE),
+        eps=headline_eps(grid, adapt_config.eps),
+        served=served,
+        untrusted=untrusted,
+    )
     return {
+        "summary": summary,
+        "recommendation": recommendation,
         "threat_model": threat_model(eps_grid, ran),
         "adapt": dataclasses.asdict(adapt_config),
+        "served": served,
         "attacks_skipped": {**skipped, **over_budget},
         "available": True,
         "source": source,
@@ -244,7 +278,7 @@ def robustness_report(
         "clean_only": [dataclasses.asdict(c) for c in cells["clean_only"]],
         "gain": {f"{eps:g}": worst["robust"][eps] - worst["clean_only"][eps] for eps in grid},
         "checks": {name: [dataclasses.asdict(c) for c in found] for name, found in checks.items()},
-        "untrusted_reason": untrusted_reason(cells["robust"], checks, n_way),
+        "untrusted_reason": untrusted,
     }
 
 
@@ -278,7 +312,15 @@ def evaluate_model(
         blackbox_pairs=_blackbox_pairs(by_key, ran),
         tolerance=_tolerance(len(y)),
     )
+    summary, _ = first_lines(
+        correct_by,
+        images=f"On your {len(y)} labelled images",
+        eps=headline_eps(grid, 0.1),
+        served=None,
+        untrusted=None,
+    )
     return {
+        "summary": summary,
         "threat_model": threat_model(eps_grid, ran),
         "attacks_skipped": {**skipped, **over_budget},
         "examples": len(y),

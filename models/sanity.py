@@ -130,10 +130,11 @@ def untrusted_reason(
         )
     clean = next(c for c in robust if c.attack == "clean")
     spread = 0.0 if math.isnan(clean.ci95) else clean.ci95
-    if clean.mean - spread <= 1 / n_way:
+    low = clean.mean - spread if clean.low is None else clean.low
+    if low <= 1 / n_way:
         return (
-            f"clean accuracy on held-out examples is {clean.mean:.0%} ± {spread:.0%}, not "
-            f"clearly above chance ({1 / n_way:.0%} for {n_way} classes): the model has not "
-            "shown that it learned these classes from these images"
+            f"clean accuracy on held-out examples is {clean.mean:.0%} (95% interval from "
+            f"{low:.0%}), not clearly above chance ({1 / n_way:.0%} for {n_way} classes): "
+            "the model has not shown that it learned these classes from these images"
         )
     return None

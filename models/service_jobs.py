@@ -71,6 +71,7 @@ class AdaptJob(EvaluateJob):
     steps: int = AdaptConfig.steps  # gradient steps on the support set
     lr: float = AdaptConfig.lr  # SGD learning rate, within ADAPT_LR_BOUNDS
     eps: float = AdaptConfig.eps  # FGSM budget of the adversarial copies
+    adversarial: bool = True  # serve the clean + FGSM adaptation; False: a clean-only fine-tune
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -80,7 +81,7 @@ class AdaptJob(EvaluateJob):
 
     @property
     def adapt_config(self) -> AdaptConfig:
-        return AdaptConfig(steps=self.steps, lr=self.lr, eps=self.eps)
+        return AdaptConfig(steps=self.steps, lr=self.lr, eps=self.eps, adversarial=self.adversarial)
 
     @classmethod
     def from_json(cls, text: str) -> AdaptJob:
@@ -90,4 +91,5 @@ class AdaptJob(EvaluateJob):
             int(fields["steps"]),
             float(fields["lr"]),
             float(fields["eps"]),
+            bool(fields.get("adversarial", True)),  # jobs queued before the choice existed
         )

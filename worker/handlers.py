@@ -167,33 +167,35 @@ def handle_adapt(ctx: HandlerContext, job: dict[str, str], progress: Progress) -
 
 
 def report_summary(report: dict[str, Any]) -> dict[str, Any]:
-    """Headline figures: clean and worst-case accuracy per eps, robust vs clean-only."""
+    """What a model's record shows of its report: the plain sentence, the recommendation, and
+    the headline figures (clean and worst-case accuracy per eps, robust vs clean-only)."""
+    first = {
+        "text": report["summary"]["text"],
+        "recommendation": report.get("recommendation"),
+    }
     if not report["available"]:
-        return {"available": False, "reason": report["reason"]}
+        return {"available": False, "reason": report["reason"], **first}
 
     def worst(cells: list[dict[str, Any]]) -> dict[str, float]:
         return {f"{c['eps']:g}": round(c["mean"], 4) for c in cells if c["attack"] == "worst"}
 
     checks = [c for checks in report["checks"].values() for c in checks]
-    if report.get("untrusted_reason"):
-        return {
-            "available": True,
-            "trustworthy": False,
-            "reason": report["untrusted_reason"],
-            "source": report["source"],
-            "examples": report["examples"],
-            "sanity_checks_passed": all(c["passed"] for c in checks),
-        }
-    return {
+    common = {
         "available": True,
-        "trustworthy": True,
+        **first,
         "source": report["source"],
         "examples": report["examples"],
+        "sanity_checks_passed": all(c["passed"] for c in checks),
+    }
+    if report.get("untrusted_reason"):
+        return {"trustworthy": False, "reason": report["untrusted_reason"], **common}
+    return {
+        "trustworthy": True,
+        **common,
         "worst_case_accuracy": {
             "robust": worst(report["robust"]),
             "clean_only": worst(report["clean_only"]),
         },
-        "sanity_checks_passed": all(c["passed"] for c in checks),
     }
 
 

@@ -23,6 +23,7 @@ from models.service_jobs import ADAPT_LR_BOUNDS, AdaptJob
 
 router = APIRouter(prefix="/v1/adaptations", tags=["adaptations"], responses=API_ERRORS)
 
+ADAPTATIONS = {"robust": True, "clean_only": False}  # form value -> adversarial fine-tune
 
 UPLOAD_SCHEMA = {
     "requestBody": {
@@ -52,6 +53,14 @@ UPLOAD_SCHEMA = {
                         "steps": {"type": "integer", "minimum": 0},
                         "lr": {"type": "number", "exclusiveMinimum": 0, "maximum": 1},
                         "eps": {"type": "number", "minimum": 0},
+                        "adaptation": {
+                            "type": "string",
+                            "enum": list(ADAPTATIONS),
+                            "default": "robust",
+                            "description": "the adaptation the model serves: robust (clean + "
+                            "FGSM copies) or clean_only; the report measures both and "
+                            "recommends one",
+                        },
                         "allow_out_of_domain": {
                             "type": "boolean",
                             "description": "adapt even if images look unlike the base model's "
@@ -69,11 +78,19 @@ UPLOAD_SCHEMA = {
 def adapt_job(form, settings: Settings, base_eps: float, attacks: tuple[str, ...]) -> AdaptJob:
     """Adaptation settings from the form, within bounds; eps defaults to the base model's."""
     defaults = AdaptJob()
+    adaptation = optional_text(form, "adaptation") or "robust"
+    if adaptation not in ADAPTATIONS:
+        raise ApiError(
+            422,
+            "invalid_setting",
+            f"adaptation must be one of {', '.join(ADAPTATIONS)}, got {adaptation!r}",
+        )
 
     return AdaptJob(
         steps=form_number(form, "steps", int, 0, settings.max_adapt_steps, defaults.steps),
         lr=form_number(form, "lr", float, *ADAPT_LR_BOUNDS, defaults.lr),
         eps=form_number(form, "eps", float, 0.0, settings.max_eps, base_eps),
+        adversarial=ADAPTATIONS[adaptation],
         attacks=attacks,
         time_budget_s=settings.report_time_budget_s,
     )

@@ -155,6 +155,7 @@ BAD_UPLOADS = {
     "unknown_base_model": ("unknown_base_model", lambda f, d: (f, {**d, "base_model": "nope"})),
     "bad_eps": ("invalid_setting", lambda f, d: (f, {**d, "eps": "0.9"})),
     "bad_steps": ("invalid_setting", lambda f, d: (f, {**d, "steps": "many"})),
+    "bad_adaptation": ("invalid_setting", lambda f, d: (f, {**d, "adaptation": "fast"})),
     "unknown_val_label": (
         "unknown_label",
         lambda f, d: (

@@ -65,6 +65,12 @@ def test_five_way_five_shot_on_held_out_alphabets(omniglot_path, redis_url, pref
 
         report = client.get(f"/v1/models/{model_id}/report").json()
         assert report["available"] and report["examples"] == 25
+        summary = report["summary"]  # the sentence a non-expert reads first
+        assert summary["text"].startswith("On 25 of your images, each held out in turn")
+        attacked = summary["under_attack"]
+        assert summary["eps"] == 0.1 and attacked["low"] <= attacked["accuracy"] <= attacked["high"]
+        assert report["recommendation"]["adaptation"] in ("robust", "clean_only")
+        assert model["report_summary"]["text"] == summary["text"]
         for variant in ("robust", "clean_only"):
             cells = {(c["attack"], c["eps"]): c for c in report[variant]}
             for eps in (0.05, 0.1, 0.2):

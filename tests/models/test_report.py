@@ -100,7 +100,9 @@ def test_a_report_at_chance_or_with_a_failed_check_is_not_summarised():
     assert untrusted_reason(learned, passed, 4) is None
     at_chance = [Cell("clean", 0.0, 0.25, 0.2, 12)]
     reason = untrusted_reason(at_chance, passed, 4)
-    assert "25% ± 20%, not clearly above chance (25% for 4 classes)" in reason
+    assert "25% (95% interval from 5%), not clearly above chance (25% for 4 classes)" in reason
+    wilson = [Cell("clean", 0.0, 0.5, 0.2, 12, low=0.25, high=0.75)]  # its low bound decides
+    assert "not clearly above chance" in untrusted_reason(wilson, passed, 4)
     unsure = [Cell("clean", 0.0, 0.3, 0.26, 12)]  # above chance, but not clearly
     assert "not clearly above chance" in untrusted_reason(unsure, passed, 4)
     failed = {"robust": [Check("chance_at_large_eps", False, "0.6 at eps 0.5")]}

@@ -39,10 +39,17 @@ def _support() -> LabelledImages:
     return LabelledImages(images, torch.tensor([0, 0, 1, 1, 2, 2]), ["a", "b", "c"])
 
 
-def _create_job(settings, steps: int, model_id: str = "model_w") -> str:
+def _create_job(
+    settings, steps: int, model_id: str = "model_w", *, adversarial: bool = True
+) -> str:
     store = JobStore(redis.Redis.from_url(settings.redis_url), Keys(settings.key_prefix), 600, 600)
     job_settings = AdaptJob(
-        eps_grid=(0.0, 0.1), attacks=("fgsm", "pgd-2"), steps=steps, lr=0.05, eps=0.1
+        eps_grid=(0.0, 0.1),
+        attacks=("fgsm", "pgd-2"),
+        steps=steps,
+        lr=0.05,
+        eps=0.1,
+        adversarial=adversarial,
     )
     return store.create(
         JobKind.ADAPT,
@@ -168,6 +175,29 @@ def test_handlers_are_deterministic_so_a_rerun_publishes_the_same_model(settings
     assert published[0] == published[1]
 
 
+def test_a_clean_only_job_serves_the_clean_only_fine_tune_and_says_so(settings):
+    client = redis.Redis.from_url(settings.redis_url)
+    keys = Keys(settings.key_prefix)
+    context = HandlerContext(
+        client, keys, load_base_models(settings.base_models_dir), torch.device("cpu"), 600
+    )
+    served = {}
+    for adversarial, model_id in ((True, "model_r"), (False, "model_c")):
+        job_id = _create_job(settings, steps=3, model_id=model_id, adversarial=adversarial)
+        publish = handle_adapt(context, _job(settings, job_id), lambda step, total: None)
+        pipe = client.pipeline()
+        publish.model_writes(pipe, model_id)
+        pipe.execute()
+        report = json.loads(client.get(keys.model_report(model_id)))
+        served[model_id] = (client.get(keys.model_weights(model_id)), report)
+    (robust_weights, robust), (clean_weights, clean_only) = served["model_r"], served["model_c"]
+    assert robust["served"] == "robust" and clean_only["served"] == "clean_only"
+    assert clean_only["adapt"]["adversarial"] is False and robust_weights != clean_weights
+    # both reports measure the same two adaptations of the same images
+    assert robust["robust"] == clean_only["robust"]
+    assert robust["summary"]["text"].startswith("On 6 of your images, each held out in turn")
+
+
 def test_a_running_job_is_cancelled_between_steps(settings):
     job_id = _create_job(settings, steps=1000)
     worker = _start_worker(settings)
@@ -200,8 +230,11 @@ def test_an_untrusted_report_gets_no_headline_figures():
         "clean_only": cells,
         "checks": checks,
         "untrusted_reason": "clean accuracy ... at or below chance",
+        "summary": {"trustworthy": False, "text": "On 8 images: these figures cannot be trusted"},
+        "recommendation": None,
     }
     summary = report_summary(report)
+    assert summary["text"] == report["summary"]["text"] and summary["recommendation"] is None
     assert summary["trustworthy"] is False and summary["reason"] == report["untrusted_reason"]
     assert "worst_case_accuracy" not in summary
     report["untrusted_reason"] = None
