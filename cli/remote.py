@@ -27,6 +27,9 @@ def adapt(
     api_key: ApiKey = None,
     steps: Annotated[int | None, typer.Option(help="adaptation steps")] = None,
     eps: Annotated[float | None, typer.Option(help="FGSM budget of the adaptation")] = None,
+    adaptation: Annotated[
+        str, typer.Option(help="robust (clean + FGSM copies) or clean_only")
+    ] = "robust",
     base_model: Annotated[str | None, typer.Option(help="initialization to adapt")] = None,
     wait: Annotated[bool, typer.Option(help="wait for the job, with a progress bar")] = True,
     allow_out_of_domain: Annotated[
@@ -40,6 +43,7 @@ def adapt(
                 folder,
                 steps=steps,
                 eps=eps,
+                adaptation=adaptation,
                 base_model=base_model,
                 allow_out_of_domain="true" if allow_out_of_domain else None,
             )
@@ -125,22 +129,42 @@ def report(
         return
     for warning in data.get("warnings", []):
         out_console.print(f"[yellow]warning:[/] {warning}", highlight=False)
-    if not data.get("available"):
-        out_console.print(f"no robustness estimate: {data.get('reason')}")
+    print_report(data)
+
+
+def _interval(cell: dict) -> str:
+    if cell.get("low") is None:
+        return f"± {100 * cell['ci95']:.1f}"
+    return f"{100 * cell['low']:.0f}-{100 * cell['high']:.0f}%"
+
+
+def print_report(data: dict) -> None:
+    """The plain sentence, the recommendation, then the details: every attack at every eps,
+    the sample, the sanity checks."""
+    summary = data.get("summary") or {}
+    style = "bold red" if summary.get("trustworthy") is False else "bold"
+    out_console.print(f"[{style}]{summary.get('text', '')}[/]", highlight=False)
+    recommendation = data.get("recommendation")
+    if recommendation:
+        out_console.print(recommendation["text"], highlight=False)
+    if not data.get("available") or summary.get("trustworthy") is False:
         return
-    if data.get("untrusted_reason"):
-        out_console.print(
-            f"[bold red]Do not rely on these figures:[/] {data['untrusted_reason']}",
-            highlight=False,
-        )
-    out_console.print(f"{data['examples']} examples; {data['source']}")
+    out_console.print(f"\nDetails: {data['examples']} examples; {data['source']}")
     for variant in ("robust", "clean_only"):
-        table = Table("attack", "eps", "accuracy", "95% CI", title=variant.replace("_", "-"))
+        title = variant.replace("_", "-") + (" (served)" if data.get("served") == variant else "")
+        table = Table("attack", "eps", "accuracy", "95% interval", "n", title=title)
         for cell in data[variant]:
             table.add_row(
                 cell["attack"],
                 f"{cell['eps']:g}",
                 f"{100 * cell['mean']:.1f}%",
-                f"± {100 * cell['ci95']:.1f}",
+                _interval(cell),
+                str(cell["n"]),
             )
         out_console.print(table)
+    for name, reason in data.get("attacks_skipped", {}).items():
+        out_console.print(f"[yellow]skipped {name}[/]: {reason}", highlight=False)
+    for variant, checks in data.get("checks", {}).items():
+        for check in checks:
+            mark = "[green]PASS[/]" if check["passed"] else "[bold red]FAIL[/]"
+            out_console.print(f"sanity {mark} {variant} {check['name']}: {check['detail']}")

@@ -77,7 +77,9 @@ def test_client_end_to_end(server, token, folder):
 def test_cli_adapt_predict_report(server, token, folder, tmp_path):
     runner = CliRunner()
     common = ["--url", server, "--api-key", token]
-    adapted = runner.invoke(cli_app, ["adapt", str(folder), "--steps", "3", *common])
+    adapted = runner.invoke(
+        cli_app, ["adapt", str(folder), "--steps", "3", "--adaptation", "clean_only", *common]
+    )
     assert adapted.exit_code == 0, adapted.output
     model_id = adapted.stdout.strip().splitlines()[-1]
     assert model_id.startswith("model_")
@@ -89,7 +91,12 @@ def test_cli_adapt_predict_report(server, token, folder, tmp_path):
     chart = tmp_path / "report.png"
     reported = runner.invoke(cli_app, ["report", model_id, "--plot", str(chart), *common])
     assert reported.exit_code == 0, reported.output
-    assert "robust" in reported.stdout and Image.open(chart).format == "PNG"
+    assert Image.open(chart).format == "PNG"
+    assert reported.stdout.lstrip().startswith("On ")  # the plain sentence comes first
+    as_json = runner.invoke(cli_app, ["report", model_id, "--json", *common])
+    assert json.loads(as_json.stdout)["served"] == "clean_only"
+    bad = runner.invoke(cli_app, ["adapt", str(folder), "--adaptation", "fast", *common])
+    assert bad.exit_code == 2 and "adaptation must be one of robust, clean_only" in bad.output
 
     unknown = runner.invoke(cli_app, ["predict", "model_nope", str(folder / "query.png"), *common])
     assert unknown.exit_code == 2 and "model_not_found" in unknown.output

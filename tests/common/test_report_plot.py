@@ -1,33 +1,59 @@
-"""Report charts are real PNGs, for available and unavailable reports alike."""
+"""Report charts are real PNGs: the worst case of both adaptations with interval bands, and a
+plain message for unavailable or untrusted reports."""
 
 from __future__ import annotations
 
 import io
 
 import numpy as np
+import pytest
 from PIL import Image
 
-from common.report_plot import report_png, series
+from common.report_plot import VARIANTS, report_png, series
 
 
 def cells(scale: float) -> list[dict]:
-    made = [{"attack": "clean", "eps": 0.0, "mean": 0.9, "ci95": 0.02, "n": 25}]
-    for eps in (0.05, 0.1, 0.2):
+    made = [
+        {"attack": "clean", "eps": 0.0, "mean": 0.9, "ci95": 0.1, "n": 25, "low": 0.7, "high": 1.0}
+    ]
+    for eps in (0.05, 0.1, 0.2, 0.5):
         for attack in ("fgsm", "pgd-20", "apgd-ce-100", "worst"):
-            made.append(
-                {"attack": attack, "eps": eps, "mean": scale / (1 + 10 * eps), "ci95": 0.05}
-            )
+            mean = scale / (1 + 10 * eps)
+            made.append({"attack": attack, "eps": eps, "mean": mean, "ci95": 0.05})
     return made
 
 
-def test_an_available_report_draws_every_series():
+def _pixels(png: bytes) -> np.ndarray:
+    image = Image.open(io.BytesIO(png))
+    assert image.format == "PNG" and image.size == (600, 460)  # legible at 375 px, half scale
+    return np.asarray(image.convert("RGB")).astype(int)
+
+
+def _has_colour(pixels: np.ndarray, hex_colour: str) -> bool:
+    rgb = np.array([int(hex_colour[i : i + 2], 16) for i in (1, 3, 5)])
+    return bool((np.abs(pixels - rgb).sum(-1) < 30).sum() > 50)
+
+
+def test_an_available_report_draws_both_adaptations_worst_case_with_bands():
     report = {"available": True, "robust": cells(0.9), "clean_only": cells(0.5), "examples": 25}
-    image = Image.open(io.BytesIO(report_png(report, title="model m")))
-    assert image.format == "PNG" and image.size == (770, 495)
-    assert np.asarray(image.convert("L")).std() > 10  # something is drawn
-    assert series(report["robust"], "worst")[0] == (0.0, 90.0, 2.0)  # eps 0 from the clean cell
+    pixels = _pixels(report_png(report, title="model m"))
+    assert all(_has_colour(pixels, colour) for _, _, colour in VARIANTS.values())
+    points = series(report["robust"])
+    assert points[0] == (0.0, 90.0, 70.0, 100.0)  # eps 0 from the clean cell, Wilson bounds
+    assert [p[0] for p in points] == [0.0, 0.05, 0.1, 0.2]  # the sanity eps 0.5 is left off
+    assert points[2][2:] == pytest.approx((45 - 5, 45 + 5))  # older cells: mean ± ci95
 
 
-def test_an_unavailable_report_says_why():
-    png = report_png({"available": False, "reason": "one shot per class"}, title="model m")
-    assert Image.open(io.BytesIO(png)).format == "PNG"
+def test_unavailable_and_untrusted_reports_draw_a_message_not_figures():
+    for report in (
+        {"available": False, "reason": "one shot per class"},
+        {
+            "available": True,
+            "robust": cells(0.9),
+            "clean_only": cells(0.5),
+            "summary": {"trustworthy": False},
+            "untrusted_reason": "sanity checks failed",
+        },
+    ):
+        pixels = _pixels(report_png(report, title="model m"))
+        assert not any(_has_colour(pixels, colour) for _, _, colour in VARIANTS.values())
