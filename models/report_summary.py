@@ -96,8 +96,8 @@ def recommend(
             return _advice(choice, True, because, served, compared)
     because = (
         f"on these images the two adaptations did not differ measurably ({figures['clean']}, "
-        f"{figures['attacked']}, robust vs clean-only); keep the robust adaptation, the default. "
-        "More labelled validation images would tell them apart."
+        f"{figures['attacked']}, robust vs clean-only); more labelled validation images would "
+        "tell them apart."
     )
     return _advice("robust", False, because, served, compared)
 
@@ -113,7 +113,8 @@ def _advice(
         "adaptation": choice,
         "measured_difference": measured,
         "served": served,
-        "text": f"Serve {VARIANT_WORDS[choice]}: {because} {action}",
+        "text": f"{'Serve' if measured else 'Keep'} {VARIANT_WORDS[choice]}"
+        f"{'' if measured else ' (the default)'}: {because} {action}",
         "paired": {
             kind: {"robust_only": wins, "clean_only_only": losses, "p": p}
             for kind, (wins, losses, p) in compared.items()

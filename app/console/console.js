@@ -228,26 +228,48 @@ async function openModel(modelId) {
   $("#predictions tbody").replaceChildren();
   const report = await (await api("GET", `/v1/models/${modelId}/report`)).json();
   $("#model-warnings").textContent = (report.warnings || []).map((w) => `Warning: ${w}`).join(" ");
-  $("#report-source").textContent = report.available
-    ? `${report.examples} examples: ${report.source}` : `No estimate: ${report.reason}`;
-  $("#report-untrusted").textContent = report.untrusted_reason
-    ? `Do not rely on these figures: ${report.untrusted_reason}.` : "";
+  renderReport(report);
   const chart = await (await api("GET", `/v1/models/${modelId}/report.png`)).blob();
   $("#report-chart").src = URL.createObjectURL(chart);
   $("#report-chart").hidden = false;
+}
+
+function interval(cell) {
+  if (cell.low === undefined || cell.low === null) return `± ${(100 * cell.ci95).toFixed(1)}`;
+  return `${(100 * cell.low).toFixed(0)}-${(100 * cell.high).toFixed(0)}%`;
+}
+
+function renderReport(report) {
+  const summary = report.summary || {};
+  $("#report-summary").textContent = summary.text || "";
+  $("#report-summary").classList.toggle("untrusted", summary.trustworthy === false);
+  $("#report-recommendation").textContent = report.recommendation ? report.recommendation.text : "";
+  $("#report-source").textContent = report.available ? `${report.examples} examples: ${report.source}` : "";
   const tables = $("#report-tables");
+  const notes = $("#report-notes");
   tables.replaceChildren();
+  notes.replaceChildren();
   if (!report.available) return;
   for (const variant of ["robust", "clean_only"]) {
     const rows = report[variant].map((cell) => element("tr", {}, [
       element("td", { text: cell.attack }), element("td", { text: String(cell.eps) }),
-      element("td", { text: `${(100 * cell.mean).toFixed(1)}% ± ${(100 * cell.ci95).toFixed(1)}` }),
+      element("td", { text: `${(100 * cell.mean).toFixed(1)}%` }), element("td", { text: interval(cell) }),
+      element("td", { text: String(cell.n) }),
     ]));
+    const served = report.served === variant ? " (served)" : "";
     tables.append(element("table", { class: `report-${variant}` }, [
-      element("caption", { text: variant === "robust" ? "robust adaptation (clean + FGSM)" : "clean-only fine-tune" }),
-      element("thead", {}, [element("tr", {}, ["attack", "eps", "accuracy"].map((t) => element("th", { text: t })))]),
+      element("caption", { text: (variant === "robust" ? "robust adaptation (clean + FGSM)" : "clean-only fine-tune") + served }),
+      element("thead", {}, [element("tr", {}, ["attack", "eps", "accuracy", "95% interval", "images"].map((t) => element("th", { text: t })))]),
       element("tbody", {}, rows),
     ]));
+  }
+  for (const [name, reason] of Object.entries(report.attacks_skipped || {})) {
+    notes.append(element("li", { text: `Skipped ${name}: ${reason}` }));
+  }
+  for (const [variant, checks] of Object.entries(report.checks || {})) {
+    for (const check of checks) {
+      notes.append(element("li", { class: check.passed ? "" : "error", text: `Sanity check ${check.passed ? "passed" : "FAILED"} (${variant}) ${check.name}: ${check.detail}` }));
+    }
   }
 }
 

@@ -134,6 +134,9 @@ def test_the_console_walks_the_whole_flow(
         page.wait_for_function("document.querySelector('#report-chart').naturalWidth > 0")
         assert page.locator("#models tbody tr").count() == 1
         assert page.locator("table.report-robust tbody tr").count() >= 4
+        # the plain sentence first; the tables sit in closed details
+        assert page.locator("#report-summary").inner_text().startswith("On 6 of your images")
+        assert page.locator("#report-details").get_attribute("open") is None
 
         # predictions through the keyboard: focus the drop zone, Enter opens the file chooser
         assert script_errors == []
