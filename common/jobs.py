@@ -220,13 +220,17 @@ class JobStore:
                 "worker": worker,
                 "started": now(),
                 "step": 0,
+                "phase": "starting",
             }
 
         changes = self._transition(job_id, decide, model_writes=self.models.failed_writes)
         return None if changes is None or "attempt" not in changes else int(changes["attempt"])
 
-    def progress(self, job_id: str, attempt: int, step: int, total: int) -> None:
-        """Record progress; raise Superseded or CancelRequested when the worker must stop."""
+    def progress(
+        self, job_id: str, attempt: int, step: int, total: int, phase: str | None = None
+    ) -> None:
+        """Record progress (and what the job is doing, in words); raise Superseded or
+        CancelRequested when the worker must stop."""
         key = self.keys.job(job_id)
         current, cancel, state = self.client.hmget(key, ["attempt", "cancel_requested", "state"])
         if current is None or int(current) != attempt or state.decode() != JobState.RUNNING:
@@ -236,7 +240,10 @@ class JobStore:
         # Redis full (maxmemory): the job goes on, only its progress figure lags; the worker's
         # heartbeat and the /metrics gauges say that Redis is full
         with contextlib.suppress(redis.exceptions.OutOfMemoryError):
-            self.client.hset(key, mapping={"step": step, "total": total})
+            fields: dict[str, str | int] = {"step": step, "total": total}
+            if phase is not None:
+                fields["phase"] = phase[:200]
+            self.client.hset(key, mapping=fields)
 
     def finish(
         self,

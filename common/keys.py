@@ -101,6 +101,9 @@ class Keys:
     def job_seconds(self, kind: str) -> str:
         return f"{self.prefix}:metrics:seconds:{kind}"  # hash: a histogram of job run times
 
+    def job_recent_seconds(self, kind: str) -> str:
+        return f"{self.prefix}:metrics:recent:{kind}"  # list: the last run times, newest first
+
     def job(self, job_id: str) -> str:
         return f"{self.prefix}:job:{job_id}"  # hash: the job record
 

@@ -119,6 +119,41 @@ class JobQueue:
         Redis is full (which refuses every command inside MULTI)."""
         self.client.eval(redis_scripts.ACK, 1, self.keys.stream, WORKER_GROUP, entry_id)
 
+    def jobs_ahead(self, job_id: str, tenant: str) -> int | None:
+        """How many queued jobs will start before ``job_id`` (a snapshot; 0: it is next), by
+        the round robin of :meth:`dispatch`; None when it waits in no tenant queue (it is in the
+        stream, waiting for a free worker, or no longer queued)."""
+        mine = self.client.lpos(self.keys.tenant_queue(tenant), job_id)
+        if mine is None:
+            return None
+        # tenants in turn order (score, then name, as ZRANGE gives them); each is served once
+        # per round, so one before this tenant gets `mine + 1` jobs in ahead, one after it
+        # `mine`, as far as it has them
+        order = [name.decode() for name in self.client.zrange(self.keys.queue_tenants, 0, -1)]
+        place = order.index(tenant) if tenant in order else len(order)
+        pipe = self.client.pipeline(transaction=False)
+        for name in order:
+            pipe.llen(self.keys.tenant_queue(name))
+        lengths = pipe.execute()
+        ahead = sum(
+            min(int(length), mine + (1 if index < place else 0))
+            for index, (name, length) in enumerate(zip(order, lengths, strict=True))
+            if name != tenant
+        )
+        waiting_in_stream = self.depth_in_stream()
+        return mine + ahead + waiting_in_stream
+
+    def depth_in_stream(self) -> int:
+        """Entries dispatched to the stream and not yet delivered to a worker (0 or 1)."""
+        pipe = self.client.pipeline(transaction=False)
+        pipe.xlen(self.keys.stream)
+        pipe.xpending(self.keys.stream, WORKER_GROUP)
+        try:
+            length, pending = pipe.execute()
+        except redis.ResponseError:  # no consumer group yet
+            return 0
+        return max(0, int(length) - int(pending["pending"]))
+
     def depth_by_state(self) -> tuple[int, int]:
         """(waiting for a worker, delivered and not yet acknowledged)."""
         tenants = [t.decode() for t in self.client.zrange(self.keys.queue_tenants, 0, -1)]

@@ -12,6 +12,7 @@ import redis
 
 from common.keys import Keys
 
+RECENT_RUNS = 50  # run times kept per kind for time estimates
 # upper bounds (s) of the job run-time histogram; a CPU adaptation takes ~15 s, a GPU one ~1 s
 SECONDS_BUCKETS = (0.5, 1.0, 2.5, 5.0, 10.0, 20.0, 30.0, 60.0, 120.0, 300.0, 600.0, 1800.0)
 
@@ -28,6 +29,14 @@ def observe_seconds(pipe: redis.client.Pipeline, keys: Keys, kind: str, seconds:
     pipe.hincrby(key, bucket, 1)
     pipe.hincrby(key, "count", 1)
     pipe.hincrbyfloat(key, "sum", seconds)
+    pipe.lpush(keys.job_recent_seconds(kind), round(seconds, 3))
+    pipe.ltrim(keys.job_recent_seconds(kind), 0, RECENT_RUNS - 1)
+
+
+def typical_seconds(client: redis.Redis, keys: Keys, kind: str) -> float | None:
+    """The median run time of the kind's recent successful jobs; None before 3 of them."""
+    recent = sorted(float(v) for v in client.lrange(keys.job_recent_seconds(kind), 0, -1))
+    return recent[len(recent) // 2] if len(recent) >= 3 else None
 
 
 @dataclass(frozen=True)

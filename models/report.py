@@ -31,7 +31,9 @@ from models.report_summary import first_lines, headline_eps
 from models.sanity import TOLERANCE, sanity_checks, untrusted_reason
 from models.stats import wilson_interval
 
-Progress = Callable[[], None]  # called once per adaptation done (may raise to cancel)
+# (units done, what runs now in words), before each unit (an adaptation, an attack over every
+# fold) and once at the end; it may raise to cancel. Units: see :func:`report_units`.
+Progress = Callable[[int, str], None]
 
 
 DESCRIPTIONS = {
@@ -117,6 +119,8 @@ def _attack_all(
     grid: Sequence[float],
     seed: int,
     time_budget_s: float,
+    on_progress: Progress | None = None,
+    units_done: int = 0,
 ) -> tuple[Correctness, list[Attack], dict[str, str]]:
     """Every attack over every fold, variant and eps, in order, while the budget lasts (the
     first attack always runs); per-example correctness, the attacks run, the ones skipped."""
@@ -131,10 +135,13 @@ def _attack_all(
             )
     ran: list[Attack] = []
     skipped: dict[str, str] = {}
-    for attack in attacks:
+    for number, attack in enumerate(attacks, 1):
         if ran and time.monotonic() - started > time_budget_s:
             skipped[attack.name] = f"time budget of {time_budget_s:g} s spent"
             continue
+        if on_progress is not None:
+            phase = f"measuring robustness: attack {number} of {len(attacks)} ({attack.name})"
+            on_progress(units_done + number - 1, phase)
         ran.append(attack)
         for fold, (models, x, y) in enumerate(deployed):
             for name, model in models.items():
@@ -198,7 +205,7 @@ def robustness_report(
     attacks: Sequence[Attack] | str = "fgsm,pgd-20",
     time_budget_s: float = math.inf,
     seed: int = 0,
-    on_adapted: Progress | None = None,
+    on_progress: Progress | None = None,
 ) -> dict[str, Any]:
     """The report as a JSON-ready dict (see the module docstring)."""
     grid = sorted({0.0, *eps_grid, SANITY_EPS})
@@ -224,9 +231,15 @@ def robustness_report(
             "reason": reason,
         }
     deployed: Deployed = []
+    done = 0
     for fold, (x_fit, y_fit, x_held, y_held) in enumerate(splits):
         models = {}
         for name, variant in variants.items():
+            if on_progress is not None:
+                on_progress(
+                    done, f"measuring robustness: adapting fold {fold + 1} of {len(splits)}"
+                )
+            done += 1
             torch.manual_seed(seed + fold)
             models[name] = adapt_and_deploy(
                 config,
@@ -237,10 +250,12 @@ def robustness_report(
                 adapt_config=variant,
                 head_init=head_init,
             )
-            if on_adapted is not None:
-                on_adapted()
         deployed.append((models, x_held, y_held))
-    correct_by, ran, over_budget = _attack_all(deployed, suite, grid, seed, time_budget_s)
+    correct_by, ran, over_budget = _attack_all(
+        deployed, suite, grid, seed, time_budget_s, on_progress, done
+    )
+    if on_progress is not None:
+        on_progress(done + len(suite), "writing the report")
     cells = {
         name: [c for c in cells_from_correctness(by_key) if c.attack != "white-box"]
         for name, by_key in correct_by.items()
@@ -282,9 +297,14 @@ def robustness_report(
     }
 
 
-def adaptations_needed(y_support: Tensor, n_way: int, has_validation: bool) -> int:
-    """How many adaptations :func:`robustness_report` will run (for progress totals)."""
-    return 2 * (1 if has_validation else len(folds_of(y_support, n_way)))
+def report_units(
+    y_support: Tensor, n_way: int, has_validation: bool, attacks: Sequence[Attack] | str
+) -> int:
+    """Progress units of :func:`robustness_report`: its adaptations, then its attacks."""
+    adaptations = 2 * (1 if has_validation else len(folds_of(y_support, n_way)))
+    if adaptations == 0:
+        return 0
+    return adaptations + len(runnable(parse_attacks(attacks), n_way)[0])
 
 
 def evaluate_model(

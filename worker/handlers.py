@@ -37,10 +37,11 @@ from models.artifacts import (
 from models.base_models import BaseModel, BaseModels, UnknownBaseModel, decode_base_model
 from models.config import ConfigError
 from models.decode import DataError
-from models.report import adaptations_needed, evaluate_model, robustness_report
+from models.report import evaluate_model, report_units, robustness_report
 from models.service_jobs import AdaptJob, EvaluateJob
 
-Progress = Callable[[int, int], None]  # (step done, total); raises to stop the job
+# (steps done, total steps, what the job does now in words or None); raises to stop the job
+Progress = Callable[..., None]
 
 
 class JobInputMissing(LookupError):
@@ -117,14 +118,16 @@ def handle_adapt(ctx: HandlerContext, job: dict[str, str], progress: Progress) -
     n_way = len(support.classes)
     x, y = _tensors(support, ctx.device)
     x_val, y_val = _tensors(validation, ctx.device) if validation is not None else (None, None)
-    report_units = adaptations_needed(support.labels, n_way, validation is not None)
-    total = adapt_config.steps + report_units
-    done = [0]
+    units = report_units(support.labels, n_way, validation is not None, settings.attacks)
+    total = adapt_config.steps + units
 
-    def advance(*_: Any) -> None:
-        done[0] += 1
-        progress(done[0], total)
+    def adapted(step: int, *_: Any) -> None:
+        progress(step, total, f"adapting: step {step} of {adapt_config.steps}")
 
+    def reported(done: int, phase: str) -> None:
+        progress(adapt_config.steps + done, total, phase)
+
+    progress(0, total, "adapting")
     deployed = adapt_and_deploy(
         base.backbone,
         base.tensors,
@@ -133,7 +136,7 @@ def handle_adapt(ctx: HandlerContext, job: dict[str, str], progress: Progress) -
         n_way=n_way,
         adapt_config=adapt_config,
         head_init=base.meta.head_init,
-        on_step=advance,
+        on_step=adapted,
     )
     report = robustness_report(
         base.backbone,
@@ -148,7 +151,7 @@ def handle_adapt(ctx: HandlerContext, job: dict[str, str], progress: Progress) -
         eps_grid=settings.eps_grid,
         attacks=settings.attacks,
         time_budget_s=settings.time_budget_s,
-        on_adapted=advance,
+        on_progress=reported,
     )
     info = {
         "backbone": dataclasses.asdict(base.backbone),
@@ -208,7 +211,7 @@ def handle_evaluate(ctx: HandlerContext, job: dict[str, str], progress: Progress
     model, info = load_adapted(weights, ctx.device)
     settings = EvaluateJob.from_json(job["settings"])
     x, y = _tensors(labelled, ctx.device)
-    progress(0, 1)
+    progress(0, 1, "measuring robustness")
     evaluation = evaluate_model(
         model,
         x,
@@ -218,7 +221,7 @@ def handle_evaluate(ctx: HandlerContext, job: dict[str, str], progress: Progress
         attacks=settings.attacks,
         time_budget_s=settings.time_budget_s,
     )
-    progress(1, 1)
+    progress(1, 1, "writing the result")
     result = {
         "model_id": job["model_id"],
         "source": "labelled images sent with this evaluation",

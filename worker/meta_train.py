@@ -29,7 +29,7 @@ def handle_meta_train(ctx: HandlerContext, job: dict[str, str], progress: Progre
     if snapshot is not None:
         run.restore(snapshot)
     total = settings.iterations + settings.eval_episodes
-    progress(run.state.iteration, total)
+    progress(run.state.iteration, total, "meta-training")
 
     def keep(data: bytes) -> None:
         ctx.client.set(snapshot_key, data, ex=ctx.model_ttl_s)
@@ -37,8 +37,17 @@ def handle_meta_train(ctx: HandlerContext, job: dict[str, str], progress: Progre
         if not ctx.tenant_bases.update(job["tenant"], settings.name, job["id"], latest):
             raise CancelRequested(f"base model {settings.name!r} was deleted while it trained")
 
-    run.train(lambda iteration: progress(iteration, total), keep)
-    tensors, card = run.package(lambda done, _: progress(settings.iterations + done, total))
+    run.train(
+        lambda step: progress(step, total, f"meta-training: step {step} of {settings.iterations}"),
+        keep,
+    )
+    tensors, card = run.package(
+        lambda done, _: progress(
+            settings.iterations + done,
+            total,
+            f"testing on unseen classes: episode {done} of {settings.eval_episodes}",
+        )
+    )
     card |= {"created": time.time(), "job_id": job["id"], "description": settings.description}
     blob = encode_base_model(tensors, card)
     current = _still_wanted(ctx, job, settings.name)

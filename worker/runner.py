@@ -236,10 +236,10 @@ class Worker:
         job_id = delivery.job_id
         logger.info("job %s (%s) attempt %d started", job_id, job["kind"], attempt)
 
-        def progress(step: int, total: int) -> None:
+        def progress(step: int, total: int, phase: str | None = None) -> None:
             if self.stop.is_set():
                 raise ShutdownRequested(job_id)
-            self.store.progress(job_id, attempt, step, total)
+            self.store.progress(job_id, attempt, step, total, phase)
             self._last_progress = time.monotonic()  # the heartbeat refreshes the claim
 
         ended = True  # False: another attempt owns the job now; its entry is not ours to ack

@@ -86,7 +86,7 @@ def test_a_job_whose_model_was_deleted_while_it_ran_writes_nothing_of_it(
     def deaf_adapt(context, job, progress):
         progress(0, 1)  # the job is running
         assert deleted.wait(60)
-        return adapt_handler(context, job, lambda step, total: None)  # hears no cancel
+        return adapt_handler(context, job, lambda step, total, phase=None: None)  # hears no cancel
 
     monkeypatch.setitem(HANDLERS, "adapt", deaf_adapt)
     with TestClient(create_app(settings)) as client:

@@ -70,7 +70,7 @@ def _setup(settings) -> tuple[HandlerContext, str, dict]:
 def test_a_stopped_run_resumes_from_its_snapshot_and_publishes(settings):
     context, job_id, job = _setup(settings)
 
-    def stop_at_five(step: int, total: int) -> None:
+    def stop_at_five(step: int, total: int, phase: str | None = None) -> None:
         if step == 5:
             raise Stop
 
@@ -81,8 +81,16 @@ def test_a_stopped_run_resumes_from_its_snapshot_and_publishes(settings):
     shown = context.tenant_bases.record("t1", "shapes")
     assert shown["state"] == "training" and shown["validation"][0]["iteration"] == 4
     steps: list[tuple[int, int]] = []
-    publish = handle_meta_train(context, job, lambda step, total: steps.append((step, total)))
+    phases: list[str | None] = []
+
+    def record_progress(step: int, total: int, phase: str | None = None) -> None:
+        steps.append((step, total))
+        phases.append(phase)
+
+    publish = handle_meta_train(context, job, record_progress)
     assert steps[0] == (4, 8) and steps[1] == (5, 8)  # from the snapshot, not from zero
+    assert phases[1] == "meta-training: step 5 of 6"
+    assert phases[-1] == "testing on unseen classes: episode 2 of 2"
     assert [s for s, _ in steps][-3:] == [6, 7, 8]  # then the 2 test episodes
     pipe = context.client.pipeline()
     publish.job_writes(pipe)
@@ -99,6 +107,6 @@ def test_a_base_model_deleted_while_it_trains_is_not_published(settings):
     context, _, job = _setup(settings)
     context.tenant_bases.delete("t1", "shapes")
     with pytest.raises(CancelRequested, match="deleted while it trained"):
-        handle_meta_train(context, job, lambda step, total: None)
+        handle_meta_train(context, job, lambda step, total, phase=None: None)
     assert context.tenant_bases.record("t1", "shapes") is None
     assert context.client.get(context.keys.base_model("t1", "shapes")) is None

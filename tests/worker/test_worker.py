@@ -165,7 +165,9 @@ def test_handlers_are_deterministic_so_a_rerun_publishes_the_same_model(settings
     )
     published = []
     for _ in range(2):
-        publish = handle_adapt(context, _job(settings, job_id), lambda step, total: None)
+        publish = handle_adapt(
+            context, _job(settings, job_id), lambda step, total, phase=None: None
+        )
         pipe = client.pipeline()
         publish.model_writes(pipe, "model_w")
         pipe.execute()
@@ -173,6 +175,28 @@ def test_handlers_are_deterministic_so_a_rerun_publishes_the_same_model(settings
             (client.get(keys.model_weights("model_w")), client.get(keys.model_report("model_w")))
         )
     assert published[0] == published[1]
+
+
+def test_an_adaptation_reports_its_phases_and_ends_at_its_total(settings):
+    client = redis.Redis.from_url(settings.redis_url)
+    context = HandlerContext(
+        client,
+        Keys(settings.key_prefix),
+        load_base_models(settings.base_models_dir),
+        torch.device("cpu"),
+        600,
+    )
+    job_id = _create_job(settings, steps=3)
+    calls: list[tuple[int, int, str]] = []
+    handle_adapt(context, _job(settings, job_id), lambda *call: calls.append(call))
+    phases = [phase for _, _, phase in calls]
+    total = 3 + 2 * 2 + 2  # steps, 2 folds x 2 adaptations, fgsm and pgd-2
+    assert all(t == total for _, t, _ in calls) and calls[-1][0] == total
+    assert [step for step, _, _ in calls] == sorted(step for step, _, _ in calls)
+    assert phases[:2] == ["adapting", "adapting: step 1 of 3"]
+    assert "measuring robustness: adapting fold 2 of 2" in phases
+    assert "measuring robustness: attack 2 of 2 (pgd-2)" in phases
+    assert phases[-1] == "writing the report"
 
 
 def test_a_clean_only_job_serves_the_clean_only_fine_tune_and_says_so(settings):
@@ -184,7 +208,9 @@ def test_a_clean_only_job_serves_the_clean_only_fine_tune_and_says_so(settings):
     served = {}
     for adversarial, model_id in ((True, "model_r"), (False, "model_c")):
         job_id = _create_job(settings, steps=3, model_id=model_id, adversarial=adversarial)
-        publish = handle_adapt(context, _job(settings, job_id), lambda step, total: None)
+        publish = handle_adapt(
+            context, _job(settings, job_id), lambda step, total, phase=None: None
+        )
         pipe = client.pipeline()
         publish.model_writes(pipe, model_id)
         pipe.execute()
