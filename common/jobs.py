@@ -186,7 +186,10 @@ class JobStore:
                 extra(pipe)
             final = JobState(str(changes.get("state", job["state"]))).finished
             if model_writes is not None and owns_model and final:
-                model_writes(pipe, model_id)
+                if changes.get("state") == JobState.CANCELLED:  # never published, never failed
+                    self.models.cancelled_writes(pipe, model_id)
+                else:
+                    model_writes(pipe, model_id)
 
         self.client.transaction(apply, key)
         return result["changes"]

@@ -34,6 +34,7 @@ class ModelState(StrEnum):
     READY = "ready"
     FAILED = "failed"
     EVICTED = "evicted"  # removed to keep its tenant under the model cap; the record says why
+    CANCELLED = "cancelled"  # its adaptation job was cancelled
 
 
 WORKER_GROUP = "workers"  # the stream's consumer group

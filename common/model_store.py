@@ -142,6 +142,9 @@ class ModelStore:
     def failed_writes(self, pipe: Pipeline, model_id: str) -> None:
         pipe.hset(self.keys.model(model_id), "state", ModelState.FAILED.value)
 
+    def cancelled_writes(self, pipe: Pipeline, model_id: str) -> None:
+        pipe.hset(self.keys.model(model_id), "state", ModelState.CANCELLED.value)
+
     # on its own
 
     def delete(self, model_id: str, tenant: str) -> dict[str, str] | None:

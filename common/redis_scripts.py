@@ -65,7 +65,7 @@ redis.call('HINCRBY', KEYS[3], ARGV[2] .. ':cancelled', 1)
 redis.call('SREM', KEYS[5], KEYS[1]:match('[^:]+$'))
 redis.call('LREM', KEYS[6], 0, KEYS[1]:match('[^:]+$'))
 if ARGV[3] ~= '' and redis.call('HGET', KEYS[4], 'job_id') == ARGV[3] then
-  redis.call('HSET', KEYS[4], 'state', 'failed')
+  redis.call('HSET', KEYS[4], 'state', 'cancelled')
 end
 return {'cancelled'}
 """

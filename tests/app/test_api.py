@@ -120,7 +120,7 @@ def test_cancel_a_queued_job(client, settings):
     body = client.post("/v1/adaptations", files=files, data=data).json()
     cancelled = client.post(f"/v1/jobs/{body['job_id']}/cancel")
     assert cancelled.status_code == 202 and cancelled.json()["state"] == "cancelled"
-    assert client.get(f"/v1/models/{body['model_id']}").json()["state"] == "failed"
+    assert client.get(f"/v1/models/{body['model_id']}").json()["state"] == "cancelled"
     assert_error(client.post(f"/v1/jobs/{body['job_id']}/cancel"), 409, "job_conflict")
     assert_error(
         client.post(f"/v1/models/{body['model_id']}/predictions", files=support()[0][:1]),

@@ -84,7 +84,7 @@ def test_cancel_queued_running_and_finished(parts):
     queued = _create(store)
     assert store.cancel(queued) == "cancelled"
     assert store.get(queued)["state"] == "cancelled"
-    assert client.hget(keys.model("model_x"), "state") == b"failed"
+    assert client.hget(keys.model("model_x"), "state") == b"cancelled"
     with pytest.raises(JobConflict, match="already cancelled"):
         store.cancel(queued)
     running = _create(store, model=False)
@@ -233,7 +233,7 @@ def test_a_cancel_asked_while_running_ends_the_job_when_given_back_or_taken_over
     assert store.cancel(given_back) == "running"
     assert store.requeue(given_back, attempt)  # shutdown came before the next progress call
     assert store.get(given_back)["state"] == "cancelled"
-    assert client.hget(keys.model("model_x"), "state") == b"failed"
+    assert client.hget(keys.model("model_x"), "state") == b"cancelled"
     taken_over = _create(store, model=False)
     store.start(taken_over, "w1", 3)
     assert store.cancel(taken_over) == "running"

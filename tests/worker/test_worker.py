@@ -239,7 +239,7 @@ def test_a_running_job_is_cancelled_between_steps(settings):
         worker.wait(timeout=30)
     assert job["state"] == "cancelled" and int(job["step"]) < 1000
     client = redis.Redis.from_url(settings.redis_url)
-    assert client.hget(Keys(settings.key_prefix).model("model_w"), "state") == b"failed"
+    assert client.hget(Keys(settings.key_prefix).model("model_w"), "state") == b"cancelled"
     assert not client.exists(Keys(settings.key_prefix).model_weights("model_w"))
 
 
