@@ -102,6 +102,9 @@ class Keys:
     def job_seconds(self, kind: str) -> str:
         return f"{self.prefix}:metrics:seconds:{kind}"  # hash: a histogram of job run times
 
+    def idempotency(self, tenant: str, digest: str) -> str:
+        return f"{self.prefix}:tenant:{tenant}:idempotency:{digest}"  # JSON: request -> answer
+
     def job_recent_seconds(self, kind: str) -> str:
         return f"{self.prefix}:metrics:recent:{kind}"  # list: the last run times, newest first
 

@@ -12,6 +12,7 @@ from app.auth import Caller, UploadCallerDep
 from app.deps import ServicesDep
 from app.domain_check import support_warnings
 from app.errors import API_ERRORS, ApiError
+from app.idempotency import idempotency_key, run_once
 from app.services import Services
 from app.uploads import form_number, optional_text, read_form, read_labelled
 from common.jobs import now
@@ -100,9 +101,19 @@ def adapt_job(form, settings: Settings, base_eps: float, attacks: tuple[str, ...
 async def create_adaptation(
     request: Request, services: ServicesDep, caller: UploadCallerDep
 ) -> JSONResponse:
-    """Validate and store a support set, enqueue its adaptation; answer 202 with the job."""
+    """Validate and store a support set, enqueue its adaptation; answer 202 with the job. With
+    an ``Idempotency-Key`` header, a repeat of the same request answers the first job."""
+    key = idempotency_key(request)
     form = await read_form(request, services.settings)
-    return await services.off_loop(_create_adaptation, form, services, caller)
+    return await services.off_loop(
+        run_once,
+        services,
+        caller.tenant,
+        request,
+        key,
+        form,
+        lambda: _create_adaptation(form, services, caller),
+    )
 
 
 def _create_adaptation(form: FormData, services: Services, caller: Caller) -> JSONResponse:
