@@ -62,6 +62,12 @@ UPLOAD_SCHEMA = {
                             "FGSM copies) or clean_only; the report measures both and "
                             "recommends one",
                         },
+                        "name": {
+                            "type": "string",
+                            "maxLength": 100,
+                            "description": "a name for the model (shown in lists)",
+                        },
+                        "description": {"type": "string", "maxLength": 500},
                         "allow_out_of_domain": {
                             "type": "boolean",
                             "description": "adapt even if images look unlike the base model's "
@@ -74,6 +80,21 @@ UPLOAD_SCHEMA = {
         },
     }
 }
+
+
+MAX_NAME, MAX_DESCRIPTION = 100, 500  # characters of a model's name and description
+
+
+def model_text(form: FormData, field: str, limit: int) -> str:
+    """An optional text field of the model, trimmed; refused when too long or not printable."""
+    text = (optional_text(form, field) or "").strip()
+    if len(text) > limit:
+        raise ApiError(422, "invalid_field", f"{field} has {len(text)} characters; at most {limit}")
+    if any(not character.isprintable() for character in text):
+        raise ApiError(
+            422, "invalid_field", f"{field} must be printable text (no control characters)"
+        )
+    return text
 
 
 def adapt_job(form, settings: Settings, base_eps: float, attacks: tuple[str, ...]) -> AdaptJob:
@@ -121,6 +142,8 @@ def _create_adaptation(form: FormData, services: Services, caller: Caller) -> JS
     settings = services.settings
     base = services.base_model(caller.tenant, optional_text(form, "base_model"))
     job_settings = adapt_job(form, settings, base.meta.eps, services.report_attacks)
+    name = model_text(form, "name", MAX_NAME)
+    description = model_text(form, "description", MAX_DESCRIPTION)
     support = read_labelled(form, "images", "labels", base.spec, settings)
     if support is None:
         raise ApiError(
@@ -144,6 +167,8 @@ def _create_adaptation(form: FormData, services: Services, caller: Caller) -> JS
                 "id": model_id,
                 "created": now(),
                 "base_model": base.name,
+                "name": name,
+                "description": description,
                 "classes": json.dumps(support.classes),
                 "settings": job_settings.to_json(),
                 "support_size": len(support.labels),

@@ -156,6 +156,8 @@ BAD_UPLOADS = {
     "bad_eps": ("invalid_setting", lambda f, d: (f, {**d, "eps": "0.9"})),
     "bad_steps": ("invalid_setting", lambda f, d: (f, {**d, "steps": "many"})),
     "bad_adaptation": ("invalid_setting", lambda f, d: (f, {**d, "adaptation": "fast"})),
+    "long_name": ("invalid_field", lambda f, d: (f, {**d, "name": "n" * 101})),
+    "control_in_description": ("invalid_field", lambda f, d: (f, {**d, "description": "a\x00b"})),
     "unknown_val_label": (
         "unknown_label",
         lambda f, d: (
