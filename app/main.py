@@ -9,9 +9,12 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
+import fastapi_offline
 import redis
-from fastapi import FastAPI
-from fastapi.responses import FileResponse
+from fastapi import Depends, FastAPI, Request
+from fastapi.openapi.docs import get_redoc_html, get_swagger_ui_html
+from fastapi.responses import FileResponse, HTMLResponse
+from fastapi.security import HTTPBearer
 from fastapi.staticfiles import StaticFiles
 
 from app.deps import ServicesDep
@@ -20,12 +23,26 @@ from app.limits import BodyLimitMiddleware
 from app.metrics import RequestMetrics, RequestMiddleware, ServiceCollector
 from app.metrics import router as metrics_router
 from app.open_mode import OpenModeGuard
-from app.routes import adaptations, base_models, jobs, limits, models
+from app.routes import adaptations, base_models, job_events, jobs, limits, models
+from app.schemas.responses import Health, Ready, documented
 from app.services import Services
 from common.settings import Settings, get_settings
 from models.base_models import load_base_models
 
 logger = logging.getLogger(__name__)
+
+# Swagger UI and ReDoc, served from a package (fastapi-offline's copies), not from a CDN
+DOCS_ASSETS = Path(fastapi_offline.__file__).resolve().parent / "static"
+DOCS_ASSETS_URL = "/docs-assets"
+# documents the API key of every /v1 route (Swagger's Authorize button); app.auth checks it,
+# this never refuses anything (auto_error=False), so open mode and the JSON 401s are unchanged
+API_KEY = HTTPBearer(
+    scheme_name="apiKey",
+    bearerFormat="fsk_...",
+    description="an API key: fewshot keys create --tenant NAME (not needed in open mode, "
+    "FEWSHOT_AUTH=open)",
+    auto_error=False,
+)
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -57,6 +74,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         summary="Robust few-shot image classification: adapt an ADML initialization to a few "
         "labelled images, predict, and get an honest adversarial-robustness report.",
         lifespan=lifespan,
+        docs_url=None,  # both served below from local assets
+        redoc_url=None,
     )
     install_error_handlers(app)
     request_metrics = RequestMetrics()
@@ -64,8 +83,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_middleware(BodyLimitMiddleware)
     app.add_middleware(OpenModeGuard)
     app.add_middleware(RequestMiddleware, metrics=request_metrics)
-    for module in (base_models, adaptations, jobs, models, limits):
-        app.include_router(module.router)
+    for module in (base_models, adaptations, jobs, job_events, models, limits):
+        app.include_router(module.router, dependencies=[Depends(API_KEY)])
     app.include_router(metrics_router)
 
     console = Path(__file__).resolve().parent / "console"
@@ -76,12 +95,23 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         """The web console (plain HTML/CSS/JS, no CDN: works offline)."""
         return FileResponse(console / "index.html")
 
-    @app.get("/healthz", tags=["operations"])
+    @app.get("/favicon.ico", include_in_schema=False)
+    def favicon() -> FileResponse:
+        return FileResponse(console / "favicon.svg", media_type="image/svg+xml")
+
+    @app.get(
+        "/healthz", tags=["operations"], response_model=None, responses=documented(Health, "alive")
+    )
     def healthz() -> dict[str, str]:
         """The process is alive."""
         return {"status": "ok"}
 
-    @app.get("/readyz", tags=["operations"], responses=error_responses(503))
+    @app.get(
+        "/readyz",
+        tags=["operations"],
+        response_model=None,
+        responses=documented(Ready, "ready") | error_responses(503),
+    )
     def readyz(services: ServicesDep) -> Any:
         """Redis answers, base models are loaded, a worker sent a heartbeat recently."""
         services.client.ping()
@@ -99,7 +129,41 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             return error_response(503, "not_ready", f"not ready: {checks}")
         return {"status": "ready", **checks}
 
+    add_docs(app)
     return app
+
+
+def add_docs(app: FastAPI) -> None:
+    """/docs (Swagger UI) and /redoc (ReDoc) with their scripts and styles served by the app
+    itself: both work without internet."""
+    app.mount(DOCS_ASSETS_URL, StaticFiles(directory=DOCS_ASSETS), name="docs-assets")
+
+    def asset(request: Request, name: str) -> str:
+        return f"{request.scope.get('root_path', '')}{DOCS_ASSETS_URL}/{name}"
+
+    def openapi_url(request: Request) -> str:
+        return f"{request.scope.get('root_path', '')}{app.openapi_url}"
+
+    @app.get("/docs", include_in_schema=False)
+    def swagger_ui(request: Request) -> HTMLResponse:
+        return get_swagger_ui_html(
+            openapi_url=openapi_url(request),
+            title=f"{app.title} - Swagger UI",
+            swagger_js_url=asset(request, "swagger-ui-bundle.js"),
+            swagger_css_url=asset(request, "swagger-ui.css"),
+            swagger_favicon_url=asset(request, "favicon.png"),
+            swagger_ui_parameters=app.swagger_ui_parameters,
+        )
+
+    @app.get("/redoc", include_in_schema=False)
+    def redoc(request: Request) -> HTMLResponse:
+        return get_redoc_html(
+            openapi_url=openapi_url(request),
+            title=f"{app.title} - ReDoc",
+            redoc_js_url=asset(request, "redoc.standalone.js"),
+            redoc_favicon_url=asset(request, "favicon.png"),
+            with_google_fonts=False,
+        )
 
 
 app = create_app()

@@ -13,6 +13,7 @@ from app.deps import ServicesDep
 from app.domain_check import support_warnings
 from app.errors import API_ERRORS, ApiError
 from app.idempotency import idempotency_key, run_once
+from app.schemas.responses import UploadAccepted, documented
 from app.services import Services
 from app.uploads import form_number, optional_text, read_form, read_labelled
 from common.jobs import now
@@ -118,7 +119,13 @@ def adapt_job(form, settings: Settings, base_eps: float, attacks: tuple[str, ...
     )
 
 
-@router.post("", status_code=202, openapi_extra=UPLOAD_SCHEMA)
+@router.post(
+    "",
+    status_code=202,
+    openapi_extra=UPLOAD_SCHEMA,
+    response_model=None,
+    responses=documented(UploadAccepted, "the adaptation job, queued", 202),
+)
 async def create_adaptation(
     request: Request, services: ServicesDep, caller: UploadCallerDep
 ) -> JSONResponse:

@@ -14,6 +14,8 @@ from starlette.datastructures import FormData
 from app.auth import Caller, CallerDep, UploadCallerDep
 from app.deps import ServicesDep
 from app.errors import API_ERRORS, ApiError
+from app.schemas.forms import BASE_MODEL_FORM
+from app.schemas.responses import BaseModelAccepted, BaseModelList, documented
 from app.services import Services
 from app.uploads import files_of, form_number, optional_text, read_bytes, read_form
 from common.jobs import JobConflict, JobNotFound
@@ -31,34 +33,6 @@ from models.own_base import (
 
 logger = logging.getLogger(__name__)
 router = APIRouter(prefix="/v1/base-models", tags=["base models"], responses=API_ERRORS)
-
-CREATE_SCHEMA = {
-    "requestBody": {
-        "required": True,
-        "content": {
-            "multipart/form-data": {
-                "schema": {
-                    "type": "object",
-                    "required": ["archive", "name"],
-                    "properties": {
-                        "archive": {
-                            "type": "string",
-                            "format": "binary",
-                            "description": f"zip or tar: one folder of images per class, at "
-                            f"least {MIN_CLASSES} classes of {MIN_IMAGES_PER_CLASS}+ images",
-                        },
-                        "name": {"type": "string", "pattern": NAME_PATTERN.pattern},
-                        "description": {"type": "string", "maxLength": 200},
-                        "channels": {"type": "integer", "enum": [1, 3]},
-                        "image_size": {"type": "integer", "minimum": 16, "maximum": 96},
-                        "eps": {"type": "number", "minimum": 0, "maximum": 0.3},
-                        "iterations": {"type": "integer", "minimum": 1},
-                    },
-                }
-            }
-        },
-    }
-}
 
 
 def _view(record: dict[str, Any], services: Services, tenant: str) -> dict[str, Any]:
@@ -80,7 +54,11 @@ def _view(record: dict[str, Any], services: Services, tenant: str) -> dict[str, 
     return view
 
 
-@router.get("")
+@router.get(
+    "",
+    response_model=None,
+    responses=documented(BaseModelList, "shipped base models, then the tenant's own"),
+)
 def list_base_models(services: ServicesDep, caller: CallerDep) -> dict[str, Any]:
     models = services.base_models
     shipped = [{**m.summary(), "scope": "shipped"} for _, m in sorted(models.by_name.items())]
@@ -91,7 +69,12 @@ def list_base_models(services: ServicesDep, caller: CallerDep) -> dict[str, Any]
     return {"default": models.default, "base_models": shipped + own}
 
 
-@router.post("", status_code=202, openapi_extra=CREATE_SCHEMA)
+@router.post(
+    "",
+    status_code=202,
+    openapi_extra=BASE_MODEL_FORM,
+    responses=documented(BaseModelAccepted, "the meta-training job, queued", 202),
+)
 async def create_base_model(
     request: Request, services: ServicesDep, caller: UploadCallerDep
 ) -> JSONResponse:

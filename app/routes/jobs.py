@@ -10,12 +10,15 @@ from fastapi import APIRouter
 from app.auth import CallerDep
 from app.deps import JobIdDep, ServicesDep
 from app.errors import API_ERRORS
+from app.job_progress import progress_view
+from app.schemas.responses import Job, documented
+from app.services import Services
 from common.keys import JobKind, JobState
 
 router = APIRouter(prefix="/v1/jobs", tags=["jobs"], responses=API_ERRORS)
 
 
-def job_view(job: dict[str, str]) -> dict[str, Any]:
+def job_view(job: dict[str, str], services: Services) -> dict[str, Any]:
     """The public JSON of a job record."""
 
     def moment(name: str) -> float | None:
@@ -27,7 +30,7 @@ def job_view(job: dict[str, str]) -> dict[str, Any]:
         "kind": job["kind"],
         "state": job["state"],
         "model_id": job.get("model_id"),
-        "progress": {"step": int(job.get("step", 0)), "total": int(job.get("total", 0))},
+        "progress": progress_view(job, services),
         "attempt": int(job.get("attempt", 0)),
         "cancel_requested": job.get("cancel_requested") == "1",
         "created": moment("created"),
@@ -42,18 +45,23 @@ def job_view(job: dict[str, str]) -> dict[str, Any]:
     return view
 
 
-@router.get("/{job_id}")
+@router.get("/{job_id}", response_model=None, responses=documented(Job, "the job"))
 def get_job(caller: CallerDep, job_id: JobIdDep, services: ServicesDep) -> dict[str, Any]:
     job = services.store.get(job_id, caller.tenant)
-    view = job_view(job)
+    view = job_view(job, services)
     if job["kind"] == JobKind.EVALUATE and job["state"] == JobState.SUCCEEDED:
         view["result"] = services.store.result(job_id)
     return view
 
 
-@router.post("/{job_id}/cancel", status_code=202)
+@router.post(
+    "/{job_id}/cancel",
+    status_code=202,
+    response_model=None,
+    responses=documented(Job, "the job, cancelled or asked to stop", 202),
+)
 def cancel_job(caller: CallerDep, job_id: JobIdDep, services: ServicesDep) -> dict[str, Any]:
     """Cancel now when queued; a running job stops at its next step."""
     services.store.get(job_id, caller.tenant)  # another tenant's job: 404
     services.store.cancel(job_id)
-    return job_view(services.store.get(job_id))
+    return job_view(services.store.get(job_id), services)

@@ -10,12 +10,13 @@ from app.auth import CallerDep
 from app.deps import ServicesDep
 from app.errors import API_ERRORS
 from app.routes.models import ROBUSTNESS_COST
+from app.schemas.responses import Limits, documented
 from models.service_jobs import ADAPT_LR_BOUNDS
 
 router = APIRouter(prefix="/v1/limits", tags=["limits"], responses=API_ERRORS)
 
 
-@router.get("")
+@router.get("", response_model=None, responses=documented(Limits, "the bounds in force"))
 def get_limits(services: ServicesDep, _: CallerDep) -> dict[str, Any]:
     settings = services.settings
     return {

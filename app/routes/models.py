@@ -16,7 +16,15 @@ from app.auth import Caller, CallerDep, PredictCallerDep, UploadCallerDep, charg
 from app.deps import ModelIdDep, ServicesDep
 from app.domain_check import support_warnings
 from app.errors import API_ERRORS, ApiError
-from app.routes.adaptations import UPLOAD_SCHEMA
+from app.schemas.forms import EVALUATION_FORM, PREDICTION_FORM
+from app.schemas.responses import (
+    Model,
+    ModelList,
+    Predictions,
+    Report,
+    UploadAccepted,
+    documented,
+)
 from app.services import Services
 from app.uploads import (
     decode_files,
@@ -58,6 +66,8 @@ def model_view(record: dict[str, str]) -> dict[str, Any]:
         "model_id": record["id"],
         "state": record["state"],
         "base_model": record["base_model"],
+        "name": record.get("name", ""),
+        "description": record.get("description", ""),
         "classes": json.loads(record["classes"]),
         "settings": json.loads(record["settings"]),
         "support_size": int(record.get("support_size", 0)),
@@ -89,7 +99,7 @@ def _ready(services: Services, model_id: str, tenant: str) -> dict[str, str]:
     return record
 
 
-@router.get("")
+@router.get("", response_model=None, responses=documented(ModelList, "the models, newest first"))
 def list_models(
     services: ServicesDep, caller: CallerDep, limit: int = 50, offset: int = 0
 ) -> dict[str, Any]:
@@ -101,7 +111,7 @@ def list_models(
     return {"models": [model_view(record) for record in records], "total": total}
 
 
-@router.get("/{model_id}")
+@router.get("/{model_id}", response_model=None, responses=documented(Model, "the model"))
 def get_model(caller: CallerDep, model_id: ModelIdDep, services: ServicesDep) -> dict[str, Any]:
     return model_view(_record(services, model_id, caller.tenant))
 
@@ -130,7 +140,9 @@ def _cancel_quietly(services: Services, job_id: str) -> None:
         logger.warning("model deleted, but its job %s could not be cancelled: %s", job_id, error)
 
 
-@router.get("/{model_id}/report")
+@router.get(
+    "/{model_id}/report", response_model=None, responses=documented(Report, "the robustness report")
+)
 def get_report(caller: CallerDep, model_id: ModelIdDep, services: ServicesDep) -> dict[str, Any]:
     record = _ready(services, model_id, caller.tenant)
     raw = services.store.models.report(model_id)
@@ -156,7 +168,12 @@ def get_report_png(caller: CallerDep, model_id: ModelIdDep, services: ServicesDe
     return Response(png, media_type="image/png", headers={"Cache-Control": "private, max-age=60"})
 
 
-@router.post("/{model_id}/predictions", openapi_extra=UPLOAD_SCHEMA)
+@router.post(
+    "/{model_id}/predictions",
+    openapi_extra=PREDICTION_FORM,
+    response_model=None,
+    responses=documented(Predictions, "one prediction per image, in upload order"),
+)
 async def predict(
     caller: PredictCallerDep, model_id: ModelIdDep, request: Request, services: ServicesDep
 ) -> dict[str, Any]:
@@ -225,7 +242,12 @@ def _base_of(services: Services, tenant: str, info: dict[str, Any]) -> BaseModel
     return base if same else None
 
 
-@router.post("/{model_id}/evaluations", status_code=202, openapi_extra=UPLOAD_SCHEMA)
+@router.post(
+    "/{model_id}/evaluations",
+    status_code=202,
+    openapi_extra=EVALUATION_FORM,
+    responses=documented(UploadAccepted, "the evaluation job, queued", 202),
+)
 async def create_evaluation(
     caller: UploadCallerDep, model_id: ModelIdDep, request: Request, services: ServicesDep
 ) -> JSONResponse:

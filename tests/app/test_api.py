@@ -53,7 +53,11 @@ def assert_error(response, status: int, code: str) -> None:
 def test_adapt_predict_report_evaluate_delete(client, worker_thread, settings):
     files, data = support(classes=3, shots=2)
     files[1] = ("images", ("c0_1.jpg", image_bytes(0, 1, "JPEG", mode="RGB"), "image/jpeg"))
-    created = client.post("/v1/adaptations", files=files, data={**data, "steps": "5"})
+    created = client.post(
+        "/v1/adaptations",
+        files=files,
+        data={**data, "steps": "5", "name": "shapes v1", "description": "three test classes"},
+    )
     assert created.status_code == 202, created.text
     body = created.json()
     assert set(body) == {"job_id", "model_id", "status_url", "warnings"}
@@ -64,6 +68,7 @@ def test_adapt_predict_report_evaluate_delete(client, worker_thread, settings):
     model = client.get(f"/v1/models/{body['model_id']}").json()
     assert model["state"] == "ready" and model["classes"] == ["class-0", "class-1", "class-2"]
     assert model["settings"]["steps"] == 5
+    assert (model["name"], model["description"]) == ("shapes v1", "three test classes")
     assert body["model_id"] in [m["model_id"] for m in client.get("/v1/models").json()["models"]]
 
     report = client.get(f"/v1/models/{body['model_id']}/report").json()

@@ -68,6 +68,8 @@ def test_the_console_walks_the_whole_flow(
         worker_alive_file=tmp_path / "alive",
     )
     start_worker(settings)
+    notes = tmp_path / "notes.txt"
+    notes.write_text("not an image")
     photo = tmp_path / "photo.jpg"
     colour_shape(np.random.default_rng(0), "circle", size=96).save(photo, quality=90)
     _, token = ApiKeys(redis.Redis.from_url(redis_url), Keys(prefix)).create("console")
@@ -95,13 +97,20 @@ def test_the_console_walks_the_whole_flow(
         names = list(drawings)
         cards = page.locator(".class-card")
         assert cards.count() == CLASSES
-        # one class only: the API refuses, the page shows its code and message
+        assert page.evaluate("document.activeElement.getAttribute('aria-label')") == (
+            "name of class 3"  # focus goes to the new class, not to <body>
+        )
+        # one class with images: checked before anything is sent, problems beside the classes
         cards.nth(0).locator("input[type=file]").first.set_input_files(
             [str(p) for p in drawings[names[0]][:SHOTS]]
         )
         page.click("#submit")
-        page.wait_for_function("document.querySelector('#errors').textContent.length > 0")
-        assert page.locator("#errors").inner_text().startswith("too_few_classes:")
+        assert (
+            page.locator("#submit-error")
+            .inner_text()
+            .startswith("Add images to at least 2 classes.")
+        )
+        assert "add at least one image" in cards.nth(1).locator(".problems").inner_text()
 
         for index, character in enumerate(names):
             cards.nth(index).locator("input[aria-label^='name of class']").fill(character)
@@ -115,24 +124,40 @@ def test_the_console_walks_the_whole_flow(
         cards.nth(CLASSES).locator("input[type=file]").first.set_input_files(str(photo))
         page.click("#submit")
         page.wait_for_function(
-            "document.querySelector('#errors').textContent.startsWith('out_of_domain:')"
+            "document.querySelector('#submit-error').textContent.includes('(out_of_domain)')"
         )
         problem = cards.nth(CLASSES).locator(".problems li")
         assert problem.count() == 1 and problem.inner_text().startswith("photo.jpg: ")
         assert cards.nth(CLASSES).locator("canvas.refused").count() == 1
         assert cards.nth(0).locator(".problems li").count() == 0
         page.screenshot(path=str(ARTIFACTS / "console-out-of-domain.png"), full_page=True)
-        cards.nth(CLASSES).locator("button", has_text="Remove class").click()
+        remove = cards.nth(CLASSES).locator("button", has_text="Remove class")
+        assert remove.get_attribute("aria-label") == "remove class 4 (class 4)"
+        remove.click()
         assert cards.count() == CLASSES
+        assert page.evaluate("document.activeElement.tagName") != "BODY"
         page.screenshot(path=str(ARTIFACTS / "console-adapt.png"), full_page=True)
+        page.evaluate(
+            """() => { window.jobStates = [];
+            new MutationObserver(() => window.jobStates.push(
+                document.querySelector('#job-state').textContent))
+              .observe(document.querySelector('#job-state'), {childList: true}); }"""
+        )
         page.click("#submit")
+        assert page.locator("#submit").is_disabled()  # no second job from a double click
         page.wait_for_function(
             "document.querySelector('#job-state').textContent.includes('succeeded')",
             timeout=300_000,
         )
+        page.wait_for_function("!document.querySelector('#submit').disabled")
+        assert page.locator("#cancel").is_hidden()
+        states = page.evaluate("window.jobStates")
+        assert any(text.startswith("Adaptation measuring robustness") for text in states), states
+        assert any("%), about" in text or "%)" in text for text in states), states  # a share
         page.wait_for_selector("#model-view:not([hidden])")
         page.wait_for_function("document.querySelector('#report-chart').naturalWidth > 0")
         assert page.locator("#models tbody tr").count() == 1
+        assert "ready" in page.locator("#models tbody tr").inner_text()
         assert page.locator("table.report-robust tbody tr").count() >= 4
         # the plain sentence first; the tables sit in closed details
         assert page.locator("#report-summary").inner_text().startswith("On 6 of your images")
@@ -153,6 +178,17 @@ def test_the_console_walks_the_whole_flow(
         assert in_domain[-1].startswith("no: ") and in_domain.count("yes") >= CLASSES - 1
         assert set(page.locator("#predictions td.survives").all_inner_texts()) <= {"yes", "no"}
         page.screenshot(path=str(ARTIFACTS / "console-model.png"), full_page=True)
+        # a file that is no image: its error beside the drop zone, in words, counted from 1
+        page.focus("#predict-zone")
+        with page.expect_file_chooser() as chooser:
+            page.keyboard.press("Enter")
+        chooser.value.set_files([str(drawings[names[0]][SHOTS]), str(notes)])
+        page.wait_for_function("document.querySelector('#predict-error').textContent.length > 0")
+        error = page.locator("#predict-error").inner_text()
+        assert "(invalid_image)" in error and "notes.txt" in error, error
+        assert "BytesIO" not in error and "image 0" not in error
+        box = page.locator("#predict-error").bounding_box()
+        assert box is not None and 0 <= box["y"] <= 1400  # on screen, not far above
         assert script_errors == []
         offsite = [u for u in requested if not u.startswith((url, "blob:", "data:"))]
         assert offsite == []  # works offline: no CDN, nothing outside the service

@@ -1,0 +1,225 @@
+"""The JSON the API answers on success, as pydantic models for the OpenAPI document.
+
+The routes build plain dicts (or JSONResponse) and declare these with ``responses=``, so they
+document without filtering: a field a route adds and no model names is answered all the same,
+and the schema test (tests/app/test_schema_fuzz.py) fails on it. ``Closed`` models say so with
+``additionalProperties: false``; ``Open`` ones allow fields beyond those named (records of free
+form: a robustness report, a tenant's base model, a job's progress).
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from common.keys import JobKind, JobState, ModelState
+
+
+class Closed(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class Open(BaseModel):
+    model_config = ConfigDict(extra="allow")
+
+
+# operations
+
+
+class Health(Closed):
+    status: Literal["ok"]
+
+
+class Ready(Closed):
+    status: Literal["ready"]
+    redis: bool
+    base_models: bool
+    workers: int = Field(description="workers whose heartbeat is fresh")
+
+
+# jobs
+
+
+class JobProgress(Open):
+    step: int
+    total: int = Field(description="0 until the worker knows the job's size")
+    phase: str | None = Field(None, description="what the job is doing, in words")
+    queue_position: int | None = Field(None, description="jobs ahead of it while queued")
+    seconds_left: float | None = Field(None, description="estimate; null when unknown")
+
+
+class JobError(Open):
+    code: str
+    message: str
+
+
+class Job(Closed):
+    job_id: str
+    kind: JobKind
+    state: JobState
+    model_id: str | None = Field(
+        description="the model an adaptation makes or an evaluation "
+        "measures; null for a meta-training"
+    )
+    progress: JobProgress
+    attempt: int = Field(description="how many times a worker started it")
+    cancel_requested: bool
+    created: float | None = Field(description="unix seconds")
+    started: float | None
+    finished: float | None
+    run_seconds: float | None
+    error: JobError | None
+    status_url: str
+    model_url: str | None = Field(None, description="a succeeded adaptation's model")
+    result: dict[str, Any] | None = Field(
+        None, description="a succeeded evaluation's report (null once expired)"
+    )
+
+
+class UploadAccepted(Closed):
+    """202 of an adaptation or an evaluation: the job to poll (also in ``Location``)."""
+
+    job_id: str
+    model_id: str
+    status_url: str
+    warnings: list[str] = Field(description="e.g. out-of-domain images that were allowed")
+
+
+# models
+
+
+class Model(Closed):
+    model_id: str
+    state: ModelState
+    base_model: str
+    name: str = Field(description="the name given at adaptation (empty if none)")
+    description: str = Field(description="the description given at adaptation (empty if none)")
+    classes: list[str]
+    settings: dict[str, Any] = Field(description="the adaptation's settings")
+    support_size: int
+    validation_size: int
+    created: float = Field(description="unix seconds")
+    evicted_reason: str | None
+    job_id: str | None
+    warnings: list[str]
+    report_summary: dict[str, Any] | None = Field(
+        description="headline figures of the robustness report once ready"
+    )
+    report_url: str | None = Field(None, description="present when ready")
+    predictions_url: str | None = Field(None, description="present when ready")
+
+
+class ModelList(Closed):
+    models: list[Model] = Field(description="newest first")
+    total: int = Field(description="the tenant's models, all pages")
+
+
+class Report(Open):
+    """The robustness report (its fields: docs/robustness.md), with the model's warnings."""
+
+    model_id: str
+    warnings: list[str]
+
+
+class Ranked(Closed):
+    label: str
+    probability: float
+
+
+class PredictionRobustness(Closed):
+    attack: str
+    eps: float
+    label_survives: bool
+
+
+class Prediction(Closed):
+    label: str
+    top: list[Ranked] = Field(description="top_k classes, most probable first")
+    robustness: PredictionRobustness | None = Field(None, description="with robustness=true")
+    in_domain: bool | None = Field(
+        description="null when the base model has no out-of-domain detector"
+    )
+    domain_warning: str | None = Field(None, description="present when in_domain is false")
+
+
+class Predictions(Closed):
+    model_id: str
+    predictions: list[Prediction] = Field(description="in upload order")
+
+
+# base models
+
+
+class BaseModelProgress(Open):
+    step: int
+    total: int
+    seconds_left: float | None
+
+
+class BaseModelEntry(Open):
+    """A shipped base model (``scope: shipped``) or one of the tenant's own (``tenant``: its
+    record, with ``state`` and, while it trains, ``progress``)."""
+
+    name: str
+    scope: Literal["shipped", "tenant"]
+    state: str | None = Field(None, description="tenant's: training, ready, failed, cancelled")
+    progress: BaseModelProgress | None = None
+    algorithm: str | None = None
+    input: dict[str, Any] | None = Field(None, description="channels, size, pixel range")
+    meta_trained: dict[str, Any] | None = None
+    domain: dict[str, Any] | None = Field(
+        None, description="what it knows and whether it has an out-of-domain detector"
+    )
+    metrics: dict[str, Any] | None = None
+
+
+class BaseModelList(Closed):
+    default: str | None = Field(description="the base model used when none is named")
+    base_models: list[BaseModelEntry]
+
+
+class BaseModelAccepted(Closed):
+    job_id: str
+    name: str
+    status_url: str
+    split: dict[Literal["train", "val", "test"], list[str]] = Field(
+        description="the archive's class names by role"
+    )
+
+
+# limits
+
+
+class Bounds(Closed):
+    min: float
+    max: float
+
+
+class RateUnits(Closed):
+    prediction: int
+    robust_prediction: int
+    upload: int
+
+
+class Limits(Closed):
+    classes: Bounds
+    shots_per_class: Bounds
+    files_per_request: int
+    bytes_per_file: int
+    bytes_per_request: int
+    pixels_per_image: int
+    pixels_per_request: int
+    image_formats: list[str]
+    predict_files: int
+    rate_units: RateUnits
+    adapt_steps: Bounds
+    eps: Bounds
+    lr: Bounds
+
+
+def documented(
+    model: type[BaseModel], description: str, status: int = 200
+) -> dict[int | str, dict[str, Any]]:
+    """``responses=`` entry documenting a success body with ``model``."""
+    return {status: {"model": model, "description": description}}

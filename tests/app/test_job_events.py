@@ -1,0 +1,54 @@
+"""A job's progress in words (phase, place in the queue) and as server-sent events."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from tests.app.test_api import assert_error, client, support  # noqa: F401 - fixture
+
+pytestmark = pytest.mark.redis
+
+
+def _events(response) -> list[tuple[str, dict]]:
+    events, name = [], "message"
+    for line in response.iter_lines():
+        if line.startswith("event: "):
+            name = line[len("event: ") :]
+        elif line.startswith("data: "):
+            events.append((name, json.loads(line[len("data: ") :])))
+    return events
+
+
+def test_queued_jobs_say_how_many_are_ahead(client):  # noqa: F811
+    files, data = support()
+    first = client.post("/v1/adaptations", files=files, data=data).json()
+    second = client.post("/v1/adaptations", files=files, data=data).json()
+    progress = client.get(first["status_url"]).json()["progress"]  # no worker runs
+    assert progress["queue_position"] == 0
+    assert progress["phase"] == "queued: waiting for a free worker"
+    progress = client.get(second["status_url"]).json()["progress"]
+    assert (progress["queue_position"], progress["phase"]) == (1, "queued: 1 job ahead")
+    assert progress["seconds_left"] is None  # no run times measured yet
+
+
+def test_events_follow_a_job_to_its_end(client, worker_thread):  # noqa: F811
+    files, data = support(classes=2, shots=2)
+    created = client.post("/v1/adaptations", files=files, data={**data, "steps": "200"}).json()
+    with client.stream("GET", f"/v1/jobs/{created['job_id']}/events") as response:
+        assert response.status_code == 200
+        assert response.headers["content-type"].startswith("text/event-stream")
+        events = _events(response)
+    assert {name for name, _ in events} == {"job"}
+    states = [job["state"] for _, job in events]
+    assert states[-1] == "succeeded" and states.count("succeeded") == 1  # then the stream ends
+    phases = [job["progress"]["phase"] for _, job in events if job["state"] == "running"]
+    # sampled every 0.25 s: 200 steps last long enough to be seen, the attacks too
+    assert any(phase.startswith("adapting: step") for phase in phases), phases
+    assert any(phase.startswith("measuring robustness: attack") for phase in phases), phases
+    steps = [job["progress"]["step"] for _, job in events]
+    assert steps == sorted(steps) and len(set(map(json.dumps, (j for _, j in events)))) == len(
+        events
+    )  # each event is a change
+    assert_error(client.get("/v1/jobs/job_0123456789abcdef0123/events"), 404, "job_not_found")
