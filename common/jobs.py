@@ -29,6 +29,7 @@ from common.job_errors import (
     Superseded,
     TooManyJobs,
 )
+from common.job_index import JobIndex
 from common.keys import JobKind, JobState, Keys, new_id
 from common.logs import current_request_id
 from common.model_store import ModelStore
@@ -54,6 +55,10 @@ class JobStore:
     @property
     def models(self) -> ModelStore:
         return ModelStore(self.client, self.keys, self.model_ttl_s)
+
+    @property
+    def index(self) -> JobIndex:
+        return JobIndex(self.client, self.keys, self.job_ttl_s)
 
     def create(
         self,
@@ -108,6 +113,7 @@ class JobStore:
                 models.evict_writes(pipe, tenant, *room, model_cap or 0)
                 models.create_writes(pipe, dict(new_model), tenant, job_id)
             queue.enqueue_writes(pipe, tenant, job_id)
+            self.index.move_writes(pipe, {k: str(v) for k, v in record.items()}, "queued")
             count_state(pipe, self.keys, kind.value, JobState.QUEUED.value)
             active = self.keys.tenant_jobs(tenant)
             pipe.sadd(active, job_id)
@@ -177,6 +183,8 @@ class JobStore:
                 return
             pipe.multi()
             pipe.hset(key, mapping=changes)
+            if "state" in changes and changes["state"] != job["state"]:
+                self.index.move_writes(pipe, job, str(changes["state"]), job["state"])
             if "state" in changes:
                 self._count(pipe, job, changes)
                 if JobState(str(changes["state"])).finished:  # its support set is not needed
@@ -323,8 +331,12 @@ class JobStore:
         keys.append(self.keys.model(model) if model else keys[0])
         tenant_name = tenant.decode() if tenant else ""
         keys += [self.keys.tenant_jobs(tenant_name), self.keys.tenant_queue(tenant_name)]
+        keys += [
+            self.keys.tenant_job_cell(tenant_name, kind.decode(), state)
+            for state in (JobState.QUEUED, JobState.CANCELLED)
+        ]
         answer = self.client.eval(
-            redis_scripts.CANCEL, len(keys), *keys, now(), kind, model and job_id
+            redis_scripts.CANCEL, len(keys), *keys, now(), kind, model and job_id, self.job_ttl_s
         )
         outcome = answer[0].decode()
         if outcome == "missing":

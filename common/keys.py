@@ -78,6 +78,10 @@ class Keys:
     def tenant_jobs(self, tenant: str) -> str:
         return f"{self.prefix}:tenant:{tenant}:jobs"  # set: ids of its queued and running jobs
 
+    def tenant_job_cell(self, tenant: str, kind: str, state: str) -> str:
+        # sorted set: its job ids of that kind in that state -> created (common.job_index)
+        return f"{self.prefix}:tenant:{tenant}:jobs:{kind}:{state}"
+
     def models_index(self, tenant: str) -> str:
         return f"{self.prefix}:tenant:{tenant}:models"  # sorted set: model id -> created (unix s)
 

@@ -46,9 +46,10 @@ end
 """
 
 # KEYS: job, its input, job counts, its model (or the job again), its tenant's active jobs and
-# queue; ARGV: now, kind, job id when it makes a model. Its first write is a DEL (allowed when
-# Redis is full); Redis then lets the script's later writes through, which keeps it atomic
-# (6.2 and 7 alike). It grows nothing.
+# queue, its queued and cancelled index cells; ARGV: now, kind, job id when it makes a model,
+# job TTL. Its first write is a DEL (allowed when Redis is full); Redis then lets the script's
+# later writes through, which keeps it atomic (6.2 and 7 alike). It frees the job's input and
+# moves one index entry: it grows nothing that it does not free.
 CANCEL = """
 local state = redis.call('HGET', KEYS[1], 'state')
 if not state then return {'missing'} end
@@ -64,6 +65,9 @@ redis.call('HSET', KEYS[1], 'state', 'cancelled', 'finished', ARGV[1])
 redis.call('HINCRBY', KEYS[3], ARGV[2] .. ':cancelled', 1)
 redis.call('SREM', KEYS[5], KEYS[1]:match('[^:]+$'))
 redis.call('LREM', KEYS[6], 0, KEYS[1]:match('[^:]+$'))
+redis.call('ZREM', KEYS[7], KEYS[1]:match('[^:]+$'))
+redis.call('ZADD', KEYS[8], redis.call('HGET', KEYS[1], 'created'), KEYS[1]:match('[^:]+$'))
+redis.call('EXPIRE', KEYS[8], ARGV[4])
 if ARGV[3] ~= '' and redis.call('HGET', KEYS[4], 'job_id') == ARGV[3] then
   redis.call('HSET', KEYS[4], 'state', 'cancelled')
 end

@@ -1,4 +1,4 @@
-"""Jobs: poll the state and progress of an adaptation or evaluation; cancel it."""
+"""Jobs: list them, poll the state and progress of one, cancel it."""
 
 from __future__ import annotations
 
@@ -9,10 +9,11 @@ from fastapi import APIRouter
 
 from app.auth import CallerDep
 from app.deps import JobIdDep, ServicesDep
-from app.errors import API_ERRORS
+from app.errors import API_ERRORS, ApiError
 from app.job_progress import progress_view
-from app.schemas.responses import Job, documented
+from app.schemas.responses import Job, JobList, documented
 from app.services import Services
+from common.job_index import LISTED_STATES, MAX_OFFSET
 from common.keys import JobKind, JobState
 
 router = APIRouter(prefix="/v1/jobs", tags=["jobs"], responses=API_ERRORS)
@@ -43,6 +44,40 @@ def job_view(job: dict[str, str], services: Services) -> dict[str, Any]:
     if job["kind"] == JobKind.ADAPT and job["state"] == JobState.SUCCEEDED:
         view["model_url"] = f"/v1/models/{job['model_id']}"
     return view
+
+
+MAX_PAGE = 100  # jobs per page (each carries its progress, queue place included)
+
+
+def _choice(value: str | None, allowed: tuple[str, ...], name: str) -> tuple[str, ...]:
+    if value is None:
+        return allowed
+    if value not in allowed:
+        raise ApiError(422, "invalid_request", f"{name} must be one of {', '.join(allowed)}")
+    return (value,)
+
+
+@router.get("", response_model=None, responses=documented(JobList, "the jobs, newest first"))
+def list_jobs(
+    caller: CallerDep,
+    services: ServicesDep,
+    state: str | None = None,
+    kind: str | None = None,
+    limit: int = 20,
+    offset: int = 0,
+) -> dict[str, Any]:
+    """The tenant's jobs (finished ones until they expire), optionally of one ``state`` and
+    ``kind``, newest first."""
+    if not 1 <= limit <= MAX_PAGE or not 0 <= offset <= MAX_OFFSET:
+        raise ApiError(
+            422, "invalid_request", f"limit must be in 1..{MAX_PAGE} and offset in 0..{MAX_OFFSET}"
+        )
+    states = _choice(state, tuple(s.value for s in LISTED_STATES), "state")
+    kinds = _choice(kind, tuple(k.value for k in JobKind), "kind")
+    records, total = services.store.index.page(
+        caller.tenant, offset=offset, limit=limit, kinds=kinds, states=states
+    )
+    return {"jobs": [job_view(record, services) for record in records], "total": total}
 
 
 @router.get("/{job_id}", response_model=None, responses=documented(Job, "the job"))

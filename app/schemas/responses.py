@@ -77,6 +77,11 @@ class Job(Closed):
     )
 
 
+class JobList(Closed):
+    jobs: list[Job] = Field(description="newest first")
+    total: int = Field(description="the tenant's jobs matching the filters, all pages")
+
+
 class UploadAccepted(Closed):
     """202 of an adaptation or an evaluation: the job to poll (also in ``Location``)."""
 

@@ -76,6 +76,8 @@ def test_tenants_see_only_their_own_jobs_and_models(client, keyed, start_worker,
         response = getattr(client, method)(path, headers=globex, **kwargs)
         assert_error(response, 404, "model_not_found")
     assert client.get("/v1/models", headers=globex).json() == {"models": [], "total": 0}
+    assert client.get("/v1/jobs", headers=globex).json() == {"jobs": [], "total": 0}
+    assert [j["job_id"] for j in client.get("/v1/jobs", headers=acme).json()["jobs"]] == [job_id]
     listed = client.get("/v1/models", headers=acme).json()
     assert [m["model_id"] for m in listed["models"]] == [model_id]
     predicted = client.post(f"/v1/models/{model_id}/predictions", files=query, headers=acme)

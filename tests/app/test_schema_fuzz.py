@@ -133,6 +133,8 @@ def test_every_documented_success_body_matches_its_schema(api):
     assert wait_for(client, evaluation["job_id"])["state"] == "succeeded"
     job = check(client.get(evaluation["status_url"]), "GET", "/v1/jobs/{job_id}", 200)
     assert job["result"] is not None
+    jobs = check(client.get("/v1/jobs"), "GET", "/v1/jobs", 200)
+    assert jobs["total"] >= 3 and {j["kind"] for j in jobs["jobs"]} >= {"adapt", "evaluate"}
     for path in ("/v1/models", "/v1/models/{model_id}", "/v1/models/{model_id}/report"):
         check(client.get(path.format(model_id=model_id)), "GET", path, 200)
     for path in ("/v1/limits", "/healthz", "/readyz"):

@@ -1,0 +1,88 @@
+"""Every job of a tenant, by kind and state, for ``GET /v1/jobs``: one sorted set (job id ->
+created) per (tenant, kind, state) cell, written in the transaction that changes the state.
+
+A job sits in exactly one cell. Job records expire ``job_ttl_s`` after creation; reads drop
+the ids older than that (and any whose record is gone), so the cells never outgrow the live
+jobs. A page merges the newest ids of the matching cells (at most 3 kinds x 5 states).
+"""
+
+from __future__ import annotations
+
+import heapq
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+import redis
+
+from common.keys import JobKind, JobState, Keys
+
+LISTED_STATES = tuple(s for s in JobState if s != JobState.EVICTED)  # jobs are never evicted
+MAX_OFFSET = 10_000  # a page costs cells x (offset + limit) reads: deeper pages are refused
+
+
+@dataclass(frozen=True)
+class JobIndex:
+    client: redis.Redis
+    keys: Keys
+    job_ttl_s: int
+
+    def cell(self, tenant: str, kind: str, state: str) -> str:
+        return self.keys.tenant_job_cell(tenant, kind, state)
+
+    def move_writes(
+        self,
+        pipe: redis.client.Pipeline,
+        job: dict[str, str],
+        new_state: str,
+        old_state: str | None = None,
+    ) -> None:
+        """File ``job`` under ``new_state`` (and out of ``old_state``), inside the caller's
+        MULTI."""
+        tenant, kind = job.get("tenant", ""), job["kind"]
+        if old_state is not None:
+            pipe.zrem(self.cell(tenant, kind, old_state), job["id"])
+        target = self.cell(tenant, kind, new_state)
+        pipe.zadd(target, {job["id"]: float(job["created"])})
+        pipe.expire(target, self.job_ttl_s)
+
+    def page(
+        self,
+        tenant: str,
+        *,
+        offset: int,
+        limit: int,
+        kinds: Iterable[str] = tuple(JobKind),
+        states: Iterable[str] = LISTED_STATES,
+    ) -> tuple[list[dict[str, str]], int]:
+        """The tenant's jobs of those kinds and states, newest first: one page of records and
+        the total."""
+        cells = [self.cell(tenant, kind, state) for kind in kinds for state in states]
+        oldest_live = time.time() - self.job_ttl_s
+        pipe = self.client.pipeline(transaction=False)
+        for cell in cells:
+            pipe.zremrangebyscore(cell, "-inf", f"({oldest_live}")
+        for cell in cells:
+            pipe.zcard(cell)
+        for cell in cells:
+            pipe.zrevrange(cell, 0, offset + limit - 1, withscores=True)
+        answers = pipe.execute()
+        total = sum(answers[len(cells) : 2 * len(cells)])
+        newest = heapq.merge(
+            *(
+                [(-score, member.decode(), cell) for member, score in ranked]
+                for ranked, cell in zip(answers[2 * len(cells) :], cells, strict=True)
+            )
+        )
+        chosen = list(newest)[offset : offset + limit]
+        pipe = self.client.pipeline(transaction=False)
+        for _, job_id, _ in chosen:
+            pipe.hgetall(self.keys.job(job_id))
+        records = []
+        for (_, job_id, cell), raw in zip(chosen, pipe.execute(), strict=True):
+            if not raw:  # deleted or expired early: drop it from the index
+                self.client.zrem(cell, job_id)
+                total -= 1
+                continue
+            records.append({k.decode(): v.decode() for k, v in raw.items()})
+        return records, total
