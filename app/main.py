@@ -23,7 +23,15 @@ from app.limits import BodyLimitMiddleware
 from app.metrics import RequestMetrics, RequestMiddleware, ServiceCollector
 from app.metrics import router as metrics_router
 from app.open_mode import OpenModeGuard
-from app.routes import adaptations, base_models, job_events, jobs, limits, models
+from app.routes import (
+    adaptations,
+    base_models,
+    job_events,
+    jobs,
+    limits,
+    models,
+    predictions,
+)
 from app.schemas.responses import Health, Ready, documented
 from app.services import Services
 from common.settings import Settings, get_settings
@@ -83,7 +91,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_middleware(BodyLimitMiddleware)
     app.add_middleware(OpenModeGuard)
     app.add_middleware(RequestMiddleware, metrics=request_metrics)
-    for module in (base_models, adaptations, jobs, job_events, models, limits):
+    for module in (base_models, adaptations, jobs, job_events, models, predictions, limits):
         app.include_router(module.router, dependencies=[Depends(API_KEY)])
     app.include_router(metrics_router)
 

@@ -110,7 +110,11 @@ def decode_files(files: list[UploadFile], spec: InputSpec, settings: Settings) -
     """uint8 ``[n, C, S, S]``; a clear 4xx naming the first file that is too big or not an
     image. Every header is read first: a request whose images hold more than
     ``max_request_pixels`` together is refused before any pixel is decoded. Blocking."""
-    named = read_bytes(files, settings)
+    return decode_named(read_bytes(files, settings), spec, settings)
+
+
+def decode_named(named: list[tuple[str, bytes]], spec: InputSpec, settings: Settings) -> np.ndarray:
+    """:func:`decode_files` for images already read: (name for messages, bytes) pairs."""
     limits = {"max_pixels": settings.max_pixels, "formats": settings.image_formats}
     sizes = [image_size(data, source=name, **limits) for name, data in named]
     pixels = sum(width * height for width, height in sizes)

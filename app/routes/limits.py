@@ -9,7 +9,7 @@ from fastapi import APIRouter
 from app.auth import CallerDep
 from app.deps import ServicesDep
 from app.errors import API_ERRORS
-from app.routes.models import ROBUSTNESS_COST
+from app.routes.predictions import ROBUSTNESS_COST
 from app.schemas.responses import Limits, documented
 from models.service_jobs import ADAPT_LR_BOUNDS
 

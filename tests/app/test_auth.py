@@ -6,7 +6,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from app.main import create_app
-from app.routes.models import ROBUSTNESS_COST
+from app.routes.predictions import ROBUSTNESS_COST
 from common import rate_limits
 from common.api_keys import ApiKeys
 from tests.app.test_api import assert_error, support, wait_for

@@ -7,51 +7,16 @@ import json
 import os
 import runpy
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-import redis
 from PIL import Image
 from typer.testing import CliRunner
 
 from cli.main import app as cli_app
-from client import ApiError, FewShotClient
-from common.api_keys import ApiKeys
-from common.keys import Keys
-from tests.service_fixtures import image_bytes, live_server
+from fewshot_client import ApiError, FewShotClient
 
 pytestmark = pytest.mark.redis
-
-
-@pytest.fixture
-def keyed(settings):
-    return settings.model_copy(update={"auth": "keys"})
-
-
-@pytest.fixture
-def server(keyed, start_worker) -> Iterator[str]:
-    """The API under uvicorn on a free port, with a worker thread."""
-    start_worker(keyed)
-    with live_server(keyed) as url:
-        yield url
-
-
-@pytest.fixture
-def token(server, keyed) -> str:
-    return ApiKeys(redis.Redis.from_url(keyed.redis_url), Keys(keyed.key_prefix)).create("c")[1]
-
-
-@pytest.fixture
-def folder(tmp_path):
-    for cls in range(2):
-        (tmp_path / f"class-{cls}").mkdir()
-        for shot in range(2):
-            (tmp_path / f"class-{cls}" / f"{shot}.png").write_bytes(image_bytes(cls, shot))
-    (tmp_path / "class-0" / "notes.txt").write_text("not an image: skipped")
-    query = tmp_path / "query.png"
-    query.write_bytes(image_bytes(1, 8))
-    return tmp_path
 
 
 def test_client_end_to_end(server, token, folder):

@@ -1,0 +1,196 @@
+"""Predictions of an adapted model: images as multipart files, or as base64 in JSON."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import logging
+from typing import Any
+
+import torch
+from fastapi import APIRouter, Request
+from pydantic import BaseModel as Schema
+from pydantic import ConfigDict, Field, ValidationError
+from starlette.datastructures import FormData
+
+from app.auth import Caller, PredictCallerDep, charge
+from app.deps import ModelIdDep, ServicesDep
+from app.errors import API_ERRORS, ApiError
+from app.routes.models import ready_record
+from app.schemas.forms import PREDICTION_FORM
+from app.schemas.responses import Predictions, documented
+from app.services import Services
+from app.uploads import decode_named, files_of, form_number, optional_text, read_bytes, read_form
+from common.settings import Settings
+from common.tenant_base_models import BaseModelUnavailable
+from models.base_models import BaseModel, UnknownBaseModel
+from models.checkpoint import CheckpointError
+from models.decode import InputSpec
+from models.predict import predict as predict_images
+from models.service_jobs import PREDICT_ATTACK
+
+logger = logging.getLogger(__name__)
+router = APIRouter(prefix="/v1/models", tags=["models"], responses=API_ERRORS)
+
+# a robustness prediction runs PREDICT_ATTACK: a forward and a backward pass per step, per image
+ROBUSTNESS_COST = 1 + 2 * PREDICT_ATTACK.budget  # rate-limit units (a plain request: 1)
+
+
+class Base64Image(Schema):
+    model_config = ConfigDict(extra="forbid")
+    name: str = Field("", max_length=200, description="for messages and your records")
+    data: str = Field(description="the image file (PNG, JPEG, ...) in base64")
+
+
+class PredictionBody(Schema):
+    """The JSON form of a prediction request (the same fields as the multipart form)."""
+
+    model_config = ConfigDict(extra="forbid")
+    images: list[Base64Image] = Field(min_length=1)
+    robustness: bool = False
+    eps: float = 0.1
+    top_k: int = 3
+
+
+REQUEST_BODY = {
+    "requestBody": {
+        "required": True,
+        "content": {
+            **PREDICTION_FORM["requestBody"]["content"],
+            "application/json": {"schema": PredictionBody.model_json_schema()},
+        },
+    }
+}
+
+
+@router.post(
+    "/{model_id}/predictions",
+    openapi_extra=REQUEST_BODY,
+    response_model=None,
+    responses=documented(Predictions, "one prediction per image, in upload order"),
+)
+async def predict(
+    caller: PredictCallerDep, model_id: ModelIdDep, request: Request, services: ServicesDep
+) -> dict[str, Any]:
+    """Labels and top-k probabilities in upload order; optionally whether each label survives
+    an attack at ``eps`` (``robustness=true``; which one: PREDICT_ATTACK). Send multipart
+    ``images`` files, or JSON ``{"images": [{"name": ..., "data": BASE64}], ...}``."""
+    await services.off_loop(ready_record, services, model_id, caller.tenant)
+    if request.headers.get("content-type", "").startswith("application/json"):
+        body = await _json_body(request, services.settings)
+        return await services.off_loop(_predict_json, body, services, model_id, caller)
+    form = await read_form(request, services.settings)
+    return await services.off_loop(_predict_form, form, services, model_id, caller)
+
+
+async def _json_body(request: Request, settings: Settings) -> bytes:
+    """The request's bytes, refused past ``max_request_bytes`` whether declared or not."""
+    declared = request.headers.get("content-length")
+    if declared is not None and declared.isdigit() and int(declared) > settings.max_request_bytes:
+        raise ApiError(413, "request_too_large", f"the limit is {settings.max_request_bytes} bytes")
+    body = bytearray()
+    async for chunk in request.stream():
+        body += chunk
+        if len(body) > settings.max_request_bytes:
+            raise ApiError(
+                413, "request_too_large", f"the limit is {settings.max_request_bytes} bytes"
+            )
+    return bytes(body)
+
+
+def _predict_json(body: bytes, services: Services, model_id: str, caller: Caller) -> dict:
+    try:
+        parsed = PredictionBody.model_validate_json(body)
+    except ValidationError as error:
+        first = error.errors()[0]
+        where = ".".join(str(part) for part in first["loc"]) or "body"
+        raise ApiError(422, "invalid_request", f"{where}: {first['msg']}") from error
+    settings = services.settings
+    _check_count(len(parsed.images), settings)
+    named = []
+    for number, image in enumerate(parsed.images, start=1):
+        name = f"#{number} ({image.name or 'unnamed'})"
+        if len(image.data) > 4 * (settings.max_file_bytes // 3 + 1):
+            raise ApiError(413, "file_too_large", f"image {name} is larger than the limit")
+        try:
+            data = base64.b64decode(image.data, validate=True)
+        except (binascii.Error, ValueError) as error:
+            raise ApiError(422, "invalid_image", f"image {name} is not valid base64") from error
+        if not data:
+            raise ApiError(422, "invalid_image", f"image {name} is empty")
+        named.append((name, data))
+    for field, value, low, high in (
+        ("eps", parsed.eps, 0.0, settings.max_eps),
+        ("top_k", parsed.top_k, 1, 50),
+    ):
+        if not low <= value <= high:
+            raise ApiError(422, "invalid_setting", f"{field} must lie in [{low}, {high}]")
+    return _predict(named, parsed.robustness, parsed.eps, parsed.top_k, services, model_id, caller)
+
+
+def _check_count(count: int, settings: Settings) -> None:
+    if count > settings.max_predict_files:
+        raise ApiError(
+            413,
+            "too_many_files",
+            f"{count} images; the limit is {settings.max_predict_files} per request",
+        )
+
+
+def _predict_form(form: FormData, services: Services, model_id: str, caller: Caller) -> dict:
+    """Checks, decoding and the forward pass of a prediction: blocking, run off the loop."""
+    settings = services.settings
+    files = files_of(form, "images")
+    if not files:
+        raise ApiError(422, "no_images", "send images as repeated 'images' file fields")
+    _check_count(len(files), settings)
+    robustness = (optional_text(form, "robustness") or "false").lower()
+    if robustness not in ("true", "false", "1", "0"):
+        raise ApiError(422, "invalid_setting", "robustness must be true or false")
+    eps = form_number(form, "eps", float, 0.0, settings.max_eps, 0.1)
+    top_k = form_number(form, "top_k", int, 1, 50, 3)
+    named = read_bytes(files, settings)
+    return _predict(named, robustness in ("true", "1"), eps, top_k, services, model_id, caller)
+
+
+def _predict(
+    named: list[tuple[str, bytes]],
+    robust: bool,
+    eps: float,
+    top_k: int,
+    services: Services,
+    model_id: str,
+    caller: Caller,
+) -> dict[str, Any]:
+    if robust:  # an attack per image: charged by its cost (1 unit is paid)
+        charge(services, caller, "predictions", ROBUSTNESS_COST - 1)
+    loaded = services.cache.load(model_id, lambda: services.store.models.weights(model_id))
+    if loaded is None:
+        raise ApiError(404, "model_not_found", f"the weights of model {model_id} have expired")
+    model, info = loaded
+    spec = InputSpec(**info["spec"])
+    images = torch.from_numpy(decode_named(named, spec, services.settings))
+    base = _base_of(services, caller.tenant, info)
+    verdicts = None if base is None or base.spec != spec else base.check_domain(images)
+    predictions = predict_images(
+        model, images, info["classes"], top_k=top_k, robustness_eps=eps if robust else None
+    )
+    for prediction, verdict in zip(predictions, verdicts or [None] * len(predictions), strict=True):
+        prediction["in_domain"] = None if verdict is None else verdict.in_domain
+        if verdict is not None and not verdict.in_domain:
+            prediction["domain_warning"] = verdict.reason
+    return {"model_id": model_id, "predictions": predictions}
+
+
+def _base_of(services: Services, tenant: str, info: dict[str, Any]) -> BaseModel | None:
+    """The base model a model was adapted from, if it is still the same one (a tenant may
+    delete a base model and make another of the same name); None when it is gone."""
+    try:
+        base = services.base_model(tenant, info["base_model"])
+    except (UnknownBaseModel, BaseModelUnavailable):
+        return None
+    except CheckpointError as error:
+        logger.error("base model %s of tenant %s unreadable: %s", info["base_model"], tenant, error)
+        return None
+    same = info.get("base_identity", base.identity) == base.identity
+    return base if same else None
