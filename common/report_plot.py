@@ -55,7 +55,9 @@ def report_png(report: dict[str, Any], title: str) -> bytes:
     else:
         served = report.get("served", "robust")
         measured: set[float] = set()
-        for variant, (label, line, colour) in VARIANTS.items():
+        # the served adaptation last, on top, where the two lines coincide
+        for variant in sorted(VARIANTS, key=lambda name: name == served):
+            label, line, colour = VARIANTS[variant]
             points = series(report.get(variant, []))
             if not points:
                 continue
