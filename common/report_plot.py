@@ -44,7 +44,7 @@ def _message(axes: Any, text: str) -> None:
 
 
 def report_png(report: dict[str, Any], title: str) -> bytes:
-    figure = Figure(figsize=(6, 4.6), dpi=100)
+    figure = Figure(figsize=(6, 5.2), dpi=100)
     FigureCanvasAgg(figure)
     axes = figure.add_subplot()
     summary = report.get("summary") or {}
@@ -73,13 +73,11 @@ def report_png(report: dict[str, Any], title: str) -> bytes:
         axes.tick_params(labelsize=10)
         axes.grid(alpha=0.3)
         axes.legend(fontsize=10, loc="lower left")
+        sentence = summary.get("text") or f"{report.get('examples', 0)} held-out images."
         axes.set_title(
-            textwrap.fill(
-                f"{report.get('examples', 0)} held-out images, worst case over every attack; "
-                "bands: 95% intervals",
-                70,
-            ),
-            fontsize=10,
+            textwrap.fill(f"{sentence} Lines: worst case over every attack; bands: 95%.", 72),
+            fontsize=9,
+            loc="left",
         )
     figure.suptitle(title, fontsize=12)
     figure.tight_layout()

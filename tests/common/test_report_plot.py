@@ -25,7 +25,7 @@ def cells(scale: float) -> list[dict]:
 
 def _pixels(png: bytes) -> np.ndarray:
     image = Image.open(io.BytesIO(png))
-    assert image.format == "PNG" and image.size == (600, 460)  # legible at 375 px, half scale
+    assert image.format == "PNG" and image.size == (600, 520)  # legible at 375 px, half scale
     return np.asarray(image.convert("RGB")).astype(int)
 
 
