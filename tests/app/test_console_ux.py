@@ -44,6 +44,8 @@ def test_checks_removal_cancel_and_a_375_px_page(
             cards.nth(index).locator("input[type=file]").first.set_input_files(
                 [str(p) for p in drawings[names[index]][:SHOTS]]
             )
+        focused = page.evaluate("document.activeElement.getAttribute('aria-label')")
+        assert focused.startswith("Drop images of class 2")  # focus stays where files went
         # a file the browser cannot decode is marked at once; removing it leaves the others
         cards.nth(0).locator("input[type=file]").first.set_input_files(str(broken))
         page.wait_for_function("document.querySelectorAll('.class-card canvas.refused').length")
