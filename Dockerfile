@@ -14,13 +14,15 @@ RUN python -m venv /opt/venv \
     && pip install --no-cache-dir --index-url "https://download.pytorch.org/whl/${TORCH_VARIANT}" \
         "torch==2.13.0"
 WORKDIR /src
+# the client first: its own distribution (robust-fewshot-client), which the server depends on
+COPY client ./client
+RUN pip install --no-cache-dir "./client[cli]"
 COPY pyproject.toml README.md ./
 COPY models ./models
 COPY common ./common
 COPY app ./app
 COPY worker ./worker
 COPY cli ./cli
-COPY client ./client
 # torch==2.13.0 is already satisfied by the variant above: pip keeps it
 RUN pip install --no-cache-dir . \
     && python -c "import torch; print('torch', torch.__version__, 'cuda', torch.version.cuda)"

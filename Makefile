@@ -8,11 +8,13 @@ ARGS ?= serve
 
 .PHONY: run test lint format bench smoke clean
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml client/pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	# torch first and pinned: this exact version is a local CPU wheel; any other spec pulls CUDA builds
 	$(BIN)/python -m pip install --quiet "torch==2.13.0"
+	# the client is its own distribution (client/): first, so the server's dependency on it is met
+	$(BIN)/python -m pip install --quiet -e "./client[cli]"
 	$(BIN)/python -m pip install --quiet -e ".[dev]"
 	touch $(STAMP)
 

@@ -6,12 +6,11 @@ from typing import Annotated
 
 import typer
 
-from cli.base_models import app as base_models_app
 from cli.console import err, fail
 from cli.domain import app as domain_app
 from cli.evaluate import evaluate
 from cli.keys import app as keys_app
-from cli.remote import adapt, predict, report
+from cli.remote import adapt, base_models_app, predict, report
 from cli.serve import ServeError, serve
 from cli.train import meta_train_command
 

@@ -16,7 +16,7 @@ ALLOWED = {
     "client": set(),
     "app": {"common", "models"},
     "worker": {"common", "models"},
-    "cli": {"common", "models", "client"},
+    "cli": {"common", "models"},
 }
 
 

@@ -1,5 +1,6 @@
 """Adapt, predict and plot the robustness report end to end, with the Python client.
 
+    pip install ./client    # robust-fewshot-client: httpx only, no torch (docs/client.md)
     python docs/examples/quickstart.py SUPPORT_DIR QUERY_IMAGE [--url URL] [--api-key KEY]
 
 SUPPORT_DIR holds one folder of images per class (a few per class); QUERY_IMAGE is classified.
@@ -13,7 +14,7 @@ import argparse
 import os
 from pathlib import Path
 
-from client import FewShotClient
+from fewshot_client import FewShotClient
 
 
 def main() -> None:

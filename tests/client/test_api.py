@@ -10,11 +10,11 @@ import sys
 from pathlib import Path
 
 import pytest
+from fewshot_client import ApiError, FewShotClient
 from PIL import Image
 from typer.testing import CliRunner
 
 from cli.main import app as cli_app
-from fewshot_client import ApiError, FewShotClient
 
 pytestmark = pytest.mark.redis
 

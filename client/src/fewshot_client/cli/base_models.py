@@ -1,7 +1,7 @@
-"""``fewshot base-models create | list | delete``: base models of your own, on the service.
+"""``base-models create | list | delete``: base models of your own, on the service.
 
 ``create`` zips a folder (one subfolder of images per class), uploads it, and follows the
-meta-training job; the service URL and key come as for ``fewshot adapt``.
+meta-training job; the service URL and key come as for ``adapt``.
 """
 
 from __future__ import annotations
@@ -14,9 +14,16 @@ import httpx
 import typer
 from rich.table import Table
 
-from cli.console import err, fail, out_console, progress_bar
-from cli.remote import DEFAULT_URL, ApiKey, Url
-from client import ApiError, FewShotClient, JobFailed
+from fewshot_client.api import ApiError, FewShotClient, JobFailed
+from fewshot_client.cli.console import (
+    DEFAULT_URL,
+    ApiKey,
+    Url,
+    err,
+    fail,
+    out_console,
+    progress_bar,
+)
 
 app = typer.Typer(help=__doc__, no_args_is_help=True, add_completion=False)
 

@@ -1,0 +1,33 @@
+"""What the remote commands share: consoles, error reporting, progress bars, --url/--api-key."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+err = Console(stderr=True)
+out_console = Console()
+
+Url = Annotated[str, typer.Option(envvar="FEWSHOT_URL", help="the service")]
+ApiKey = Annotated[str | None, typer.Option(envvar="FEWSHOT_API_KEY", help="bearer API key")]
+DEFAULT_URL = "http://127.0.0.1:8000"
+
+
+def fail(error: Exception) -> typer.Exit:
+    """Print ``error`` as one red line; the exit (status 2) for the caller to raise."""
+    err.print(f"[bold red]error:[/] {error}", soft_wrap=True, highlight=False)
+    return typer.Exit(2)
+
+
+def progress_bar() -> Progress:
+    return Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeRemainingColumn(),
+        TextColumn("{task.fields[status]}"),
+        console=err,
+    )

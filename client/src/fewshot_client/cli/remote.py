@@ -1,0 +1,175 @@
+"""``adapt | predict | report``: the service from the command line, on ``FewShotClient``.
+
+The service URL and API key come from --url / --api-key or FEWSHOT_URL / FEWSHOT_API_KEY.
+The same functions are ``fewshot-client adapt ...`` and the server's ``fewshot adapt ...``.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated
+
+import httpx
+import typer
+from rich.table import Table
+
+from fewshot_client.api import ApiError, FewShotClient, JobFailed
+from fewshot_client.cli.console import (
+    DEFAULT_URL,
+    ApiKey,
+    Url,
+    err,
+    fail,
+    out_console,
+    progress_bar,
+)
+
+
+def adapt(
+    folder: Annotated[Path, typer.Argument(help="one subfolder of images per class")],
+    url: Url = DEFAULT_URL,
+    api_key: ApiKey = None,
+    steps: Annotated[int | None, typer.Option(help="adaptation steps")] = None,
+    eps: Annotated[float | None, typer.Option(help="FGSM budget of the adaptation")] = None,
+    adaptation: Annotated[
+        str, typer.Option(help="robust (clean + FGSM copies) or clean_only")
+    ] = "robust",
+    base_model: Annotated[str | None, typer.Option(help="initialization to adapt")] = None,
+    wait: Annotated[bool, typer.Option(help="wait for the job, with a progress bar")] = True,
+    allow_out_of_domain: Annotated[
+        bool, typer.Option(help="adapt even on images unlike the base model's (with a warning)")
+    ] = False,
+) -> None:
+    """Adapt a base model to a folder of labelled images; print the model id."""
+    try:
+        with FewShotClient(url, api_key) as api:
+            created = api.adapt_folder(
+                folder,
+                steps=steps,
+                eps=eps,
+                adaptation=adaptation,
+                base_model=base_model,
+                allow_out_of_domain="true" if allow_out_of_domain else None,
+            )
+            err.print(f"job {created['job_id']} for model {created['model_id']}")
+            for warning in created.get("warnings", []):
+                err.print(f"[yellow]warning:[/] {warning}", soft_wrap=True, highlight=False)
+            if wait:
+                with progress_bar() as bar:
+                    task = bar.add_task("adapting", total=None, status="queued")
+
+                    def show(job: dict) -> None:
+                        progress = job["progress"]
+                        bar.update(
+                            task,
+                            completed=progress["step"],
+                            total=progress["total"] or None,
+                            status=job["state"],
+                        )
+
+                    api.wait(created["job_id"], on_progress=show)
+    except ApiError as error:
+        for detail in error.details:
+            where = f"{detail.get('field')} #{detail.get('index')} ({detail.get('filename')})"
+            err.print(f"  {where}: {detail.get('reason')}", soft_wrap=True, highlight=False)
+        raise fail(error) from error
+    except (JobFailed, ValueError, OSError, httpx.HTTPError) as error:
+        raise fail(error) from error
+    typer.echo(created["model_id"])
+
+
+def predict(
+    model_id: Annotated[str, typer.Argument(help="an adapted model")],
+    images: Annotated[list[Path], typer.Argument(help="images to classify")],
+    url: Url = DEFAULT_URL,
+    api_key: ApiKey = None,
+    robustness: Annotated[bool, typer.Option(help="also attack each prediction (APGD)")] = False,
+    eps: Annotated[float | None, typer.Option(help="attack budget for --robustness")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="JSON instead of a table")] = False,
+) -> None:
+    """Classify images with an adapted model."""
+    try:
+        with FewShotClient(url, api_key) as api:
+            predictions = api.predict(model_id, images, robustness=robustness, eps=eps)
+    except (ApiError, OSError, httpx.HTTPError) as error:
+        raise fail(error) from error
+    if as_json:
+        typer.echo(json.dumps(predictions))
+        return
+    table = Table("image", "label", "probability", "survives attack", "in domain")
+    for image, prediction in zip(images, predictions, strict=True):
+        survives = prediction.get("robustness", {}).get("label_survives")
+        in_domain = prediction.get("in_domain")
+        table.add_row(
+            image.name,
+            prediction["label"],
+            f"{prediction['top'][0]['probability']:.3f}",
+            "" if survives is None else str(survives),
+            "unknown" if in_domain is None else ("yes" if in_domain else "[red]NO[/]"),
+        )
+    out_console.print(table)
+    for image, prediction in zip(images, predictions, strict=True):
+        if prediction.get("domain_warning"):
+            out_console.print(f"[yellow]{image.name}[/]: {prediction['domain_warning']}")
+
+
+def report(
+    model_id: Annotated[str, typer.Argument(help="an adapted model")],
+    url: Url = DEFAULT_URL,
+    api_key: ApiKey = None,
+    plot: Annotated[Path | None, typer.Option(help="also save the chart as this PNG")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="the report as JSON")] = False,
+) -> None:
+    """A model's robustness report as a table (and a PNG chart with --plot)."""
+    try:
+        with FewShotClient(url, api_key) as api:
+            data = api.report(model_id)
+            if plot is not None:
+                plot.write_bytes(api.report_png(model_id))
+    except (ApiError, OSError, httpx.HTTPError) as error:
+        raise fail(error) from error
+    if as_json:
+        typer.echo(json.dumps(data))
+        return
+    for warning in data.get("warnings", []):
+        out_console.print(f"[yellow]warning:[/] {warning}", highlight=False)
+    print_report(data)
+
+
+def _interval(cell: dict) -> str:
+    if cell.get("low") is None:
+        return f"± {100 * cell['ci95']:.1f}"
+    return f"{100 * cell['low']:.0f}-{100 * cell['high']:.0f}%"
+
+
+def print_report(data: dict) -> None:
+    """The plain sentence, the recommendation, then the details: every attack at every eps,
+    the sample, the sanity checks."""
+    summary = data.get("summary") or {}
+    style = "bold red" if summary.get("trustworthy") is False else "bold"
+    out_console.print(f"[{style}]{summary.get('text', '')}[/]", highlight=False)
+    recommendation = data.get("recommendation")
+    if recommendation:
+        out_console.print(recommendation["text"], highlight=False)
+    if not data.get("available") or summary.get("trustworthy") is False:
+        return
+    out_console.print(f"\nDetails: {data['examples']} examples; {data['source']}")
+    for variant in ("robust", "clean_only"):
+        title = variant.replace("_", "-") + (" (served)" if data.get("served") == variant else "")
+        table = Table("attack", "eps", "accuracy", "95% interval", "n", title=title)
+        for cell in data[variant]:
+            table.add_row(
+                cell["attack"],
+                f"{cell['eps']:g}",
+                f"{100 * cell['mean']:.1f}%",
+                _interval(cell),
+                str(cell["n"]),
+            )
+        out_console.print(table)
+    for name, reason in data.get("attacks_skipped", {}).items():
+        out_console.print(f"[yellow]skipped {name}[/]: {reason}", highlight=False)
+    for variant, checks in data.get("checks", {}).items():
+        for check in checks:
+            mark = "[green]PASS[/]" if check["passed"] else "[bold red]FAIL[/]"
+            out_console.print(f"sanity {mark} {variant} {check['name']}: {check['detail']}")
