@@ -1,13 +1,13 @@
-"""``Idempotency-Key`` on POSTs that create jobs: a client that retries after a timeout or a
+"""``Idempotency-Key`` on ``POST /v1/adaptations``: a client that retries after a timeout or a
 dropped connection gets the first answer again instead of a second job.
 
 The key is scoped to the tenant, the method and the path. The first request with a key marks it
 in progress (``IN_PROGRESS_TTL_S``, so a crashed API process frees it), runs, and stores its
-answer for ``ANSWER_TTL_S``. A repeat with the same request gets that answer (header
-``Idempotent-Replayed: true``); a repeat while the first runs gets 409
-``idempotency_in_progress``; the same key on a different request (other fields or files) gets
-422 ``idempotency_key_reused``. A request that fails changes nothing and frees its key, so the
-fixed request can reuse it.
+answer for ``ANSWER_TTL_S`` in the very transaction that makes the job. A repeat with the same
+request gets that answer (header ``Idempotent-Replayed: true``); a repeat while the first runs
+gets 409 ``idempotency_in_progress``; the same key on a different request (other fields or
+files) gets 422 ``idempotency_key_reused``. A request that fails before its job is made frees
+its key, so the fixed request can reuse it.
 """
 
 from __future__ import annotations
@@ -17,9 +17,12 @@ import hashlib
 import json
 import re
 from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
 
 from fastapi import Request
 from fastapi.responses import JSONResponse
+from redis.client import Pipeline
 from starlette.datastructures import FormData, UploadFile
 
 from app.errors import ApiError
@@ -61,36 +64,48 @@ def idempotency_key(request: Request) -> str | None:
     return key
 
 
+@dataclass(frozen=True)
+class Claim:
+    """A key this request holds: its answer is written in the transaction that makes the job,
+    so a job never exists without the answer that replays it."""
+
+    redis_key: str
+    fingerprint: str
+
+    def answer_writes(self, status: int, body: dict[str, Any]) -> Callable[[Pipeline], None]:
+        record = {"state": "done", "fingerprint": self.fingerprint, "status": status, "body": body}
+
+        def write(pipe: Pipeline) -> None:
+            pipe.set(self.redis_key, json.dumps(record), ex=ANSWER_TTL_S)
+
+        return write
+
+
 def run_once(
     services: Services,
     tenant: str,
     request: Request,
     key: str | None,
     form: FormData,
-    create: Callable[[], JSONResponse],
+    create: Callable[[Claim | None], JSONResponse],
 ) -> JSONResponse:
-    """``create()``, or the answer it gave before to the same request under the same key."""
+    """``create(claim)``, or the answer given before to the same request under the same key.
+    ``create`` must write ``claim.answer_writes(...)`` in the transaction that makes its job."""
     if key is None:
-        return create()
+        return create(None)
     scope = f"{request.method} {request.url.path} {key}"
     redis_key = services.keys.idempotency(tenant, hashlib.sha256(scope.encode()).hexdigest())
-    fingerprint = form_fingerprint(form)
-    marker = json.dumps({"state": "in_progress", "fingerprint": fingerprint})
+    claim = Claim(redis_key, form_fingerprint(form))
+    marker = json.dumps({"state": "in_progress", "fingerprint": claim.fingerprint})
     if not services.client.set(redis_key, marker, nx=True, ex=IN_PROGRESS_TTL_S):
-        return _replay(services.client.get(redis_key), fingerprint)
+        return _replay(services.client.get(redis_key), claim.fingerprint)
     try:
-        response = create()
+        return create(claim)
     except BaseException:
-        services.client.delete(redis_key)  # nothing was made: the key is free again
+        stored = services.client.get(redis_key)
+        if stored is None or json.loads(stored)["state"] != "done":
+            services.client.delete(redis_key)  # no job was made: the key is free again
         raise
-    answer = {
-        "state": "done",
-        "fingerprint": fingerprint,
-        "status": response.status_code,
-        "body": json.loads(response.body),
-    }
-    services.client.set(redis_key, json.dumps(answer), ex=ANSWER_TTL_S)
-    return response
 
 
 def _replay(stored: bytes | None, fingerprint: str) -> JSONResponse:
@@ -111,6 +126,7 @@ def _replay(stored: bytes | None, fingerprint: str) -> JSONResponse:
             "idempotency_in_progress",
             f"a request with this {HEADER} is still being handled; retry in a moment",
         )
-    return JSONResponse(
-        record["body"], status_code=record["status"], headers={"Idempotent-Replayed": "true"}
-    )
+    headers = {"Idempotent-Replayed": "true"}
+    if "status_url" in record["body"]:
+        headers["Location"] = record["body"]["status_url"]
+    return JSONResponse(record["body"], status_code=record["status"], headers=headers)

@@ -12,6 +12,12 @@ from common.keys import JobState
 from common.telemetry import typical_seconds
 
 
+def _coarse(seconds: float) -> float:
+    """Whole multiples of 5 s: an estimate, and a job's JSON (and its event stream) changes at
+    most every 5 s because of it."""
+    return float(max(5, 5 * round(seconds / 5)))
+
+
 def live_workers(services: Services) -> int:
     """Workers whose heartbeat is recent (3 heartbeat periods)."""
     since = time.time() - 3 * services.settings.heartbeat_s
@@ -35,7 +41,7 @@ def progress_view(job: dict[str, str], services: Services) -> dict[str, Any]:
         view["phase"] = job.get("phase") or "running"
         if typical is not None and job.get("started"):
             left = typical - (time.time() - float(job["started"]))
-            view["seconds_left"] = round(left, 1) if left > 0 else None
+            view["seconds_left"] = _coarse(left) if left > 0 else None
         return view
     ahead = services.queue.jobs_ahead(job["id"], job.get("tenant", ""))
     view["queue_position"] = 0 if ahead is None else ahead
@@ -47,5 +53,5 @@ def progress_view(job: dict[str, str], services: Services) -> dict[str, Any]:
     workers = live_workers(services)
     if typical is not None and workers:
         # the jobs ahead and this one, spread over the live workers (a rough figure)
-        view["seconds_left"] = round(typical * (view["queue_position"] // workers + 1), 1)
+        view["seconds_left"] = _coarse(typical * (view["queue_position"] // workers + 1))
     return view

@@ -59,7 +59,7 @@ class JobIndex:
         the total."""
         cells = [self.cell(tenant, kind, state) for kind in kinds for state in states]
         oldest_live = time.time() - self.job_ttl_s
-        pipe = self.client.pipeline(transaction=False)
+        pipe = self.client.pipeline()  # one MULTI: a job moving between cells is seen once
         for cell in cells:
             pipe.zremrangebyscore(cell, "-inf", f"({oldest_live}")
         for cell in cells:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import logging
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -36,6 +37,7 @@ from common.model_store import ModelStore
 from common.queue import JobQueue
 from common.telemetry import count_state, observe_seconds
 
+logger = logging.getLogger(__name__)
 Fields = Mapping[str, str | int | float]
 ExtraWrites = Callable[[redis.client.Pipeline], None]
 ModelWrites = Callable[[redis.client.Pipeline, str], None]  # (pipe, model id)
@@ -125,7 +127,10 @@ class JobStore:
         watched += [self.keys.models_index(tenant)] if new_model else []
         watched += list(watch)
         self.client.transaction(apply, *watched)
-        queue.dispatch()  # wakes an idle worker if none is busy
+        try:
+            queue.dispatch()  # wakes an idle worker if none is busy
+        except redis.RedisError as error:  # the job is stored: a worker dispatches it later
+            logger.warning("job %s stored; dispatching it failed (%s)", job_id, error)
         return job_id
 
     def _finished_members(

@@ -270,14 +270,15 @@ def robustness_report(
         )
         for name, by_key in correct_by.items()
     }
-    untrusted = untrusted_reason(cells["robust"], checks, n_way)
     served = "robust" if adapt_config.adversarial else "clean_only"
+    untrusted = untrusted_reason(cells[served], checks, n_way)  # what the model serves
     summary, recommendation = first_lines(
         correct_by,
         images=_images_phrase(splits, from_validation=source == VALIDATION_SOURCE),
         eps=headline_eps(grid, adapt_config.eps),
         served=served,
         untrusted=untrusted,
+        attacks=(len(ran), len(suite)),
     )
     return {
         "summary": summary,
@@ -332,15 +333,18 @@ def evaluate_model(
         blackbox_pairs=_blackbox_pairs(by_key, ran),
         tolerance=_tolerance(len(y)),
     )
+    untrusted = untrusted_reason(cells, {"model": checks}, n_way)
     summary, _ = first_lines(
         correct_by,
         images=f"On your {len(y)} labelled images",
         eps=headline_eps(grid, 0.1),
         served=None,
-        untrusted=None,
+        untrusted=untrusted,
+        attacks=(len(ran), len(suite)),
     )
     return {
         "summary": summary,
+        "untrusted_reason": untrusted,
         "threat_model": threat_model(eps_grid, ran),
         "attacks_skipped": {**skipped, **over_budget},
         "examples": len(y),

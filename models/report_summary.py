@@ -4,13 +4,14 @@ adaptation to serve.
 ``summary`` states, on the held-out images, how many the model gets right normally and how many
 stay right at one headline eps, with Wilson 95% intervals. ``recommendation`` compares the robust
 (clean + FGSM) adaptation with the clean-only fine-tune on the same images, by a rule fixed here
-(exact sign tests on the paired per-image outcomes, 5% level):
+(exact sign tests on the paired per-image outcomes, each at 2.5%, 5% for the two together):
 
 1. under attack at the headline eps, one adaptation keeps significantly more images correct:
    serve it;
 2. otherwise, one is significantly more accurate on clean images: serve it;
-3. otherwise the images cannot tell them apart: keep the robust adaptation (the default, never
-   less robust in the project's 600-episode measurements, docs/robustness.md) and say so.
+3. otherwise the images cannot tell them apart: keep the robust adaptation (the default; on
+   the project's larger measurements, docs/robustness.md, it was at least as robust) and say
+   so.
 """
 
 from __future__ import annotations
@@ -25,7 +26,9 @@ from torch import Tensor
 from models.sanity import SANITY_EPS
 from models.stats import sign_test_p, wilson_interval
 
-SIGNIFICANCE = 0.05  # the sign test's level for "measurably different"
+# each sign test's level for "measurably different": two tests (under attack, then clean), so
+# 0.05 / 2 keeps the chance of a false "serve X" at or below 5% (Bonferroni)
+SIGNIFICANCE = 0.025
 VARIANT_WORDS = {"robust": "the robust adaptation", "clean_only": "the clean-only fine-tune"}
 
 
@@ -56,11 +59,20 @@ def _interval(result: dict[str, Any]) -> str:
     return f"95% interval {100 * result['low']:.0f}-{100 * result['high']:.0f}%"
 
 
-def summary_text(images: str, clean: dict[str, Any], attacked: dict[str, Any], eps: float) -> str:
+def summary_text(
+    images: str,
+    clean: dict[str, Any],
+    attacked: dict[str, Any],
+    eps: float,
+    attacks: tuple[int, int] = (1, 1),
+) -> str:
+    ran, planned = attacks
+    skipped = "" if ran >= planned else f"; {ran} of {planned} attacks ran in the time allowed"
     return (
         f"{images}: {_pct(clean['accuracy'])} correct normally ({_interval(clean)}). If an "
         f"attacker may change every pixel by up to {100 * eps:g}% of the full brightness range "
-        f"(eps {eps:g}), about {_pct(attacked['accuracy'])} stay correct ({_interval(attacked)})."
+        f"(eps {eps:g}), about {_pct(attacked['accuracy'])} stayed correct under every attack "
+        f"we ran ({_interval(attacked)}{skipped}); a stronger attack could only lower that."
     )
 
 
@@ -96,7 +108,7 @@ def recommend(
             return _advice(choice, True, because, served, compared)
     because = (
         f"on these images the two adaptations did not differ measurably ({figures['clean']}, "
-        f"{figures['attacked']}, robust vs clean-only); more labelled validation images would "
+        f"{figures['attacked']}, robust vs clean-only); more labelled validation images might "
         "tell them apart."
     )
     return _advice("robust", False, because, served, compared)
@@ -107,14 +119,24 @@ def _advice(
 ) -> dict[str, Any]:
     if choice == served:
         action = f"This model already serves {VARIANT_WORDS[choice]}."
-    else:
+    elif measured:
         action = f"Adapt again with adaptation={choice} to serve {VARIANT_WORDS[choice]}."
+    else:
+        action = (
+            f"This model serves {VARIANT_WORDS[served]}, which these images do not show to be "
+            "worse; when in doubt, adapt again with adaptation=robust."
+        )
+    if measured:
+        opening = f"Serve {VARIANT_WORDS[choice]}"
+    elif choice == served:
+        opening = f"Keep {VARIANT_WORDS[choice]} (the default)"
+    else:
+        opening = "Either adaptation will do"
     return {
         "adaptation": choice,
         "measured_difference": measured,
         "served": served,
-        "text": f"{'Serve' if measured else 'Keep'} {VARIANT_WORDS[choice]}"
-        f"{'' if measured else ' (the default)'}: {because} {action}",
+        "text": f"{opening}: {because} {action}",
         "paired": {
             kind: {"robust_only": wins, "clean_only_only": losses, "p": p}
             for kind, (wins, losses, p) in compared.items()
@@ -137,6 +159,7 @@ def first_lines(
     eps: float | None,
     served: str | None,
     untrusted: str | None,
+    attacks: tuple[int, int] = (1, 1),
 ) -> tuple[dict[str, Any], dict[str, Any] | None]:
     """The report's ``summary`` and ``recommendation`` (None when there is nothing to compare
     or the figures cannot be trusted). ``served`` names the variant the model serves, or None
@@ -153,7 +176,7 @@ def first_lines(
     clean, attacked = outcome(outcomes["clean"]), outcome(outcomes["attacked"])
     summary = {
         "trustworthy": True,
-        "text": summary_text(images, clean, attacked, eps),
+        "text": summary_text(images, clean, attacked, eps, attacks),
         "eps": eps,
         "clean": clean,
         "under_attack": attacked,

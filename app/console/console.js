@@ -40,6 +40,7 @@ async function submitAdaptation() {
   form.append("adaptation", $("#adaptation").value);
   form.append("base_model", $("#base-model").value);
   setRunning(true);
+  $("#cancel").hidden = true;  // nothing to cancel until the job exists
   $("#job-state").textContent = "uploading…";
   try {
     let created;
@@ -50,6 +51,7 @@ async function submitAdaptation() {
       throw error;
     }
     state.jobId = created.job_id;
+    $("#cancel").hidden = false;
     $("#job-warnings").textContent = (created.warnings || []).join(" ");
     await refreshModels();
     const job = await followJob(created.job_id, (update) => {
@@ -63,6 +65,7 @@ async function submitAdaptation() {
   } finally {
     state.jobId = null;
     setRunning(false);
+    $("#submit").focus();  // focus was on the disabled button: give it back
   }
 }
 

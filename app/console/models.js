@@ -27,6 +27,7 @@ function clearModelView() {
   for (const id of ["#model-warnings", "#report-summary", "#report-recommendation", "#report-source", "#predict-error", "#predict-state"]) $(id).textContent = "";
   $("#report-summary").classList.remove("untrusted");
   $("#report-chart").hidden = true;
+  if ($("#report-chart").src.startsWith("blob:")) URL.revokeObjectURL($("#report-chart").src);
   $("#report-chart").removeAttribute("src");
   $("#report-details").hidden = true;
   $("#report-tables").replaceChildren();
@@ -42,6 +43,7 @@ export async function openModel(modelId) {
   $("#model-title").scrollIntoView({ block: "start" });
   $("#model-title").focus();
   const model = await (await api("GET", `/v1/models/${modelId}`)).json();
+  if (state.modelId !== modelId) return;  // another model was opened meanwhile
   $("#model-warnings").textContent = (model.warnings || []).map((w) => `Warning: ${w}`).join(" ");
   $("#predict-zone").hidden = model.state !== "ready";
   if (model.state !== "ready") {
@@ -55,6 +57,7 @@ export async function openModel(modelId) {
   renderReport(report);
   const chart = await (await api("GET", `/v1/models/${modelId}/report.png`)).blob();
   if (state.modelId !== modelId) return;
+  if ($("#report-chart").src.startsWith("blob:")) URL.revokeObjectURL($("#report-chart").src);
   $("#report-chart").src = URL.createObjectURL(chart);
   $("#report-chart").hidden = false;
 }
@@ -106,9 +109,10 @@ export async function predict(files) {
   say("#predict-error", null);
   zone.setAttribute("aria-busy", "true");
   $("#predict-state").textContent = `Classifying ${plural(files.length, "image")}${robust ? " and attacking each to check its robustness (about a second per image)" : ""}…`;
+  const modelId = state.modelId;
   let answer;
   try {
-    answer = await (await api("POST", `/v1/models/${state.modelId}/predictions`, form)).json();
+    answer = await (await api("POST", `/v1/models/${modelId}/predictions`, form)).json();
   } catch (error) {
     const named = (error.details || []).map((d) => `${files[d.index - 1] ? files[d.index - 1].name : `image ${d.index}`}: ${d.reason}`);
     if (named.length) error.message = `${error.message} (${named.join("; ")})`;
@@ -117,6 +121,7 @@ export async function predict(files) {
     zone.removeAttribute("aria-busy");
     $("#predict-state").textContent = "";
   }
+  if (state.modelId !== modelId) return;  // another model is shown now
   const body = $("#predictions tbody");
   answer.predictions.forEach((prediction, index) => {
     const survives = prediction.robustness ? (prediction.robustness.label_survives ? "yes" : "no") : "not checked";

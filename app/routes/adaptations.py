@@ -3,16 +3,18 @@
 from __future__ import annotations
 
 import json
+from typing import Any
 
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
+from redis.client import Pipeline
 from starlette.datastructures import FormData
 
 from app.auth import Caller, UploadCallerDep
 from app.deps import ServicesDep
 from app.domain_check import support_warnings
 from app.errors import API_ERRORS, ApiError
-from app.idempotency import idempotency_key, run_once
+from app.idempotency import Claim, idempotency_key, run_once
 from app.schemas.responses import UploadAccepted, documented
 from app.services import Services
 from app.uploads import form_number, optional_text, read_form, read_labelled
@@ -140,11 +142,13 @@ async def create_adaptation(
         request,
         key,
         form,
-        lambda: _create_adaptation(form, services, caller),
+        lambda claim: _create_adaptation(form, services, caller, claim),
     )
 
 
-def _create_adaptation(form: FormData, services: Services, caller: Caller) -> JSONResponse:
+def _create_adaptation(
+    form: FormData, services: Services, caller: Caller, claim: Claim | None = None
+) -> JSONResponse:
     """Decoding, checks and Redis writes of an adaptation: blocking, run off the event loop."""
     settings = services.settings
     base = services.base_model(caller.tenant, optional_text(form, "base_model"))
@@ -164,6 +168,20 @@ def _create_adaptation(form: FormData, services: Services, caller: Caller) -> JS
     )
     warnings = support_warnings(form, base, support, validation)
     model_id = new_id("model")
+
+    def answer(job_id: str) -> dict[str, Any]:
+        status_url = f"/v1/jobs/{job_id}"
+        return {
+            "job_id": job_id,
+            "model_id": model_id,
+            "status_url": status_url,
+            "warnings": warnings,
+        }
+
+    def record_answer(pipe: Pipeline, job_id: str) -> None:
+        if claim is not None:
+            claim.answer_writes(202, answer(job_id))(pipe)
+
     try:
         job_id = services.store.create(
             JobKind.ADAPT,
@@ -184,12 +202,9 @@ def _create_adaptation(form: FormData, services: Services, caller: Caller) -> JS
             },
             model_cap=settings.max_models_per_tenant,
             max_active=settings.max_jobs_per_tenant,
+            extra=record_answer,
         )
     except ModelCapReached as error:
         raise ApiError(409, "model_cap_reached", str(error)) from error
-    status_url = f"/v1/jobs/{job_id}"
-    return JSONResponse(
-        {"job_id": job_id, "model_id": model_id, "status_url": status_url, "warnings": warnings},
-        status_code=202,
-        headers={"Location": status_url},
-    )
+    body = answer(job_id)
+    return JSONResponse(body, status_code=202, headers={"Location": body["status_url"]})

@@ -82,10 +82,14 @@ def list_jobs(
 
 @router.get("/{job_id}", response_model=None, responses=documented(Job, "the job"))
 def get_job(caller: CallerDep, job_id: JobIdDep, services: ServicesDep) -> dict[str, Any]:
-    job = services.store.get(job_id, caller.tenant)
+    return job_with_result(services.store.get(job_id, caller.tenant), services)
+
+
+def job_with_result(job: dict[str, str], services: Services) -> dict[str, Any]:
+    """The job's JSON and, for a succeeded evaluation, its result."""
     view = job_view(job, services)
     if job["kind"] == JobKind.EVALUATE and job["state"] == JobState.SUCCEEDED:
-        view["result"] = services.store.result(job_id)
+        view["result"] = services.store.result(job["id"])
     return view
 
 

@@ -77,11 +77,18 @@ def ready_record(services: Services, model_id: str, tenant: str) -> dict[str, st
     record = _record(services, model_id, tenant)
     if record["state"] == ModelState.EVICTED:
         raise ApiError(410, "model_evicted", f"model {model_id} was {record['evicted_reason']}")
+    if record["state"] == ModelState.PENDING:
+        raise ApiError(
+            409,
+            "model_not_ready",
+            f"model {model_id} is pending; poll its job {record.get('job_id')}",
+        )
     if record["state"] != ModelState.READY:
         raise ApiError(
             409,
             "model_not_ready",
-            f"model {model_id} is {record['state']}; poll its job {record.get('job_id')}",
+            f"model {model_id} is {record['state']}: its adaptation did not finish "
+            f"(job {record.get('job_id')}); adapt again",
         )
     return record
 

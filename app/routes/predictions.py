@@ -36,6 +36,9 @@ router = APIRouter(prefix="/v1/models", tags=["models"], responses=API_ERRORS)
 ROBUSTNESS_COST = 1 + 2 * PREDICT_ATTACK.budget  # rate-limit units (a plain request: 1)
 
 
+MAX_JSON_IMAGES = 1000  # a hard bound before the setting's (max_predict_files) is checked
+
+
 class Base64Image(Schema):
     model_config = ConfigDict(extra="forbid")
     name: str = Field("", max_length=200, description="for messages and your records")
@@ -46,18 +49,49 @@ class PredictionBody(Schema):
     """The JSON form of a prediction request (the same fields as the multipart form)."""
 
     model_config = ConfigDict(extra="forbid")
-    images: list[Base64Image] = Field(min_length=1)
+    images: list[Base64Image] = Field(min_length=1, max_length=MAX_JSON_IMAGES)
     robustness: bool = False
     eps: float = 0.1
     top_k: int = 3
 
+
+# PredictionBody as OpenAPI sees it, written out: pydantic's schema refers to "#/$defs/...",
+# which is no place in an OpenAPI document (ReDoc fails on it)
+JSON_SCHEMA = {
+    "type": "object",
+    "required": ["images"],
+    "additionalProperties": False,
+    "properties": {
+        "images": {
+            "type": "array",
+            "minItems": 1,
+            "maxItems": MAX_JSON_IMAGES,
+            "items": {
+                "type": "object",
+                "required": ["data"],
+                "additionalProperties": False,
+                "properties": {
+                    "name": {"type": "string", "maxLength": 200},
+                    "data": {
+                        "type": "string",
+                        "description": "the image file in base64 (line breaks and a data: URL "
+                        "prefix are accepted)",
+                    },
+                },
+            },
+        },
+        "robustness": {"type": "boolean", "default": False},
+        "eps": {"type": "number", "minimum": 0, "default": 0.1},
+        "top_k": {"type": "integer", "minimum": 1, "maximum": 50, "default": 3},
+    },
+}
 
 REQUEST_BODY = {
     "requestBody": {
         "required": True,
         "content": {
             **PREDICTION_FORM["requestBody"]["content"],
-            "application/json": {"schema": PredictionBody.model_json_schema()},
+            "application/json": {"schema": JSON_SCHEMA},
         },
     }
 }
@@ -76,7 +110,7 @@ async def predict(
     an attack at ``eps`` (``robustness=true``; which one: PREDICT_ATTACK). Send multipart
     ``images`` files, or JSON ``{"images": [{"name": ..., "data": BASE64}], ...}``."""
     await services.off_loop(ready_record, services, model_id, caller.tenant)
-    if request.headers.get("content-type", "").startswith("application/json"):
+    if request.headers.get("content-type", "").lower().startswith("application/json"):
         body = await _json_body(request, services.settings)
         return await services.off_loop(_predict_json, body, services, model_id, caller)
     form = await read_form(request, services.settings)
@@ -99,6 +133,16 @@ async def _json_body(request: Request, settings: Settings) -> bytes:
 
 
 def _predict_json(body: bytes, services: Services, model_id: str, caller: Caller) -> dict:
+    # structure, not size, is what makes a JSON body costly to parse (a million tiny objects):
+    # base64 holds no , { or [, so a request of at most max_predict_files images has few of them
+    structure = body.count(b",") + body.count(b"{") + body.count(b"[")
+    if structure > 256 * (services.settings.max_predict_files + 2):
+        raise ApiError(
+            413,
+            "too_many_files",
+            f"the JSON body has too many items; at most {services.settings.max_predict_files} "
+            "images per request",
+        )
     try:
         parsed = PredictionBody.model_validate_json(body)
     except ValidationError as error:
@@ -110,10 +154,12 @@ def _predict_json(body: bytes, services: Services, model_id: str, caller: Caller
     named = []
     for number, image in enumerate(parsed.images, start=1):
         name = f"#{number} ({image.name or 'unnamed'})"
-        if len(image.data) > 4 * (settings.max_file_bytes // 3 + 1):
+        text = image.data.split(",", 1)[1] if image.data.startswith("data:") else image.data
+        text = "".join(text.split())  # line breaks (as `base64` writes them) are accepted
+        if len(text) > 4 * (settings.max_file_bytes // 3 + 1):
             raise ApiError(413, "file_too_large", f"image {name} is larger than the limit")
         try:
-            data = base64.b64decode(image.data, validate=True)
+            data = base64.b64decode(text, validate=True)
         except (binascii.Error, ValueError) as error:
             raise ApiError(422, "invalid_image", f"image {name} is not valid base64") from error
         if not data:

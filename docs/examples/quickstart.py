@@ -37,25 +37,27 @@ def main() -> None:
 
         api.wait(created["job_id"], poll_s=1.0, on_progress=show)
 
-        # 3. predict, and ask whether each label survives a PGD attack
+        # 3. predict, and ask whether each label survives an attack (APGD-CE-20)
         for prediction in api.predict(created["model_id"], [args.query], robustness=True):
             top = prediction["top"][0]
             survives = prediction["robustness"]["label_survives"]
             print(
                 f"{args.query.name}: {top['label']} (p={top['probability']:.2f}), "
-                f"survives PGD at eps {prediction['robustness']['eps']}: {survives}"
+                f"survives an attack at eps {prediction['robustness']['eps']}: {survives}"
             )
 
-        # 4. the report: numbers, and the chart
+        # 4. the report: its sentence, its recommendation, the worst case per eps, the chart
         report = api.report(created["model_id"])
+        print(report["summary"]["text"])
+        if report["recommendation"]:
+            print(report["recommendation"]["text"])
         if report["available"]:
-            for cell in report["robust"]:
-                print(
-                    f"  {cell['attack']:>5} eps {cell['eps']:<4} "
-                    f"{100 * cell['mean']:5.1f}% ± {100 * cell['ci95']:.1f}"
-                )
-        else:
-            print("no robustness estimate:", report["reason"])
+            for cell in report[report["served"]]:
+                if cell["attack"] in ("clean", "worst"):
+                    print(
+                        f"  {cell['attack']:>5} eps {cell['eps']:<4} {100 * cell['mean']:5.1f}% "
+                        f"(95% interval {100 * cell['low']:.0f}-{100 * cell['high']:.0f}%)"
+                    )
         args.out.write_bytes(api.report_png(created["model_id"]))
         print("chart written to", args.out)
 

@@ -65,3 +65,30 @@ def test_a_repeat_while_the_first_runs_is_told_to_wait(client, settings):  # noq
     store.set(stored, json.dumps({"state": "in_progress", "fingerprint": record["fingerprint"]}))
     response = client.post("/v1/adaptations", files=files, data=data, headers={HEADER: "k"})
     assert_error(response, 409, "idempotency_in_progress")
+
+
+def test_a_job_once_made_is_never_made_twice_whatever_fails_after(client, monkeypatch):  # noqa: F811
+    import redis as redis_module
+
+    from app.routes import adaptations
+    from common.queue import JobQueue
+
+    def dispatch_fails(self):
+        raise redis_module.ConnectionError("a blip after the job's transaction")
+
+    monkeypatch.setattr(JobQueue, "dispatch", dispatch_fails)
+    files, data = support()
+    first = client.post("/v1/adaptations", files=files, data=data, headers={HEADER: "a"})
+    assert first.status_code == 202  # stored: a worker dispatches it later
+    monkeypatch.undo()
+
+    def answer_lost(*args, **kwargs):
+        raise RuntimeError("the process dies between the commit and the answer")
+
+    monkeypatch.setattr(adaptations, "JSONResponse", answer_lost)
+    with pytest.raises(RuntimeError):
+        client.post("/v1/adaptations", files=files, data=data, headers={HEADER: "b"})
+    monkeypatch.undo()
+    again = client.post("/v1/adaptations", files=files, data=data, headers={HEADER: "b"})
+    assert again.status_code == 202 and again.headers["Idempotent-Replayed"] == "true"
+    assert _models(client) == 2  # one per key, none twice

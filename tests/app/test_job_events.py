@@ -52,3 +52,33 @@ def test_events_follow_a_job_to_its_end(client, worker_thread):  # noqa: F811
         events
     )  # each event is a change
     assert_error(client.get("/v1/jobs/job_0123456789abcdef0123/events"), 404, "job_not_found")
+
+
+def test_streams_are_capped_so_the_api_keeps_answering(settings, monkeypatch):
+    import contextlib
+
+    import httpx
+
+    from app.routes import job_events
+    from tests.service_fixtures import live_server
+
+    small = settings.model_copy(update={"max_connections": 12})  # streams: at most 3 in all
+    monkeypatch.setattr(job_events, "STREAMS_PER_TENANT", 2)
+    files, data = support()
+    with live_server(small) as url, httpx.Client(base_url=url, timeout=10) as http:
+        job = http.post("/v1/adaptations", files=files, data=data).json()  # queued: no worker
+        path = f"/v1/jobs/{job['job_id']}/events"
+        with contextlib.ExitStack() as streams:
+            readers = []  # kept: a dropped line iterator closes its response
+            for _ in range(2):
+                opened = streams.enter_context(http.stream("GET", path))
+                assert opened.status_code == 200
+                readers.append(opened.iter_lines())
+                assert next(readers[-1]) == "event: job"  # the stream runs, and is counted
+            refused = http.get(path)
+            assert_error(refused, 503, "too_many_streams")  # the tenant's share
+            assert refused.headers["Retry-After"] == "5"
+            assert http.get("/healthz").status_code == 200
+            assert http.get(job["status_url"]).status_code == 200  # polling still works
+        with http.stream("GET", path) as again:  # closed streams were released
+            assert again.status_code == 200

@@ -47,3 +47,12 @@ def test_json_predictions_match_multipart_and_bad_bodies_are_refused(client, wor
     assert_error(client.post(url, json={**body, "eps": 0.9}), 422, "invalid_setting")
     broken = client.post(url, content=b"{not json", headers={"content-type": "application/json"})
     assert_error(broken, 422, "invalid_request")
+    wrapped = base64.encodebytes(images[0]).decode()  # line breaks every 76 characters
+    as_url = "data:image/png;base64," + base64.b64encode(images[0]).decode()
+    for data in (wrapped, as_url):
+        answer = client.post(url, json={"images": [{"data": data}], "top_k": 2})
+        assert answer.json()["predictions"] == by_form["predictions"][:1], answer.text
+    # a million tiny objects: refused before they are parsed (structure, not bytes, costs)
+    swarm = b'{"images": [' + b",".join([b'{"data": ""}'] * 200_000) + b"]}"
+    refused = client.post(url, content=swarm, headers={"content-type": "Application/JSON"})
+    assert_error(refused, 413, "too_many_files")

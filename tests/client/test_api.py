@@ -76,7 +76,7 @@ def test_the_quickstart_example_runs(server, token, folder, tmp_path, monkeypatc
     monkeypatch.setattr(sys, "argv", ["quickstart.py", *argv, "--out", str(chart)])
     runpy.run_path(str(example), run_name="__main__")
     printed = capsys.readouterr().out
-    assert "succeeded" in printed and "survives PGD" in printed and "chart written" in printed
+    assert "succeeded" in printed and "survives an attack" in printed and "chart written" in printed
     assert Image.open(chart).format == "PNG"
 
 

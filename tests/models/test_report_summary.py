@@ -28,9 +28,14 @@ def test_the_summary_sentence_gives_counts_eps_in_words_and_wilson_intervals():
     )
     assert summary["text"] == (
         "On 15 of your images: 100% correct normally (95% interval 80-100%). If an attacker may "
-        "change every pixel by up to 10% of the full brightness range (eps 0.1), about 47% stay "
-        "correct (95% interval 25-70%)."
+        "change every pixel by up to 10% of the full brightness range (eps 0.1), about 47% "
+        "stayed correct under every attack we ran (95% interval 25-70%); a stronger attack "
+        "could only lower that."
     )
+    skipped, _ = first_lines(
+        by_variant, images="On 15", eps=0.1, served="robust", untrusted=None, attacks=(2, 6)
+    )
+    assert "(95% interval 25-70%; 2 of 6 attacks ran in the time allowed)" in skipped["text"]
     assert summary["under_attack"]["correct"] == 7 and summary["clean"]["high"] == 1.0
     assert recommendation["adaptation"] == "robust" and not recommendation["measured_difference"]
     assert "did not differ measurably" in recommendation["text"]
@@ -66,9 +71,12 @@ def test_a_clear_clean_gain_with_a_tie_under_attack_recommends_clean_only():
     assert "Adapt again with adaptation=clean_only" in advice["text"]
 
 
-def test_five_images_to_none_is_not_yet_a_measured_difference():
+def test_six_images_to_none_is_not_yet_a_measured_difference():
     ones = torch.ones(10, dtype=torch.bool)
-    robust = {"clean": ones, "attacked": torch.arange(10) < 5}
+    robust = {"clean": ones, "attacked": torch.arange(10) < 6}
     clean_only = {"clean": ones, "attacked": torch.zeros(10, dtype=torch.bool)}
-    advice = recommend(robust, clean_only, 0.1, served="robust")
-    assert advice["paired"]["attacked"]["p"] == 0.0625 and not advice["measured_difference"]
+    advice = recommend(robust, clean_only, 0.1, served="clean_only")
+    assert advice["paired"]["attacked"]["p"] == 2 / 64  # < 5%, not < 2.5%: two tests are run
+    assert not advice["measured_difference"]
+    assert advice["text"].startswith("Either adaptation will do")
+    assert "do not show to be worse" in advice["text"] and "Keep" not in advice["text"]
