@@ -2,21 +2,34 @@
 #   CPU:  docker build -t robust-fewshot:cpu .
 #   CUDA: docker build --build-arg TORCH_VARIANT=cu128 -t robust-fewshot:cuda .
 # TORCH_VARIANT names a wheel index of download.pytorch.org/whl/ (cpu, cu126, cu128, ...);
-# torch stays pinned at 2.13.0 whatever the variant.
+# TORCH_INDEX_URL replaces that index (a mirror). torch stays pinned at 2.13.0 whatever the variant.
+# Offline (no index reachable): `make wheelhouse` on the host fills wheelhouse/, which the build
+# then installs from with --no-index; requirements.lock (`make lock`) pins every dependency.
+# No registry: scripts/airgap_base_images.sh builds stand-ins for the base images.
 ARG PYTHON_IMAGE=python:3.11-slim-bookworm
 
 FROM ${PYTHON_IMAGE} AS build
 ARG TORCH_VARIANT=cpu
+ARG TORCH_INDEX_URL=
 ENV PIP_NO_CACHE_DIR=1 \
     PIP_DISABLE_PIP_VERSION_CHECK=1 \
     PATH=/opt/venv/bin:$PATH
-RUN python -m venv /opt/venv \
-    && pip install --no-cache-dir --index-url "https://download.pytorch.org/whl/${TORCH_VARIANT}" \
-        "torch==2.13.0"
 WORKDIR /src
+# the lock, and the wheelhouse when there is one (the glob matches nothing otherwise)
+COPY requirements.lock wheelhouse* /src/wheelhouse/
+# pip-install: pinned by the lock; from the wheelhouse alone when it holds wheels
+RUN printf '%s\n' '#!/bin/sh' \
+        'if ls /src/wheelhouse/*.whl >/dev/null 2>&1; then' \
+        '  set -- --no-index --find-links /src/wheelhouse "$@"; fi' \
+        'exec pip install --no-cache-dir -c /src/wheelhouse/requirements.lock "$@"' \
+        > /usr/local/bin/pip-install \
+    && chmod +x /usr/local/bin/pip-install \
+    && python -m venv /opt/venv \
+    && pip-install --index-url "${TORCH_INDEX_URL:-https://download.pytorch.org/whl/${TORCH_VARIANT}}" \
+        "torch==2.13.0"
 # the client first: its own distribution (robust-fewshot-client), which the server depends on
 COPY client ./client
-RUN pip install --no-cache-dir "./client[cli]"
+RUN pip-install "./client[cli]"
 COPY pyproject.toml README.md ./
 COPY models ./models
 COPY common ./common
@@ -24,7 +37,7 @@ COPY app ./app
 COPY worker ./worker
 COPY cli ./cli
 # torch==2.13.0 is already satisfied by the variant above: pip keeps it
-RUN pip install --no-cache-dir . \
+RUN pip-install . \
     && python -c "import torch; print('torch', torch.__version__, 'cuda', torch.version.cuda)"
 
 FROM ${PYTHON_IMAGE}
@@ -40,6 +53,7 @@ ENV PATH=/opt/venv/bin:$PATH \
     FEWSHOT_WORKER_ALIVE_FILE=/tmp/fewshot-worker.alive
 USER 10001:10001
 WORKDIR /home/fewshot
-EXPOSE 8000
+# the API listens on 8000 (docker-compose.yml publishes it); the worker listens on nothing,
+# so the image exposes no port
 # the API; the worker runs the same image with: python -m worker
 CMD ["python", "-m", "app"]

@@ -6,16 +6,16 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 ARGS ?= serve
 
-.PHONY: run test lint format bench smoke clean
+.PHONY: run test lint format bench smoke clean lock wheelhouse images compose-test
 
-$(STAMP): pyproject.toml client/pyproject.toml
+$(STAMP): pyproject.toml client/pyproject.toml requirements.lock
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	# torch first and pinned: this exact version is a local CPU wheel; any other spec pulls CUDA builds
 	$(BIN)/python -m pip install --quiet "torch==2.13.0"
 	# the client is its own distribution (client/): first, so the server's dependency on it is met
-	$(BIN)/python -m pip install --quiet -e "./client[cli]"
-	$(BIN)/python -m pip install --quiet -e ".[dev]"
+	$(BIN)/python -m pip install --quiet -c requirements.lock -e "./client[cli]"
+	$(BIN)/python -m pip install --quiet -c requirements.lock -e ".[dev]"
 	touch $(STAMP)
 
 run: $(STAMP)
@@ -41,3 +41,25 @@ bench: $(STAMP)
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache
+
+# every third-party package of the venv, pinned: the venv and the image install with it
+lock: $(STAMP)
+	$(BIN)/python -m pip freeze --exclude-editable --all \
+	  | grep -v -E '^(robust-fewshot|pip==|setuptools==|wheel==)' \
+	  | sed -E 's/^(torch==[^+]*)\+.*/\1/' > requirements.lock  # any variant (cpu, cu128)
+
+# offline image builds: every wheel the image installs, downloaded here (the build copies them)
+wheelhouse: $(STAMP)
+	rm -rf wheelhouse && mkdir wheelhouse
+	$(BIN)/python -m pip download --quiet --only-binary=:all: --dest wheelhouse \
+	  -c requirements.lock "torch==2.13.0" "./client[cli]" . setuptools wheel \
+	  "async-timeout>=4.0.3"  # redis-py needs it below Python 3.11.3 (Debian's 3.11.2)
+	rm -f wheelhouse/robust_fewshot*
+
+# the CPU image (needs docker; without a registry run scripts/airgap_base_images.sh first)
+images:
+	docker build -t robust-fewshot:cpu .
+
+# the stack end to end under docker compose (bounded; leaves nothing behind)
+compose-test: $(STAMP)
+	scripts/compose_test.sh
