@@ -1,0 +1,53 @@
+"""The Kubernetes manifests of deploy/k8s: valid against the API schemas (kubernetes-validate
+bundles them: no cluster, no network), and wired as the compose file is (same images, probes
+from /readyz, /healthz and worker.alive, non-root, a GPU per worker)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import kubernetes_validate
+import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parents[2]
+KUBERNETES = "1.30.0"  # the oldest version the manifests are meant for
+
+
+def documents() -> dict[str, dict]:
+    found = {}
+    for path in sorted((ROOT / "deploy" / "k8s").glob("*.yaml")):
+        for document in yaml.safe_load_all(path.read_text()):
+            found[f"{document['kind']}/{document['metadata']['name']}"] = document
+    return found
+
+
+@pytest.mark.parametrize("name", sorted(documents()))
+def test_each_manifest_is_valid_kubernetes(name):
+    kubernetes_validate.validate(documents()[name], KUBERNETES, strict=True)
+
+
+def test_a_broken_manifest_is_refused():
+    broken = documents()["Deployment/fewshot-api"] | {"spec": {"replicas": "two"}}
+    with pytest.raises(kubernetes_validate.ValidationError):
+        kubernetes_validate.validate(broken, KUBERNETES, strict=True)
+
+
+def _container(name: str) -> dict:
+    return documents()[name]["spec"]["template"]["spec"]["containers"][0]
+
+
+def test_probes_images_and_identity_match_the_compose_file():
+    compose = yaml.safe_load((ROOT / "docker-compose.yml").read_text())["services"]
+    api, worker = _container("Deployment/fewshot-api"), _container("Deployment/fewshot-worker")
+    assert api["image"] == compose["api"]["image"] and worker["image"] == compose["worker"]["image"]
+    assert api["readinessProbe"]["httpGet"]["path"] == "/readyz"
+    assert api["livenessProbe"]["httpGet"]["path"] == "/healthz"
+    assert worker["livenessProbe"]["exec"]["command"] == ["python", "-m", "worker.alive"]
+    assert worker["resources"]["limits"]["nvidia.com/gpu"] == 1
+    for name in ("Deployment/fewshot-api", "Deployment/fewshot-worker"):
+        security = documents()[name]["spec"]["template"]["spec"]["securityContext"]
+        assert security["runAsNonRoot"] and security["runAsUser"] == 10001
+    settings = documents()["ConfigMap/fewshot-settings"]["data"]
+    assert settings["REDIS_URL"].startswith("redis://redis:6379/")
+    assert documents()["Service/redis"]["spec"]["ports"][0]["port"] == 6379
