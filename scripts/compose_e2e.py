@@ -78,7 +78,7 @@ def start(url: str, key: str) -> None:
     tmp = Path("/tmp/compose-e2e")
     tmp.mkdir(exist_ok=True)
     with FewShotClient(url, key) as api:
-        print(api.adapt(_support(api, tmp), steps=200)["job_id"], flush=True)
+        print(api.adapt(_support(api, tmp), steps=60)["job_id"], flush=True)
 
 
 def wait(url: str, key: str, job_id: str, state: str, timeout_s: float = 300) -> None:
