@@ -17,16 +17,20 @@ ENV PIP_NO_CACHE_DIR=1 \
 WORKDIR /src
 # the lock, and the wheelhouse when there is one (the glob matches nothing otherwise)
 COPY requirements.lock wheelhouse* /src/wheelhouse/
-# pip-install: pinned by the lock; from the wheelhouse alone when it holds wheels
+# pip-install: pinned by the lock; offline from wheelhouse/<variant>/ when that holds wheels
+# (`make wheelhouse` fills wheelhouse/cpu/: a CUDA build never takes the CPU wheels)
 RUN printf '%s\n' '#!/bin/sh' \
-        'if ls /src/wheelhouse/*.whl >/dev/null 2>&1; then' \
-        '  set -- --no-index --find-links /src/wheelhouse "$@"; fi' \
+        "if ls /src/wheelhouse/${TORCH_VARIANT}/*.whl >/dev/null 2>&1; then" \
+        "  set -- --no-index --find-links /src/wheelhouse/${TORCH_VARIANT} \"\$@\"; fi" \
         'exec pip install --no-cache-dir -c /src/wheelhouse/requirements.lock "$@"' \
         > /usr/local/bin/pip-install \
     && chmod +x /usr/local/bin/pip-install \
     && python -m venv /opt/venv \
-    && pip-install --index-url "${TORCH_INDEX_URL:-https://download.pytorch.org/whl/${TORCH_VARIANT}}" \
-        "torch==2.13.0"
+    && pip-install --no-deps \
+        --index-url "${TORCH_INDEX_URL:-https://download.pytorch.org/whl/${TORCH_VARIANT}}" \
+        "torch==2.13.0" \
+    && pip-install "torch==2.13.0"
+# (torch alone from its index, then its dependencies, pinned, from PyPI or the wheelhouse)
 # the client first: its own distribution (robust-fewshot-client), which the server depends on
 COPY client ./client
 RUN pip-install "./client[cli]"
@@ -38,7 +42,9 @@ COPY worker ./worker
 COPY cli ./cli
 # torch==2.13.0 is already satisfied by the variant above: pip keeps it
 RUN pip-install . \
-    && python -c "import torch; print('torch', torch.__version__, 'cuda', torch.version.cuda)"
+    && python -c "import torch; print('torch', torch.__version__, 'cuda', torch.version.cuda)" \
+    && if [ "${TORCH_VARIANT}" != cpu ]; then \
+        python -c "import torch, sys; sys.exit(torch.version.cuda is None)"; fi
 
 FROM ${PYTHON_IMAGE}
 LABEL org.opencontainers.image.title="robust-fewshot" \

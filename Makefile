@@ -48,13 +48,16 @@ lock: $(STAMP)
 	  | grep -v -E '^(robust-fewshot|pip==|setuptools==|wheel==)' \
 	  | sed -E 's/^(torch==[^+]*)\+.*/\1/' > requirements.lock  # any variant (cpu, cu128)
 
-# offline image builds: every wheel the image installs, downloaded here (the build copies them)
+# offline image builds: every wheel the CPU image installs, downloaded here into
+# wheelhouse/cpu/ (the build installs from it, --no-index). pip picks wheels for this host, so
+# run it on linux x86_64 with CPython 3.11 (as the image), and with torch's CPU wheel reachable
+# (PIP_EXTRA_INDEX_URL=https://download.pytorch.org/whl/cpu; PyPI's torch is the CUDA build)
 wheelhouse: $(STAMP)
-	rm -rf wheelhouse && mkdir wheelhouse
-	$(BIN)/python -m pip download --quiet --only-binary=:all: --dest wheelhouse \
+	rm -rf wheelhouse && mkdir -p wheelhouse/cpu
+	$(BIN)/python -m pip download --quiet --only-binary=:all: --dest wheelhouse/cpu \
 	  -c requirements.lock "torch==2.13.0" "./client[cli]" . setuptools wheel \
 	  "async-timeout>=4.0.3"  # redis-py needs it below Python 3.11.3 (Debian's 3.11.2)
-	rm -f wheelhouse/robust_fewshot*
+	rm -f wheelhouse/cpu/robust_fewshot*
 
 # the CPU image (needs docker; without a registry run scripts/airgap_base_images.sh first)
 images:

@@ -120,8 +120,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         response_model=None,
         responses=documented(Ready, "ready") | error_responses(503),
     )
-    def readyz(services: ServicesDep) -> Any:
-        """Redis answers, base models are loaded, a worker sent a heartbeat recently."""
+    def readyz(services: ServicesDep, workers: bool = True) -> Any:
+        """Redis answers, base models are loaded, a worker sent a heartbeat recently
+        (``?workers=false``: not asked; what a load balancer in front of API replicas wants,
+        so predictions go on while workers restart)."""
         services.client.ping()
         live = services.client.zcount(
             services.keys.workers,
@@ -133,7 +135,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             "base_models": bool(services.base_models.by_name),
             "workers": int(live),
         }
-        if not checks["base_models"] or not live:
+        if not checks["base_models"] or (workers and not live):
             return error_response(503, "not_ready", f"not ready: {checks}")
         return {"status": "ready", **checks}
 

@@ -5,13 +5,15 @@ client, on real Omniglot drawings of the test alphabets (../shared/data/omniglot
                                         prints "JOB MODEL" (fails below 60% accuracy)
   compose_e2e.py check URL KEY JOB MODEL  the job succeeded and the model answers
   compose_e2e.py start URL KEY          start a long adaptation; prints its job id
-  compose_e2e.py wait URL KEY JOB STATE   wait until the job is in STATE (running/succeeded)
+  compose_e2e.py wait URL KEY JOB STATE [ATTEMPT]  wait until the job is in STATE (running,
+                                        succeeded), on at least ATTEMPT; any other end fails
 """
 
 from __future__ import annotations
 
 import json
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -44,8 +46,7 @@ def _support(api: FewShotClient, tmp: Path) -> list[tuple[str, Path]]:
 
 
 def adapt(url: str, key: str) -> None:
-    tmp = Path("/tmp/compose-e2e")
-    tmp.mkdir(exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix="compose-e2e-"))
     with FewShotClient(url, key) as api:
         created = api.adapt(_support(api, tmp), steps=20)
         job = api.wait(created["job_id"], poll_s=1.0)
@@ -69,29 +70,30 @@ def check(url: str, key: str, job_id: str, model_id: str) -> None:
         assert api.job(job_id)["state"] == "succeeded"
         assert api.model(model_id)["state"] == "ready"
         query = next(iter(_characters()))[1][SHOTS + QUERIES][1]
-        path = Path("/tmp/compose-e2e/check.png")
+        path = Path(tempfile.mkdtemp(prefix="compose-e2e-")) / "check.png"
         path.write_bytes(query)
         assert api.predict(model_id, [path])[0]["label"]
 
 
 def start(url: str, key: str) -> None:
-    tmp = Path("/tmp/compose-e2e")
-    tmp.mkdir(exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix="compose-e2e-"))
     with FewShotClient(url, key) as api:
         print(api.adapt(_support(api, tmp), steps=60)["job_id"], flush=True)
 
 
-def wait(url: str, key: str, job_id: str, state: str, timeout_s: float = 300) -> None:
-    deadline = time.monotonic() + timeout_s
+def wait(url: str, key: str, job_id: str, state: str, attempt: str = "1") -> None:
+    deadline = time.monotonic() + 300
     with FewShotClient(url, key) as api:
         while time.monotonic() < deadline:
             job = api.job(job_id)
             if job["state"] == state:
+                if job["attempt"] < int(attempt):
+                    raise SystemExit(f"job {job_id} {state} on attempt {job['attempt']}")
                 return
-            if job["state"] in ("failed", "cancelled"):
+            if job["state"] in ("succeeded", "failed", "cancelled"):
                 raise SystemExit(f"job {job_id} ended {job['state']}: {job.get('error')}")
-            time.sleep(0.5)
-    raise SystemExit(f"job {job_id} not {state} after {timeout_s} s")
+            time.sleep(0.2)
+    raise SystemExit(f"job {job_id} not {state} after 300 s")
 
 
 if __name__ == "__main__":

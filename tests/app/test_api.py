@@ -229,6 +229,8 @@ def test_base_models_and_health(client):
     }
     assert client.get("/healthz").json() == {"status": "ok"}
     assert_error(client.get("/readyz"), 503, "not_ready")  # no worker yet
+    unasked = client.get("/readyz", params={"workers": "false"})  # a load balancer's check
+    assert unasked.status_code == 200 and unasked.json()["workers"] == 0
     assert "/v1/adaptations" in client.get("/openapi.json").json()["paths"]
 
 

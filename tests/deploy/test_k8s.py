@@ -4,6 +4,7 @@ from /readyz, /healthz and worker.alive, non-root, a GPU per worker)."""
 
 from __future__ import annotations
 
+import copy
 from pathlib import Path
 
 import kubernetes_validate
@@ -28,8 +29,9 @@ def test_each_manifest_is_valid_kubernetes(name):
 
 
 def test_a_broken_manifest_is_refused():
-    broken = documents()["Deployment/fewshot-api"] | {"spec": {"replicas": "two"}}
-    with pytest.raises(kubernetes_validate.ValidationError):
+    broken = copy.deepcopy(documents()["Deployment/fewshot-api"])
+    broken["spec"]["replicas"] = "two"  # only this is wrong
+    with pytest.raises(kubernetes_validate.ValidationError, match="replicas"):
         kubernetes_validate.validate(broken, KUBERNETES, strict=True)
 
 
@@ -41,13 +43,14 @@ def test_probes_images_and_identity_match_the_compose_file():
     compose = yaml.safe_load((ROOT / "docker-compose.yml").read_text())["services"]
     api, worker = _container("Deployment/fewshot-api"), _container("Deployment/fewshot-worker")
     assert api["image"] == compose["api"]["image"] and worker["image"] == compose["worker"]["image"]
-    assert api["readinessProbe"]["httpGet"]["path"] == "/readyz"
+    assert api["readinessProbe"]["httpGet"]["path"] == "/readyz?workers=false"
     assert api["livenessProbe"]["httpGet"]["path"] == "/healthz"
     assert worker["livenessProbe"]["exec"]["command"] == ["python", "-m", "worker.alive"]
     assert worker["resources"]["limits"]["nvidia.com/gpu"] == 1
-    for name in ("Deployment/fewshot-api", "Deployment/fewshot-worker"):
-        security = documents()[name]["spec"]["template"]["spec"]["securityContext"]
-        assert security["runAsNonRoot"] and security["runAsUser"] == 10001
+    for name in ("Deployment/fewshot-api", "Deployment/fewshot-worker", "StatefulSet/redis"):
+        pod = documents()[name]["spec"]["template"]["spec"]
+        assert pod["securityContext"]["runAsNonRoot"] and not pod["automountServiceAccountToken"]
+        assert pod["containers"][0]["securityContext"]["capabilities"]["drop"] == ["ALL"]
     settings = documents()["ConfigMap/fewshot-settings"]["data"]
     assert settings["REDIS_URL"].startswith("redis://redis:6379/")
     assert documents()["Service/redis"]["spec"]["ports"][0]["port"] == 6379
