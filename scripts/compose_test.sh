@@ -19,7 +19,8 @@ url="http://127.0.0.1:${FEWSHOT_PORT}"
 budget=${COMPOSE_TEST_TIMEOUT_S:-600}
 started=$(date +%s)
 if docker compose version >/dev/null 2>&1; then compose=(docker compose); else compose=(docker-compose); fi
-compose+=(-f docker-compose.yml --env-file /dev/null)
+no_env=$(mktemp)  # an empty env file: a local .env is not read (Compose 1.29 refuses /dev/null)
+compose+=(-f docker-compose.yml --env-file "$no_env")
 py=.venv/bin/python
 
 step() { echo "compose-test [$(($(date +%s) - started)) s]: $*"; }
@@ -38,6 +39,7 @@ cleanup() {
     "${compose[@]}" logs --tail=100 >&2 || true
   fi
   "${compose[@]}" down -v --remove-orphans >/dev/null 2>&1 || true
+  rm -f "$no_env"
 }
 trap cleanup EXIT
 "${compose[@]}" down -v --remove-orphans >/dev/null 2>&1 || true  # an aborted run's leftovers
@@ -84,6 +86,7 @@ within "$py" scripts/compose_e2e.py wait "$url" "$key" "$long" succeeded 2  # on
 step "down -v"
 "${compose[@]}" down -v --remove-orphans >/dev/null 2>&1
 trap - EXIT
+rm -f "$no_env"
 leftovers=$(docker ps -aq --filter "label=com.docker.compose.project=${COMPOSE_PROJECT_NAME}")
 volumes=$(docker volume ls -q --filter "label=com.docker.compose.project=${COMPOSE_PROJECT_NAME}")
 [ -z "$leftovers$volumes" ] || { echo "left behind: $leftovers $volumes" >&2; exit 1; }
