@@ -17,7 +17,7 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 import anyio
-from fastapi import APIRouter, Request
+from fastapi import APIRouter
 from fastapi.responses import StreamingResponse
 
 from app.auth import CallerDep
@@ -59,7 +59,7 @@ def _current(services: Services, job_id: str, tenant: str) -> dict[str, Any]:
 
 @router.get("/{job_id}/events", response_class=StreamingResponse)
 async def job_events(
-    request: Request, caller: CallerDep, job_id: JobIdDep, services: ServicesDep
+    caller: CallerDep, job_id: JobIdDep, services: ServicesDep
 ) -> StreamingResponse:
     """``event: job`` with the job's JSON whenever it changes; the stream ends once the job
     has finished (or is gone: ``event: gone``)."""
