@@ -14,18 +14,18 @@ from app.deps import ServicesDep
 from app.errors import ApiError
 from app.services import Services
 from common import rate_limits
-from common.api_keys import ApiKeys, Caller
+from common.api_keys import ApiKeys, Caller, digest
 
 OPEN_CALLER = Caller(tenant="local", key_id="open")
 
 
-def authenticate(request: Request, services: ServicesDep) -> Caller:
+async def authenticate(request: Request, services: ServicesDep) -> Caller:
     if services.settings.auth == "open":
         return OPEN_CALLER
     scheme, _, token = request.headers.get("authorization", "").partition(" ")
     caller = None
     if scheme.lower() == "bearer" and token:
-        caller = ApiKeys(services.client, services.keys).authenticate(token.strip())
+        caller = await _caller_of(services, token.strip())
     if caller is None:
         raise ApiError(
             401,
@@ -33,6 +33,21 @@ def authenticate(request: Request, services: ServicesDep) -> Caller:
             "send a valid API key: 'Authorization: Bearer fsk_...' (fewshot keys create)",
             headers={"WWW-Authenticate": "Bearer"},
         )
+    return caller
+
+
+async def _caller_of(services: Services, token: str) -> Caller | None:
+    """The key's caller, from Redis or from what this process read of it within
+    ``auth_cache_s`` (so a revoked key stops working within that bound); unknown tokens are
+    never cached (no one fills the cache with guesses)."""
+    known = digest(token) if token.startswith("fsk_") and len(token) <= 200 else None
+    caller = services.callers.get(known) if known else None
+    if caller is None:
+        caller = await services.off_loop(
+            ApiKeys(services.client, services.keys).authenticate, token
+        )
+        if caller is not None and known:
+            services.callers.put(known, caller)
     return caller
 
 
@@ -59,8 +74,10 @@ def charge(services: Services, caller: Caller, action: str, cost: int = 1) -> No
 
 
 def _limited(action: str):
-    def check(caller: CallerDep, services: ServicesDep) -> Caller:
-        charge(services, caller, action)
+    async def check(caller: CallerDep, services: ServicesDep) -> Caller:
+        settings = services.settings
+        if settings.auth != "open" and getattr(settings, f"rate_{action}_per_min"):
+            await services.off_loop(charge, services, caller, action)  # a Redis round trip
         return caller
 
     return check

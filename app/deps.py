@@ -12,18 +12,18 @@ from common.jobs import JobNotFound
 from common.keys import is_id
 
 
-def get_services(request: Request) -> Services:
+async def get_services(request: Request) -> Services:
     return request.app.state.services
 
 
-def model_id_path(model_id: str) -> str:
+async def model_id_path(model_id: str) -> str:
     """The path's model id; one not of the id format names no model (checked before Redis)."""
     if not is_id("model", model_id):
         raise ApiError(404, "model_not_found", f"no model with id {model_id[:100]!r}")
     return model_id
 
 
-def job_id_path(job_id: str) -> str:
+async def job_id_path(job_id: str) -> str:
     """The path's job id; one not of the id format names no job (checked before Redis)."""
     if not is_id("job", job_id):
         raise JobNotFound(repr(job_id[:100]))

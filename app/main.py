@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -11,6 +12,7 @@ from typing import Any
 
 import fastapi_offline
 import redis
+import torch
 from fastapi import Depends, FastAPI, Request
 from fastapi.openapi.docs import get_redoc_html, get_swagger_ui_html
 from fastapi.responses import FileResponse, HTMLResponse
@@ -59,6 +61,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         chosen = settings or get_settings()
+        torch.set_num_threads(torch_threads(chosen))
         client = redis.Redis.from_url(chosen.redis_url)
         base = load_base_models(chosen.base_models_dir, chosen.default_base_model)
         services = Services(chosen, client, base)
@@ -74,6 +77,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             )
         yield
         request_metrics.registry.unregister(collector)
+        services.close()
         client.close()
 
     app = FastAPI(
@@ -141,6 +145,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     add_docs(app)
     return app
+
+
+def torch_threads(settings: Settings) -> int:
+    """torch's threads in this API process: the setting, else the cores it may run on divided
+    among the API processes (each process's inference threads then never oversubscribe)."""
+    if settings.torch_threads:
+        return settings.torch_threads
+    return max(1, len(os.sched_getaffinity(0)) // settings.api_processes)
 
 
 def add_docs(app: FastAPI) -> None:

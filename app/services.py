@@ -9,39 +9,52 @@ from typing import Any
 import anyio
 import redis
 import torch
+from torch import Tensor
 
+from app.batching import MicroBatcher
 from common.jobs import JobStore
 from common.keys import Keys
-from common.lru import LruCache
+from common.lru import LruCache, TtlCache
 from common.queue import JobQueue
 from common.settings import Settings
 from common.tenant_base_models import BaseModelResolver, TenantBaseModels
 from models.artifacts import load_adapted
 from models.base_models import BaseModel, BaseModels, decode_base_model
-from models.networks import FewShotNet
+from models.networks import FewShotNet, inference_graph
 from models.service_jobs import report_suite
+
+
+@dataclass(frozen=True)
+class ServedModel:
+    """An adapted model as the API serves it."""
+
+    model: FewShotNet  # eval mode, frozen norms: attacks run on it
+    forward: Callable[[Tensor], Tensor]  # the same model compiled for inference (no gradients)
+    info: dict[str, Any]  # classes, input spec, base model
 
 
 @dataclass
 class ModelCache(LruCache):
-    """Adapted models deserialized once and kept in memory, least recently used evicted."""
+    """Adapted models deserialized and compiled once, kept in memory, least recently used
+    evicted."""
 
     hits: int = 0
     misses: int = 0
 
-    def load(self, model_id: str, load_bytes) -> tuple[FewShotNet, dict] | None:
+    def load(self, model_id: str, load_bytes: Callable[[], bytes | None]) -> ServedModel | None:
         """The model, from memory or deserialized from ``load_bytes()`` (None: no weights)."""
-        loaded = self.get(model_id)
-        if loaded is not None:
+        served = self.get(model_id)
+        if served is not None:
             self.hits += 1
-            return loaded
+            return served
         data = load_bytes()
         if data is None:
             return None
-        loaded = load_adapted(data, torch.device("cpu"))
+        model, info = load_adapted(data, torch.device("cpu"))
+        served = ServedModel(model, inference_graph(model), info)
         self.misses += 1
-        self.put(model_id, loaded)
-        return loaded
+        self.put(model_id, served)
+        return served
 
 
 @dataclass
@@ -58,6 +71,10 @@ class Services:
     report_attacks: tuple[str, ...] = field(init=False)  # checked at start-up: fail fast
     tenant_bases: TenantBaseModels = field(init=False)
     resolver: BaseModelResolver = field(init=False)
+    plain_batches: MicroBatcher = field(init=False)  # predictions
+    attack_batches: MicroBatcher = field(init=False)  # robustness checks: their own thread
+    callers: TtlCache = field(init=False)  # API key digest -> Caller (settings.auth_cache_s)
+    ready_records: TtlCache = field(init=False)  # (model, tenant) -> record of a ready model
 
     def __post_init__(self) -> None:
         self.keys = Keys(self.settings.key_prefix)
@@ -72,8 +89,21 @@ class Services:
         self.resolver = BaseModelResolver(
             self.base_models, self.tenant_bases, decode_base_model, LruCache(8)
         )
+        batching = {
+            "enabled": self.settings.batching,
+            "window_s": self.settings.batch_window_ms / 1000,
+            "max_images": self.settings.batch_max_images,
+        }
+        self.plain_batches = MicroBatcher(**batching, name="predict")
+        self.attack_batches = MicroBatcher(**batching, name="attack")
+        self.callers = TtlCache(10_000, ttl_s=self.settings.auth_cache_s)
+        self.ready_records = TtlCache(10_000, ttl_s=self.settings.model_record_cache_s)
         # made inside the app's event loop (lifespan): the threads of blocking work
         self.blocking = anyio.CapacityLimiter(self.settings.blocking_threads)
+
+    def close(self) -> None:
+        self.plain_batches.close()
+        self.attack_batches.close()
 
     def base_model(self, tenant: str, name: str | None) -> BaseModel:
         """A shipped base model or the tenant's own (UnknownBaseModel: neither)."""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+import time
 from collections import OrderedDict
 from dataclasses import dataclass, field
 from typing import Any
@@ -34,3 +35,26 @@ class LruCache:
 
     def __len__(self) -> int:
         return len(self._items)
+
+
+@dataclass
+class TtlCache(LruCache):
+    """An :class:`LruCache` whose values are forgotten ``ttl_s`` after they were put: what
+    another process changes (a revoked key, a deleted model) is seen within ``ttl_s``."""
+
+    ttl_s: float = 1.0
+    _clock: Any = time.monotonic
+
+    def get(self, key: str) -> Any | None:
+        entry = super().get(key)
+        if entry is None:
+            return None
+        value, expires = entry
+        if self._clock() >= expires:
+            self.drop(key)
+            return None
+        return value
+
+    def put(self, key: str, value: Any) -> None:
+        if self.ttl_s > 0:
+            super().put(key, (value, self._clock() + self.ttl_s))

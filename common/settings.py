@@ -82,7 +82,19 @@ class Settings(BaseSettings):
 
     # serving
     model_cache_size: int = Field(32, ge=1)
-    blocking_threads: int = Field(4, ge=1)  # API threads for decoding, predictions, Redis calls
+    blocking_threads: int = Field(4, ge=1)  # API threads for decoding, uploads, Redis calls
+    # predictions of one model that arrive while the inference thread is busy share its next
+    # forward pass (app.batching); false: one forward pass per request
+    batching: bool = True
+    batch_window_ms: float = Field(0.0, ge=0, le=1000)  # extra wait for companions when idle
+    batch_max_images: int = Field(64, ge=1)  # images in one batched forward pass (64: fastest here)
+    api_processes: int = Field(1, ge=1, le=64)  # uvicorn worker processes of `python -m app`
+    # torch's threads per API process; 0: the CPU cores divided among the API processes
+    torch_threads: int = Field(0, ge=0)
+    # how long an API process trusts what it read from Redis: a revoked API key, and a deleted
+    # or evicted model, stop working in every process within this many seconds (0: no cache)
+    auth_cache_s: float = Field(2.0, ge=0, le=60)
+    model_record_cache_s: float = Field(2.0, ge=0, le=60)
     max_models_per_tenant: int = Field(100, ge=1)  # beyond it the oldest finished are evicted
     max_jobs_per_tenant: int = Field(20, ge=1)  # queued + running; more: 429 too_many_jobs
 

@@ -79,6 +79,7 @@ def apgd(
     target: Tensor | None = None,
     params: Params | None = None,
     generator: torch.Generator | None = None,
+    start: Tensor | None = None,
 ) -> Tensor:
     """APGD (untargeted with ``loss``, or targeted DLR towards ``target`` ``[B]``).
 
@@ -92,6 +93,9 @@ def apgd(
         target: target classes ``[B]`` for the targeted DLR loss, or None.
         params: explicit weights to run ``model`` with; None uses the module's own.
         generator: random source of the start point, for reproducible evaluations.
+        start: the start directions ``[B, C, H, W]`` in [-1, 1] (each scaled to reach eps), in
+            place of drawing them: every example's result then depends on it alone, however
+            examples are batched (the service batches concurrent requests).
 
     Returns:
         Per example, the first iterate that is misclassified if one was found, else the iterate
@@ -104,7 +108,10 @@ def apgd(
         return x.clone()
     params = None if params is None else {k: v.detach() for k, v in params.items()}
     shape = (-1,) + (1,) * (x.dim() - 1)
-    start = 2 * torch.rand(x.shape, generator=generator, dtype=x.dtype).to(x.device) - 1
+    if start is None:
+        start = 2 * torch.rand(x.shape, generator=generator, dtype=x.dtype).to(x.device) - 1
+    elif start.shape != x.shape:
+        raise ValueError(f"start {tuple(start.shape)} does not match x {tuple(x.shape)}")
     start = start / start.flatten(1).abs().amax(1).clamp_min(1e-12).view(shape)
     result = x.clone()
     with eval_mode(model):

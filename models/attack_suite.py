@@ -53,13 +53,28 @@ class Attack:
     def min_classes(self) -> int:
         return {"apgd-dlr": 3, "apgd-t": 4}.get(self.kind, 2)
 
+    @property
+    def takes_start(self) -> bool:
+        """Whether a call may give the start directions (APGD): see :func:`apgd`."""
+        return self.kind in ("apgd-ce", "apgd-dlr")
+
     def runs_on(self, n_way: int) -> bool:
         return n_way >= self.min_classes
 
     def __call__(
-        self, model: FewShotNet, x: Tensor, y: Tensor, *, eps: float, generator: torch.Generator
+        self,
+        model: FewShotNet,
+        x: Tensor,
+        y: Tensor,
+        *,
+        eps: float,
+        generator: torch.Generator,
+        start: Tensor | None = None,
     ) -> Tensor:
-        """Adversarial images for ``x`` ``[B, C, H, W]`` in [0, 1] with labels ``y`` ``[B]``."""
+        """Adversarial images for ``x`` ``[B, C, H, W]`` in [0, 1] with labels ``y`` ``[B]``;
+        ``start``: the start directions of an APGD (see :func:`apgd`), none for the others."""
+        if start is not None and not self.takes_start:
+            raise ValueError(f"{self.name} takes no start directions")
         if self.kind == "fgsm":
             return fgsm(model, x, y, eps=eps)
         if self.kind == "pgd":
@@ -73,7 +88,9 @@ class Attack:
         if self.kind == "square":
             return square(model, x, y, eps=eps, queries=self.budget, generator=generator)
         loss = "ce" if self.kind == "apgd-ce" else "dlr"
-        return apgd(model, x, y, eps=eps, steps=self.budget, loss=loss, generator=generator)
+        return apgd(
+            model, x, y, eps=eps, steps=self.budget, loss=loss, generator=generator, start=start
+        )
 
 
 def parse_attack(name: str) -> Attack:

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +18,7 @@ from models.checkpoint import CheckpointError, load_checkpoint
 from models.config import BackboneConfig, MetaConfig
 from models.decode import InputSpec
 from models.domain import DomainDetector, Verdict, load_domain
+from models.networks import inference_graph
 
 logger = logging.getLogger(__name__)
 
@@ -39,8 +42,18 @@ class BaseModel:
         """A verdict per uint8 image ``[n, C, S, S]``, or None without a detector."""
         if self.domain is None:
             return None
+        return self.domain.check(
+            self.backbone, {}, images.float() / 255.0, features=self._domain_features
+        )
+
+    @cached_property
+    def _domain_features(self) -> Callable[[Tensor], Tensor] | None:
+        """The detector's backbone, built and compiled once (see ``inference_graph``)."""
+        if self.domain is None:
+            return None
         backbone = {k: v for k, v in self.tensors.items() if not k.startswith("head.")}
-        return self.domain.check(self.backbone, backbone, images.float() / 255.0)
+        model = self.domain.feature_model(self.backbone, backbone)
+        return inference_graph(model, features_only=True)
 
     def domain_summary(self) -> dict[str, Any]:
         """What this model knows: its training images, and whether it can tell foreign ones."""

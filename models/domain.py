@@ -20,7 +20,9 @@ checkpoint; the card's ``domain`` section holds the description, thresholds and 
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -197,9 +199,26 @@ class DomainDetector:
             {k.removeprefix("norm."): v for k, v in tensors.items() if k.startswith("norm.")},
         )
 
-    def check(self, config: BackboneConfig, backbone: Params, x: Tensor) -> list[Verdict]:
-        """One verdict per image of ``x`` (``[B, C, S, S]`` in [0, 1])."""
-        embedded = embed(config, backbone, self.norm_buffers, x)
+    def feature_model(self, config: BackboneConfig, backbone: Params) -> FewShotNet:
+        """The frozen-norm backbone :meth:`check` embeds with: build it once, pass it often
+        (as is, or compiled by ``models.networks.inference_graph(..., features_only=True)``)."""
+        return _backbone_module(config, {**backbone, **self.norm_buffers})
+
+    def check(
+        self,
+        config: BackboneConfig,
+        backbone: Params,
+        x: Tensor,
+        *,
+        features: Callable[[Tensor], Tensor] | None = None,
+    ) -> list[Verdict]:
+        """One verdict per image of ``x`` (``[B, C, S, S]`` in [0, 1]); ``features`` maps
+        images to the features of :meth:`feature_model` (None: built for this call)."""
+        if features is None:
+            model = self.feature_model(config, backbone)
+            features = partial(model, features_only=True)
+        with torch.no_grad():
+            embedded = torch.cat([features(part) for part in x.split(CHUNK)])
         feature_scores = self.features.distance(embedded).tolist()
         stats = pixel_stats(x.float(), config.in_channels)
         pixel_scores = self.pixels.distance(stats).tolist()

@@ -190,6 +190,22 @@ def _blackbox_pairs(
     return pairs
 
 
+def unavailable_report(
+    reason: str, eps_grid: Sequence[float], suite: Sequence[Attack], adapt_config: AdaptConfig
+) -> dict[str, Any]:
+    """A report that measured nothing, and says why."""
+    return {
+        "summary": {"trustworthy": None, "text": f"No robustness estimate: {reason}"},
+        "recommendation": None,
+        "threat_model": threat_model(eps_grid, suite),
+        "adapt": dataclasses.asdict(adapt_config),
+        "available": False,
+        "source": None,
+        "examples": 0,
+        "reason": reason,
+    }
+
+
 def robustness_report(
     config: BackboneConfig,
     backbone: Params,
@@ -220,16 +236,7 @@ def robustness_report(
             "one shot per class and no validation set: there is nothing held out to "
             "measure robustness on. Upload labelled validation images for a report."
         )
-        return {
-            "summary": {"trustworthy": None, "text": f"No robustness estimate: {reason}"},
-            "recommendation": None,
-            "threat_model": threat_model(eps_grid, suite),
-            "adapt": dataclasses.asdict(adapt_config),
-            "available": False,
-            "source": None,
-            "examples": 0,
-            "reason": reason,
-        }
+        return unavailable_report(reason, eps_grid, suite, adapt_config)
     deployed: Deployed = []
     done = 0
     for fold, (x_fit, y_fit, x_held, y_held) in enumerate(splits):

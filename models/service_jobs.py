@@ -28,6 +28,10 @@ def report_suite(names: str) -> tuple[str, ...]:
 
 # The prediction robustness flag: its gap to the full suite is measured in docs/robustness.md.
 PREDICT_ATTACK = parse_attack("apgd-ce-20")
+# How much robustness report an adaptation asks for: the operator's suite, the prediction
+# flag's attack (with FGSM for the sanity checks), or none (the model is published sooner)
+REPORT_LEVELS = ("full", "quick", "none")
+QUICK_REPORT_ATTACKS = ("fgsm", PREDICT_ATTACK.name)
 ADAPT_LR_BOUNDS = (1e-6, 1.0)  # the adaptation learning rates the API accepts
 
 
@@ -72,11 +76,14 @@ class AdaptJob(EvaluateJob):
     lr: float = AdaptConfig.lr  # SGD learning rate, within ADAPT_LR_BOUNDS
     eps: float = AdaptConfig.eps  # FGSM budget of the adversarial copies
     adversarial: bool = True  # serve the clean + FGSM adaptation; False: a clean-only fine-tune
+    report: str = "full"  # one of REPORT_LEVELS; "none" publishes an unavailable report
 
     def __post_init__(self) -> None:
         super().__post_init__()
         if not ADAPT_LR_BOUNDS[0] <= self.lr <= ADAPT_LR_BOUNDS[1]:
             raise ConfigError(f"lr must be in {list(ADAPT_LR_BOUNDS)}, got {self.lr}")
+        if self.report not in REPORT_LEVELS:
+            raise ConfigError(f"report must be one of {', '.join(REPORT_LEVELS)}")
         self.adapt_config  # noqa: B018 - AdaptConfig checks steps and eps
 
     @property
@@ -92,4 +99,5 @@ class AdaptJob(EvaluateJob):
             float(fields["lr"]),
             float(fields["eps"]),
             bool(fields.get("adversarial", True)),  # jobs queued before the choice existed
+            str(fields.get("report", "full")),
         )

@@ -18,6 +18,7 @@ import pytest
 import redis
 import torch
 import uvicorn
+from fastapi import FastAPI
 from PIL import Image
 
 from app.main import create_app
@@ -154,12 +155,13 @@ def eventually(probe, what: str, timeout: float = 60.0):
 
 
 @contextmanager
-def live_server(settings: Settings) -> Iterator[str]:
-    """The API under uvicorn on a free port of 127.0.0.1 (a real HTTP server); its URL."""
+def live_server(settings: Settings, app: FastAPI | None = None) -> Iterator[str]:
+    """The API (``app``, else a new one) under uvicorn on a free port of 127.0.0.1 (a real
+    HTTP server); its URL."""
     listening = socket.socket()
     listening.bind(("127.0.0.1", 0))  # bound here and handed over: no other process can take it
     port = listening.getsockname()[1]
-    config = server_config(create_app(settings), settings, log_level="warning")
+    config = server_config(app or create_app(settings), settings, log_level="warning")
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, kwargs={"sockets": [listening]}, daemon=True)
     thread.start()

@@ -34,10 +34,11 @@ from models.artifacts import (
     encode_weights,
     load_adapted,
 )
+from models.attack_suite import parse_attacks
 from models.base_models import BaseModel, BaseModels, UnknownBaseModel, decode_base_model
 from models.config import ConfigError
 from models.decode import DataError
-from models.report import evaluate_model, report_units, robustness_report
+from models.report import evaluate_model, report_units, robustness_report, unavailable_report
 from models.service_jobs import AdaptJob, EvaluateJob
 
 # (steps done, total steps, what the job does now in words or None); raises to stop the job
@@ -118,7 +119,11 @@ def handle_adapt(ctx: HandlerContext, job: dict[str, str], progress: Progress) -
     n_way = len(support.classes)
     x, y = _tensors(support, ctx.device)
     x_val, y_val = _tensors(validation, ctx.device) if validation is not None else (None, None)
-    units = report_units(support.labels, n_way, validation is not None, settings.attacks)
+    units = (
+        report_units(support.labels, n_way, validation is not None, settings.attacks)
+        if settings.report != "none"
+        else 0
+    )
     total = adapt_config.steps + units
 
     def adapted(step: int, *_: Any) -> None:
@@ -138,21 +143,32 @@ def handle_adapt(ctx: HandlerContext, job: dict[str, str], progress: Progress) -
         head_init=base.meta.head_init,
         on_step=adapted,
     )
-    report = robustness_report(
-        base.backbone,
-        base.tensors,
-        x,
-        y,
-        n_way=n_way,
-        adapt_config=adapt_config,
-        head_init=base.meta.head_init,
-        x_val=x_val,
-        y_val=y_val,
-        eps_grid=settings.eps_grid,
-        attacks=settings.attacks,
-        time_budget_s=settings.time_budget_s,
-        on_progress=reported,
-    )
+    if settings.report == "none":
+        reason = "none was asked for (report=none); adapt again with report=quick or full"
+        suite = parse_attacks(settings.attacks)
+        report = unavailable_report(reason, settings.eps_grid, suite, adapt_config)
+    else:
+        report = robustness_report(
+            base.backbone,
+            base.tensors,
+            x,
+            y,
+            n_way=n_way,
+            adapt_config=adapt_config,
+            head_init=base.meta.head_init,
+            x_val=x_val,
+            y_val=y_val,
+            eps_grid=settings.eps_grid,
+            attacks=settings.attacks,
+            time_budget_s=settings.time_budget_s,
+            on_progress=reported,
+        )
+    report["level"] = settings.report  # full (the operator's suite), quick or none
+    if settings.report == "quick" and report["available"]:
+        report["summary"]["text"] += (
+            f" This is a quick report ({', '.join(settings.attacks)} only); "
+            "report=full runs the strong suite."
+        )
     info = {
         "backbone": dataclasses.asdict(base.backbone),
         "classes": support.classes,
@@ -173,6 +189,7 @@ def report_summary(report: dict[str, Any]) -> dict[str, Any]:
     """What a model's record shows of its report: the plain sentence, the recommendation, and
     the headline figures (clean and worst-case accuracy per eps, robust vs clean-only)."""
     first = {
+        "level": report.get("level", "full"),
         "text": report["summary"]["text"],
         "recommendation": report.get("recommendation"),
     }

@@ -23,7 +23,7 @@ from common.keys import JobKind, new_id
 from common.model_store import ModelCapReached
 from common.settings import Settings
 from models.artifacts import encode_images
-from models.service_jobs import ADAPT_LR_BOUNDS, AdaptJob
+from models.service_jobs import ADAPT_LR_BOUNDS, QUICK_REPORT_ATTACKS, REPORT_LEVELS, AdaptJob
 
 router = APIRouter(prefix="/v1/adaptations", tags=["adaptations"], responses=API_ERRORS)
 
@@ -64,6 +64,14 @@ UPLOAD_SCHEMA = {
                             "description": "the adaptation the model serves: robust (clean + "
                             "FGSM copies) or clean_only; the report measures both and "
                             "recommends one",
+                        },
+                        "report": {
+                            "type": "string",
+                            "enum": list(REPORT_LEVELS),
+                            "default": "full",
+                            "description": "the robustness report: full (the strong attack "
+                            "suite), quick (FGSM and APGD-CE-20: a cheaper upper bound) or "
+                            "none (the model is ready sooner; its report says none was asked)",
                         },
                         "name": {
                             "type": "string",
@@ -111,12 +119,20 @@ def adapt_job(form, settings: Settings, base_eps: float, attacks: tuple[str, ...
             f"adaptation must be one of {', '.join(ADAPTATIONS)}, got {adaptation!r}",
         )
 
+    level = optional_text(form, "report") or "full"
+    if level not in REPORT_LEVELS:
+        raise ApiError(
+            422,
+            "invalid_setting",
+            f"report must be one of {', '.join(REPORT_LEVELS)}, got {level!r}",
+        )
     return AdaptJob(
         steps=form_number(form, "steps", int, 0, settings.max_adapt_steps, defaults.steps),
         lr=form_number(form, "lr", float, *ADAPT_LR_BOUNDS, defaults.lr),
         eps=form_number(form, "eps", float, 0.0, settings.max_eps, base_eps),
         adversarial=ADAPTATIONS[adaptation],
-        attacks=attacks,
+        attacks=QUICK_REPORT_ATTACKS if level == "quick" else attacks,
+        report=level,
         time_budget_s=settings.report_time_budget_s,
     )
 

@@ -116,6 +116,7 @@ def delete_model(caller: CallerDep, model_id: ModelIdDep, services: ServicesDep)
     record = services.store.models.delete(model_id, caller.tenant)
     if record is None:
         raise ApiError(404, "model_not_found", f"no model with id {model_id}")
+    services.ready_records.drop((model_id, caller.tenant))  # other processes: within its TTL
     services.cache.drop(model_id)
     services.report_pngs.drop(model_id)
     if record["state"] == ModelState.PENDING:

@@ -120,6 +120,26 @@ def test_one_shot_report_is_unavailable_not_invented(client, worker_thread):
     assert report["available"] is False and "validation" in report["reason"]
 
 
+def test_report_levels_run_what_they_say_and_say_it(client, worker_thread):
+    files, data = support(classes=3, shots=2)
+    made = {}
+    for level in ("quick", "none"):
+        body = client.post(
+            "/v1/adaptations", files=files, data={**data, "steps": "2", "report": level}
+        ).json()
+        assert wait_for(client, body["job_id"])["state"] == "succeeded"
+        made[level] = client.get(f"/v1/models/{body['model_id']}/report").json()
+        record = client.get(f"/v1/models/{body['model_id']}").json()
+        assert made[level]["level"] == record["report_summary"]["level"] == level
+    quick, none = made["quick"], made["none"]
+    assert quick["available"] is True
+    assert {cell["attack"] for cell in quick["robust"]} == {"clean", "fgsm", "apgd-ce-20", "worst"}
+    assert "quick report" in quick["summary"]["text"]
+    assert none["available"] is False and "report=none" in none["reason"]
+    bad = client.post("/v1/adaptations", files=files, data={**data, "report": "most"})
+    assert_error(bad, 422, "invalid_setting")
+
+
 def test_cancel_a_queued_job(client, settings):
     files, data = support()
     body = client.post("/v1/adaptations", files=files, data=data).json()

@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
+import time
+
 import pytest
 from fastapi.testclient import TestClient
 
 from app.main import create_app
 from app.routes.predictions import ROBUSTNESS_COST
 from common import rate_limits
-from common.api_keys import ApiKeys
+from common.api_keys import ApiKeys, digest
 from tests.app.test_api import assert_error, support, wait_for
-from tests.service_fixtures import image_bytes
+from tests.service_fixtures import eventually, image_bytes
 
 pytestmark = pytest.mark.redis
 
@@ -113,6 +115,27 @@ def test_a_revoked_key_stops_at_once(client, tokens):
     assert tokens["acme"] not in str(record)  # never stored nor listed
     api_keys.revoke(record["key_id"])
     assert_error(client.get("/v1/models", headers=bearer(tokens["acme"])), 401, "unauthorized")
+
+
+def test_a_revoked_key_stops_within_auth_cache_s_in_every_process(keyed):
+    bound = 0.5
+    quick = keyed.model_copy(update={"auth_cache_s": bound})
+    with TestClient(create_app(quick)) as first, TestClient(create_app(quick)) as second:
+        services = first.app.state.services
+        api_keys = ApiKeys(services.client, services.keys)
+        key_id, token = api_keys.create("acme")
+        for client in (first, second):  # both processes now hold the key in their caches
+            assert client.get("/v1/models", headers=bearer(token)).status_code == 200
+        assert services.callers.get(digest(token)) is not None
+        api_keys.revoke(key_id)  # as `fewshot keys revoke` does, from another process
+        revoked = time.monotonic()
+        for client in (first, second):
+            eventually(
+                lambda c=client: c.get("/v1/models", headers=bearer(token)).status_code == 401,
+                "the revoked key is refused",
+                timeout=5,
+            )
+        assert time.monotonic() - revoked <= bound + 0.5  # the stated bound, with slack
 
 
 def test_robustness_predictions_are_charged_by_their_cost(settings, start_worker, monkeypatch):

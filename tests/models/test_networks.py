@@ -11,6 +11,7 @@ from models.networks import (
     backbone_params,
     calibrate_norm,
     deployable,
+    inference_graph,
     init_head,
     logits_of,
 )
@@ -90,3 +91,24 @@ def test_deployed_logits_equal_adapted_logits_on_the_support_set(way, shot):
     adapted = logits_of(model, {**theta, **head}, task.x_support)  # training-mode batch norm
     deployed = deployable(TINY, {**theta, **head}, task.x_support)(task.x_support)
     torch.testing.assert_close(deployed, adapted)
+
+
+@pytest.mark.parametrize("config", [TINY, BackboneConfig(in_channels=3, image_size=32, width=8)])
+def test_inference_graph_equals_the_deployed_model_at_any_batch_size(config):
+    torch.manual_seed(0)
+    side = config.image_size
+    x_support = torch.rand(6, config.in_channels, side, side)
+    y_support = torch.arange(3).repeat(2)
+    model = FewShotNet(config, n_way=3)
+    theta = backbone_params(model)
+    head = init_head(model, theta, x_support, y_support, 3, "proto")
+    deployed = deployable(config, {**theta, **head}, x_support)
+    compiled = inference_graph(deployed)
+    features = inference_graph(deployed, features_only=True)
+    for batch in (1, 5, 70):  # traced on 2 images: other sizes must work as well
+        x = torch.rand(batch, config.in_channels, config.image_size, config.image_size)
+        with torch.no_grad():
+            assert torch.allclose(compiled(x), deployed(x), atol=1e-5)
+            assert torch.allclose(features(x), deployed(x, features_only=True), atol=1e-5)
+    with pytest.raises(ValueError, match="frozen-norm"):
+        inference_graph(FewShotNet(config, n_way=3))

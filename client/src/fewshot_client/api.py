@@ -128,7 +128,8 @@ class FewShotClient:
         **settings: Any,
     ) -> dict[str, Any]:
         """Upload (label, image) pairs; ``settings``: base_model, steps, lr, eps,
-        adaptation (robust or clean_only), allow_out_of_domain. The 202 body."""
+        adaptation (robust or clean_only), report (full, quick or none), allow_out_of_domain.
+        The 202 body."""
         files = [_file("images", path) for _, path in support]
         files += [_file("val_images", path) for _, path in validation]
         data = {

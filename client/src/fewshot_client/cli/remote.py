@@ -35,6 +35,12 @@ def adapt(
     adaptation: Annotated[
         str, typer.Option(help="robust (clean + FGSM copies) or clean_only")
     ] = "robust",
+    report: Annotated[
+        str,
+        typer.Option(
+            help="robustness report: full (strong suite), quick (FGSM + APGD-CE-20) or none"
+        ),
+    ] = "full",
     base_model: Annotated[str | None, typer.Option(help="initialization to adapt")] = None,
     wait: Annotated[bool, typer.Option(help="wait for the job, with a progress bar")] = True,
     allow_out_of_domain: Annotated[
@@ -49,6 +55,7 @@ def adapt(
                 steps=steps,
                 eps=eps,
                 adaptation=adaptation,
+                report=report,
                 base_model=base_model,
                 allow_out_of_domain="true" if allow_out_of_domain else None,
             )
