@@ -2,13 +2,20 @@
 
 from __future__ import annotations
 
+import os
 import socket
+import subprocess
+import sys
 import time
+from pathlib import Path
 
 import httpx
 import pytest
 
-from tests.service_fixtures import live_server
+from app.serving import _no_delay
+from tests.service_fixtures import eventually, live_server
+
+ROOT = Path(__file__).resolve().parents[2]
 
 pytestmark = pytest.mark.redis
 HEAD = b"POST /v1/adaptations HTTP/1.1\r\nHost: 127.0.0.1\r\n"
@@ -58,3 +65,68 @@ def test_slow_request_heads_and_bodies_are_cut_off(settings):
         answer = closed_by_server(body, b"z" * 200)  # the body stalls between chunks
         assert answer.startswith("HTTP/1.1 408"), answer
         assert '"request_timeout"' in answer
+
+
+def children_of(pid: int) -> list[int]:
+    found = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:  # the process ended meanwhile
+            continue
+        if int(fields[1]) == pid:
+            found.append(int(stat.parent.name))
+    return found
+
+
+@pytest.mark.skipif(not Path("/proc").exists(), reason="counts processes through /proc (Linux)")
+def test_api_processes_serve_one_port_and_stop_together(settings):
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    env = {
+        **os.environ,
+        "REDIS_URL": settings.redis_url,
+        "PORT": str(port),
+        "FEWSHOT_AUTH": "open",
+        "FEWSHOT_KEY_PREFIX": settings.key_prefix,
+        "FEWSHOT_BASE_MODELS_DIR": str(settings.base_models_dir),
+        "FEWSHOT_API_PROCESSES": "2",
+        "FEWSHOT_LOG_LEVEL": "WARNING",
+    }
+    parent = subprocess.Popen([sys.executable, "-m", "app"], cwd=ROOT, env=env)
+    try:
+        url = f"http://127.0.0.1:{port}"
+
+        def serving() -> bool:
+            try:
+                return httpx.get(f"{url}/readyz?workers=false", timeout=2).status_code == 200
+            except httpx.HTTPError:
+                return False
+
+        eventually(serving, "the API processes start", timeout=120)
+        assert len(children_of(parent.pid)) == 2  # uvicorn's supervisor and two servers
+        with httpx.Client(timeout=5) as client:  # keep-alive requests, answered at once
+            assert all(client.get(f"{url}/healthz").status_code == 200 for _ in range(20))
+    finally:
+        parent.terminate()
+        assert parent.wait(timeout=60) == 0
+    assert children_of(parent.pid) == []
+
+
+def test_responses_are_sent_without_delay_on_any_tcp_socket():
+    listening = socket.create_server(("127.0.0.1", 0))
+    client = socket.create_connection(listening.getsockname())
+    accepted, _ = listening.accept()
+    # as a socket shared with spawned processes comes back: protocol 0, so asyncio skips it
+    shared = socket.socket(socket.AF_INET, socket.SOCK_STREAM, 0, fileno=accepted.detach())
+    assert shared.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY) == 0
+
+    class Transport:
+        def get_extra_info(self, name: str):
+            return shared if name == "socket" else None
+
+    _no_delay(Transport())
+    assert shared.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY) == 1
+    for end in (shared, client, listening):
+        end.close()

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import pytest
 import torch
 
 from models.attack_suite import parse_attack
 from models.networks import FewShotNet, backbone_params, deployable, init_head
-from models.predict import predict
+from models.predict import label_survives, predict, probabilities
 from tests.conftest import TINY, synthetic_task
 
 
@@ -30,3 +31,31 @@ def test_labels_top_k_and_robustness_flags():
     survivors = sum(p["robustness"]["label_survives"] for p in wrecked)
     assert survivors < len(images)  # eps 1 may paint any image: labels fall
     assert wrecked[0]["robustness"]["attack"] == "pgd-10"
+
+
+def test_each_robustness_verdict_depends_on_its_image_alone():
+    torch.manual_seed(0)
+    model = FewShotNet(TINY, n_way=3)
+    task = synthetic_task(3, 2, 6)
+    theta = backbone_params(model)
+    head = init_head(model, theta, task.x_support, task.y_support, 3, "proto")
+    deployed = deployable(TINY, {**theta, **head}, task.x_support)
+    images = (task.x_query * 255).round().to(torch.uint8)
+    labels = probabilities(deployed, images).argmax(1)
+    attack = parse_attack("apgd-ce-5")
+    together = label_survives(deployed, images, labels, eps=0.1, attack=attack)
+    alone = [
+        label_survives(deployed, images[i : i + 1], labels[i : i + 1], eps=0.1, attack=attack)[0]
+        for i in range(len(images))
+    ]
+    assert together == alone  # a batch of concurrent requests changes no verdict
+    assert 0 < sum(together) < len(images)  # eps 0.1 breaks some labels, not all: a real test
+    with pytest.raises(ValueError, match="takes no start"):
+        parse_attack("pgd-5")(
+            deployed,
+            task.x_query,
+            labels,
+            eps=0.1,
+            generator=None,
+            start=torch.zeros_like(task.x_query),
+        )
