@@ -50,9 +50,10 @@ def list_keys() -> None:
 def revoke(
     key_id: Annotated[str, typer.Argument(help="the key id from `fewshot keys list`")],
 ) -> None:
-    """Revoke a key at once: its next request answers 401."""
+    """Revoke a key: running API processes refuse it within FEWSHOT_AUTH_CACHE_S (2 s)."""
     try:
         _api_keys().revoke(key_id)
     except (ApiKeyError, redis.RedisError) as error:
         raise fail(error) from error
-    err.print(f"key {key_id} revoked")
+    bound = get_settings().auth_cache_s
+    err.print(f"key {key_id} revoked: API processes refuse it within {bound:g} s")

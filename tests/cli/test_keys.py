@@ -12,7 +12,7 @@ from typer.testing import CliRunner
 from app.main import create_app
 from cli.main import app
 from common.settings import get_settings
-from tests.service_fixtures import keys_under
+from tests.service_fixtures import eventually, keys_under
 
 pytestmark = pytest.mark.redis
 
@@ -40,7 +40,11 @@ def test_create_list_revoke(env, settings):
         assert record["tenant"] == "acme" and record["name"] == "ci" and token not in listed.stdout
         revoked = runner.invoke(app, ["keys", "revoke", record["key_id"]])
         assert revoked.exit_code == 0, revoked.output
-        assert client.get("/v1/models", headers=headers).status_code == 401
+        eventually(  # a process that read the key trusts it for auth_cache_s
+            lambda: client.get("/v1/models", headers=headers).status_code == 401,
+            "the revoked key is refused",
+            timeout=settings.auth_cache_s + 2,
+        )
 
 
 def test_bad_input_exits_2_and_stores_nothing(env, settings):
