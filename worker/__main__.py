@@ -5,6 +5,7 @@ import signal
 import sys
 
 import redis
+import torch
 
 from common.logs import configure_logging
 from common.settings import get_settings
@@ -13,6 +14,9 @@ from worker.runner import Worker
 
 settings = get_settings()
 configure_logging(settings.log_level, settings.log_format)
+# torch imports its compiler stack on the first optimizer it makes (~1.5 s on 2 cores): here,
+# at start, rather than inside the first job
+torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=0.1)
 worker = Worker(
     settings,
     redis.Redis.from_url(settings.redis_url),
