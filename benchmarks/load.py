@@ -2,6 +2,7 @@
 expected; p50/p99 latency and throughput beside a bare model forward measured in this run.
 
 Usage: python benchmarks/load.py [--jobs 50] [--requests 2000] [--clients 32] [--workers 2]
+       [--api-processes 1] [--report full|quick|none]
 Starts its own embedded Redis (or uses REDIS_URL), the API (`python -m app`, API keys on, rate
 limits off: the load comes from one key) and the workers. Support sets: 5-way Omniglot from the
 base model's test alphabets in ../shared/data/omniglot. Exit status 1 when any request failed.
@@ -50,7 +51,9 @@ def summary(values: list[float]) -> str:
     )
 
 
-async def run_jobs(url: str, headers: dict, sets: list, shots: int) -> tuple[list, int, float, str]:
+async def run_jobs(
+    url: str, headers: dict, sets: list, shots: int, report: str
+) -> tuple[list, int, float, str]:
     """Submit every set, wait for every job; (latencies, errors, wall s, a model id)."""
     gate = asyncio.Semaphore(UPLOAD_CONCURRENCY)
     latencies: list[float] = []
@@ -66,7 +69,7 @@ async def run_jobs(url: str, headers: dict, sets: list, shots: int) -> tuple[lis
             created = await client.post(
                 f"{url}/v1/adaptations",
                 files=files,
-                data={"labels": [label for label, _, _ in support]},
+                data={"labels": [label for label, _, _ in support], "report": report},
             )
         if created.status_code != 202:
             errors += 1
@@ -123,6 +126,8 @@ def main() -> int:
     parser.add_argument("--requests", type=int, default=2000)
     parser.add_argument("--clients", type=int, default=32)
     parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--api-processes", type=int, default=1)
+    parser.add_argument("--report", default="full", choices=["full", "quick", "none"])
     parser.add_argument("--port", type=int, default=8766)
     args = parser.parse_args()
     if not OMNIGLOT.exists():
@@ -143,14 +148,16 @@ def main() -> int:
             FEWSHOT_RATE_UPLOADS_PER_MIN="0",  # the whole load comes from one key
             FEWSHOT_RATE_PREDICTIONS_PER_MIN="0",
             OMP_NUM_THREADS="1",  # several processes share the cores
+            FEWSHOT_API_PROCESSES=str(args.api_processes),
         )
         try:
             wait_ready(url)
             latencies, job_errors, wall, model_id = asyncio.run(
-                run_jobs(url, headers, sets, args.shots)
+                run_jobs(url, headers, sets, args.shots, args.report)
             )
             print(
-                f"{args.jobs} adaptation jobs (5-way {args.shots}-shot, {args.workers} workers): "
+                f"{args.jobs} adaptation jobs (5-way {args.shots}-shot, report={args.report}, "
+                f"{args.workers} workers, {args.api_processes} API processes): "
                 f"{summary(latencies)}  {args.jobs / wall * 60:6.1f} jobs/min  errors {job_errors}"
             )
             weights = redis.Redis.from_url(redis_url).get(Keys("fewshot").model_weights(model_id))
