@@ -86,17 +86,19 @@ class MicroBatcher:
     async def _drain(self, key: Hashable, queue: _Queue) -> None:
         """Compute the key's batches until no request waits; then the key is free again."""
         loop = asyncio.get_running_loop()
+        first = not self._thread_free.locked()  # only a request that finds it idle may wait
+        live: list[_Request] = []
         try:
             while queue.requests:
-                idle = not self._thread_free.locked()
                 async with self._thread_free:
-                    if idle and self.window_s:
+                    if first and self.window_s:
                         await asyncio.sleep(self.window_s)
+                    first = False
                     live = [request for request in self._take(queue) if not request.done.done()]
                     if not live:  # every caller went away (disconnected): nothing to compute
                         continue
-                    images = torch.cat([request.images for request in live])
                     try:
+                        images = torch.cat([request.images for request in live])
                         rows = await loop.run_in_executor(self._executor, queue.compute, images)
                     except Exception as error:  # handed to every request of the batch
                         for request in live:
@@ -113,7 +115,7 @@ class MicroBatcher:
                     start = end
         finally:
             self._queues.pop(key, None)
-            for request in queue.requests:  # only if cancelled mid-way (shutdown)
+            for request in [*live, *queue.requests]:  # only if cancelled mid-way (shutdown)
                 if not request.done.done():
                     request.done.cancel()
 
