@@ -110,6 +110,7 @@ class Services:
         return self.resolver.get(tenant, name)
 
     async def off_loop(self, work: Callable[..., Any], /, *args: Any) -> Any:
-        """``work(*args)`` on a thread of the bounded blocking pool: decoding, forward passes
-        and Redis round trips of an upload never stall the event loop (and /healthz)."""
+        """``work(*args)`` on a thread of the bounded blocking pool: decoding and Redis round
+        trips never stall the event loop (and /healthz); forward passes run on the batchers'
+        inference threads."""
         return await anyio.to_thread.run_sync(work, *args, limiter=self.blocking)

@@ -108,24 +108,21 @@ def model_text(form: FormData, field: str, limit: int) -> str:
     return text
 
 
+def _choice(form, field: str, options: tuple[str, ...], default: str) -> str:
+    """The form's ``field``, one of ``options`` (``default`` when absent); 422 otherwise."""
+    value = optional_text(form, field) or default
+    if value not in options:
+        raise ApiError(
+            422, "invalid_setting", f"{field} must be one of {', '.join(options)}, got {value!r}"
+        )
+    return value
+
+
 def adapt_job(form, settings: Settings, base_eps: float, attacks: tuple[str, ...]) -> AdaptJob:
     """Adaptation settings from the form, within bounds; eps defaults to the base model's."""
     defaults = AdaptJob()
-    adaptation = optional_text(form, "adaptation") or "robust"
-    if adaptation not in ADAPTATIONS:
-        raise ApiError(
-            422,
-            "invalid_setting",
-            f"adaptation must be one of {', '.join(ADAPTATIONS)}, got {adaptation!r}",
-        )
-
-    level = optional_text(form, "report") or "full"
-    if level not in REPORT_LEVELS:
-        raise ApiError(
-            422,
-            "invalid_setting",
-            f"report must be one of {', '.join(REPORT_LEVELS)}, got {level!r}",
-        )
+    adaptation = _choice(form, "adaptation", tuple(ADAPTATIONS), "robust")
+    level = _choice(form, "report", REPORT_LEVELS, "full")
     return AdaptJob(
         steps=form_number(form, "steps", int, 0, settings.max_adapt_steps, defaults.steps),
         lr=form_number(form, "lr", float, *ADAPT_LR_BOUNDS, defaults.lr),

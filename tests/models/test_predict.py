@@ -11,14 +11,19 @@ from models.predict import label_survives, predict, probabilities
 from tests.conftest import TINY, synthetic_task
 
 
-def test_labels_top_k_and_robustness_flags():
+def deployed_tiny(queries: int):
+    """A deployed 3-way TINY model, its synthetic task and the task's queries as uint8."""
     torch.manual_seed(0)
     model = FewShotNet(TINY, n_way=3)
-    task = synthetic_task(3, 2, 4)
+    task = synthetic_task(3, 2, queries)
     theta = backbone_params(model)
     head = init_head(model, theta, task.x_support, task.y_support, 3, "proto")
     deployed = deployable(TINY, {**theta, **head}, task.x_support)
-    images = (task.x_query * 255).round().to(torch.uint8)
+    return deployed, task, (task.x_query * 255).round().to(torch.uint8)
+
+
+def test_labels_top_k_and_robustness_flags():
+    deployed, _, images = deployed_tiny(queries=4)
     classes = ["a", "b", "c"]
     plain = predict(deployed, images, classes, top_k=2)
     assert len(plain) == len(images) and all("robustness" not in p for p in plain)
@@ -34,13 +39,7 @@ def test_labels_top_k_and_robustness_flags():
 
 
 def test_each_robustness_verdict_depends_on_its_image_alone():
-    torch.manual_seed(0)
-    model = FewShotNet(TINY, n_way=3)
-    task = synthetic_task(3, 2, 6)
-    theta = backbone_params(model)
-    head = init_head(model, theta, task.x_support, task.y_support, 3, "proto")
-    deployed = deployable(TINY, {**theta, **head}, task.x_support)
-    images = (task.x_query * 255).round().to(torch.uint8)
+    deployed, task, images = deployed_tiny(queries=6)
     labels = probabilities(deployed, images).argmax(1)
     attack = parse_attack("apgd-ce-5")
     together = label_survives(deployed, images, labels, eps=0.1, attack=attack)
