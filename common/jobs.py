@@ -31,7 +31,7 @@ from common.job_errors import (
     TooManyJobs,
 )
 from common.job_index import JobIndex
-from common.keys import JobKind, JobState, Keys, new_id
+from common.keys import JobKind, JobState, Keys, ModelState, new_id
 from common.logs import current_request_id
 from common.model_store import ModelStore
 from common.queue import JobQueue
@@ -168,10 +168,14 @@ class JobStore:
         decide: Callable[[dict[str, str], bool], Fields | None],
         extra: ExtraWrites | None = None,
         model_writes: ModelWrites | None = None,
+        *,
+        publish: bool = False,
     ) -> Fields | None:
         """WATCH the record (and the model an adaptation makes), let ``decide(job, owns_model)``
-        return the new fields (None: no change), apply them with ``extra`` and, when the job
-        ends and only while its model exists and is this job's, ``model_writes``."""
+        return the new fields (None: no change), apply them with ``extra`` and, only while its
+        model exists and is this job's, ``model_writes``: when the job ends, or at once with
+        ``publish``. A job that ends otherwise than succeeded after publishing its model
+        leaves the model ready, with an unfinished report that says why."""
         key = self.keys.job(job_id)
         result: dict[str, Fields | None] = {}
 
@@ -181,28 +185,37 @@ class JobStore:
                 raise JobNotFound(job_id)
             job = {k.decode(): v.decode() for k, v in raw.items()}
             model_id = job.get("model_id", "") if job["kind"] == JobKind.ADAPT else ""
-            owns_model = bool(model_id) and self.models.owned_by(pipe, model_id, job_id)
-            changes = decide(job, owns_model)
+            model_state = self.models.owned_by(pipe, model_id, job_id) if model_id else None
+            changes = decide(job, model_state is not None)
             result["changes"] = changes
             if changes is None:
                 return
             pipe.multi()
             pipe.hset(key, mapping=changes)
-            if "state" in changes and changes["state"] != job["state"]:
-                self.index.move_writes(pipe, job, str(changes["state"]), job["state"])
+            new_state = JobState(str(changes.get("state", job["state"])))
+            if new_state != job["state"]:
+                self.index.move_writes(pipe, job, new_state.value, job["state"])
             if "state" in changes:
                 self._count(pipe, job, changes)
-                if JobState(str(changes["state"])).finished:  # its support set is not needed
+                if new_state.finished:  # its support set is not needed
                     pipe.delete(self.keys.job_input(job_id))
                     pipe.srem(self.keys.tenant_jobs(job.get("tenant", "")), job_id)
             if extra is not None:
                 extra(pipe)
-            final = JobState(str(changes.get("state", job["state"]))).finished
-            if model_writes is not None and owns_model and final:
-                if changes.get("state") == JobState.CANCELLED:  # never published, never failed
-                    self.models.cancelled_writes(pipe, model_id)
+            if model_writes is None or model_state is None:
+                return
+            if publish:
+                model_writes(pipe, model_id)
+            elif new_state.finished and model_state == ModelState.READY:
+                if new_state != JobState.SUCCEEDED:
+                    why = f"the report was not finished: its job {job_id} was {new_state.value}"
+                    self.models.unfinished_report_writes(pipe, model_id, why)
                 else:
                     model_writes(pipe, model_id)
+            elif new_state == JobState.CANCELLED:  # never published, never failed
+                self.models.cancelled_writes(pipe, model_id)
+            elif new_state.finished:
+                model_writes(pipe, model_id)
 
         self.client.transaction(apply, key)
         return result["changes"]
@@ -260,6 +273,20 @@ class JobStore:
             if phase is not None:
                 fields["phase"] = phase[:200]
             self.client.hset(key, mapping=fields)
+
+    def publish_model(self, job_id: str, attempt: int, model_writes: ModelWrites) -> None:
+        """Publish the adaptation's model while the job goes on (its report): the job records
+        when (``model_ready``). Raises Superseded when the attempt is no longer the job's,
+        CancelRequested when the job was asked to stop or its model was deleted."""
+
+        def decide(job: dict[str, str], owns_model: bool) -> Fields | None:
+            if int(job["attempt"]) != attempt or job["state"] != JobState.RUNNING:
+                raise Superseded(job_id)
+            if job.get("cancel_requested") == "1" or not owns_model:
+                raise CancelRequested(job_id)
+            return {"model_ready": now()}
+
+        self._transition(job_id, decide, model_writes=model_writes, publish=True)
 
     def finish(
         self,

@@ -37,6 +37,14 @@ class ModelState(StrEnum):
     CANCELLED = "cancelled"  # its adaptation job was cancelled
 
 
+class ReportState(StrEnum):
+    """A ready model's report: the model is published (and answers predictions) before it."""
+
+    PENDING = "pending"  # its adaptation job is still computing it
+    DONE = "done"  # written (possibly an unavailable report that says why)
+    UNFINISHED = "unfinished"  # its job was cancelled or failed after publishing the model
+
+
 WORKER_GROUP = "workers"  # the stream's consumer group
 
 

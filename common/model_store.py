@@ -7,8 +7,13 @@ and only while the model still exists and belongs to that job: a deleted model s
 
 The per-tenant cap: the oldest finished models make room for a new one. An evicted model keeps
 a small record (state ``evicted``, when and why) for ``EVICTED_RECORD_TTL_S``, so asking for it
-says what happened instead of a bare 404; its weights and report are deleted. Pending models
-are never evicted: a tenant whose cap is all pending models must wait.
+says what happened instead of a bare 404; its weights and report are deleted. Pending models,
+and ready models whose report is still being computed, are never evicted: a tenant whose cap
+is all of those must wait.
+
+A model is published (ready, answering predictions) as soon as its adaptation is done; its
+report follows from the same job (``report_state`` pending -> done, or unfinished when the job
+ends otherwise).
 """
 
 from __future__ import annotations
@@ -20,14 +25,14 @@ from typing import Any
 
 import redis
 
-from common.keys import Keys, ModelState
+from common.keys import Keys, ModelState, ReportState
 
 EVICTED_RECORD_TTL_S = 7 * 86400
 Pipeline = redis.client.Pipeline
 
 
 class ModelCapReached(Exception):
-    """Every stored model of the tenant is still pending: nothing can be evicted."""
+    """Every stored model of the tenant is pending or being reported on: none can be evicted."""
 
 
 def _decoded(raw: dict[bytes, bytes]) -> dict[str, str]:
@@ -46,6 +51,13 @@ class ModelStore:
         """The record; None when absent or another tenant's (callers answer both alike)."""
         record = _decoded(self.client.hgetall(self.keys.model(model_id)))
         return record if record and record.get("tenant") == tenant else None
+
+    def owned_state(self, model_id: str, job_id: str) -> str | None:
+        """The model's state while it exists and is made by ``job_id``, else None."""
+        maker, state = self.client.hmget(self.keys.model(model_id), ["job_id", "state"])
+        if maker is None or state is None or maker.decode() != job_id:
+            return None
+        return state.decode()
 
     def page(self, tenant: str, offset: int, limit: int) -> tuple[list[dict[str, str]], int]:
         """Records of the tenant, newest first, and how many it has; expired ones leave the
@@ -79,17 +91,17 @@ class ModelStore:
             if len(victims) >= excess:
                 break
             model_id = raw_id.decode()
-            state = pipe.hget(self.keys.model(model_id), "state")
+            state, report = pipe.hmget(self.keys.model(model_id), ["state", "report_state"])
             if state is None:  # expired already: only the index entry is left
                 expired.append(model_id)
                 excess -= 1
-            elif state.decode() != ModelState.PENDING:
+            elif state.decode() != ModelState.PENDING and report != ReportState.PENDING.encode():
                 pipe.watch(self.keys.model(model_id))  # a delete meanwhile: plan again
                 victims.append(model_id)
         if excess > len(victims):
             raise ModelCapReached(
-                f"tenant {tenant!r} has {cap} models and all are still being adapted; "
-                "wait for one to finish or delete one"
+                f"tenant {tenant!r} has {cap} models and all are still being adapted or "
+                "reported on; wait for one to finish or delete one"
             )
         return victims, expired
 
@@ -121,21 +133,44 @@ class ModelStore:
         for model_id in victims + expired:
             pipe.zrem(self.keys.models_index(tenant), model_id)
 
-    def owned_by(self, pipe: Pipeline, model_id: str, job_id: str) -> bool:
-        """WATCH the record and say whether it still exists and is made by ``job_id``."""
+    def owned_by(self, pipe: Pipeline, model_id: str, job_id: str) -> str | None:
+        """WATCH the record; its state while it exists and is made by ``job_id``, else None."""
         pipe.watch(self.keys.model(model_id))
-        maker = pipe.hget(self.keys.model(model_id), "job_id")
-        return maker is not None and maker.decode() == job_id
+        maker, state = pipe.hmget(self.keys.model(model_id), ["job_id", "state"])
+        if maker is None or maker.decode() != job_id:
+            return None
+        return state.decode() if state is not None else None
 
-    def ready_writes(
+    def published_writes(
         self, pipe: Pipeline, model_id: str, weights: bytes, report: dict, summary: dict
     ) -> None:
+        """Ready: it answers predictions. Its report is pending until :meth:`report_writes`."""
         ttl = self.model_ttl_s
         pipe.set(self.keys.model_weights(model_id), weights, ex=ttl)
+        self._report_writes(pipe, model_id, report, summary, ReportState.PENDING)
+        pipe.hset(self.keys.model(model_id), "state", ModelState.READY.value)
+
+    def report_writes(self, pipe: Pipeline, model_id: str, report: dict, summary: dict) -> None:
+        """The finished report of a published model."""
+        self._report_writes(pipe, model_id, report, summary, ReportState.DONE)
+
+    def unfinished_report_writes(self, pipe: Pipeline, model_id: str, why: str) -> None:
+        """A published model whose job ended (cancelled, failed) before its report did."""
+        text = f"No robustness estimate: {why}"
+        report = {"available": False, "reason": why, "source": None, "examples": 0}
+        report |= {"summary": {"trustworthy": None, "text": text}, "recommendation": None}
+        summary = {"available": False, "reason": why, "text": text, "recommendation": None}
+        self._report_writes(pipe, model_id, report, summary, ReportState.UNFINISHED)
+
+    def _report_writes(
+        self, pipe: Pipeline, model_id: str, report: dict, summary: dict, state: ReportState
+    ) -> None:
+        ttl = self.model_ttl_s
         pipe.set(self.keys.model_report(model_id), json.dumps(report), ex=ttl)
+        pipe.expire(self.keys.model_weights(model_id), ttl)
         pipe.hset(
             self.keys.model(model_id),
-            mapping={"state": ModelState.READY.value, "report_summary": json.dumps(summary)},
+            mapping={"report_state": state.value, "report_summary": json.dumps(summary)},
         )
         pipe.expire(self.keys.model(model_id), ttl)
 

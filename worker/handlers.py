@@ -11,14 +11,14 @@ import dataclasses
 import json
 from collections.abc import Callable
 from dataclasses import dataclass
-from functools import cached_property
+from functools import cached_property, partial
 from typing import Any
 
 import redis
 import torch
 
 from common.jobs import ExtraWrites, ModelWrites
-from common.keys import JobKind, Keys
+from common.keys import JobKind, Keys, ModelState
 from common.lru import LruCache
 from common.model_store import ModelStore
 from common.tenant_base_models import (
@@ -43,6 +43,8 @@ from models.service_jobs import AdaptJob, EvaluateJob
 
 # (steps done, total steps, what the job does now in words or None); raises to stop the job
 Progress = Callable[..., None]
+# publishes an adaptation's model while its job goes on (JobStore.publish_model); may raise
+PublishModel = Callable[[ModelWrites], None]
 
 
 class JobInputMissing(LookupError):
@@ -111,57 +113,132 @@ def _input(ctx: HandlerContext, job_id: str) -> tuple[LabelledImages, LabelledIm
     return decode_images(data)
 
 
-def handle_adapt(ctx: HandlerContext, job: dict[str, str], progress: Progress) -> Publish:
+def handle_adapt(
+    ctx: HandlerContext,
+    job: dict[str, str],
+    progress: Progress,
+    publish_model: PublishModel | None = None,
+) -> Publish:
+    """Adapt, publish the model (through ``publish_model``: it answers predictions while the
+    report is computed), then report on it. Without ``publish_model`` the model is published
+    with its report when the job succeeds. An attempt that finds the model published by an
+    earlier one (a worker died while reporting) goes straight to the report."""
     support, validation = _input(ctx, job["id"])
     base = ctx.base_model(job["tenant"], job["base_model"])
     settings = AdaptJob.from_json(job["settings"])
     adapt_config = settings.adapt_config
-    n_way = len(support.classes)
     x, y = _tensors(support, ctx.device)
-    x_val, y_val = _tensors(validation, ctx.device) if validation is not None else (None, None)
+    published = publish_model is not None and _published(ctx, job)
+    steps = 0 if published else adapt_config.steps
     units = (
-        report_units(support.labels, n_way, validation is not None, settings.attacks)
+        report_units(support.labels, len(support.classes), validation is not None, settings.attacks)
         if settings.report != "none"
         else 0
     )
-    total = adapt_config.steps + units
+    total = steps + units
 
     def adapted(step: int, *_: Any) -> None:
         progress(step, total, f"adapting: step {step} of {adapt_config.steps}")
 
-    def reported(done: int, phase: str) -> None:
-        progress(adapt_config.steps + done, total, phase)
-
-    progress(0, total, "adapting")
-    deployed = adapt_and_deploy(
-        base.backbone,
-        base.tensors,
-        x,
-        y,
-        n_way=n_way,
-        adapt_config=adapt_config,
-        head_init=base.meta.head_init,
-        on_step=adapted,
+    weights = None
+    if not published:
+        progress(0, total, "adapting")
+        deployed = adapt_and_deploy(
+            base.backbone,
+            base.tensors,
+            x,
+            y,
+            n_way=len(support.classes),
+            adapt_config=adapt_config,
+            head_init=base.meta.head_init,
+            on_step=adapted,
+        )
+        weights = encode_weights(deployed.state_dict(), _model_info(base, support))
+    if publish_model is not None and weights is not None:
+        pending = _pending_report(settings, job["id"])
+        publish_model(partial(ctx.models.published_writes, weights=weights, **pending))
+        weights = None
+    report = _report(
+        ctx,
+        base,
+        settings,
+        support,
+        validation,
+        lambda done, phase: progress(steps + done, total, phase),
     )
+    summary = report_summary(report)
+
+    def publish(pipe: redis.client.Pipeline, model_id: str) -> None:
+        if weights is None:  # published already
+            ctx.models.report_writes(pipe, model_id, report, summary)
+        else:
+            ctx.models.published_writes(pipe, model_id, weights, report, summary)
+            ctx.models.report_writes(pipe, model_id, report, summary)
+
+    return Publish(model_writes=publish)
+
+
+def _published(ctx: HandlerContext, job: dict[str, str]) -> bool:
+    """Whether an earlier attempt of the job published its model already."""
+    state = ctx.models.owned_state(job["model_id"], job["id"])
+    return state == ModelState.READY
+
+
+def _model_info(base: BaseModel, support: LabelledImages) -> dict[str, Any]:
+    return {
+        "backbone": dataclasses.asdict(base.backbone),
+        "classes": support.classes,
+        "base_model": base.name,
+        "base_identity": base.identity,  # a later base model of the same name is another one
+        "spec": dataclasses.asdict(base.spec),
+    }
+
+
+def _pending_report(settings: AdaptJob, job_id: str) -> dict[str, Any]:
+    """The report and summary a model shows while its job computes the report."""
+    if settings.report == "none":
+        text = "No robustness report was asked for (report=none); it is being written."
+    else:
+        text = f"The {settings.report} robustness report is being computed by job {job_id}."
+    report = unavailable_report(
+        text, settings.eps_grid, parse_attacks(settings.attacks), settings.adapt_config
+    )
+    report |= {"pending": True, "level": settings.report}
+    report["summary"]["text"] = text
+    summary = {"available": False, "pending": True, "level": settings.report, "text": text}
+    return {"report": report, "summary": summary | {"reason": text, "recommendation": None}}
+
+
+def _report(
+    ctx: HandlerContext,
+    base: BaseModel,
+    settings: AdaptJob,
+    support: LabelledImages,
+    validation: LabelledImages | None,
+    on_progress: Callable[[int, str], None],
+) -> dict[str, Any]:
+    """The report the job asked for (full, quick or none), with its level stated."""
     if settings.report == "none":
         reason = "none was asked for (report=none); adapt again with report=quick or full"
         suite = parse_attacks(settings.attacks)
-        report = unavailable_report(reason, settings.eps_grid, suite, adapt_config)
+        report = unavailable_report(reason, settings.eps_grid, suite, settings.adapt_config)
     else:
+        x, y = _tensors(support, ctx.device)
+        x_val, y_val = _tensors(validation, ctx.device) if validation is not None else (None, None)
         report = robustness_report(
             base.backbone,
             base.tensors,
             x,
             y,
-            n_way=n_way,
-            adapt_config=adapt_config,
+            n_way=len(support.classes),
+            adapt_config=settings.adapt_config,
             head_init=base.meta.head_init,
             x_val=x_val,
             y_val=y_val,
             eps_grid=settings.eps_grid,
             attacks=settings.attacks,
             time_budget_s=settings.time_budget_s,
-            on_progress=reported,
+            on_progress=on_progress,
         )
     report["level"] = settings.report  # full (the operator's suite), quick or none
     if settings.report == "quick" and report["available"]:
@@ -169,20 +246,7 @@ def handle_adapt(ctx: HandlerContext, job: dict[str, str], progress: Progress) -
             f" This is a quick report ({', '.join(settings.attacks)} only); "
             "report=full runs the strong suite."
         )
-    info = {
-        "backbone": dataclasses.asdict(base.backbone),
-        "classes": support.classes,
-        "base_model": base.name,
-        "base_identity": base.identity,  # a later base model of the same name is another one
-        "spec": dataclasses.asdict(base.spec),
-    }
-    weights = encode_weights(deployed.state_dict(), info)
-    summary = report_summary(report)
-
-    def publish(pipe: redis.client.Pipeline, model_id: str) -> None:
-        ctx.models.ready_writes(pipe, model_id, weights, report, summary)
-
-    return Publish(model_writes=publish)
+    return report
 
 
 def report_summary(report: dict[str, Any]) -> dict[str, Any]:
@@ -219,7 +283,12 @@ def report_summary(report: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def handle_evaluate(ctx: HandlerContext, job: dict[str, str], progress: Progress) -> Publish:
+def handle_evaluate(
+    ctx: HandlerContext,
+    job: dict[str, str],
+    progress: Progress,
+    _publish_model: PublishModel | None = None,
+) -> Publish:
     """Accuracy of an adapted model under attack on the user's labelled images."""
     labelled, _ = _input(ctx, job["id"])
     weights = ctx.models.weights(job["model_id"])
@@ -251,7 +320,12 @@ def handle_evaluate(ctx: HandlerContext, job: dict[str, str], progress: Progress
     return Publish(job_writes=publish)
 
 
-def _meta_train(ctx: HandlerContext, job: dict[str, str], progress: Progress) -> Publish:
+def _meta_train(
+    ctx: HandlerContext,
+    job: dict[str, str],
+    progress: Progress,
+    _publish_model: PublishModel | None = None,
+) -> Publish:
     from worker.meta_train import handle_meta_train  # it builds on this module's helpers
 
     return handle_meta_train(ctx, job, progress)

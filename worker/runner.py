@@ -14,6 +14,7 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import partial
 
 import redis
 
@@ -244,7 +245,8 @@ class Worker:
 
         ended = True  # False: another attempt owns the job now; its entry is not ours to ack
         try:
-            publish = HANDLERS[job["kind"]](self.context, job, progress)
+            publish_model = partial(self.store.publish_model, job_id, attempt)
+            publish = HANDLERS[job["kind"]](self.context, job, progress, publish_model)
             final_state = self._stored(
                 lambda: self.store.finish(
                     job_id,

@@ -5,7 +5,7 @@ import { $, ApiFailure, api, guarded, say, state, wireZone } from "./core.js";
 import { addClass, checkClasses, markProblems } from "./classes.js";
 import { cancelJob, describe, followJob } from "./jobs.js";
 import { createOwnBase, loadSetup, showKnows } from "./base_models.js";
-import { openModel, predict, refreshModels } from "./models.js";
+import { openModel, predict, refreshModels, showReport } from "./models.js";
 
 function setRunning(running) {
   $("#submit").disabled = running;
@@ -38,6 +38,7 @@ async function submitAdaptation() {
     if ($(`#${name}`).value !== "") form.append(name, $(`#${name}`).value);
   }
   form.append("adaptation", $("#adaptation").value);
+  form.append("report", $("#report-level").value);
   form.append("base_model", $("#base-model").value);
   setRunning(true);
   $("#cancel").hidden = true;  // nothing to cancel until the job exists
@@ -54,14 +55,21 @@ async function submitAdaptation() {
     $("#cancel").hidden = false;
     $("#job-warnings").textContent = (created.warnings || []).join(" ");
     await refreshModels();
+    let opened = null;  // the model opens once published: it answers while its report runs
     const job = await followJob(created.job_id, (update) => {
       $("#job-progress").max = update.progress.total || 1;
       $("#job-progress").value = update.progress.step;
       $("#job-state").textContent = `Adaptation ${describe(update)}`;
+      if (update.model_ready && !opened) {
+        opened = refreshModels().then(() => openModel(created.model_id));
+        opened.catch((error) => say("#models-error", error));
+      }
     });
+    if (opened) await opened.catch(() => {});
     await refreshModels();
-    if (job.state === "succeeded") await openModel(created.model_id);
-    else if (job.error) throw new ApiFailure(200, job.error.code, job.error.message);
+    if (job.state === "succeeded" && !opened) await openModel(created.model_id);
+    else if (job.model_ready && state.modelId === created.model_id) await showReport(created.model_id);
+    if (job.error && job.state !== "succeeded") throw new ApiFailure(200, job.error.code, job.error.message);
   } finally {
     state.jobId = null;
     setRunning(false);

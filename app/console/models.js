@@ -12,19 +12,19 @@ export async function refreshModels() {
     open.addEventListener("click", guarded(() => openModel(model.model_id), "#models-error"));
     return element("tr", {}, [
       element("td", { text: model.name ? `${model.name} (${model.model_id})` : model.model_id, class: "id" }),
-      element("td", { text: model.state }),
+      element("td", { text: model.report_state === "pending" ? "ready (report pending)" : model.state }),
       element("td", { text: model.classes.join(", ") }),
       element("td", { text: new Date(model.created * 1000).toLocaleString() }), element("td", {}, [open]),
     ]);
   }));
   clearTimeout(refreshTimer);
-  if (listed.models.some((model) => model.state === "pending")) {
+  if (listed.models.some((model) => model.state === "pending" || model.report_state === "pending")) {
     refreshTimer = setTimeout(guarded(refreshModels, "#models-error"), 3000);
   }
 }
 
-function clearModelView() {
-  for (const id of ["#model-warnings", "#report-summary", "#report-recommendation", "#report-source", "#predict-error", "#predict-state"]) $(id).textContent = "";
+function clearReport() {
+  for (const id of ["#report-summary", "#report-recommendation", "#report-source"]) $(id).textContent = "";
   $("#report-summary").classList.remove("untrusted");
   $("#report-chart").hidden = true;
   if ($("#report-chart").src.startsWith("blob:")) URL.revokeObjectURL($("#report-chart").src);
@@ -32,6 +32,11 @@ function clearModelView() {
   $("#report-details").hidden = true;
   $("#report-tables").replaceChildren();
   $("#report-notes").replaceChildren();
+}
+
+function clearModelView() {
+  clearReport();
+  for (const id of ["#model-warnings", "#predict-error", "#predict-state"]) $(id).textContent = "";
   $("#predictions tbody").replaceChildren();
 }
 
@@ -48,13 +53,20 @@ export async function openModel(modelId) {
   $("#predict-zone").hidden = model.state !== "ready";
   if (model.state !== "ready") {
     $("#report-summary").textContent = model.state === "pending"
-      ? "This model is still being adapted: its report and predictions come when its job has finished."
+      ? "This model is still being adapted: predictions open once it is adapted, and its report follows."
       : `This model is ${model.state}${model.error ? `: ${model.error.message}` : ""}.`;
     return;
   }
+  await showReport(modelId);
+}
+
+// The model's report (again, once its job has finished it); a pending one says so, no chart.
+export async function showReport(modelId) {
   const report = await (await api("GET", `/v1/models/${modelId}/report`)).json();
   if (state.modelId !== modelId) return;  // another model was opened meanwhile
+  clearReport();
   renderReport(report);
+  if (report.pending) return;
   const chart = await (await api("GET", `/v1/models/${modelId}/report.png`)).blob();
   if (state.modelId !== modelId) return;
   if ($("#report-chart").src.startsWith("blob:")) URL.revokeObjectURL($("#report-chart").src);

@@ -38,10 +38,13 @@ def job_view(job: dict[str, str], services: Services) -> dict[str, Any]:
         "started": started,
         "finished": finished,
         "run_seconds": round(finished - started, 3) if started and finished else None,
+        "model_ready": moment("model_ready"),
         "error": json.loads(job["error"]) if job.get("error") else None,
         "status_url": f"/v1/jobs/{job['id']}",
     }
-    if job["kind"] == JobKind.ADAPT and job["state"] == JobState.SUCCEEDED:
+    if job["kind"] == JobKind.ADAPT and (
+        job["state"] == JobState.SUCCEEDED or job.get("model_ready")
+    ):
         view["model_url"] = f"/v1/models/{job['model_id']}"
     return view
 

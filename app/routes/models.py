@@ -29,7 +29,7 @@ from app.uploads import (
     read_labelled,
 )
 from common.jobs import JobConflict, JobNotFound
-from common.keys import JobKind, ModelState
+from common.keys import JobKind, ModelState, ReportState
 from common.report_plot import report_png
 from models.artifacts import encode_images
 from models.service_jobs import EvaluateJob
@@ -66,11 +66,20 @@ def model_view(record: dict[str, str]) -> dict[str, Any]:
         "report_summary": json.loads(record["report_summary"])
         if record.get("report_summary")
         else None,
+        "report_state": report_state(record),
     }
     if record["state"] == ModelState.READY:
         view["report_url"] = f"/v1/models/{record['id']}/report"
         view["predictions_url"] = f"/v1/models/{record['id']}/predictions"
     return view
+
+
+def report_state(record: dict[str, str]) -> str | None:
+    """pending, done or unfinished for a ready model (its report follows its publication);
+    None before. Records from before the report phase hold their report when ready."""
+    if record["state"] != ModelState.READY:
+        return None
+    return record.get("report_state", ReportState.DONE.value)
 
 
 def ready_record(services: Services, model_id: str, tenant: str) -> dict[str, str]:
@@ -112,14 +121,15 @@ def get_model(caller: CallerDep, model_id: ModelIdDep, services: ServicesDep) ->
 
 @router.delete("/{model_id}", status_code=204)
 def delete_model(caller: CallerDep, model_id: ModelIdDep, services: ServicesDep) -> Response:
-    """Delete the model and all it stored; a pending model's adaptation is cancelled."""
+    """Delete the model and all it stored; the job still adapting it or computing its
+    report is cancelled."""
     record = services.store.models.delete(model_id, caller.tenant)
     if record is None:
         raise ApiError(404, "model_not_found", f"no model with id {model_id}")
     services.ready_records.drop((model_id, caller.tenant))  # other processes: within its TTL
     services.cache.drop(model_id)
     services.report_pngs.drop(model_id)
-    if record["state"] == ModelState.PENDING:
+    if record["state"] == ModelState.PENDING or report_state(record) == ReportState.PENDING:
         _cancel_quietly(services, record["job_id"])
     return Response(status_code=204)
 
@@ -154,12 +164,13 @@ def get_report(caller: CallerDep, model_id: ModelIdDep, services: ServicesDep) -
 )
 def get_report_png(caller: CallerDep, model_id: ModelIdDep, services: ServicesDep) -> Response:
     """The report as a chart: accuracy vs eps per attack, robust vs clean-only adaptation."""
-    ready_record(services, model_id, caller.tenant)  # the tenant's, and ready
+    record = ready_record(services, model_id, caller.tenant)  # the tenant's, and ready
     png = services.report_pngs.get(model_id)
-    if png is None:  # a ready model's report never changes: drawn once, kept until deleted
+    if png is None:  # a finished report never changes: drawn once, kept until deleted
         report = get_report(caller=caller, model_id=model_id, services=services)
         png = report_png(report, title=f"model {model_id}")
-        services.report_pngs.put(model_id, png)
+        if report_state(record) != ReportState.PENDING:
+            services.report_pngs.put(model_id, png)
     return Response(png, media_type="image/png", headers={"Cache-Control": "private, max-age=60"})
 
 

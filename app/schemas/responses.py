@@ -13,7 +13,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from common.keys import JobKind, JobState, ModelState
+from common.keys import JobKind, JobState, ModelState, ReportState
 
 
 class Closed(BaseModel):
@@ -69,9 +69,16 @@ class Job(Closed):
     started: float | None
     finished: float | None
     run_seconds: float | None
+    model_ready: float | None = Field(
+        None,
+        description="unix seconds an adaptation published its model: predictions work from "
+        "then on, while the job goes on computing the report",
+    )
     error: JobError | None
     status_url: str
-    model_url: str | None = Field(None, description="a succeeded adaptation's model")
+    model_url: str | None = Field(
+        None, description="an adaptation's model, once published (model_ready)"
+    )
     result: dict[str, Any] | None = Field(
         None, description="a succeeded evaluation's report (null once expired)"
     )
@@ -110,6 +117,11 @@ class Model(Closed):
     warnings: list[str]
     report_summary: dict[str, Any] | None = Field(
         description="headline figures of the robustness report once ready"
+    )
+    report_state: ReportState | None = Field(
+        None,
+        description="a ready model's report: pending (its job is computing it; predictions "
+        "work already), done, or unfinished (its job ended before the report; it says why)",
     )
     report_url: str | None = Field(None, description="present when ready")
     predictions_url: str | None = Field(None, description="present when ready")

@@ -75,18 +75,21 @@ def test_deleting_a_pending_model_cancels_its_queued_job_and_leaves_nothing(sett
         assert_error(client.get(f"/v1/models/{model_id}"), 404, "model_not_found")
 
 
+@pytest.mark.parametrize("early", [True, False], ids=["publishing-early", "publishing-at-end"])
 def test_a_job_whose_model_was_deleted_while_it_ran_writes_nothing_of_it(
-    settings, start_worker, monkeypatch
+    settings, start_worker, monkeypatch, early
 ):
-    """The job misses the cancel (as when it could not be recorded): its finishing
-    transaction still sees the model is gone, ends the job cancelled and writes nothing."""
+    """The job misses the cancel (as when it could not be recorded): the transaction that
+    would publish its model (after adapting, or at the end) still sees the model is gone, ends
+    the job cancelled and writes nothing."""
     deleted = threading.Event()
     adapt_handler = HANDLERS["adapt"]
 
-    def deaf_adapt(context, job, progress):
+    def deaf_adapt(context, job, progress, publish_model):
         progress(0, 1)  # the job is running
         assert deleted.wait(60)
-        return adapt_handler(context, job, lambda step, total, phase=None: None)  # hears no cancel
+        deaf = lambda step, total, phase=None: None  # noqa: E731 - hears no cancel
+        return adapt_handler(context, job, deaf, publish_model if early else None)
 
     monkeypatch.setitem(HANDLERS, "adapt", deaf_adapt)
     with TestClient(create_app(settings)) as client:

@@ -53,9 +53,9 @@ def test_a_live_worker_keeps_a_job_that_reports_no_progress_for_long(
     settings = settings.model_copy(update={"claim_idle_ms": CLAIM_IDLE_MS, "heartbeat_s": 0.1})
     adapt = HANDLERS["adapt"]
 
-    def slow_adapt(context, job, progress):
+    def slow_adapt(context, job, progress, publish_model):
         threading.Event().wait(STALL_S)  # a long phase with no progress call, then the work
-        return adapt(context, job, progress)
+        return adapt(context, job, progress, publish_model)
 
     monkeypatch.setitem(HANDLERS, "adapt", slow_adapt)
     job = _succeeds_once_on_two_workers(settings, start_worker, "model_long")
@@ -108,10 +108,10 @@ def test_a_silent_job_is_presumed_stuck_and_taken_over_once(settings, start_work
     )
     adapt = HANDLERS["adapt"]
 
-    def stuck_first_time(context, job, progress):
+    def stuck_first_time(context, job, progress, publish_model):
         if job["attempt"] == "1":  # the first attempt hangs, silent, past max_silent_s
             threading.Event().wait(STALL_S)
-        return adapt(context, job, progress)
+        return adapt(context, job, progress, publish_model)
 
     monkeypatch.setitem(HANDLERS, "adapt", stuck_first_time)
     job = _succeeds_once_on_two_workers(settings, start_worker, "model_stuck")

@@ -1,0 +1,176 @@
+"""The report as a later phase: an adaptation publishes its model (ready, answering
+predictions) as soon as it is adapted; its report follows from the same job. Whatever ends
+the job during the report (a cancel, a delete, a bug, a worker shutdown) leaves a state that
+says so, and never a model that stops answering."""
+
+from __future__ import annotations
+
+import threading
+
+import pytest
+from fastapi.testclient import TestClient
+
+from app.main import create_app
+from tests.app.test_api import assert_error, support, wait_for
+from tests.service_fixtures import eventually, image_bytes
+from worker import handlers
+
+pytestmark = pytest.mark.redis
+
+QUERY = [("images", (f"q{c}.png", image_bytes(c, 7), "image/png")) for c in (0, 1)]
+
+
+@pytest.fixture
+def report_gate(monkeypatch):
+    """The report phase waits (still hearing cancels and shutdowns) until the event is set;
+    set ``failing`` to make it raise then."""
+    gate = threading.Event()
+    gate.failing = False
+    report = handlers._report
+
+    def held(ctx, base, settings, labelled, validation, on_progress):
+        while not gate.wait(0.05):
+            on_progress(0, "held by the test")
+        if gate.failing:
+            raise RuntimeError("a bug in the report")
+        return report(ctx, base, settings, labelled, validation, on_progress)
+
+    monkeypatch.setattr(handlers, "_report", held)
+    yield gate
+    gate.set()
+
+
+def _adapt(client: TestClient) -> dict:
+    files, data = support(classes=2, shots=2)
+    created = client.post("/v1/adaptations", files=files, data={**data, "steps": "2"})
+    assert created.status_code == 202, created.text
+    return created.json()
+
+
+def _published(client: TestClient, created: dict) -> dict:
+    """The job, once it has published its model and runs on (the report held)."""
+    job = eventually(
+        lambda: (j := client.get(f"/v1/jobs/{created['job_id']}").json())["model_ready"] and j,
+        "the model is published",
+        timeout=120,
+    )
+    assert job["state"] == "running", job
+    return job
+
+
+def test_the_model_answers_while_its_report_is_computed(settings, start_worker, report_gate):
+    with TestClient(create_app(settings)) as client:
+        start_worker(settings)
+        created = _adapt(client)
+        job = _published(client, created)
+        assert job["model_url"] == f"/v1/models/{created['model_id']}"
+        model = client.get(job["model_url"]).json()
+        assert model["state"] == "ready" and model["report_state"] == "pending", model
+        assert model["report_summary"]["pending"] is True
+        pending = client.get(f"{job['model_url']}/report").json()
+        assert pending["available"] is False and pending["pending"] is True, pending
+        assert created["job_id"] in pending["summary"]["text"]
+        pending_png = client.get(f"{job['model_url']}/report.png")
+        assert pending_png.status_code == 200
+        predicted = client.post(f"{job['model_url']}/predictions", files=QUERY)
+        assert predicted.status_code == 200, predicted.text
+
+        report_gate.set()
+        finished = wait_for(client, created["job_id"])
+        assert finished["state"] == "succeeded", finished
+        assert finished["model_ready"] <= finished["finished"]
+        model = client.get(job["model_url"]).json()
+        assert model["report_state"] == "done" and model["report_summary"]["available"], model
+        report = client.get(f"{job['model_url']}/report").json()
+        assert report["available"] is True and "pending" not in report
+        assert client.get(f"{job['model_url']}/report.png").content != pending_png.content
+        again = client.post(f"{job['model_url']}/predictions", files=QUERY).json()
+        assert again["predictions"] == predicted.json()["predictions"]  # the same weights
+
+
+@pytest.mark.parametrize("ending", ["cancel", "bug"])
+def test_a_job_ending_during_the_report_leaves_the_model_ready(
+    settings, start_worker, report_gate, ending
+):
+    with TestClient(create_app(settings)) as client:
+        start_worker(settings)
+        created = _adapt(client)
+        job = _published(client, created)
+        if ending == "cancel":
+            assert client.post(f"/v1/jobs/{created['job_id']}/cancel").status_code == 202
+            expected = "cancelled"
+        else:
+            report_gate.failing = True
+            report_gate.set()
+            expected = "failed"
+        finished = wait_for(client, created["job_id"])
+        assert finished["state"] == expected, finished
+        model = client.get(job["model_url"]).json()
+        assert model["state"] == "ready" and model["report_state"] == "unfinished", model
+        report = client.get(f"{job['model_url']}/report").json()
+        assert report["available"] is False and expected in report["reason"], report
+        assert model["report_summary"]["reason"] == report["reason"]
+        predicted = client.post(f"{job['model_url']}/predictions", files=QUERY)
+        assert predicted.status_code == 200, predicted.text
+
+
+def test_deleting_a_model_whose_report_is_pending_stops_its_job(
+    settings, start_worker, report_gate
+):
+    with TestClient(create_app(settings)) as client:
+        start_worker(settings)
+        created = _adapt(client)
+        job = _published(client, created)
+        assert client.delete(job["model_url"]).status_code == 204
+        finished = wait_for(client, created["job_id"])  # the gate stays closed: a cancel ends it
+        assert finished["state"] == "cancelled", finished
+        assert_error(client.get(job["model_url"]), 404, "model_not_found")
+        services = client.app.state.services
+        assert not services.client.exists(services.keys.model_report(created["model_id"]))
+
+
+def test_a_job_given_back_during_the_report_keeps_its_model_and_is_not_adapted_again(
+    settings, start_worker, report_gate, monkeypatch
+):
+    adaptations = []
+    adapt = handlers.adapt_and_deploy
+    monkeypatch.setattr(
+        handlers, "adapt_and_deploy", lambda *a, **k: adaptations.append(1) or adapt(*a, **k)
+    )
+    with TestClient(create_app(settings)) as client:
+        first = start_worker(settings, "w1")
+        created = _adapt(client)
+        job = _published(client, created)
+        services = client.app.state.services
+        weights = services.client.get(services.keys.model_weights(created["model_id"]))
+        first.stop.set()  # SIGTERM: the job goes back to the queue at its next progress call
+        eventually(
+            lambda: client.get(f"/v1/jobs/{created['job_id']}").json()["state"] == "queued",
+            "the job is given back",
+        )
+        model = client.get(job["model_url"]).json()
+        assert model["state"] == "ready" and model["report_state"] == "pending", model
+        assert client.post(f"{job['model_url']}/predictions", files=QUERY).status_code == 200
+
+        start_worker(settings, "w2")
+        report_gate.set()
+        finished = wait_for(client, created["job_id"])
+        assert finished["state"] == "succeeded" and finished["attempt"] == 2, finished
+        assert adaptations == [1]  # the second attempt went straight to the report
+        assert services.client.get(services.keys.model_weights(created["model_id"])) == weights
+        assert client.get(job["model_url"]).json()["report_state"] == "done"
+
+
+def test_a_model_whose_report_is_pending_is_not_evicted(settings, start_worker, report_gate):
+    capped = settings.model_copy(update={"max_models_per_tenant": 1})
+    with TestClient(create_app(capped)) as client:
+        start_worker(capped)
+        created = _adapt(client)
+        _published(client, created)
+        files, data = support(classes=2, shots=2)
+        refused = client.post("/v1/adaptations", files=files, data=data)
+        assert_error(refused, 409, "model_cap_reached")
+        report_gate.set()
+        assert wait_for(client, created["job_id"])["state"] == "succeeded"
+        files, data = support(classes=2, shots=2)
+        assert client.post("/v1/adaptations", files=files, data=data).status_code == 202
