@@ -23,11 +23,15 @@ def test_client_end_to_end(server, token, folder):
     with FewShotClient(server, api_key=token) as api:
         assert api.base_models()["default"]
         created = api.adapt_folder(folder, steps=3)
+        published = api.wait(created["job_id"], poll_s=0.1, until="model")
+        assert published["model_ready"] and published["state"] in ("running", "succeeded")
+        (prediction,) = api.predict(created["model_id"], [folder / "query.png"], robustness=True)
+        assert prediction["label"] in {"class-0", "class-1"} and "robustness" in prediction
         seen = []
         job = api.wait(created["job_id"], poll_s=0.1, on_progress=lambda j: seen.append(j["state"]))
         assert job["state"] == "succeeded" and seen[-1] == "succeeded"
-        (prediction,) = api.predict(created["model_id"], [folder / "query.png"], robustness=True)
-        assert prediction["label"] in {"class-0", "class-1"} and "robustness" in prediction
+        with pytest.raises(ValueError, match="until must be"):
+            api.wait(created["job_id"], until="soon")
         assert api.report(created["model_id"])["available"]
         assert Image.open(io.BytesIO(api.report_png(created["model_id"]))).format == "PNG"
         assert api.models()["total"] == 1
@@ -62,6 +66,24 @@ def test_cli_adapt_predict_report(server, token, folder, tmp_path):
     assert json.loads(as_json.stdout)["served"] == "clean_only"
     bad = runner.invoke(cli_app, ["adapt", str(folder), "--adaptation", "fast", *common])
     assert bad.exit_code == 2 and "adaptation must be one of robust, clean_only" in bad.output
+
+    def model_count() -> int:
+        with FewShotClient(server, api_key=token) as api:
+            return api.models()["total"]
+
+    models_before = model_count()
+    soon = runner.invoke(cli_app, ["adapt", str(folder), "--until", "soon", *common])
+    assert soon.exit_code == 2 and "--until must be 'finished' or 'model'" in soon.output
+    assert model_count() == models_before  # nothing was uploaded
+    quick = runner.invoke(
+        cli_app, ["adapt", str(folder), "--steps", "2", "--until", "model", *common]
+    )
+    assert quick.exit_code == 0, quick.output
+    answered = runner.invoke(
+        cli_app,
+        ["predict", quick.stdout.strip().splitlines()[-1], str(folder / "query.png"), *common],
+    )
+    assert answered.exit_code == 0, answered.output
 
     unknown = runner.invoke(cli_app, ["predict", "model_nope", str(folder / "query.png"), *common])
     assert unknown.exit_code == 2 and "model_not_found" in unknown.output

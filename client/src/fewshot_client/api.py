@@ -191,13 +191,20 @@ class FewShotClient:
         poll_s: float = 0.5,
         timeout_s: float = 3600,
         on_progress: Callable[[dict[str, Any]], None] | None = None,
+        until: str = "finished",
     ) -> dict[str, Any]:
-        """Poll until the job finishes; its final state, or JobFailed / TimeoutError."""
+        """Poll until the job finishes (``until="finished"``) or, for an adaptation, until its
+        model is published (``until="model"``: it answers predictions while the job goes on
+        with the report); the job then, or JobFailed / TimeoutError."""
+        if until not in ("finished", "model"):
+            raise ValueError(f"until must be 'finished' or 'model', got {until!r}")
         deadline = time.monotonic() + timeout_s
         while True:
             job = self.job(job_id)
             if on_progress is not None:
                 on_progress(job)
+            if until == "model" and job.get("model_ready"):
+                return job
             if job["state"] in FINISHED:
                 if job["state"] != "succeeded":
                     raise JobFailed(job)

@@ -43,11 +43,20 @@ def adapt(
     ] = "full",
     base_model: Annotated[str | None, typer.Option(help="initialization to adapt")] = None,
     wait: Annotated[bool, typer.Option(help="wait for the job, with a progress bar")] = True,
+    until: Annotated[
+        str,
+        typer.Option(
+            help="with --wait: 'finished' (the report too) or 'model' (the model answers "
+            "predictions; its report follows)"
+        ),
+    ] = "finished",
     allow_out_of_domain: Annotated[
         bool, typer.Option(help="adapt even on images unlike the base model's (with a warning)")
     ] = False,
 ) -> None:
     """Adapt a base model to a folder of labelled images; print the model id."""
+    if until not in ("finished", "model"):
+        raise fail(ValueError(f"--until must be 'finished' or 'model', got {until!r}"))
     try:
         with FewShotClient(url, api_key) as api:
             created = api.adapt_folder(
@@ -72,10 +81,10 @@ def adapt(
                             task,
                             completed=progress["step"],
                             total=progress["total"] or None,
-                            status=job["state"],
+                            status=progress["phase"] if job["state"] == "running" else job["state"],
                         )
 
-                    api.wait(created["job_id"], on_progress=show)
+                    api.wait(created["job_id"], on_progress=show, until=until)
     except ApiError as error:
         for detail in error.details:
             where = f"{detail.get('field')} #{detail.get('index')} ({detail.get('filename')})"
