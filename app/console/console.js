@@ -48,6 +48,7 @@ async function submitAdaptation() {
     try {
       created = await (await api("POST", "/v1/adaptations", form)).json();
     } catch (error) {
+      $("#job-state").textContent = "";  // nothing was uploaded
       if (markProblems(error.details || [], sent)) error.message += ": see the images marked above";
       throw error;
     }

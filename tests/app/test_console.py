@@ -141,7 +141,11 @@ def test_the_console_walks_the_whole_flow(
             """() => { window.jobStates = [];
             new MutationObserver(() => window.jobStates.push(
                 document.querySelector('#job-state').textContent))
-              .observe(document.querySelector('#job-state'), {childList: true}); }"""
+              .observe(document.querySelector('#job-state'), {childList: true});
+            window.summaries = [];
+            new MutationObserver(() => window.summaries.push(
+                document.querySelector('#report-summary').textContent))
+              .observe(document.querySelector('#report-summary'), {childList: true}); }"""
         )
         page.click("#submit")
         assert page.locator("#submit").is_disabled()  # no second job from a double click
@@ -154,6 +158,9 @@ def test_the_console_walks_the_whole_flow(
         states = page.evaluate("window.jobStates")
         assert any(text.startswith("Adaptation measuring robustness") for text in states), states
         assert any("%), about" in text or "%)" in text for text in states), states  # a share
+        # the model opened once published, while its report was being computed
+        summaries = page.evaluate("window.summaries")
+        assert any("being computed" in text for text in summaries), summaries
         page.wait_for_selector("#model-view:not([hidden])")
         page.wait_for_function("document.querySelector('#report-chart').naturalWidth > 0")
         assert page.locator("#models tbody tr").count() == 1
