@@ -23,7 +23,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from models.attacks import eval_mode, until_fooled
+from models.attacks import Budget, attacks_anything, eval_mode, radius, rows_of, until_fooled
 from models.networks import Params, logits_of
 
 Loss = Literal["ce", "dlr"]
@@ -64,7 +64,7 @@ def _per_example_loss(logits: Tensor, y: Tensor, loss: Loss, target: Tensor | No
     return F.cross_entropy(logits, y, reduction="none")
 
 
-def _project(x_adv: Tensor, x: Tensor, eps: float) -> Tensor:
+def _project(x_adv: Tensor, x: Tensor, eps: Tensor) -> Tensor:
     return torch.min(torch.max(x_adv, x - eps), x + eps).clamp(0.0, 1.0)
 
 
@@ -73,7 +73,7 @@ def apgd(
     x: Tensor,
     y: Tensor,
     *,
-    eps: float,
+    eps: Budget,
     steps: int = 100,
     loss: Loss = "ce",
     target: Tensor | None = None,
@@ -87,7 +87,8 @@ def apgd(
         model: maps ``[B, C, H, W]`` images to ``[B, N]`` logits.
         x: images ``[B, C, H, W]``, pixels in [0, 1].
         y: true labels ``[B]`` (int64).
-        eps: L-inf budget in pixel units (0 returns a copy of ``x``).
+        eps: L-inf budget in pixel units, shared or per image ``[B]`` (0 returns a copy of
+            ``x``).
         steps: iterations (>= 1); the paper's budget is 100.
         loss: "ce" or "dlr" (ignored when ``target`` is given).
         target: target classes ``[B]`` for the targeted DLR loss, or None.
@@ -104,8 +105,9 @@ def apgd(
     if steps < 1:
         raise ValueError("apgd needs steps >= 1")
     x = x.detach()
-    if eps == 0 or len(x) == 0:
+    if not attacks_anything(eps) or len(x) == 0:
         return x.clone()
+    eps = radius(eps, x)
     params = None if params is None else {k: v.detach() for k, v in params.items()}
     shape = (-1,) + (1,) * (x.dim() - 1)
     if start is None:
@@ -143,7 +145,7 @@ class _Run:
         self.grad, self.current, self.fooled = self._evaluate(x_adv)
         self.x_previous = x_adv.clone()
         self.x_best, self.grad_best, self.loss_best = x_adv.clone(), self.grad, self.current
-        self.step_size = torch.full((len(x),), 2.0 * eps, dtype=x.dtype, device=x.device)
+        self.step_size = 2.0 * eps.flatten()
         self.increases = torch.zeros(len(x), device=x.device)
         self.since = 0
         self.reduced_last = torch.ones(len(x), dtype=torch.bool, device=x.device)
@@ -159,6 +161,7 @@ class _Run:
     def keep(self, rows: Tensor) -> None:
         for name in (
             "index",
+            "eps",
             "x",
             "y",
             "x_adv",
@@ -222,7 +225,7 @@ def apgd_targeted(
     x: Tensor,
     y: Tensor,
     *,
-    eps: float,
+    eps: Budget,
     steps: int = 100,
     targets: int = 9,
     params: Params | None = None,
@@ -243,7 +246,7 @@ def apgd_targeted(
             model,
             x[todo],
             y[todo],
-            eps=eps,
+            eps=rows_of(eps, todo),
             steps=steps,
             target=target[todo],
             params=params,

@@ -25,7 +25,7 @@ import torch
 from torch import Tensor
 
 from models.apgd import apgd, apgd_targeted
-from models.attacks import eval_mode, fgsm, pgd_restarts
+from models.attacks import Budget, attacks_anything, eval_mode, fgsm, pgd_restarts, rows_of
 from models.config import ConfigError
 from models.networks import FewShotNet
 from models.square import square
@@ -67,12 +67,13 @@ class Attack:
         x: Tensor,
         y: Tensor,
         *,
-        eps: float,
+        eps: Budget,
         generator: torch.Generator,
         start: Tensor | None = None,
     ) -> Tensor:
-        """Adversarial images for ``x`` ``[B, C, H, W]`` in [0, 1] with labels ``y`` ``[B]``;
-        ``start``: the start directions of an APGD (see :func:`apgd`), none for the others."""
+        """Adversarial images for ``x`` ``[B, C, H, W]`` in [0, 1] with labels ``y`` ``[B]``
+        within ``eps`` (shared, or per image ``[B]``); ``start``: the start directions of an
+        APGD (see :func:`apgd`), none for the others."""
         if start is not None and not self.takes_start:
             raise ValueError(f"{self.name} takes no start directions")
         if self.kind == "fgsm":
@@ -155,19 +156,20 @@ def suite_correctness(
     y: Tensor,
     *,
     attacks: Sequence[Attack],
-    eps: float,
+    eps: Budget,
     generator: torch.Generator,
     clean: Tensor | None = None,
 ) -> dict[str, Tensor]:
-    """Per-example correctness (bool ``[B]``) under each attack at ``eps``, plus ``worst`` and
-    ``white-box``. Attacks run only on the examples the model gets right clean."""
+    """Per-example correctness (bool ``[B]``) under each attack at ``eps`` (shared, or per
+    example ``[B]``), plus ``worst`` and ``white-box``. Attacks run only on the examples the
+    model gets right clean."""
     clean = correct(model, x, y) if clean is None else clean
     todo = clean.nonzero().flatten()
     results: dict[str, Tensor] = {}
     for attack in attacks:
         outcome = clean.clone()
-        if eps > 0 and len(todo) > 0:
-            x_adv = attack(model, x[todo], y[todo], eps=eps, generator=generator)
+        if attacks_anything(eps) and len(todo) > 0:
+            x_adv = attack(model, x[todo], y[todo], eps=rows_of(eps, todo), generator=generator)
             outcome[todo] = correct(model, x_adv, y[todo])
         results[attack.name] = outcome
     worst, white = clean.clone(), clean.clone()

@@ -18,6 +18,30 @@ from torch import Tensor, nn
 
 from models.networks import Params, logits_of
 
+# An L-inf budget in pixel units: one for every image, or one per image (``[B]``), so one call
+# can attack copies of a batch at several budgets (the service's reports do).
+Budget = float | Tensor
+
+
+def radius(eps: Budget, x: Tensor) -> Tensor:
+    """``eps`` per image as ``[B, 1, 1, 1]`` (broadcasting over ``x``'s other dimensions)."""
+    shape = (len(x),) + (1,) * (x.dim() - 1)
+    if isinstance(eps, Tensor):
+        if eps.shape != (len(x),):
+            raise ValueError(f"per-image eps must have shape ({len(x)},), got {tuple(eps.shape)}")
+        return eps.to(device=x.device, dtype=x.dtype).view(shape)
+    return torch.full(shape, float(eps), dtype=x.dtype, device=x.device)
+
+
+def rows_of(eps: Budget, rows: Tensor) -> Budget:
+    """The budgets of the images ``rows`` (a shared budget stays as it is)."""
+    return eps[rows] if isinstance(eps, Tensor) else eps
+
+
+def attacks_anything(eps: Budget) -> bool:
+    """Whether some image has a budget above 0 (an attack at eps 0 returns the images)."""
+    return bool((eps > 0).any()) if isinstance(eps, Tensor) else eps > 0
+
 
 @contextmanager
 def eval_mode(model: nn.Module) -> Iterator[None]:
@@ -49,7 +73,7 @@ def _detached(params: Params | None) -> Params | None:
 
 
 def fgsm(
-    model: nn.Module, x: Tensor, y: Tensor, *, eps: float, params: Params | None = None
+    model: nn.Module, x: Tensor, y: Tensor, *, eps: Budget, params: Params | None = None
 ) -> Tensor:
     """Fast Gradient Sign Method (Goodfellow et al. 2015, arXiv 1412.6572), L-inf norm.
 
@@ -59,17 +83,18 @@ def fgsm(
         model: maps ``[B, C, H, W]`` images to ``[B, N]`` logits.
         x: images ``[B, C, H, W]``, pixels in [0, 1].
         y: labels ``[B]`` (int64, in ``0..N-1``).
-        eps: L-inf budget in pixel units (0 returns a copy of ``x``).
+        eps: L-inf budget in pixel units, shared or per image ``[B]`` (0 returns a copy of
+            ``x``).
         params: explicit weights to run ``model`` with; None uses the module's own.
 
     Returns:
         Adversarial images, same shape and dtype as ``x``, in [0, 1], ``|x_adv - x| <= eps``.
     """
-    if eps == 0:
+    if not attacks_anything(eps):
         return x.detach().clone()
     with eval_mode(model):
         grad = _input_gradient(model, _detached(params), x, y)
-    return (x.detach() + eps * grad.sign()).clamp(0.0, 1.0)
+    return (x.detach() + radius(eps, x) * grad.sign()).clamp(0.0, 1.0)
 
 
 def pgd(
@@ -77,9 +102,9 @@ def pgd(
     x: Tensor,
     y: Tensor,
     *,
-    eps: float,
+    eps: Budget,
     steps: int = 20,
-    step_size: float | None = None,
+    step_size: Budget | None = None,
     random_start: bool = True,
     params: Params | None = None,
     generator: torch.Generator | None = None,
@@ -96,9 +121,10 @@ def pgd(
         model: maps ``[B, C, H, W]`` images to ``[B, N]`` logits.
         x: images ``[B, C, H, W]``, pixels in [0, 1].
         y: labels ``[B]`` (int64).
-        eps: L-inf budget in pixel units (0 returns a copy of ``x``).
+        eps: L-inf budget in pixel units, shared or per image ``[B]`` (0 returns a copy of
+            ``x``).
         steps: number of ascent steps (>= 1).
-        step_size: per-step size; default ``2.5 * eps / steps``.
+        step_size: per-step size, shared or per image; default ``2.5 * eps / steps``.
         random_start: start from a uniform point of the eps-ball instead of ``x``.
         params: explicit weights to run ``model`` with; None uses the module's own.
         generator: random source of the start, for reproducible evaluations.
@@ -109,9 +135,10 @@ def pgd(
     if steps < 1:
         raise ValueError("pgd needs steps >= 1")
     x = x.detach()
-    if eps == 0:
+    if not attacks_anything(eps):
         return x.clone()
-    step = 2.5 * eps / steps if step_size is None else step_size
+    eps = radius(eps, x)
+    step = 2.5 * eps / steps if step_size is None else radius(step_size, x)
     params = _detached(params)
     x_adv = x.clone()
     if random_start:
@@ -125,8 +152,9 @@ def pgd(
             if keep_fooled:
                 result[live[fooled]] = x_adv[fooled]
                 x_adv, grad, live = x_adv[~fooled], grad[~fooled], live[~fooled]
-            x_adv = x_adv + step * grad.sign()
-            x_adv = torch.min(torch.max(x_adv, x[live] - eps), x[live] + eps).clamp(0.0, 1.0)
+            x_adv = x_adv + step[live] * grad.sign()
+            x_adv = torch.min(torch.max(x_adv, x[live] - eps[live]), x[live] + eps[live])
+            x_adv = x_adv.clamp(0.0, 1.0)
         result[live] = x_adv
     return result.detach()
 
@@ -136,8 +164,8 @@ def fgsm_rs(
     x: Tensor,
     y: Tensor,
     *,
-    eps: float,
-    step_size: float | None = None,
+    eps: Budget,
+    step_size: Budget | None = None,
     params: Params | None = None,
     generator: torch.Generator | None = None,
 ) -> Tensor:
@@ -170,7 +198,7 @@ def pgd_restarts(
     x: Tensor,
     y: Tensor,
     *,
-    eps: float,
+    eps: Budget,
     steps: int = 100,
     restarts: int = 5,
     params: Params | None = None,
@@ -186,7 +214,7 @@ def pgd_restarts(
             model,
             x[todo],
             y[todo],
-            eps=eps,
+            eps=rows_of(eps, todo),
             steps=steps,
             params=params,
             generator=generator,
@@ -204,7 +232,7 @@ def until_fooled(
     y: Tensor,
     attempts: Iterable[Callable[[Tensor], Tensor]],
     *,
-    eps: float,
+    eps: Budget,
 ) -> Tensor:
     """Run each attempt in turn on the examples no earlier attempt misclassified (restarts,
     targets). An attempt maps the indices still standing to their adversarial images; an
@@ -214,7 +242,7 @@ def until_fooled(
     fooled = torch.zeros(len(x), dtype=torch.bool, device=x.device)
     for attempt in attempts:
         todo = (~fooled).nonzero().flatten()
-        if eps == 0 or len(todo) == 0:
+        if not attacks_anything(eps) or len(todo) == 0:
             break
         x_adv[todo] = attempt(todo)
         with torch.no_grad(), eval_mode(model):

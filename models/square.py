@@ -18,7 +18,7 @@ import math
 import torch
 from torch import Tensor, nn
 
-from models.attacks import eval_mode
+from models.attacks import Budget, attacks_anything, eval_mode, radius
 from models.networks import Params, logits_of
 
 P_INIT = 0.8  # the paper's initial fraction of pixels changed per query (L-inf)
@@ -49,7 +49,7 @@ def square(
     x: Tensor,
     y: Tensor,
     *,
-    eps: float,
+    eps: Budget,
     queries: int = 1000,
     params: Params | None = None,
     generator: torch.Generator | None = None,
@@ -60,7 +60,8 @@ def square(
         model: maps ``[B, C, H, W]`` images to ``[B, N]`` logits; only its outputs are read.
         x: images ``[B, C, H, W]``, pixels in [0, 1].
         y: labels ``[B]`` (int64).
-        eps: L-inf budget in pixel units (0 returns a copy of ``x``).
+        eps: L-inf budget in pixel units, shared or per image ``[B]`` (0 returns a copy of
+            ``x``).
         queries: query budget per image (>= 1); stops early for images already misclassified.
         params: explicit weights to run ``model`` with; None uses the module's own.
         generator: random source, for reproducible evaluations.
@@ -71,8 +72,9 @@ def square(
     if queries < 1:
         raise ValueError("square needs queries >= 1")
     x = x.detach()
-    if eps == 0 or len(x) == 0:
+    if not attacks_anything(eps) or len(x) == 0:
         return x.clone()
+    eps = radius(eps, x)
     batch, channels, height, width = x.shape
     with eval_mode(model):
         x_adv = (x + eps * _signs((batch, channels, 1, width), generator, x)).clamp(0.0, 1.0)
@@ -87,7 +89,7 @@ def square(
             left = int(torch.randint(0, width - side + 1, (1,), generator=generator))
             candidate = x_adv[active].clone()
             window = (slice(None), slice(None), slice(top, top + side), slice(left, left + side))
-            fresh = eps * _signs((len(active), channels, 1, 1), generator, x)
+            fresh = eps[active] * _signs((len(active), channels, 1, 1), generator, x)
             candidate[window] = (x[active][window] + fresh).clamp(0.0, 1.0)
             new_margin = _margin(logits_of(model, params, candidate), y[active])
             better = new_margin < margin[active]
