@@ -33,7 +33,7 @@ from common.job_errors import (
 from common.job_index import JobIndex
 from common.keys import JobKind, JobState, Keys, ModelState, new_id
 from common.logs import current_request_id
-from common.model_store import ModelStore
+from common.model_store import ModelStore, unfinished_report
 from common.queue import JobQueue
 from common.telemetry import count_state, observe_seconds
 
@@ -41,6 +41,11 @@ logger = logging.getLogger(__name__)
 Fields = Mapping[str, str | int | float]
 ExtraWrites = Callable[[redis.client.Pipeline], None]
 ModelWrites = Callable[[redis.client.Pipeline, str], None]  # (pipe, model id)
+
+
+def unfinished(job_id: str, state: JobState) -> str:
+    """Why a published model has no report: its job ended in ``state`` before it."""
+    return f"the report was not finished: its job {job_id} was {state.value}"
 
 
 def now() -> float:
@@ -208,8 +213,9 @@ class JobStore:
                 model_writes(pipe, model_id)
             elif new_state.finished and model_state == ModelState.READY:
                 if new_state != JobState.SUCCEEDED:
-                    why = f"the report was not finished: its job {job_id} was {new_state.value}"
-                    self.models.unfinished_report_writes(pipe, model_id, why)
+                    self.models.unfinished_report_writes(
+                        pipe, model_id, unfinished(job_id, new_state)
+                    )
                 else:
                     model_writes(pipe, model_id)
             elif new_state == JobState.CANCELLED:  # never published, never failed
@@ -367,8 +373,19 @@ class JobStore:
             self.keys.tenant_job_cell(tenant_name, kind.decode(), state)
             for state in (JobState.QUEUED, JobState.CANCELLED)
         ]
+        keys.append(self.keys.model_report(model) if model else keys[0])
+        why = unfinished(job_id, JobState.CANCELLED)
+        report, summary = (json.dumps(part) for part in unfinished_report(why))
         answer = self.client.eval(
-            redis_scripts.CANCEL, len(keys), *keys, now(), kind, model and job_id, self.job_ttl_s
+            redis_scripts.CANCEL,
+            len(keys),
+            *keys,
+            now(),
+            kind,
+            model and job_id,
+            self.job_ttl_s,
+            report,
+            summary,
         )
         outcome = answer[0].decode()
         if outcome == "missing":

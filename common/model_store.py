@@ -35,6 +35,15 @@ class ModelCapReached(Exception):
     """Every stored model of the tenant is pending or being reported on: none can be evicted."""
 
 
+def unfinished_report(why: str) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The report and the record's summary of a model whose job ended before its report."""
+    text = f"No robustness estimate: {why}"
+    report = {"available": False, "reason": why, "source": None, "examples": 0}
+    report |= {"summary": {"trustworthy": None, "text": text}, "recommendation": None}
+    summary = {"available": False, "reason": why, "text": text, "recommendation": None}
+    return report, summary
+
+
 def _decoded(raw: dict[bytes, bytes]) -> dict[str, str]:
     return {k.decode(): v.decode() for k, v in raw.items()}
 
@@ -156,11 +165,7 @@ class ModelStore:
 
     def unfinished_report_writes(self, pipe: Pipeline, model_id: str, why: str) -> None:
         """A published model whose job ended (cancelled, failed) before its report did."""
-        text = f"No robustness estimate: {why}"
-        report = {"available": False, "reason": why, "source": None, "examples": 0}
-        report |= {"summary": {"trustworthy": None, "text": text}, "recommendation": None}
-        summary = {"available": False, "reason": why, "text": text, "recommendation": None}
-        self._report_writes(pipe, model_id, report, summary, ReportState.UNFINISHED)
+        self._report_writes(pipe, model_id, *unfinished_report(why), ReportState.UNFINISHED)
 
     def _report_writes(
         self, pipe: Pipeline, model_id: str, report: dict, summary: dict, state: ReportState

@@ -46,10 +46,12 @@ end
 """
 
 # KEYS: job, its input, job counts, its model (or the job again), its tenant's active jobs and
-# queue, its queued and cancelled index cells; ARGV: now, kind, job id when it makes a model,
-# job TTL. Its first write is a DEL (allowed when Redis is full); Redis then lets the script's
-# later writes through, which keeps it atomic (6.2 and 7 alike). It frees the job's input and
-# moves one index entry: it grows nothing that it does not free.
+# queue, its queued and cancelled index cells, its model's report; ARGV: now, kind, job id when
+# it makes a model, job TTL, the unfinished report and record summary (JSON) for a model an
+# earlier attempt published (it stays ready). Its first write is a DEL (allowed when Redis is
+# full); Redis then lets the script's later writes through, which keeps it atomic (6.2 and 7
+# alike). It frees the job's input and moves one index entry: it grows nothing that it does not
+# free (a pending report is replaced by a shorter one).
 CANCEL = """
 local state = redis.call('HGET', KEYS[1], 'state')
 if not state then return {'missing'} end
@@ -69,7 +71,12 @@ redis.call('ZREM', KEYS[7], KEYS[1]:match('[^:]+$'))
 redis.call('ZADD', KEYS[8], redis.call('HGET', KEYS[1], 'created'), KEYS[1]:match('[^:]+$'))
 redis.call('EXPIRE', KEYS[8], ARGV[4])
 if ARGV[3] ~= '' and redis.call('HGET', KEYS[4], 'job_id') == ARGV[3] then
-  redis.call('HSET', KEYS[4], 'state', 'cancelled')
+  if redis.call('HGET', KEYS[4], 'state') == 'ready' then
+    redis.call('HSET', KEYS[4], 'report_state', 'unfinished', 'report_summary', ARGV[6])
+    redis.call('SET', KEYS[9], ARGV[5], 'KEEPTTL')
+  else
+    redis.call('HSET', KEYS[4], 'state', 'cancelled')
+  end
 end
 return {'cancelled'}
 """

@@ -174,3 +174,26 @@ def test_a_model_whose_report_is_pending_is_not_evicted(settings, start_worker, 
         assert wait_for(client, created["job_id"])["state"] == "succeeded"
         files, data = support(classes=2, shots=2)
         assert client.post("/v1/adaptations", files=files, data=data).status_code == 202
+
+
+def test_cancelling_a_given_back_job_leaves_its_published_model_ready(
+    settings, start_worker, report_gate
+):
+    """Queued again after publishing (its worker stopped), the job is cancelled at once by
+    the cancel script: the model stays ready, its report says why there is none."""
+    with TestClient(create_app(settings)) as client:
+        worker = start_worker(settings, "w1")
+        created = _adapt(client)
+        job = _published(client, created)
+        worker.stop.set()
+        eventually(
+            lambda: client.get(f"/v1/jobs/{created['job_id']}").json()["state"] == "queued",
+            "the job is given back",
+        )
+        cancelled = client.post(f"/v1/jobs/{created['job_id']}/cancel").json()
+        assert cancelled["state"] == "cancelled", cancelled
+        model = client.get(job["model_url"]).json()
+        assert model["state"] == "ready" and model["report_state"] == "unfinished", model
+        report = client.get(f"{job['model_url']}/report").json()
+        assert report["available"] is False and "cancelled" in report["reason"], report
+        assert client.post(f"{job['model_url']}/predictions", files=QUERY).status_code == 200
