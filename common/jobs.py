@@ -170,17 +170,15 @@ class JobStore:
     def _transition(
         self,
         job_id: str,
-        decide: Callable[[dict[str, str], bool], Fields | None],
+        decide: Callable[[dict[str, str], str | None], Fields | None],
         extra: ExtraWrites | None = None,
         model_writes: ModelWrites | None = None,
         *,
         publish: bool = False,
     ) -> Fields | None:
-        """WATCH the record (and the model an adaptation makes), let ``decide(job, owns_model)``
-        return the new fields (None: no change), apply them with ``extra`` and, only while its
-        model exists and is this job's, ``model_writes``: when the job ends, or at once with
-        ``publish``. A job that ends otherwise than succeeded after publishing its model
-        leaves the model ready, with an unfinished report that says why."""
+        """WATCH the record (and the model an adaptation makes), let ``decide(job, model_state)``
+        return the new fields (None: no change; the model's state is None unless it exists and
+        is this job's), apply them with ``extra`` and the model's writes (:meth:`_model_change`)."""
         key = self.keys.job(job_id)
         result: dict[str, Fields | None] = {}
 
@@ -191,13 +189,16 @@ class JobStore:
             job = {k.decode(): v.decode() for k, v in raw.items()}
             model_id = job.get("model_id", "") if job["kind"] == JobKind.ADAPT else ""
             model_state = self.models.owned_by(pipe, model_id, job_id) if model_id else None
-            changes = decide(job, model_state is not None)
+            changes = decide(job, model_state)
             result["changes"] = changes
             if changes is None:
                 return
+            new_state = JobState(str(changes.get("state", job["state"])))
+            model_change = self._model_change(
+                pipe, job_id, model_id, model_state, new_state, model_writes, publish
+            )
             pipe.multi()
             pipe.hset(key, mapping=changes)
-            new_state = JobState(str(changes.get("state", job["state"])))
             if new_state != job["state"]:
                 self.index.move_writes(pipe, job, new_state.value, job["state"])
             if "state" in changes:
@@ -207,24 +208,38 @@ class JobStore:
                     pipe.srem(self.keys.tenant_jobs(job.get("tenant", "")), job_id)
             if extra is not None:
                 extra(pipe)
-            if model_writes is None or model_state is None:
-                return
-            if publish:
-                model_writes(pipe, model_id)
-            elif new_state.finished and model_state == ModelState.READY:
-                if new_state != JobState.SUCCEEDED:
-                    self.models.unfinished_report_writes(
-                        pipe, model_id, unfinished(job_id, new_state)
-                    )
-                else:
-                    model_writes(pipe, model_id)
-            elif new_state == JobState.CANCELLED:  # never published, never failed
-                self.models.cancelled_writes(pipe, model_id)
-            elif new_state.finished:
-                model_writes(pipe, model_id)
+            if model_change is not None:
+                model_change(pipe, model_id)
 
         self.client.transaction(apply, key)
         return result["changes"]
+
+    def _model_change(
+        self,
+        pipe: redis.client.Pipeline,
+        job_id: str,
+        model_id: str,
+        model_state: str | None,
+        new_state: JobState,
+        model_writes: ModelWrites | None,
+        publish: bool,
+    ) -> ModelWrites | None:
+        """What the transition writes of the job's model (read after WATCH, before MULTI):
+        nothing unless the model exists and is the job's; ``model_writes`` at once with
+        ``publish``, else when the job ends; a published model stays ready whatever ends its
+        job, with an unfinished report that says why."""
+        if model_writes is None or model_state is None:
+            return None
+        if publish:
+            return model_writes
+        if not new_state.finished:
+            return None
+        if model_state == ModelState.READY and new_state != JobState.SUCCEEDED:
+            writes = self.models.plan_unfinished(pipe, model_id, unfinished(job_id, new_state))
+            return lambda pipe, _: writes(pipe)
+        if new_state == JobState.CANCELLED:  # never published, never failed
+            return self.models.cancelled_writes
+        return model_writes
 
     def _count(self, pipe: redis.client.Pipeline, job: dict[str, str], changes: Fields) -> None:
         state = str(changes["state"])
@@ -241,7 +256,7 @@ class JobStore:
         reached a handler (a Redis blip between delivery and start) do not count.
         """
 
-        def decide(job: dict[str, str], _: bool) -> Fields | None:
+        def decide(job: dict[str, str], _: str | None) -> Fields | None:
             if JobState(job["state"]).finished:
                 return None
             if job.get("cancel_requested") == "1":  # asked while an earlier attempt ran
@@ -285,11 +300,13 @@ class JobStore:
         when (``model_ready``). Raises Superseded when the attempt is no longer the job's,
         CancelRequested when the job was asked to stop or its model was deleted."""
 
-        def decide(job: dict[str, str], owns_model: bool) -> Fields | None:
+        def decide(job: dict[str, str], model_state: str | None) -> Fields | None:
             if int(job["attempt"]) != attempt or job["state"] != JobState.RUNNING:
                 raise Superseded(job_id)
-            if job.get("cancel_requested") == "1" or not owns_model:
+            if job.get("cancel_requested") == "1" or model_state is None:
                 raise CancelRequested(job_id)
+            if model_state != ModelState.PENDING:  # published already: nothing to change
+                return None
             return {"model_ready": now()}
 
         self._transition(job_id, decide, model_writes=model_writes, publish=True)
@@ -311,11 +328,11 @@ class JobStore:
         None (and nothing written) when the attempt is no longer the job's current one.
         """
 
-        def decide(job: dict[str, str], owns_model: bool) -> Fields | None:
+        def decide(job: dict[str, str], model_state: str | None) -> Fields | None:
             if int(job["attempt"]) != attempt or job["state"] != JobState.RUNNING:
                 return None
             fields: dict[str, str | float] = {"state": state.value, "finished": now()}
-            if job["kind"] == JobKind.ADAPT and not owns_model:
+            if job["kind"] == JobKind.ADAPT and model_state is None:
                 fields["state"] = JobState.CANCELLED.value
                 fields["error"] = json.dumps(MODEL_DELETED)
             elif error is not None:
@@ -328,7 +345,7 @@ class JobStore:
     def fail_unstarted(self, job_id: str, error: dict[str, str]) -> bool:
         """Fail a job that is not running under any attempt (a poison job, a lost input)."""
 
-        def decide(job: dict[str, str], _: bool) -> Fields | None:
+        def decide(job: dict[str, str], _: str | None) -> Fields | None:
             if JobState(job["state"]).finished:
                 return None
             return {"state": JobState.FAILED.value, "finished": now(), "error": json.dumps(error)}
@@ -340,7 +357,7 @@ class JobStore:
 
         cancelled = []
 
-        def decide(job: dict[str, str], _: bool) -> Fields | None:
+        def decide(job: dict[str, str], _: str | None) -> Fields | None:
             if int(job["attempt"]) != attempt or job["state"] != JobState.RUNNING:
                 return None
             if job.get("cancel_requested") == "1":  # nothing to give back: it ends here
@@ -374,8 +391,9 @@ class JobStore:
             for state in (JobState.QUEUED, JobState.CANCELLED)
         ]
         keys.append(self.keys.model_report(model) if model else keys[0])
+        pending = self.client.get(self.keys.model_report(model)) if model else None
         why = unfinished(job_id, JobState.CANCELLED)
-        report, summary = (json.dumps(part) for part in unfinished_report(why))
+        report, summary = (json.dumps(p) for p in unfinished_report(why, pending))
         answer = self.client.eval(
             redis_scripts.CANCEL,
             len(keys),

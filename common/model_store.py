@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -35,12 +36,16 @@ class ModelCapReached(Exception):
     """Every stored model of the tenant is pending or being reported on: none can be evicted."""
 
 
-def unfinished_report(why: str) -> tuple[dict[str, Any], dict[str, Any]]:
-    """The report and the record's summary of a model whose job ended before its report."""
+def unfinished_report(why: str, pending: bytes | None) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The report and the record's summary of a model whose job ended before its report: the
+    pending report's threat model, adaptation and level, with ``why`` in place of figures."""
+    report = {k: v for k, v in json.loads(pending or "{}").items() if k != "pending"}
     text = f"No robustness estimate: {why}"
-    report = {"available": False, "reason": why, "source": None, "examples": 0}
+    report |= {"available": False, "reason": why, "source": None, "examples": 0}
     report |= {"summary": {"trustworthy": None, "text": text}, "recommendation": None}
     summary = {"available": False, "reason": why, "text": text, "recommendation": None}
+    if "level" in report:
+        summary["level"] = report["level"]
     return report, summary
 
 
@@ -163,9 +168,17 @@ class ModelStore:
         """The finished report of a published model."""
         self._report_writes(pipe, model_id, report, summary, ReportState.DONE)
 
-    def unfinished_report_writes(self, pipe: Pipeline, model_id: str, why: str) -> None:
-        """A published model whose job ended (cancelled, failed) before its report did."""
-        self._report_writes(pipe, model_id, *unfinished_report(why), ReportState.UNFINISHED)
+    def plan_unfinished(
+        self, pipe: Pipeline, model_id: str, why: str
+    ) -> Callable[[Pipeline], None]:
+        """The writes for a published model whose job ended (cancelled, failed) before its
+        report did. Reads its pending report now: call after WATCH, before MULTI."""
+        report, summary = unfinished_report(why, pipe.get(self.keys.model_report(model_id)))
+
+        def writes(pipe: Pipeline) -> None:
+            self._report_writes(pipe, model_id, report, summary, ReportState.UNFINISHED)
+
+        return writes
 
     def _report_writes(
         self, pipe: Pipeline, model_id: str, report: dict, summary: dict, state: ReportState

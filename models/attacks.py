@@ -35,7 +35,7 @@ def radius(eps: Budget, x: Tensor) -> Tensor:
 
 def rows_of(eps: Budget, rows: Tensor) -> Budget:
     """The budgets of the images ``rows`` (a shared budget stays as it is)."""
-    return eps[rows] if isinstance(eps, Tensor) else eps
+    return eps[rows.to(eps.device)] if isinstance(eps, Tensor) else eps
 
 
 def attacks_anything(eps: Budget) -> bool:

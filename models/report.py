@@ -177,7 +177,7 @@ def _every_eps(
     if not budgets:
         return [clean for _ in grid]
     copies = len(budgets)
-    eps_each = torch.tensor(budgets, dtype=x.dtype).repeat_interleave(len(y))
+    eps_each = torch.tensor(budgets, dtype=x.dtype, device=x.device).repeat_interleave(len(y))
     outcome = suite_correctness(
         model,
         x.repeat(copies, *([1] * (x.dim() - 1))),

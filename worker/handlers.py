@@ -43,8 +43,9 @@ from models.service_jobs import AdaptJob, EvaluateJob
 
 # (steps done, total steps, what the job does now in words or None); raises to stop the job
 Progress = Callable[..., None]
-# publishes an adaptation's model while its job goes on (JobStore.publish_model); may raise
-PublishModel = Callable[[ModelWrites], None]
+# publishes an adaptation's model while its job goes on (JobStore.publish_model); False when
+# it could not now (Redis full): the model is then published with its report at the end
+PublishModel = Callable[[ModelWrites], bool]
 
 
 class JobInputMissing(LookupError):
@@ -156,8 +157,8 @@ def handle_adapt(
         weights = encode_weights(deployed.state_dict(), _model_info(base, support))
     if publish_model is not None and weights is not None:
         pending = _pending_report(settings, job["id"])
-        publish_model(partial(ctx.models.published_writes, weights=weights, **pending))
-        weights = None
+        if publish_model(partial(ctx.models.published_writes, weights=weights, **pending)):
+            weights = None
     report = _report(
         ctx,
         base,

@@ -18,7 +18,14 @@ from functools import partial
 
 import redis
 
-from common.jobs import CancelRequested, JobNotFound, JobStore, PoisonJob, Superseded
+from common.jobs import (
+    CancelRequested,
+    JobNotFound,
+    JobStore,
+    ModelWrites,
+    PoisonJob,
+    Superseded,
+)
 from common.keys import JobState, Keys
 from common.logs import request_context
 from common.queue import Delivery, JobQueue
@@ -245,7 +252,7 @@ class Worker:
 
         ended = True  # False: another attempt owns the job now; its entry is not ours to ack
         try:
-            publish_model = partial(self.store.publish_model, job_id, attempt)
+            publish_model = partial(self._publish_model, job_id, attempt)
             publish = HANDLERS[job["kind"]](self.context, job, progress, publish_model)
             final_state = self._stored(
                 lambda: self.store.finish(
@@ -281,6 +288,18 @@ class Worker:
             logger.warning("job %s was taken over by another worker; dropping it", job_id)
             return
         self.queue.ack(delivery.entry_id)
+
+    def _publish_model(self, job_id: str, attempt: int, writes: ModelWrites) -> bool:
+        """Publish the job's model before its report; False when Redis is full (the job goes
+        on and publishes the model with its report, retried until it fits)."""
+        try:
+            self.store.publish_model(job_id, attempt, writes)
+        except redis.exceptions.OutOfMemoryError as error:
+            logger.warning(
+                "job %s: redis full, its model is published with its report (%s)", job_id, error
+            )
+            return False
+        return True
 
     def _end(
         self, job_id: str, attempt: int, state: JobState, code: str = "", message: str = ""

@@ -13,6 +13,7 @@ from app.errors import API_ERRORS, ApiError
 from app.job_progress import progress_view
 from app.schemas.responses import Job, JobList, documented
 from app.services import Services
+from common.job_errors import MODEL_DELETED
 from common.job_index import LISTED_STATES, MAX_OFFSET
 from common.keys import JobKind, JobState
 
@@ -42,9 +43,9 @@ def job_view(job: dict[str, str], services: Services) -> dict[str, Any]:
         "error": json.loads(job["error"]) if job.get("error") else None,
         "status_url": f"/v1/jobs/{job['id']}",
     }
-    if job["kind"] == JobKind.ADAPT and (
-        job["state"] == JobState.SUCCEEDED or job.get("model_ready")
-    ):
+    published = job["state"] == JobState.SUCCEEDED or job.get("model_ready")
+    model_gone = bool(view["error"]) and view["error"].get("code") == MODEL_DELETED["code"]
+    if job["kind"] == JobKind.ADAPT and published and not model_gone:
         view["model_url"] = f"/v1/models/{job['model_id']}"
     return view
 

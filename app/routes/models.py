@@ -129,6 +129,7 @@ def delete_model(caller: CallerDep, model_id: ModelIdDep, services: ServicesDep)
     services.ready_records.drop((model_id, caller.tenant))  # other processes: within its TTL
     services.cache.drop(model_id)
     services.report_pngs.drop(model_id)
+    services.report_pngs.drop(f"{model_id}:pending")
     if record["state"] == ModelState.PENDING or report_state(record) == ReportState.PENDING:
         _cancel_quietly(services, record["job_id"])
     return Response(status_code=204)
@@ -165,13 +166,17 @@ def get_report(caller: CallerDep, model_id: ModelIdDep, services: ServicesDep) -
 def get_report_png(caller: CallerDep, model_id: ModelIdDep, services: ServicesDep) -> Response:
     """The report as a chart: accuracy vs eps per attack, robust vs clean-only adaptation."""
     record = ready_record(services, model_id, caller.tenant)  # the tenant's, and ready
-    png = services.report_pngs.get(model_id)
-    if png is None:  # a finished report never changes: drawn once, kept until deleted
+    pending = report_state(record) == ReportState.PENDING
+    # a finished report never changes: drawn once, kept until deleted; a pending one is kept
+    # apart (its chart says "being computed") and never cached by clients
+    cache_key = f"{model_id}:pending" if pending else model_id
+    png = services.report_pngs.get(cache_key)
+    if png is None:
         report = get_report(caller=caller, model_id=model_id, services=services)
         png = report_png(report, title=f"model {model_id}")
-        if report_state(record) != ReportState.PENDING:
-            services.report_pngs.put(model_id, png)
-    return Response(png, media_type="image/png", headers={"Cache-Control": "private, max-age=60"})
+        services.report_pngs.put(cache_key, png)
+    cache = "no-store" if pending else "private, max-age=60"
+    return Response(png, media_type="image/png", headers={"Cache-Control": cache})
 
 
 @router.post(

@@ -5,13 +5,16 @@ says so, and never a model that stops answering."""
 
 from __future__ import annotations
 
+import logging
 import threading
 
 import pytest
+import redis
 from fastapi.testclient import TestClient
 
 from app.main import create_app
 from tests.app.test_api import assert_error, support, wait_for
+from tests.app.test_redis_faults import OwnRedis, make_full
 from tests.service_fixtures import eventually, image_bytes
 from worker import handlers
 
@@ -197,3 +200,45 @@ def test_cancelling_a_given_back_job_leaves_its_published_model_ready(
         report = client.get(f"{job['model_url']}/report").json()
         assert report["available"] is False and "cancelled" in report["reason"], report
         assert client.post(f"{job['model_url']}/predictions", files=QUERY).status_code == 200
+
+
+def test_a_full_redis_at_publication_publishes_the_model_with_its_report(
+    tmp_path, settings, start_worker, report_gate, monkeypatch, caplog
+):
+    """Redis refuses the early publication (maxmemory): the job goes on, and the model is
+    published with its report once there is room, not thrown away and adapted again."""
+    full = OwnRedis(tmp_path, "--maxmemory", "20mb", "--maxmemory-policy", "noeviction")
+    full.start()
+    adapted, filled = threading.Event(), threading.Event()
+    adapt = handlers.adapt_and_deploy
+
+    def adapt_then_wait(*args, **kwargs):
+        deployed = adapt(*args, **kwargs)
+        adapted.set()
+        assert filled.wait(60)
+        return deployed
+
+    monkeypatch.setattr(handlers, "adapt_and_deploy", adapt_then_wait)
+    caplog.set_level(logging.WARNING, logger="worker.runner")
+    try:
+        settings = settings.model_copy(update={"redis_url": full.url})
+        store = redis.Redis.from_url(full.url)
+        with TestClient(create_app(settings)) as client:
+            start_worker(settings)
+            created = _adapt(client)
+            assert adapted.wait(120)
+            make_full(store)
+            filled.set()
+            eventually(lambda: "published with its report" in caplog.text, "publish refused")
+            model = client.get(f"/v1/models/{created['model_id']}").json()
+            assert model["state"] == "pending", model  # nothing half-published
+            store.delete(*store.keys("filler:*"))
+            report_gate.set()
+            finished = wait_for(client, created["job_id"])
+            assert finished["state"] == "succeeded" and finished["attempt"] == 1, finished
+            model = client.get(f"/v1/models/{created['model_id']}").json()
+            assert model["state"] == "ready" and model["report_state"] == "done", model
+            query = client.post(f"/v1/models/{created['model_id']}/predictions", files=QUERY)
+            assert query.status_code == 200, query.text
+    finally:
+        full.kill()

@@ -203,8 +203,9 @@ class FewShotClient:
             job = self.job(job_id)
             if on_progress is not None:
                 on_progress(job)
-            if until == "model" and job.get("model_ready"):
-                return job
+            model_gone = (job.get("error") or {}).get("code") == "model_deleted"
+            if until == "model" and job.get("model_ready") and not model_gone:
+                return job  # it answers, whatever became of its report
             if job["state"] in FINISHED:
                 if job["state"] != "succeeded":
                     raise JobFailed(job)
