@@ -9,6 +9,7 @@ import torch
 from models.apgd import apgd
 from models.attack_suite import parse_attack, suite_correctness
 from models.attacks import fgsm, pgd, radius
+from models.report import _every_eps
 
 GRID = (0.03, 0.1, 0.3)
 ALL = "fgsm,pgd-10,pgd-10x3,apgd-ce-10,apgd-dlr-10,apgd-t-10,square-300"
@@ -69,3 +70,19 @@ def test_a_per_image_budget_of_the_wrong_shape_is_refused(trained):
     _, x, _ = trained
     with pytest.raises(ValueError, match="per-image eps must have shape"):
         radius(torch.tensor([0.1, 0.2]), x)
+
+
+def test_a_report_batched_over_eps_matches_one_call_per_eps(trained):
+    """The report's batching (copies per eps, results split back) with a deterministic attack:
+    every eps of the grid, 0 included, gets the per-example outcome of its own call."""
+    model, x, y = trained
+    attack = parse_attack("fgsm")
+    grid = (0.0, *GRID)
+    clean = model(x).argmax(1) == y
+    batched = _every_eps(model, x, y, attack, grid, torch.Generator(), clean)
+    for eps, outcome in zip(grid, batched, strict=True):
+        alone = suite_correctness(
+            model, x, y, attacks=[attack], eps=eps, generator=torch.Generator(), clean=clean
+        )[attack.name]
+        assert torch.equal(outcome, alone), eps
+    assert not torch.equal(batched[1], batched[-1])  # the budgets differ in effect

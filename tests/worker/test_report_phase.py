@@ -75,6 +75,7 @@ def test_the_model_answers_while_its_report_is_computed(settings, start_worker, 
         assert created["job_id"] in pending["summary"]["text"]
         pending_png = client.get(f"{job['model_url']}/report.png")
         assert pending_png.status_code == 200
+        assert pending_png.headers["Cache-Control"] == "no-store"  # it will change
         predicted = client.post(f"{job['model_url']}/predictions", files=QUERY)
         assert predicted.status_code == 200, predicted.text
 
@@ -86,7 +87,9 @@ def test_the_model_answers_while_its_report_is_computed(settings, start_worker, 
         assert model["report_state"] == "done" and model["report_summary"]["available"], model
         report = client.get(f"{job['model_url']}/report").json()
         assert report["available"] is True and "pending" not in report
-        assert client.get(f"{job['model_url']}/report.png").content != pending_png.content
+        done_png = client.get(f"{job['model_url']}/report.png")
+        assert done_png.content != pending_png.content
+        assert done_png.headers["Cache-Control"] == "private, max-age=60"
         again = client.post(f"{job['model_url']}/predictions", files=QUERY).json()
         assert again["predictions"] == predicted.json()["predictions"]  # the same weights
 
@@ -112,7 +115,10 @@ def test_a_job_ending_during_the_report_leaves_the_model_ready(
         assert model["state"] == "ready" and model["report_state"] == "unfinished", model
         report = client.get(f"{job['model_url']}/report").json()
         assert report["available"] is False and expected in report["reason"], report
+        assert "pending" not in report and report["level"] == "full"  # as the pending one said
+        assert report["threat_model"]["norm"] == "L-inf"
         assert model["report_summary"]["reason"] == report["reason"]
+        assert model["report_summary"]["level"] == "full"
         predicted = client.post(f"{job['model_url']}/predictions", files=QUERY)
         assert predicted.status_code == 200, predicted.text
 
