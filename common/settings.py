@@ -91,6 +91,11 @@ class Settings(BaseSettings):
     api_processes: int = Field(1, ge=1, le=64)  # uvicorn worker processes of `python -m app`
     # torch's threads per API process; 0: the CPU cores divided among the API processes
     torch_threads: int = Field(0, ge=0)
+    # torch's threads per worker (`python -m worker`); 0: torch's default, every core. 1: a
+    # worker shares its cores with the API and other workers, and torch's threads spin-wait
+    # for a core that another process holds (2-core host, APGD on 20 images: 2 threads are
+    # 1.3x faster than 1 alone, 28x slower beside one busy process; docs/scaling.md)
+    worker_torch_threads: int = Field(1, ge=0)
     # how long an API process trusts what it read from Redis: a revoked API key, and a deleted
     # or evicted model, stop working in every process within this many seconds (0: no cache)
     auth_cache_s: float = Field(2.0, ge=0, le=60)

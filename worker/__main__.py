@@ -14,6 +14,8 @@ from worker.runner import Worker
 
 settings = get_settings()
 configure_logging(settings.log_level, settings.log_format)
+if settings.worker_torch_threads:
+    torch.set_num_threads(settings.worker_torch_threads)
 # torch imports its compiler stack on the first optimizer it makes (~1.5 s on 2 cores): here,
 # at start, rather than inside the first job
 torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=0.1)

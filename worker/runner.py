@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from functools import partial
 
 import redis
+import torch
 
 from common.jobs import (
     CancelRequested,
@@ -125,7 +126,12 @@ class Worker:
         self._halted.clear()
         beating = threading.Thread(target=self._beat_until_stopped, name="heartbeat", daemon=True)
         beating.start()
-        logger.info("worker %s serving on %s", self.name, self.context.device)
+        logger.info(
+            "worker %s serving on %s with %d torch thread(s)",
+            self.name,
+            self.context.device,
+            torch.get_num_threads(),
+        )
         try:
             while not self.stop.is_set():
                 self._serve_one()

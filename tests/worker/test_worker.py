@@ -60,7 +60,7 @@ def _create_job(
     )
 
 
-def _start_worker(settings, **overrides) -> subprocess.Popen:
+def _start_worker(settings, omp_threads: str = "1", **overrides) -> subprocess.Popen:
     env = {
         **os.environ,
         "REDIS_URL": settings.redis_url,
@@ -69,7 +69,7 @@ def _start_worker(settings, **overrides) -> subprocess.Popen:
         "FEWSHOT_CLAIM_IDLE_MS": "1500",
         "FEWSHOT_HEARTBEAT_S": "0.2",
         "FEWSHOT_WORKER_BLOCK_MS": "100",
-        "OMP_NUM_THREADS": "1",
+        "OMP_NUM_THREADS": omp_threads,
         **{f"FEWSHOT_{k.upper()}": str(v) for k, v in overrides.items()},
     }
     return subprocess.Popen(
@@ -268,3 +268,21 @@ def test_an_untrusted_report_gets_no_headline_figures():
     assert trusted["trustworthy"] is True and trusted["worst_case_accuracy"]["robust"] == {
         "0.1": 0.5
     }
+
+
+@pytest.mark.parametrize(("omp", "setting", "threads"), [("2", None, 1), ("1", "2", 2)])
+def test_a_worker_process_runs_torch_on_the_threads_it_is_given(settings, omp, setting, threads):
+    """One torch thread by default (a worker shares its cores: more threads spin-wait for a
+    core another process holds), whatever OMP_NUM_THREADS says; the setting overrides it."""
+    overrides = {} if setting is None else {"worker_torch_threads": setting}
+    process = _start_worker(settings, omp, **overrides, log_format="text")
+    try:
+        lines = []
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and not any("serving on" in x for x in lines):
+            lines.append(process.stderr.readline().decode())
+        serving = next(x for x in lines if "serving on" in x)
+        assert f"with {threads} torch thread(s)" in serving, serving
+    finally:
+        process.terminate()
+        process.wait(timeout=30)
