@@ -94,7 +94,7 @@ class Settings(BaseSettings):
     # torch's threads per worker (`python -m worker`); 0: torch's default, every core. 1: a
     # worker shares its cores with the API and other workers, and torch's threads spin-wait
     # for a core that another process holds (2-core host, APGD on 20 images: 2 threads are
-    # 1.3x faster than 1 alone, 28x slower beside one busy process; docs/scaling.md)
+    # 1.34x faster than 1 alone, 6.7x slower beside one busy process; docs/scaling.md)
     worker_torch_threads: int = Field(1, ge=0)
     # how long an API process trusts what it read from Redis: a revoked API key, and a deleted
     # or evicted model, stop working in every process within this many seconds (0: no cache)
