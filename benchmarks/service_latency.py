@@ -32,7 +32,7 @@ sys.path.insert(0, str(ROOT))
 
 from cli.serve import start_embedded_redis, stop_all  # noqa: E402
 from common.keys import Keys  # noqa: E402
-from common.settings import PRETRAINED_DIR  # noqa: E402
+from common.settings import PRETRAINED_DIR, Settings  # noqa: E402
 from models.adapt import adapt_and_deploy  # noqa: E402
 from models.artifacts import load_adapted  # noqa: E402
 from models.base_models import load_base_models  # noqa: E402
@@ -84,7 +84,17 @@ def wait_ready(url: str, timeout: float = 60) -> None:
 
 
 def bare_adaptation(base, items, settings) -> tuple[float, float]:
-    """Seconds of the adaptation alone, and of the adaptation + the quick report."""
+    """Seconds of the adaptation alone, and of the adaptation + the quick report, on the
+    worker's torch threads (FEWSHOT_WORKER_TORCH_THREADS)."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(Settings().worker_torch_threads or threads)
+    try:
+        return _bare_adaptation(base, items, settings)
+    finally:
+        torch.set_num_threads(threads)
+
+
+def _bare_adaptation(base, items, settings) -> tuple[float, float]:
     x = torch.stack([torch.from_numpy(decode_for(base.spec, d, source=f)) for _, f, d in items])
     x = x.float() / 255
     classes = sorted({label for label, _, _ in items})
