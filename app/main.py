@@ -69,7 +69,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.state.services = services
         collector = ServiceCollector(services)
         request_metrics.registry.register(collector)
-        logger.info("api ready: %d base model(s), redis %s", len(base.by_name), chosen.redis_url)
+        logger.info(
+            "api ready: %d base model(s), redis %s, %d torch thread(s)",
+            len(base.by_name),
+            chosen.redis_url,
+            torch.get_num_threads(),
+        )
         if chosen.auth == "open":
             logger.warning(
                 "AUTH IS OFF (FEWSHOT_AUTH=open): every caller is tenant 'local'; "

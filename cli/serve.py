@@ -121,6 +121,8 @@ def serve(host: str, port: int, workers: int, echo) -> int:
             echo(f"embedded Redis at {redis_url} (set REDIS_URL to use your own)")
         env = {**os.environ, "REDIS_URL": redis_url, "PORT": str(port), "FEWSHOT_HOST": host}
         env.setdefault("FEWSHOT_AUTH", "open")  # local use; FEWSHOT_AUTH=keys to try keys
+        if workers:  # they share the cores: more torch threads would spin-wait for them
+            env.setdefault("FEWSHOT_TORCH_THREADS", "1")
         if env["FEWSHOT_AUTH"] == "open":
             echo("AUTH IS OFF (FEWSHOT_AUTH=open): anyone who reaches this port can use it")
         children = [
