@@ -12,7 +12,7 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from common.jobs import JobConflict, JobNotFound, TooManyJobs
+from common.job_errors import JobConflict, JobNotFound, TooManyJobs
 from common.tenant_base_models import BaseModelUnavailable
 from models.archive import ArchiveError
 from models.artifacts import ArtifactError

@@ -7,6 +7,7 @@ import json
 import pytest
 import redis
 
+from common.job_errors import TooManyJobs
 from common.jobs import (
     CancelRequested,
     JobConflict,
@@ -14,7 +15,6 @@ from common.jobs import (
     JobStore,
     PoisonJob,
     Superseded,
-    TooManyJobs,
 )
 from common.keys import WORKER_GROUP, JobKind, JobState, Keys
 from common.queue import JobQueue
