@@ -185,3 +185,37 @@ def first_lines(
         return summary, None
     variants = {name: per_image(by_key, eps) for name, by_key in correct_by.items()}
     return summary, recommend(variants["robust"], variants["clean_only"], eps, served)
+
+
+def report_summary(report: dict[str, Any]) -> dict[str, Any]:
+    """What a model's record shows of its report: the plain sentence, the recommendation, and
+    the headline figures (clean and worst-case accuracy per eps, robust vs clean-only)."""
+    first = {
+        "level": report.get("level", "full"),
+        "text": report["summary"]["text"],
+        "recommendation": report.get("recommendation"),
+    }
+    if not report["available"]:
+        return {"available": False, "reason": report["reason"], **first}
+
+    def worst(cells: list[dict[str, Any]]) -> dict[str, float]:
+        return {f"{c['eps']:g}": round(c["mean"], 4) for c in cells if c["attack"] == "worst"}
+
+    checks = [c for checks in report["checks"].values() for c in checks]
+    common = {
+        "available": True,
+        **first,
+        "source": report["source"],
+        "examples": report["examples"],
+        "sanity_checks_passed": all(c["passed"] for c in checks),
+    }
+    if report.get("untrusted_reason"):
+        return {"trustworthy": False, "reason": report["untrusted_reason"], **common}
+    return {
+        "trustworthy": True,
+        **common,
+        "worst_case_accuracy": {
+            "robust": worst(report["robust"]),
+            "clean_only": worst(report["clean_only"]),
+        },
+    }

@@ -39,6 +39,7 @@ from models.base_models import BaseModel, BaseModels, UnknownBaseModel, decode_b
 from models.config import ConfigError
 from models.decode import DataError
 from models.report import evaluate_model, report_units, robustness_report, unavailable_report
+from models.report_summary import report_summary
 from models.service_jobs import AdaptJob, EvaluateJob
 
 # (steps done, total steps, what the job does now in words or None); raises to stop the job
@@ -248,40 +249,6 @@ def _report(
             "report=full runs the strong suite."
         )
     return report
-
-
-def report_summary(report: dict[str, Any]) -> dict[str, Any]:
-    """What a model's record shows of its report: the plain sentence, the recommendation, and
-    the headline figures (clean and worst-case accuracy per eps, robust vs clean-only)."""
-    first = {
-        "level": report.get("level", "full"),
-        "text": report["summary"]["text"],
-        "recommendation": report.get("recommendation"),
-    }
-    if not report["available"]:
-        return {"available": False, "reason": report["reason"], **first}
-
-    def worst(cells: list[dict[str, Any]]) -> dict[str, float]:
-        return {f"{c['eps']:g}": round(c["mean"], 4) for c in cells if c["attack"] == "worst"}
-
-    checks = [c for checks in report["checks"].values() for c in checks]
-    common = {
-        "available": True,
-        **first,
-        "source": report["source"],
-        "examples": report["examples"],
-        "sanity_checks_passed": all(c["passed"] for c in checks),
-    }
-    if report.get("untrusted_reason"):
-        return {"trustworthy": False, "reason": report["untrusted_reason"], **common}
-    return {
-        "trustworthy": True,
-        **common,
-        "worst_case_accuracy": {
-            "robust": worst(report["robust"]),
-            "clean_only": worst(report["clean_only"]),
-        },
-    }
 
 
 def handle_evaluate(

@@ -244,7 +244,7 @@ def test_a_running_job_is_cancelled_between_steps(settings):
 
 
 def test_an_untrusted_report_gets_no_headline_figures():
-    from worker.handlers import report_summary
+    from models.report_summary import report_summary
 
     checks = {"robust": [{"name": "worst_monotone", "passed": True, "detail": ""}]}
     cells = [{"attack": "worst", "eps": 0.1, "mean": 0.5, "ci95": 0.1, "n": 8}]
