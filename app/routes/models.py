@@ -30,6 +30,7 @@ from app.uploads import (
 )
 from common.jobs import JobConflict, JobNotFound
 from common.keys import JobKind, ModelState, ReportState
+from common.model_store import unfinished_report
 from common.report_plot import report_png
 from models.artifacts import encode_images
 from models.service_jobs import EvaluateJob
@@ -82,6 +83,19 @@ def report_state(record: dict[str, str]) -> str | None:
     return record.get("report_state", ReportState.DONE.value)
 
 
+def settled(services: Services, record: dict[str, str]) -> dict[str, str]:
+    """The record as it stands: a report still pending after its job is gone (the job's
+    record expired, or Redis lost it) will never come, so it is shown unfinished, and why."""
+    if report_state(record) != ReportState.PENDING:
+        return record
+    if services.client.exists(services.keys.job(record.get("job_id", ""))):
+        return record
+    why = f"the report was not finished: its job {record.get('job_id')} is gone (expired or lost)"
+    summary = unfinished_report(why, None)[1]
+    state = ReportState.UNFINISHED.value
+    return {**record, "report_state": state, "report_summary": json.dumps(summary), "gone": why}
+
+
 def ready_record(services: Services, model_id: str, tenant: str) -> dict[str, str]:
     record = _record(services, model_id, tenant)
     if record["state"] == ModelState.EVICTED:
@@ -111,12 +125,12 @@ def list_models(
             422, "invalid_request", f"limit must be in 1..500 and offset in 0..{MAX_OFFSET}"
         )
     records, total = services.store.models.page(caller.tenant, offset, limit)
-    return {"models": [model_view(record) for record in records], "total": total}
+    return {"models": [model_view(settled(services, r)) for r in records], "total": total}
 
 
 @router.get("/{model_id}", response_model=None, responses=documented(Model, "the model"))
 def get_model(caller: CallerDep, model_id: ModelIdDep, services: ServicesDep) -> dict[str, Any]:
-    return model_view(_record(services, model_id, caller.tenant))
+    return model_view(settled(services, _record(services, model_id, caller.tenant)))
 
 
 @router.delete("/{model_id}", status_code=204)
@@ -150,12 +164,13 @@ def _cancel_quietly(services: Services, job_id: str) -> None:
     "/{model_id}/report", response_model=None, responses=documented(Report, "the robustness report")
 )
 def get_report(caller: CallerDep, model_id: ModelIdDep, services: ServicesDep) -> dict[str, Any]:
-    record = ready_record(services, model_id, caller.tenant)
+    record = settled(services, ready_record(services, model_id, caller.tenant))
     raw = services.store.models.report(model_id)
     if raw is None:
         raise ApiError(404, "report_not_found", f"the report of model {model_id} has expired")
+    report = unfinished_report(record["gone"], raw)[0] if "gone" in record else json.loads(raw)
     warnings = json.loads(record.get("warnings") or "[]")
-    return {"model_id": model_id, "warnings": warnings, **json.loads(raw)}
+    return {"model_id": model_id, "warnings": warnings, **report}
 
 
 @router.get(
@@ -165,7 +180,7 @@ def get_report(caller: CallerDep, model_id: ModelIdDep, services: ServicesDep) -
 )
 def get_report_png(caller: CallerDep, model_id: ModelIdDep, services: ServicesDep) -> Response:
     """The report as a chart: accuracy vs eps per attack, robust vs clean-only adaptation."""
-    record = ready_record(services, model_id, caller.tenant)  # the tenant's, and ready
+    record = settled(services, ready_record(services, model_id, caller.tenant))  # tenant's, ready
     pending = report_state(record) == ReportState.PENDING
     # a finished report never changes: drawn once, kept until deleted; a pending one is kept
     # apart (its chart says "being computed") and never cached by clients

@@ -248,3 +248,26 @@ def test_a_full_redis_at_publication_publishes_the_model_with_its_report(
             assert query.status_code == 200, query.text
     finally:
         full.kill()
+
+
+def test_a_pending_report_whose_job_is_gone_is_shown_unfinished(
+    settings, start_worker, report_gate
+):
+    """The job's record expired or Redis lost it mid-report: the report can never come, so
+    the model says so (and keeps answering) instead of "being computed" for ever."""
+    with TestClient(create_app(settings)) as client:
+        start_worker(settings)
+        created = _adapt(client)
+        job = _published(client, created)
+        services = client.app.state.services
+        services.client.delete(services.keys.job(created["job_id"]))  # as when it is lost
+        model = client.get(job["model_url"]).json()
+        assert model["state"] == "ready" and model["report_state"] == "unfinished", model
+        listed = client.get("/v1/models").json()["models"]
+        assert [m["report_state"] for m in listed] == ["unfinished"]
+        report = client.get(f"{job['model_url']}/report").json()
+        assert report["available"] is False and "is gone" in report["reason"], report
+        assert report["level"] == "full" and "pending" not in report
+        chart = client.get(f"{job['model_url']}/report.png")
+        assert chart.status_code == 200 and chart.headers["Cache-Control"] != "no-store"
+        assert client.post(f"{job['model_url']}/predictions", files=QUERY).status_code == 200
