@@ -1,0 +1,119 @@
+"""The prediction flag's gap to the strong suite, on the episodes of an evaluation journal.
+
+Usage: python benchmarks/flag_gap.py JOURNAL [--checkpoint models/pretrained/adml-omniglot]
+       [--eps 0.1] [--episodes N]
+Re-creates each journaled episode (same sampler, seed and adaptation as `fewshot evaluate`;
+its clean accuracy must match the journal's, which is checked and counted), runs the flag's
+attack as the API does (APGD-CE-20, every image from the fixed start direction of
+models.predict) on the queries the model gets right, and prints its accuracy beside the
+journal's per-image worst case over the suite, with 95% intervals over episodes.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import platform
+import sys
+from pathlib import Path
+
+import torch
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from cli import runs  # noqa: E402
+from models.adapt import adapt_and_deploy  # noqa: E402
+from models.attack_suite import correct  # noqa: E402
+from models.checkpoint import load_checkpoint  # noqa: E402
+from models.config import AdaptConfig  # noqa: E402
+from models.episodes import EpisodeSampler  # noqa: E402
+from models.evaluation import mean_ci95  # noqa: E402
+from models.networks import backbone_params  # noqa: E402
+from models.predict import start_directions  # noqa: E402
+from models.service_jobs import PREDICT_ATTACK  # noqa: E402
+
+
+def journal_lines(path: Path) -> tuple[dict, dict[int, dict]]:
+    lines = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    return lines[0]["header"], {episode["index"]: episode for episode in lines[1:]}
+
+
+def cell(episode: dict, attack: str, eps: float) -> float:
+    return next(v for a, e, v in episode["accuracy"] if a == attack and abs(e - eps) < 1e-9)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("journal", type=Path)
+    parser.add_argument("--checkpoint", default=str(ROOT / "models/pretrained/adml-omniglot"))
+    parser.add_argument("--eps", type=float, default=0.1)
+    parser.add_argument("--episodes", type=int, default=None, help="default: all journaled")
+    args = parser.parse_args()
+    print(f"command: python benchmarks/flag_gap.py {' '.join(sys.argv[1:])}")
+    print(f"machine: {platform.platform()}, torch {torch.__version__}")
+    print(f"date: {dt.datetime.now(dt.UTC).isoformat(timespec='seconds')}")
+    header, episodes = journal_lines(args.journal)
+    checkpoint = load_checkpoint(Path(args.checkpoint))
+    model, _ = runs.model_from_checkpoint(checkpoint)
+    card_data = checkpoint.card["data"]
+    classes = runs.load_classes(card_data["kind"], Path(card_data["path"]), model.config)
+    held_out = runs.split_from_card(checkpoint.card).select(classes, "test")
+    shape, seed = header["episodes"], header["seed"]
+    sampler = EpisodeSampler(
+        held_out,
+        way=shape["way"],
+        shot=shape["shot"],
+        query=shape["query"],
+        seed=seed,
+        split_name="test",
+    )
+    adapt_config = AdaptConfig(**header["adapt"])
+    indices = sorted(episodes)[: args.episodes]
+    flag, worst, same = [], [], 0
+    for index in indices:
+        task = sampler.episode(index)
+        torch.manual_seed(seed * 1_000_003 + index)  # as models.evaluation does
+        adapted = adapt_and_deploy(
+            model.config,
+            backbone_params(model),
+            task.x_support,
+            task.y_support,
+            n_way=sampler.way,
+            adapt_config=adapt_config,
+            head_init=header["head_init"],
+        )
+        x, y = task.x_query, task.y_query
+        right = correct(adapted, x, y)
+        same += abs(right.double().mean().item() - cell(episodes[index], "clean", 0.0)) < 1e-9
+        survives = right.clone()
+        todo = right.nonzero().flatten()
+        if len(todo):
+            x_adv = PREDICT_ATTACK(
+                adapted,
+                x[todo],
+                y[todo],
+                eps=args.eps,
+                generator=torch.Generator(),
+                start=start_directions(x[todo]),
+            )
+            survives[todo] = correct(adapted, x_adv, y[todo])
+        flag.append(survives.double().mean().item())
+        worst.append(cell(episodes[index], "worst", args.eps))
+    (flag_mean, flag_ci), (worst_mean, worst_ci) = mean_ci95(flag), mean_ci95(worst)
+    gaps = [f - w for f, w in zip(flag, worst, strict=True)]
+    gap_mean, gap_ci = mean_ci95(gaps)
+    print(
+        f"{len(indices)} episodes of {args.journal.name}; clean accuracy matches the journal "
+        f"in {same} of them"
+    )
+    print(
+        f"eps {args.eps:g}: flag ({PREDICT_ATTACK.name}, fixed start) "
+        f"{100 * flag_mean:.1f} ± {100 * flag_ci:.1f}, journal worst case {100 * worst_mean:.1f}"
+        f" ± {100 * worst_ci:.1f}, gap {100 * gap_mean:.1f} ± {100 * gap_ci:.1f} points"
+    )
+
+
+if __name__ == "__main__":
+    main()
