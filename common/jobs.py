@@ -137,8 +137,7 @@ class JobStore(JobCreation):
         if not new_state.finished:
             return None
         if model_state == ModelState.READY and new_state != JobState.SUCCEEDED:
-            writes = self.models.plan_unfinished(pipe, model_id, unfinished(job_id, new_state))
-            return lambda pipe, _: writes(pipe)
+            return self.models.plan_unfinished(pipe, model_id, unfinished(job_id, new_state))
         if new_state == JobState.CANCELLED:  # never published, never failed
             return self.models.cancelled_writes
         return model_writes

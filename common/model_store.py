@@ -156,12 +156,21 @@ class ModelStore:
         return state.decode() if state is not None else None
 
     def published_writes(
-        self, pipe: Pipeline, model_id: str, weights: bytes, report: dict, summary: dict
+        self,
+        pipe: Pipeline,
+        model_id: str,
+        weights: bytes,
+        report: dict,
+        summary: dict,
+        *,
+        done: bool = False,
     ) -> None:
-        """Ready: it answers predictions. Its report is pending until :meth:`report_writes`."""
+        """Ready: it answers predictions. Its report is pending until :meth:`report_writes`,
+        unless ``done`` (published with its finished report)."""
         ttl = self.model_ttl_s
         pipe.set(self.keys.model_weights(model_id), weights, ex=ttl)
-        self._report_writes(pipe, model_id, report, summary, ReportState.PENDING)
+        state = ReportState.DONE if done else ReportState.PENDING
+        self._report_writes(pipe, model_id, report, summary, state)
         pipe.hset(self.keys.model(model_id), "state", ModelState.READY.value)
 
     def report_writes(self, pipe: Pipeline, model_id: str, report: dict, summary: dict) -> None:
@@ -170,12 +179,13 @@ class ModelStore:
 
     def plan_unfinished(
         self, pipe: Pipeline, model_id: str, why: str
-    ) -> Callable[[Pipeline], None]:
-        """The writes for a published model whose job ended (cancelled, failed) before its
-        report did. Reads its pending report now: call after WATCH, before MULTI."""
+    ) -> Callable[[Pipeline, str], None]:
+        """The writes (pipe, model id) for a published model whose job ended (cancelled,
+        failed) before its report did. Reads its pending report now: after WATCH, before
+        MULTI."""
         report, summary = unfinished_report(why, pipe.get(self.keys.model_report(model_id)))
 
-        def writes(pipe: Pipeline) -> None:
+        def writes(pipe: Pipeline, _: str) -> None:
             self._report_writes(pipe, model_id, report, summary, ReportState.UNFINISHED)
 
         return writes

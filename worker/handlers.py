@@ -129,7 +129,6 @@ def handle_adapt(
     base = ctx.base_model(job["tenant"], job["base_model"])
     settings = AdaptJob.from_json(job["settings"])
     adapt_config = settings.adapt_config
-    x, y = _tensors(support, ctx.device)
     published = publish_model is not None and _published(ctx, job)
     steps = 0 if published else adapt_config.steps
     units = (
@@ -145,6 +144,7 @@ def handle_adapt(
     weights = None
     if not published:
         progress(0, total, "adapting")
+        x, y = _tensors(support, ctx.device)
         deployed = adapt_and_deploy(
             base.backbone,
             base.tensors,
@@ -174,8 +174,7 @@ def handle_adapt(
         if weights is None:  # published already
             ctx.models.report_writes(pipe, model_id, report, summary)
         else:
-            ctx.models.published_writes(pipe, model_id, weights, report, summary)
-            ctx.models.report_writes(pipe, model_id, report, summary)
+            ctx.models.published_writes(pipe, model_id, weights, report, summary, done=True)
 
     return Publish(model_writes=publish)
 
