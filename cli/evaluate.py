@@ -111,6 +111,13 @@ def evaluate(
         Path | None,
         typer.Option(help="record each finished episode here; run again to resume from it"),
     ] = None,
+    first_episode: Annotated[
+        int,
+        typer.Option(
+            help="start at this episode: split one evaluation over processes, each with its "
+            "own --journal, then merge them (benchmarks/merge_journals.py)"
+        ),
+    ] = 0,
 ) -> None:
     """Accuracy under the attack suite on held-out episodes (or one-shot runs) after adaptation:
     each attack's own, the per-image worst case, and a black-box gradient-masking check."""
@@ -123,6 +130,8 @@ def evaluate(
         black = None if blackbox.strip().lower() == "none" else parse_attacks([blackbox])[0]
         if blackbox_every < 1:
             raise ConfigError("--blackbox-every must be >= 1")
+        if not 0 <= first_episode < episodes:
+            raise ConfigError(f"--first-episode must lie in [0, --episodes={episodes})")
         torch_device = runs.pick_device(device)
         checkpoint = load_checkpoint(checkpoint_path)
         model, meta = runs.model_from_checkpoint(checkpoint)
@@ -164,6 +173,7 @@ def evaluate(
                 episodes=episodes,
                 blackbox_every=blackbox_every,
                 journal_path=journal,
+                first_episode=first_episode,
                 **common,
                 on_episode=lambda done, total: _advance(progress, bar, done, total),
             )

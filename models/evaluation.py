@@ -28,7 +28,7 @@ from models.attack_suite import (
     runnable,
     suite_correctness,
 )
-from models.config import AdaptConfig, BackboneConfig, HeadInit
+from models.config import AdaptConfig, BackboneConfig, ConfigError, HeadInit
 from models.episodes import EpisodeSampler
 from models.journal import EpisodeJournal, params_fingerprint
 from models.networks import FewShotNet, Params
@@ -203,13 +203,19 @@ def evaluate_episodes(
     device: torch.device | str = "cpu",
     on_episode: Callable[[int, int], None] | None = None,
     journal_path: Path | None = None,
+    first_episode: int = 0,
 ) -> EpisodeEvaluation:
     """Adapt on each episode's support set, attack its queries; aggregate with 95% CIs.
 
     With ``sanity`` the grid is extended with eps 0.5 for the chance-level check. Each episode
     draws its attacks' randomness from its own seed, so an evaluation stopped and resumed from
     ``journal_path`` (:mod:`models.journal`) gives the figures of an uninterrupted one.
+    ``first_episode`` skips the episodes before it: one evaluation split over processes, each
+    with its own journal, merged by :func:`models.journal.merge_journal` (episode ``i`` is the
+    same in every process).
     """
+    if not 0 <= first_episode < episodes:
+        raise ConfigError(f"first episode must lie in [0, {episodes}), got {first_episode}")
     grid = sorted({0.0, *eps_grid, *((SANITY_EPS,) if sanity else ())})
     suite, skipped = runnable(parse_attacks(attacks), sampler.way)
     black = parse_attacks([blackbox])[0] if isinstance(blackbox, str) else blackbox
@@ -229,7 +235,7 @@ def evaluate_episodes(
         }
         journal = EpisodeJournal(journal_path, protocol)
     tally = EpisodeTally()
-    for index in range(episodes):
+    for index in range(first_episode, episodes):
         episode = journal.get(index) if journal is not None else None
         if episode is None:
             task = sampler.episode(index, device=device)
@@ -266,7 +272,7 @@ def evaluate_episodes(
         way=sampler.way,
         shot=sampler.shot,
         query=sampler.query,
-        episodes=episodes,
+        episodes=episodes - first_episode,
         adapt=adapt_config,
         attacks=[a.name for a in suite],
         blackbox=None if black is None else black.name,

@@ -88,3 +88,37 @@ class EpisodeJournal:
             handle.write(line + "\n")
             handle.flush()
         self.episodes[int(episode["index"])] = json.loads(line)
+
+
+def merge_journal(target: Path, source: Path) -> int:
+    """Append the episodes of ``source`` that ``target`` lacks; return how many were added.
+
+    Both journals must carry the same protocol header. An episode found in both must hold the
+    same figures (an episode is determined by its index); a disagreement is refused, as is any
+    damaged line, and ``target`` is then left as it was.
+    """
+    header = _header_of(target)
+    if _header_of(source) != header:
+        raise JournalMismatch(f"{source} and {target} were written by different evaluations")
+    kept = EpisodeJournal(target, header)
+    incoming = EpisodeJournal(source, header).episodes
+    for index, episode in incoming.items():
+        present = kept.get(index)
+        if present is not None and present != episode:
+            raise JournalMismatch(f"episode {index} differs between {source} and {target}")
+    added = [incoming[i] for i in sorted(incoming) if kept.get(i) is None]
+    if added:
+        text = target.read_text() + "".join(json.dumps(e) + "\n" for e in added)
+        atomic_write(target, lambda tmp: tmp.write_text(text))
+    return len(added)
+
+
+def _header_of(path: Path) -> dict[str, Any]:
+    try:
+        with path.open() as handle:
+            first = json.loads(handle.readline())
+    except (OSError, json.JSONDecodeError) as error:
+        raise JournalMismatch(f"{path} is not a readable evaluation journal") from error
+    if not isinstance(first, dict) or "header" not in first:
+        raise JournalMismatch(f"{path} does not start with a journal header")
+    return first["header"]

@@ -7,10 +7,10 @@ import json
 import pytest
 import torch
 
-from models.config import AdaptConfig
+from models.config import AdaptConfig, ConfigError
 from models.episodes import EpisodeSampler
 from models.evaluation import evaluate_episodes
-from models.journal import JournalMismatch, params_fingerprint
+from models.journal import JournalMismatch, merge_journal, params_fingerprint
 from models.networks import FewShotNet, backbone_params
 from tests.conftest import TINY
 from tests.models.test_evaluation import _synthetic_classes
@@ -20,7 +20,9 @@ class Stop(Exception):
     pass
 
 
-def _evaluate(params, journal=None, *, episodes=4, eps=(0.0, 0.1), stop_after=None):
+def _evaluate(
+    params, journal=None, *, episodes=4, eps=(0.0, 0.1), stop_after=None, first_episode=0
+):
     sampler = EpisodeSampler(_synthetic_classes(6), way=3, shot=1, query=2, seed=0)
 
     def on_episode(done: int, total: int) -> None:
@@ -39,6 +41,7 @@ def _evaluate(params, journal=None, *, episodes=4, eps=(0.0, 0.1), stop_after=No
         blackbox_every=2,
         journal_path=journal,
         on_episode=on_episode,
+        first_episode=first_episode,
     )
 
 
@@ -100,3 +103,49 @@ def test_a_damaged_journal_is_a_clear_error(params, tmp_path):
     journal.write_text("garbage\n")
     with pytest.raises(JournalMismatch, match="does not start with a journal header"):
         _evaluate(params, journal, episodes=3)
+
+
+def test_an_evaluation_split_over_processes_merges_to_the_figures_of_one(params, tmp_path):
+    whole = _evaluate(params)
+    first, second = tmp_path / "first.jsonl", tmp_path / "second.jsonl"
+    with pytest.raises(Stop):
+        _evaluate(params, first, stop_after=2)  # episodes 0 and 1, then stopped
+    tail = _evaluate(params, second, first_episode=2)
+    assert tail.episodes == 2 and tail.blackbox_episodes == 1  # episode 2 of 0..3
+    assert [json.loads(line).get("index") for line in second.read_text().splitlines()] == [
+        None,
+        2,
+        3,
+    ]
+    assert merge_journal(first, second) == 2
+    assert merge_journal(first, second) == 0  # merging again adds nothing
+    assert len(first.read_text().splitlines()) == 1 + 4
+    merged = _evaluate(params, first)
+    assert merged.cells == whole.cells and merged.episodes == 4
+    # Every episode came from the journal: tamper with the merged-in one and the figures follow.
+    lines = [json.loads(line) for line in first.read_text().splitlines()]
+    for row in lines[-1]["accuracy"]:
+        row[2] = 0.0
+    first.write_text("".join(json.dumps(e) + "\n" for e in lines))
+    assert _evaluate(params, first).cells != whole.cells
+    with pytest.raises(ConfigError, match="first episode must lie in"):
+        _evaluate(params, first, first_episode=4)
+
+
+def test_merging_other_protocols_or_disagreeing_episodes_is_refused(params, tmp_path):
+    target, other, twin = (tmp_path / f"{n}.jsonl" for n in ("target", "other", "twin"))
+    _evaluate(params, target, episodes=2)
+    _evaluate(params, other, episodes=2, eps=(0.0, 0.2))
+    before = target.read_text()
+    with pytest.raises(JournalMismatch, match="different evaluations"):
+        merge_journal(target, other)
+    lines = before.splitlines()
+    episode = json.loads(lines[2])
+    episode["accuracy"][0][2] = 1.0 - episode["accuracy"][0][2]
+    twin.write_text(f"{lines[0]}\n{json.dumps(episode)}\n")
+    with pytest.raises(JournalMismatch, match="episode 1 differs"):
+        merge_journal(target, twin)
+    (tmp_path / "junk.jsonl").write_text("not a journal\n")
+    with pytest.raises(JournalMismatch, match="not a readable evaluation journal"):
+        merge_journal(target, tmp_path / "junk.jsonl")
+    assert target.read_text() == before
