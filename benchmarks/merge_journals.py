@@ -15,7 +15,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from models.journal import JournalMismatch, merge_journal  # noqa: E402
+from models.journal import JournalMismatch, merge_journal
 
 
 def main() -> int:
