@@ -8,8 +8,8 @@ and only while the model still exists and belongs to that job: a deleted model s
 The per-tenant cap: the oldest finished models make room for a new one. An evicted model keeps
 a small record (state ``evicted``, when and why) for ``EVICTED_RECORD_TTL_S``, so asking for it
 says what happened instead of a bare 404; its weights and report are deleted. Pending models,
-and ready models whose report is still being computed, are never evicted: a tenant whose cap
-is all of those must wait.
+and ready models whose report is still being computed, are never evicted while their job's
+record exists: a tenant whose cap is all of those must wait.
 
 A model is published (ready, answering predictions) as soon as its adaptation is done; its
 report follows from the same job (``report_state`` pending -> done, or unfinished when the job
@@ -105,11 +105,12 @@ class ModelStore:
             if len(victims) >= excess:
                 break
             model_id = raw_id.decode()
-            state, report = pipe.hmget(self.keys.model(model_id), ["state", "report_state"])
+            fields = ["state", "report_state", "job_id"]
+            state, report, job_id = pipe.hmget(self.keys.model(model_id), fields)
             if state is None:  # expired already: only the index entry is left
                 expired.append(model_id)
                 excess -= 1
-            elif state.decode() != ModelState.PENDING and report != ReportState.PENDING.encode():
+            elif not self._awaited(pipe, state, report, job_id):
                 pipe.watch(self.keys.model(model_id))  # a delete meanwhile: plan again
                 victims.append(model_id)
         if excess > len(victims):
@@ -118,6 +119,15 @@ class ModelStore:
                 "reported on; wait for one to finish or delete one"
             )
         return victims, expired
+
+    def _awaited(
+        self, pipe: Pipeline, state: bytes, report: bytes | None, job_id: bytes | None
+    ) -> bool:
+        """A job still makes this model or its report. A job whose record is gone (expired
+        or lost) never will, so its model does not hold a slot of the cap."""
+        if state.decode() != ModelState.PENDING and report != ReportState.PENDING.encode():
+            return False
+        return job_id is not None and bool(pipe.exists(self.keys.job(job_id.decode())))
 
     def create_writes(
         self, pipe: Pipeline, record: dict[str, Any], tenant: str, job_id: str
@@ -140,7 +150,7 @@ class ModelStore:
                     "state": ModelState.EVICTED.value,
                     "evicted": round(time.time(), 3),
                     "evicted_reason": f"evicted to keep the tenant under its cap of {cap} "
-                    "models (oldest finished first)",
+                    "models (oldest first among those no job still makes)",
                 },
             )
             pipe.expire(self.keys.model(model_id), EVICTED_RECORD_TTL_S)

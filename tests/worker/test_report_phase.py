@@ -271,3 +271,32 @@ def test_a_pending_report_whose_job_is_gone_is_shown_unfinished(
         chart = client.get(f"{job['model_url']}/report.png")
         assert chart.status_code == 200 and chart.headers["Cache-Control"] != "no-store"
         assert client.post(f"{job['model_url']}/predictions", files=QUERY).status_code == 200
+
+
+@pytest.mark.parametrize("phase", ["adaptation", "report"])
+def test_a_model_whose_job_is_gone_does_not_hold_a_slot_of_the_cap(
+    settings, start_worker, report_gate, phase
+):
+    """A pending model or report whose job's record is gone will never finish: it is evicted
+    like a finished model instead of holding the tenant's cap until its TTL."""
+    capped = settings.model_copy(update={"max_models_per_tenant": 1})
+    with TestClient(create_app(capped)) as client:
+        if phase == "report":
+            start_worker(capped)
+        created = _adapt(client)
+        if phase == "report":
+            _published(client, created)
+        services = client.app.state.services
+        model_url = f"/v1/models/{created['model_id']}"
+        assert client.get(model_url).json()["state"] == (
+            "ready" if phase == "report" else "pending"
+        )
+        files, data = support(classes=2, shots=2)
+        refused = client.post("/v1/adaptations", files=files, data=data)
+        assert_error(refused, 409, "model_cap_reached")  # its job still exists: it waits
+        services.client.delete(services.keys.job(created["job_id"]))  # as when it is lost
+        files, data = support(classes=2, shots=2)
+        accepted = client.post("/v1/adaptations", files=files, data=data)
+        assert accepted.status_code == 202, accepted.text
+        evicted = client.get(model_url).json()
+        assert evicted["state"] == "evicted", evicted
