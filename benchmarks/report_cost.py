@@ -32,7 +32,8 @@ from models.base_models import load_base_models  # noqa: E402
 from models.config import AdaptConfig  # noqa: E402
 from models.decode import decode_for  # noqa: E402
 from models.evaluation import SANITY_EPS  # noqa: E402
-from models.report import _every_eps, folds_of  # noqa: E402
+from models.report import folds_of  # noqa: E402
+from models.report_attacks import every_eps  # noqa: E402
 from models.service_jobs import REPORT_ATTACKS, REPORT_EPS_GRID  # noqa: E402
 
 
@@ -81,7 +82,7 @@ def main() -> None:
     totals = {"per eps": 0.0, "batched": 0.0}
     for attack in parse_attacks(args.attacks):
         row = {}
-        for way, run in (("per eps", per_eps_calls), ("batched", _every_eps)):
+        for way, run in (("per eps", per_eps_calls), ("batched", every_eps)):
             started = time.perf_counter()
             outcomes = [
                 run(model, xf, yf, attack, grid, torch.Generator().manual_seed(n), clean)

@@ -9,7 +9,7 @@ import torch
 from models.apgd import apgd
 from models.attack_suite import parse_attack, suite_correctness
 from models.attacks import fgsm, pgd, radius
-from models.report import _every_eps
+from models.report_attacks import every_eps
 
 GRID = (0.03, 0.1, 0.3)
 ALL = "fgsm,pgd-10,pgd-10x3,apgd-ce-10,apgd-dlr-10,apgd-t-10,square-300"
@@ -79,7 +79,7 @@ def test_a_report_batched_over_eps_matches_one_call_per_eps(trained):
     attack = parse_attack("fgsm")
     grid = (0.0, *GRID)
     clean = model(x).argmax(1) == y
-    batched = _every_eps(model, x, y, attack, grid, torch.Generator(), clean)
+    batched = every_eps(model, x, y, attack, grid, torch.Generator(), clean)
     for eps, outcome in zip(grid, batched, strict=True):
         alone = suite_correctness(
             model, x, y, attacks=[attack], eps=eps, generator=torch.Generator(), clean=clean
