@@ -34,7 +34,7 @@ def worker_log():
     stream = io.StringIO()
     handler = logging.StreamHandler(stream)
     handler.setFormatter(JsonFormatter())
-    logger = logging.getLogger("worker.runner")
+    logger = logging.getLogger("worker")
     logger.addHandler(handler)
     previous = logger.level
     logger.setLevel(logging.INFO)

@@ -187,7 +187,7 @@ def test_a_full_redis_still_serves_reads_predictions_cancel_delete_and_workers_l
             model_id = ready.json()["model_id"]
 
             make_full(store)
-            caplog.set_level(logging.WARNING, logger="worker.runner")
+            caplog.set_level(logging.WARNING, logger="worker")
             late = start_worker(settings, "w-during")  # once, this one died at start-up
             eventually(lambda: "redis full" in caplog.text, "the worker waits for room")
             assert not late.stop.is_set()

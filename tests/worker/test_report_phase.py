@@ -225,7 +225,7 @@ def test_a_full_redis_at_publication_publishes_the_model_with_its_report(
         return deployed
 
     monkeypatch.setattr(handlers, "adapt_and_deploy", adapt_then_wait)
-    caplog.set_level(logging.WARNING, logger="worker.runner")
+    caplog.set_level(logging.WARNING, logger="worker")
     try:
         settings = settings.model_copy(update={"redis_url": full.url})
         store = redis.Redis.from_url(full.url)
