@@ -25,7 +25,8 @@ from common.keys import JobState
 from common.logs import request_context
 from common.queue import Delivery, JobQueue
 from common.settings import Settings
-from worker.handlers import HANDLERS, USER_ERRORS, HandlerContext
+from worker.handlers import USER_ERRORS, HandlerContext
+from worker.registry import HANDLERS
 
 logger = logging.getLogger(__name__)
 

@@ -1,4 +1,6 @@
-"""What a worker does with one job: adapt a base model, or evaluate an adapted model.
+"""What a worker does with an adaptation job, and what every job handler shares (its context,
+its stored input, the errors that are the job's own fault). Handlers by kind:
+:mod:`worker.registry`.
 
 Handlers are idempotent: they read the job's stored input, compute deterministically, and
 return the writes that publish the result; the runner applies those writes in the same Redis
@@ -8,7 +10,6 @@ transaction that marks the job succeeded.
 from __future__ import annotations
 
 import dataclasses
-import json
 from collections.abc import Callable
 from dataclasses import dataclass
 from functools import cached_property, partial
@@ -18,7 +19,7 @@ import redis
 import torch
 
 from common.jobs import ExtraWrites, ModelWrites
-from common.keys import JobKind, Keys, ModelState
+from common.keys import Keys, ModelState
 from common.lru import LruCache
 from common.model_store import ModelStore
 from common.tenant_base_models import (
@@ -32,15 +33,14 @@ from models.artifacts import (
     LabelledImages,
     decode_images,
     encode_weights,
-    load_adapted,
 )
 from models.attack_suite import parse_attacks
 from models.base_models import BaseModel, BaseModels, UnknownBaseModel, decode_base_model
 from models.config import ConfigError
 from models.decode import DataError
-from models.report import evaluate_model, report_units, robustness_report, unavailable_report
+from models.report import report_units, robustness_report, unavailable_report
 from models.report_summary import report_summary
-from models.service_jobs import AdaptJob, EvaluateJob
+from models.service_jobs import AdaptJob
 
 # (steps done, total steps, what the job does now in words or None); raises to stop the job
 Progress = Callable[..., None]
@@ -104,11 +104,11 @@ class HandlerContext:
         return self.resolver.get(tenant, name)
 
 
-def _tensors(images: LabelledImages, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+def tensors_of(images: LabelledImages, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
     return images.images.to(device=device, dtype=torch.float32) / 255.0, images.labels.to(device)
 
 
-def _input(ctx: HandlerContext, job_id: str) -> tuple[LabelledImages, LabelledImages | None]:
+def stored_input(ctx: HandlerContext, job_id: str) -> tuple[LabelledImages, LabelledImages | None]:
     data = ctx.client.get(ctx.keys.job_input(job_id))
     if data is None:
         raise JobInputMissing(f"the input of job {job_id} has expired or was deleted")
@@ -125,7 +125,7 @@ def handle_adapt(
     report is computed), then report on it. Without ``publish_model`` the model is published
     with its report when the job succeeds. An attempt that finds the model published by an
     earlier one (a worker died while reporting) goes straight to the report."""
-    support, validation = _input(ctx, job["id"])
+    support, validation = stored_input(ctx, job["id"])
     base = ctx.base_model(job["tenant"], job["base_model"])
     settings = AdaptJob.from_json(job["settings"])
     adapt_config = settings.adapt_config
@@ -144,7 +144,7 @@ def handle_adapt(
     weights = None
     if not published:
         progress(0, total, "adapting")
-        x, y = _tensors(support, ctx.device)
+        x, y = tensors_of(support, ctx.device)
         deployed = adapt_and_deploy(
             base.backbone,
             base.tensors,
@@ -224,8 +224,11 @@ def _report(
         suite = parse_attacks(settings.attacks)
         report = unavailable_report(reason, settings.eps_grid, suite, settings.adapt_config)
     else:
-        x, y = _tensors(support, ctx.device)
-        x_val, y_val = _tensors(validation, ctx.device) if validation is not None else (None, None)
+        x, y = tensors_of(support, ctx.device)
+        no_validation = (None, None)
+        x_val, y_val = (
+            tensors_of(validation, ctx.device) if validation is not None else no_validation
+        )
         report = robustness_report(
             base.backbone,
             base.tensors,
@@ -248,58 +251,3 @@ def _report(
             "report=full runs the strong suite."
         )
     return report
-
-
-def handle_evaluate(
-    ctx: HandlerContext,
-    job: dict[str, str],
-    progress: Progress,
-    _publish_model: PublishModel | None = None,
-) -> Publish:
-    """Accuracy of an adapted model under attack on the user's labelled images."""
-    labelled, _ = _input(ctx, job["id"])
-    weights = ctx.models.weights(job["model_id"])
-    if weights is None:
-        raise JobInputMissing(f"model {job['model_id']} has expired or was deleted")
-    model, info = load_adapted(weights, ctx.device)
-    settings = EvaluateJob.from_json(job["settings"])
-    x, y = _tensors(labelled, ctx.device)
-    progress(0, 1, "measuring robustness")
-    evaluation = evaluate_model(
-        model,
-        x,
-        y,
-        n_way=len(info["classes"]),
-        eps_grid=settings.eps_grid,
-        attacks=settings.attacks,
-        time_budget_s=settings.time_budget_s,
-    )
-    progress(1, 1, "writing the result")
-    result = {
-        "model_id": job["model_id"],
-        "source": "labelled images sent with this evaluation",
-        **evaluation,
-    }
-
-    def publish(pipe: redis.client.Pipeline) -> None:
-        pipe.set(ctx.keys.job_result(job["id"]), json.dumps(result), ex=ctx.model_ttl_s)
-
-    return Publish(job_writes=publish)
-
-
-def _meta_train(
-    ctx: HandlerContext,
-    job: dict[str, str],
-    progress: Progress,
-    _publish_model: PublishModel | None = None,
-) -> Publish:
-    from worker.meta_train import handle_meta_train  # it builds on this module's helpers
-
-    return handle_meta_train(ctx, job, progress)
-
-
-HANDLERS = {
-    JobKind.ADAPT.value: handle_adapt,
-    JobKind.EVALUATE.value: handle_evaluate,
-    JobKind.META_TRAIN.value: _meta_train,
-}

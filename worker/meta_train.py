@@ -16,13 +16,18 @@ import redis
 from common.job_errors import CancelRequested
 from models.base_models import encode_base_model
 from models.own_base import BaseTrainJob, TrainRun
-from worker.handlers import HandlerContext, Progress, Publish, _input
+from worker.handlers import HandlerContext, Progress, Publish, PublishModel, stored_input
 
 
-def handle_meta_train(ctx: HandlerContext, job: dict[str, str], progress: Progress) -> Publish:
+def handle_meta_train(
+    ctx: HandlerContext,
+    job: dict[str, str],
+    progress: Progress,
+    _publish_model: PublishModel | None = None,
+) -> Publish:
     settings = BaseTrainJob.from_json(job["settings"])
     _still_wanted(ctx, job, settings.name)
-    images, _ = _input(ctx, job["id"])
+    images, _ = stored_input(ctx, job["id"])
     run = TrainRun(settings, images, ctx.device)
     snapshot_key = ctx.keys.job_snapshot(job["id"])
     snapshot = ctx.client.get(snapshot_key)

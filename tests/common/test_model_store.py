@@ -11,7 +11,7 @@ from fastapi.testclient import TestClient
 from app.main import create_app
 from tests.app.test_api import assert_error, support, wait_for
 from tests.service_fixtures import eventually, image_bytes, keys_under
-from worker.handlers import HANDLERS
+from worker.registry import HANDLERS
 
 pytestmark = pytest.mark.redis
 

@@ -19,7 +19,7 @@ from tests.app.test_api import support, wait_for
 from tests.service_fixtures import eventually, image_bytes
 from tests.worker.test_worker import _create_job
 from worker import runner
-from worker.handlers import HANDLERS
+from worker.registry import HANDLERS
 
 pytestmark = pytest.mark.redis
 CLAIM_IDLE_MS = 2000

@@ -1,0 +1,58 @@
+"""An evaluation job: accuracy of an adapted model under the attack suite on labelled images
+the user sent with the job."""
+
+from __future__ import annotations
+
+import json
+
+import redis
+
+from models.artifacts import load_adapted
+from models.report import evaluate_model
+from models.service_jobs import EvaluateJob
+from worker.handlers import (
+    HandlerContext,
+    JobInputMissing,
+    Progress,
+    Publish,
+    PublishModel,
+    stored_input,
+    tensors_of,
+)
+
+
+def handle_evaluate(
+    ctx: HandlerContext,
+    job: dict[str, str],
+    progress: Progress,
+    _publish_model: PublishModel | None = None,
+) -> Publish:
+    """Accuracy of an adapted model under attack on the user's labelled images."""
+    labelled, _ = stored_input(ctx, job["id"])
+    weights = ctx.models.weights(job["model_id"])
+    if weights is None:
+        raise JobInputMissing(f"model {job['model_id']} has expired or was deleted")
+    model, info = load_adapted(weights, ctx.device)
+    settings = EvaluateJob.from_json(job["settings"])
+    x, y = tensors_of(labelled, ctx.device)
+    progress(0, 1, "measuring robustness")
+    evaluation = evaluate_model(
+        model,
+        x,
+        y,
+        n_way=len(info["classes"]),
+        eps_grid=settings.eps_grid,
+        attacks=settings.attacks,
+        time_budget_s=settings.time_budget_s,
+    )
+    progress(1, 1, "writing the result")
+    result = {
+        "model_id": job["model_id"],
+        "source": "labelled images sent with this evaluation",
+        **evaluation,
+    }
+
+    def publish(pipe: redis.client.Pipeline) -> None:
+        pipe.set(ctx.keys.job_result(job["id"]), json.dumps(result), ex=ctx.model_ttl_s)
+
+    return Publish(job_writes=publish)
