@@ -18,7 +18,7 @@ from app.schemas.forms import BASE_MODEL_FORM
 from app.schemas.responses import BaseModelAccepted, BaseModelList, documented
 from app.services import Services
 from app.uploads import files_of, form_number, optional_text, read_bytes, read_form
-from common.jobs import JobConflict, JobNotFound
+from common.job_errors import JobConflict, JobNotFound
 from common.keys import JobKind
 from common.tenant_base_models import NAME_PATTERN, BaseModelNameTaken
 from models.archive import ArchiveLimits, read_class_archive

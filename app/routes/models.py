@@ -28,7 +28,7 @@ from app.uploads import (
     read_form,
     read_labelled,
 )
-from common.jobs import JobConflict, JobNotFound
+from common.job_errors import JobConflict, JobNotFound
 from common.keys import JobKind, ModelState, ReportState
 from common.model_store import unfinished_report
 from common.report_plot import report_png

@@ -7,15 +7,15 @@ import json
 import pytest
 import redis
 
-from common.job_errors import TooManyJobs
-from common.jobs import (
+from common.job_errors import (
     CancelRequested,
     JobConflict,
     JobNotFound,
-    JobStore,
     PoisonJob,
     Superseded,
+    TooManyJobs,
 )
+from common.jobs import JobStore
 from common.keys import WORKER_GROUP, JobKind, JobState, Keys
 from common.queue import JobQueue
 from tests.service_fixtures import eventually

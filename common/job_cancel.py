@@ -1,0 +1,66 @@
+"""Cancelling a job: a queued one at once, a running one by asking its worker to stop."""
+
+from __future__ import annotations
+
+import json
+
+import redis
+
+from common import redis_scripts
+from common.job_create import now
+from common.job_errors import JobConflict, JobNotFound
+from common.keys import JobKind, JobState, Keys
+from common.model_store import unfinished_report
+
+
+def unfinished(job_id: str, state: JobState) -> str:
+    """Why a published model has no report: its job ended in ``state`` before it."""
+    return f"the report was not finished: its job {job_id} was {state.value}"
+
+
+class JobCancellation:
+    """:meth:`cancel` of :class:`~common.jobs.JobStore` (which provides these attributes)."""
+
+    client: redis.Redis
+    keys: Keys
+    job_ttl_s: int
+
+    def cancel(self, job_id: str) -> str:
+        """Cancel a queued job now (its model failed, atomically), or ask a running one to
+        stop; the resulting state. One script, allowed even when Redis is full (maxmemory):
+        it frees the job's input and changes a few small fields."""
+        kind, model_id, tenant = self.client.hmget(
+            self.keys.job(job_id), ["kind", "model_id", "tenant"]
+        )
+        if kind is None:
+            raise JobNotFound(job_id)
+        model = model_id.decode() if kind.decode() == JobKind.ADAPT and model_id else ""
+        keys = [self.keys.job(job_id), self.keys.job_input(job_id), self.keys.job_counts]
+        keys.append(self.keys.model(model) if model else keys[0])
+        tenant_name = tenant.decode() if tenant else ""
+        keys += [self.keys.tenant_jobs(tenant_name), self.keys.tenant_queue(tenant_name)]
+        keys += [
+            self.keys.tenant_job_cell(tenant_name, kind.decode(), state)
+            for state in (JobState.QUEUED, JobState.CANCELLED)
+        ]
+        keys.append(self.keys.model_report(model) if model else keys[0])
+        pending = self.client.get(self.keys.model_report(model)) if model else None
+        why = unfinished(job_id, JobState.CANCELLED)
+        report, summary = (json.dumps(p) for p in unfinished_report(why, pending))
+        answer = self.client.eval(
+            redis_scripts.CANCEL,
+            len(keys),
+            *keys,
+            now(),
+            kind,
+            model and job_id,
+            self.job_ttl_s,
+            report,
+            summary,
+        )
+        outcome = answer[0].decode()
+        if outcome == "missing":
+            raise JobNotFound(job_id)
+        if outcome == "finished":
+            raise JobConflict(f"job {job_id} has already {answer[1].decode()}")
+        return outcome
