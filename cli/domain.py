@@ -15,7 +15,8 @@ from cli.console import clear_errors, out_console
 from models.checkpoint import Checkpoint, git_commit, load_checkpoint, utc_now
 from models.config import ConfigError
 from models.decode import DataError, InputSpec, decode_for
-from models.domain import DomainConfig, DomainDetector, fit_domain, load_domain, save_domain
+from models.domain import DomainConfig, DomainDetector, load_domain, save_domain
+from models.domain_fit import fit_domain
 from models.networks import backbone_params
 
 app = typer.Typer(help=__doc__, no_args_is_help=True)

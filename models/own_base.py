@@ -23,7 +23,7 @@ from models.artifacts import LabelledImages, read_safetensors
 from models.config import AdaptConfig, BackboneConfig, ConfigError, MetaConfig
 from models.data import ClassImages
 from models.decode import decode_image
-from models.domain import fit_domain
+from models.domain_fit import fit_domain
 from models.episodes import EpisodeSampler
 from models.evaluation import evaluate_episodes
 from models.networks import FewShotNet, backbone_params

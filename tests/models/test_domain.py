@@ -15,11 +15,11 @@ from models.domain import (
     DomainConfig,
     Gaussian,
     domain_path_of,
-    fit_domain,
     load_domain,
     pixel_stats,
     save_domain,
 )
+from models.domain_fit import fit_domain
 from models.networks import FewShotNet, backbone_params
 from models.synthetic import OUT_OF_DOMAIN, colour_shape, encode
 from tests.conftest import TINY, synthetic_task
