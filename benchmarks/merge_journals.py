@@ -3,8 +3,10 @@
 already measured.
 
 Usage: python benchmarks/merge_journals.py TARGET.jsonl SOURCE.jsonl [...]
-Run it while no process writes TARGET. Refused (TARGET unchanged): another protocol's header, or
-an episode whose figures differ between journals.
+Run it while no process writes any of these journals (stop the runs first). Refused, with no
+file changed: another protocol's header, a damaged line, or an episode whose figures differ
+between journals. A source's last line cut short by a kill is left out (its run measures that
+episode again when it resumes).
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from models.journal import JournalMismatch, merge_journal
+from models.journal import JournalMismatch, merge_journals
 
 
 def main() -> int:
@@ -24,12 +26,12 @@ def main() -> int:
     parser.add_argument("sources", nargs="+", type=Path)
     args = parser.parse_args()
     try:
-        for source in args.sources:
-            added = merge_journal(args.target, source)
-            print(f"{source}: {added} episodes added to {args.target}")
+        added = merge_journals(args.target, args.sources)
     except JournalMismatch as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
+    for source, count in added.items():
+        print(f"{source}: {count} episodes added to {args.target}")
     return 0
 
 

@@ -130,8 +130,12 @@ def evaluate(
         black = None if blackbox.strip().lower() == "none" else parse_attacks([blackbox])[0]
         if blackbox_every < 1:
             raise ConfigError("--blackbox-every must be >= 1")
+        if episodes < 1:
+            raise ConfigError("--episodes must be at least 1")
         if not 0 <= first_episode < episodes:
             raise ConfigError(f"--first-episode must lie in [0, --episodes={episodes})")
+        if first_episode and runs_dir is not None:
+            raise ConfigError("--first-episode splits episodes; --runs evaluates whole runs")
         torch_device = runs.pick_device(device)
         checkpoint = load_checkpoint(checkpoint_path)
         model, meta = runs.model_from_checkpoint(checkpoint)

@@ -33,7 +33,8 @@ Pipeline = redis.client.Pipeline
 
 
 class ModelCapReached(Exception):
-    """Every stored model of the tenant is pending or being reported on: none can be evicted."""
+    """Every stored model of the tenant is pending or being reported on by a job that still
+    exists: none can be evicted."""
 
 
 def unfinished_report(why: str, pending: bytes | None) -> tuple[dict[str, Any], dict[str, Any]]:
@@ -105,13 +106,13 @@ class ModelStore:
             if len(victims) >= excess:
                 break
             model_id = raw_id.decode()
+            pipe.watch(self.keys.model(model_id))  # a delete or change meanwhile: plan again
             fields = ["state", "report_state", "job_id"]
             state, report, job_id = pipe.hmget(self.keys.model(model_id), fields)
             if state is None:  # expired already: only the index entry is left
                 expired.append(model_id)
                 excess -= 1
             elif not self._awaited(pipe, state, report, job_id):
-                pipe.watch(self.keys.model(model_id))  # a delete meanwhile: plan again
                 victims.append(model_id)
         if excess > len(victims):
             raise ModelCapReached(

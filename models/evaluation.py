@@ -104,6 +104,7 @@ class EpisodeEvaluation:
     blackbox: str | None  # the black-box attack of the gradient-masking check
     blackbox_episodes: int  # episodes the black-box attack ran on
     skipped: dict[str, str] = field(default_factory=dict)  # attacks that could not run, and why
+    first_episode: int = 0  # the episodes measured: first_episode .. first_episode + episodes - 1
 
     def to_dict(self) -> dict[str, object]:
         return asdict(self)
@@ -211,9 +212,11 @@ def evaluate_episodes(
     draws its attacks' randomness from its own seed, so an evaluation stopped and resumed from
     ``journal_path`` (:mod:`models.journal`) gives the figures of an uninterrupted one.
     ``first_episode`` skips the episodes before it: one evaluation split over processes, each
-    with its own journal, merged by :func:`models.journal.merge_journal` (episode ``i`` is the
+    with its own journal, merged by :func:`models.journal.merge_journals` (episode ``i`` is the
     same in every process).
     """
+    if episodes < 1:
+        raise ConfigError(f"episodes must be at least 1, got {episodes}")
     if not 0 <= first_episode < episodes:
         raise ConfigError(f"first episode must lie in [0, {episodes}), got {first_episode}")
     grid = sorted({0.0, *eps_grid, *((SANITY_EPS,) if sanity else ())})
@@ -278,4 +281,5 @@ def evaluate_episodes(
         blackbox=None if black is None else black.name,
         blackbox_episodes=tally.blackbox_episodes,
         skipped=skipped,
+        first_episode=first_episode,
     )

@@ -90,35 +90,52 @@ class EpisodeJournal:
         self.episodes[int(episode["index"])] = json.loads(line)
 
 
-def merge_journal(target: Path, source: Path) -> int:
-    """Append the episodes of ``source`` that ``target`` lacks; return how many were added.
+def merge_journals(target: Path, sources: list[Path]) -> dict[Path, int]:
+    """Add to ``target`` the episodes of ``sources`` that it lacks; how many each source added.
 
-    Both journals must carry the same protocol header. An episode found in both must hold the
-    same figures (an episode is determined by its index); a disagreement is refused, as is any
-    damaged line, and ``target`` is then left as it was.
+    Every journal must carry the same protocol header. An episode found twice must hold the same
+    figures (an episode is determined by its index). Everything is checked before ``target`` is
+    written, once; on any refusal no file changes. Sources are only read: a last line cut short
+    (a kill mid-write) is left out, and measured again when that journal's run resumes; the
+    target's own cut line is dropped, as resuming it would.
     """
-    header = _header_of(target)
-    if _header_of(source) != header:
-        raise JournalMismatch(f"{source} and {target} were written by different evaluations")
-    kept = EpisodeJournal(target, header)
-    incoming = EpisodeJournal(source, header).episodes
-    for index, episode in incoming.items():
-        present = kept.get(index)
-        if present is not None and present != episode:
-            raise JournalMismatch(f"episode {index} differs between {source} and {target}")
-    added = [incoming[i] for i in sorted(incoming) if kept.get(i) is None]
-    if added:
-        text = target.read_text() + "".join(json.dumps(e) + "\n" for e in added)
+    header, merged = _read_only(target)
+    added: dict[Path, int] = {}
+    for source in sources:
+        source_header, incoming = _read_only(source)
+        if source_header != header:
+            raise JournalMismatch(f"{source} and {target} were written by different evaluations")
+        count = 0
+        for index, episode in sorted(incoming.items()):
+            if index not in merged:
+                merged[index] = episode
+                count += 1
+            elif merged[index] != episode:
+                raise JournalMismatch(f"episode {index} differs between {source} and {target}")
+        added[source] = count
+    lines = [json.dumps({"header": header})] + [json.dumps(e) for e in merged.values()]
+    text = "\n".join(lines) + "\n"
+    if sum(added.values()) or target.read_text() != text:
         atomic_write(target, lambda tmp: tmp.write_text(text))
-    return len(added)
+    return added
 
 
-def _header_of(path: Path) -> dict[str, Any]:
+def _read_only(path: Path) -> tuple[dict[str, Any], dict[int, dict[str, Any]]]:
+    """A journal's header and episodes, in file order, without writing it."""
     try:
-        with path.open() as handle:
-            first = json.loads(handle.readline())
-    except (OSError, json.JSONDecodeError) as error:
+        lines = path.read_text().splitlines()
+        first = json.loads(lines[0]) if lines else None
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
         raise JournalMismatch(f"{path} is not a readable evaluation journal") from error
     if not isinstance(first, dict) or "header" not in first:
         raise JournalMismatch(f"{path} does not start with a journal header")
-    return first["header"]
+    episodes: dict[int, dict[str, Any]] = {}
+    for number, line in enumerate(lines[1:], start=2):
+        try:
+            episode = json.loads(line)
+        except json.JSONDecodeError as error:
+            if number == len(lines):
+                break  # cut short by a kill: that episode is not finished
+            raise JournalMismatch(f"{path}: line {number} is damaged") from error
+        episodes[int(episode["index"])] = episode
+    return first["header"], episodes

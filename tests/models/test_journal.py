@@ -10,7 +10,7 @@ import torch
 from models.config import AdaptConfig, ConfigError
 from models.episodes import EpisodeSampler
 from models.evaluation import evaluate_episodes
-from models.journal import JournalMismatch, merge_journal, params_fingerprint
+from models.journal import JournalMismatch, merge_journals, params_fingerprint
 from models.networks import FewShotNet, backbone_params
 from tests.conftest import TINY
 from tests.models.test_evaluation import _synthetic_classes
@@ -117,8 +117,8 @@ def test_an_evaluation_split_over_processes_merges_to_the_figures_of_one(params,
         2,
         3,
     ]
-    assert merge_journal(first, second) == 2
-    assert merge_journal(first, second) == 0  # merging again adds nothing
+    assert merge_journals(first, [second]) == {second: 2}
+    assert merge_journals(first, [second]) == {second: 0}  # merging again adds nothing
     assert len(first.read_text().splitlines()) == 1 + 4
     merged = _evaluate(params, first)
     assert merged.cells == whole.cells and merged.episodes == 4
@@ -133,19 +133,40 @@ def test_an_evaluation_split_over_processes_merges_to_the_figures_of_one(params,
 
 
 def test_merging_other_protocols_or_disagreeing_episodes_is_refused(params, tmp_path):
-    target, other, twin = (tmp_path / f"{n}.jsonl" for n in ("target", "other", "twin"))
+    target, other, twin, tail = (
+        tmp_path / f"{n}.jsonl" for n in ("target", "other", "twin", "tail")
+    )
     _evaluate(params, target, episodes=2)
     _evaluate(params, other, episodes=2, eps=(0.0, 0.2))
-    before = target.read_text()
+    _evaluate(params, tail, episodes=4, first_episode=2)
+    lines = target.read_text().splitlines()
+    target.write_text("\n".join(lines) + "\n" + lines[-1][:20])  # a kill cut its last line
+    before, tail_before = target.read_text(), tail.read_text()
     with pytest.raises(JournalMismatch, match="different evaluations"):
-        merge_journal(target, other)
-    lines = before.splitlines()
+        merge_journals(target, [tail, other])  # tail is fine, other is not: nothing is written
     episode = json.loads(lines[2])
     episode["accuracy"][0][2] = 1.0 - episode["accuracy"][0][2]
     twin.write_text(f"{lines[0]}\n{json.dumps(episode)}\n")
     with pytest.raises(JournalMismatch, match="episode 1 differs"):
-        merge_journal(target, twin)
+        merge_journals(target, [twin])
     (tmp_path / "junk.jsonl").write_text("not a journal\n")
     with pytest.raises(JournalMismatch, match="not a readable evaluation journal"):
-        merge_journal(target, tmp_path / "junk.jsonl")
-    assert target.read_text() == before
+        merge_journals(target, [tmp_path / "junk.jsonl"])
+    damaged = tmp_path / "damaged.jsonl"
+    damaged.write_text(f"{lines[0]}\n{{cut\n{lines[1]}\n")
+    with pytest.raises(JournalMismatch, match="line 2 is damaged"):
+        merge_journals(target, [damaged])
+    assert target.read_text() == before and tail.read_text() == tail_before
+
+
+def test_a_source_cut_short_is_only_read_and_its_last_episode_left_out(params, tmp_path):
+    target, source = tmp_path / "target.jsonl", tmp_path / "source.jsonl"
+    _evaluate(params, target, episodes=2)
+    _evaluate(params, source, episodes=4, first_episode=2)
+    lines = source.read_text().splitlines()
+    source.write_text("\n".join(lines[:-1]) + "\n" + lines[-1][:20])  # killed mid-write
+    cut = source.read_text()
+    assert merge_journals(target, [source]) == {source: 1}  # episode 2; 3 was not finished
+    assert source.read_text() == cut
+    indices = [json.loads(line).get("index") for line in target.read_text().splitlines()]
+    assert indices == [None, 0, 1, 2]
