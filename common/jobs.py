@@ -174,11 +174,13 @@ class JobStore(JobCreation, JobCancellation):
     def progress(
         self, job_id: str, attempt: int, step: int, total: int, phase: str | None = None
     ) -> None:
-        """Record progress (and what the job is doing, in words); raise Superseded or
-        CancelRequested when the worker must stop."""
+        """Record progress (and what the job is doing, in words); raise JobNotFound,
+        Superseded or CancelRequested when the worker must stop."""
         key = self.keys.job(job_id)
         current, cancel, state = self.client.hmget(key, ["attempt", "cancel_requested", "state"])
-        if current is None or int(current) != attempt or state.decode() != JobState.RUNNING:
+        if current is None:  # the record expired or was lost mid-run
+            raise JobNotFound(job_id)
+        if int(current) != attempt or state.decode() != JobState.RUNNING:
             raise Superseded(job_id)
         if cancel == b"1":
             raise CancelRequested(job_id)

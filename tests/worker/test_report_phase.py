@@ -275,7 +275,7 @@ def test_a_pending_report_whose_job_is_gone_is_shown_unfinished(
 
 @pytest.mark.parametrize("phase", ["adaptation", "report"])
 def test_a_model_whose_job_is_gone_does_not_hold_a_slot_of_the_cap(
-    settings, start_worker, report_gate, phase
+    settings, start_worker, report_gate, phase, caplog
 ):
     """A pending model or report whose job's record is gone will never finish: it is evicted
     like a finished model instead of holding the tenant's cap until its TTL."""
@@ -300,3 +300,12 @@ def test_a_model_whose_job_is_gone_does_not_hold_a_slot_of_the_cap(
         assert accepted.status_code == 202, accepted.text
         evicted = client.get(model_url).json()
         assert evicted["state"] == "evicted", evicted
+        if phase == "report":  # the worker's report, once done, has no model to write to
+            caplog.set_level(logging.WARNING, logger="worker")
+            report_gate.set()
+            assert wait_for(client, accepted.json()["job_id"])["state"] == "succeeded"
+            assert client.get(model_url).json()["state"] == "evicted"
+            model_id = created["model_id"]
+            assert not services.client.exists(services.keys.model_weights(model_id))
+            assert not services.client.exists(services.keys.model_report(model_id))
+            assert "lost its record while running" in caplog.text, caplog.text
