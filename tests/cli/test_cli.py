@@ -142,6 +142,14 @@ def test_bad_options_are_clear_errors(tmp_path):
     assert result.exit_code == 2 and "--eps values must lie in [0, 1]" in result.output
     result = _run("evaluate", tmp_path / "absent")
     assert result.exit_code == 2 and "checkpoint file missing" in result.output
+    for options, message in (
+        (("--episodes", "10", "--first-episode", "10"), "--first-episode must lie in [0, "),
+        (("--first-episode", "-1"), "--first-episode must lie in [0, "),
+        (("--episodes", "0"), "--episodes must be at least 1"),
+        (("--first-episode", "2", "--runs", str(tmp_path)), "--runs evaluates whole runs"),
+    ):
+        result = _run("evaluate", tmp_path / "absent", *options)
+        assert result.exit_code == 2 and message in result.output, result.output
 
 
 def _rgb_folder(root, classes: int, per_class: int):
