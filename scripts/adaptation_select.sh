@@ -1,0 +1,29 @@
+#!/usr/bin/env bash
+# Validation-alphabet measurements of docs/experiments/v2/ADAPTATION.md: the v2 initialization
+# under each service-time adaptation candidate, 5-way 1-shot, the selection suite at eps 0.1,
+# every episode journaled (run again to resume). Candidates run one after the other.
+# Usage: scripts/adaptation_select.sh [OUT_DIR] ; EPISODES (60), CANDIDATES override.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+out=${1:-docs/experiments/v2/adaptation}
+episodes=${EPISODES:-60}
+mkdir -p "$out"
+options_of() {
+  case $1 in
+    default) echo "--adversarial" ;;
+    clean) echo "--clean" ;;
+    fgsm-rs) echo "--adversarial --adapt-random-start" ;;
+    steps40) echo "--adversarial --adapt-steps 40" ;;
+    *) echo "unknown candidate $1" >&2; return 1 ;;
+  esac
+}
+for name in ${CANDIDATES:-default clean fgsm-rs steps40}; do
+  target="$out/$name.json"
+  [ -f "$target" ] && continue
+  # shellcheck disable=SC2046
+  OMP_NUM_THREADS=1 .venv/bin/fewshot evaluate models/pretrained/adml-omniglot --split val \
+    --episodes "$episodes" --way 5 --shot 1 --query 5 --adapt-eps 0.1 --eps 0,0.1 \
+    --attacks fgsm,pgd-20,apgd-ce-20,apgd-ce-100,apgd-t-100 --blackbox square-1000 \
+    --blackbox-every 10 --seed 0 $(options_of "$name") --journal "$out/$name.jsonl" \
+    --output "$target.tmp" > /dev/null 2> "$out/$name.log" && mv "$target.tmp" "$target"
+done
