@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
-import json
 import platform
 import sys
 from pathlib import Path
@@ -30,14 +29,10 @@ from models.checkpoint import load_checkpoint  # noqa: E402
 from models.config import AdaptConfig  # noqa: E402
 from models.episodes import EpisodeSampler  # noqa: E402
 from models.evaluation import mean_ci95  # noqa: E402
+from models.journal import read_journal  # noqa: E402
 from models.networks import backbone_params  # noqa: E402
 from models.predict import start_directions  # noqa: E402
 from models.service_jobs import PREDICT_ATTACK  # noqa: E402
-
-
-def journal_lines(path: Path) -> tuple[dict, dict[int, dict]]:
-    lines = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
-    return lines[0]["header"], {episode["index"]: episode for episode in lines[1:]}
 
 
 def cell(episode: dict, attack: str, eps: float) -> float:
@@ -56,7 +51,7 @@ def main() -> None:
     print(f"command: python benchmarks/flag_gap.py {' '.join(sys.argv[1:])}")
     print(f"machine: {platform.platform()}, torch {torch.__version__}")
     print(f"date: {dt.datetime.now(dt.UTC).isoformat(timespec='seconds')}")
-    header, episodes = journal_lines(args.journal)
+    header, episodes = read_journal(args.journal)
     checkpoint = load_checkpoint(Path(args.checkpoint))
     model, _ = runs.model_from_checkpoint(checkpoint)
     card_data = checkpoint.card["data"]

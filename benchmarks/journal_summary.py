@@ -7,22 +7,21 @@ Usage: python benchmarks/journal_summary.py JOURNAL.jsonl [...] [--eps 0,0.05,0.
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from models.evaluation import EpisodeTally
+from models.journal import read_journal
 
 
 def tally_of(path: Path) -> tuple[EpisodeTally, int]:
-    tally, episodes = EpisodeTally(), 0
-    for line in path.read_text().splitlines()[1:]:  # the first line is the protocol header
-        record = json.loads(line)
+    tally = EpisodeTally()
+    _, episodes = read_journal(path)
+    for record in episodes.values():
         tally.add(record)
-        episodes += 1
-    return tally, episodes
+    return tally, len(episodes)
 
 
 def main() -> None:

@@ -10,27 +10,22 @@ difference means something only on the same episodes.
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from models.journal import read_journal
 from models.stats import paired_interval
 
 
 def read(path: Path) -> tuple[dict, dict[int, dict[tuple[str, float], float]]]:
     """The journal's header and, per finished episode, its accuracy per (attack, eps)."""
-    lines = path.read_text().splitlines()
-    header = json.loads(lines[0])["header"]
-    episodes = {}
-    for line in lines[1:]:
-        try:
-            record = json.loads(line)
-        except json.JSONDecodeError:
-            continue  # a last line cut short by a kill: not a finished episode
-        cells = {(attack, float(eps)): accuracy for attack, eps, accuracy in record["accuracy"]}
-        episodes[int(record["index"])] = cells
+    header, journaled = read_journal(path)
+    episodes = {
+        index: {(attack, float(eps)): accuracy for attack, eps, accuracy in record["accuracy"]}
+        for index, record in journaled.items()
+    }
     return header, episodes
 
 

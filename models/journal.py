@@ -99,10 +99,10 @@ def merge_journals(target: Path, sources: list[Path]) -> dict[Path, int]:
     (a kill mid-write) is left out, and measured again when that journal's run resumes; the
     target's own cut line is dropped, as resuming it would.
     """
-    header, merged = _read_only(target)
+    header, merged = read_journal(target)
     added: dict[Path, int] = {}
     for source in sources:
-        source_header, incoming = _read_only(source)
+        source_header, incoming = read_journal(source)
         if source_header != header:
             raise JournalMismatch(f"{source} and {target} were written by different evaluations")
         count = 0
@@ -120,8 +120,12 @@ def merge_journals(target: Path, sources: list[Path]) -> dict[Path, int]:
     return added
 
 
-def _read_only(path: Path) -> tuple[dict[str, Any], dict[int, dict[str, Any]]]:
-    """A journal's header and episodes, in file order, without writing it."""
+def read_journal(path: Path) -> tuple[dict[str, Any], dict[int, dict[str, Any]]]:
+    """A journal's header and finished episodes by index, in file order, without writing it.
+
+    A last line cut short (a kill, or a run still writing it) is not a finished episode and is
+    left out; a damaged line before the last is refused with :class:`JournalMismatch`.
+    """
     try:
         lines = path.read_text().splitlines()
         first = json.loads(lines[0]) if lines else None

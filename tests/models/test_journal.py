@@ -10,7 +10,7 @@ import torch
 from models.config import AdaptConfig, ConfigError
 from models.episodes import EpisodeSampler
 from models.evaluation import evaluate_episodes
-from models.journal import JournalMismatch, merge_journals, params_fingerprint
+from models.journal import JournalMismatch, merge_journals, params_fingerprint, read_journal
 from models.networks import FewShotNet, backbone_params
 from tests.conftest import TINY
 from tests.models.test_evaluation import _synthetic_classes
@@ -170,3 +170,20 @@ def test_a_source_cut_short_is_only_read_and_its_last_episode_left_out(params, t
     assert source.read_text() == cut
     indices = [json.loads(line).get("index") for line in target.read_text().splitlines()]
     assert indices == [None, 0, 1, 2]
+
+
+def test_reading_a_journal_being_written_leaves_its_cut_line_out_and_writes_nothing(
+    params, tmp_path
+):
+    journal = tmp_path / "run.jsonl"
+    _evaluate(params, journal, episodes=3)
+    header, episodes = read_journal(journal)
+    assert header["episodes"]["way"] == 3 and sorted(episodes) == [0, 1, 2]
+    lines = journal.read_text().splitlines()
+    journal.write_text("\n".join(lines) + "\n" + lines[-1][:25])  # a line half written
+    written = journal.read_text()
+    assert sorted(read_journal(journal)[1]) == [0, 1, 2]
+    assert journal.read_text() == written  # a reader never rewrites a live journal
+    journal.write_text("\n".join([lines[0], lines[1][:25], *lines[2:]]) + "\n")
+    with pytest.raises(JournalMismatch, match="line 2 is damaged"):
+        read_journal(journal)
