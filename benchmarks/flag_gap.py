@@ -18,21 +18,12 @@ import sys
 from pathlib import Path
 
 import torch
+from replay import DEFAULT_CHECKPOINT, replay
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-
-from cli import runs  # noqa: E402
-from models.adapt import adapt_and_deploy  # noqa: E402
-from models.attack_suite import correct  # noqa: E402
-from models.checkpoint import load_checkpoint  # noqa: E402
-from models.config import AdaptConfig  # noqa: E402
-from models.episodes import EpisodeSampler  # noqa: E402
-from models.evaluation import mean_ci95  # noqa: E402
-from models.journal import read_journal  # noqa: E402
-from models.networks import backbone_params  # noqa: E402
-from models.predict import start_directions  # noqa: E402
-from models.service_jobs import PREDICT_ATTACK  # noqa: E402
+from models.attack_suite import correct
+from models.predict import start_directions
+from models.service_jobs import PREDICT_ATTACK
+from models.stats import mean_ci95
 
 
 def cell(episode: dict, attack: str, eps: float) -> float:
@@ -42,7 +33,7 @@ def cell(episode: dict, attack: str, eps: float) -> float:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("journal", type=Path)
-    parser.add_argument("--checkpoint", default=str(ROOT / "models/pretrained/adml-omniglot"))
+    parser.add_argument("--checkpoint", default=str(DEFAULT_CHECKPOINT))
     parser.add_argument("--eps", type=float, default=0.1)
     parser.add_argument("--episodes", type=int, default=None, help="default: all journaled")
     parser.add_argument("--threads", type=int, default=1, help="torch threads (a worker's)")
@@ -51,36 +42,11 @@ def main() -> None:
     print(f"command: python benchmarks/flag_gap.py {' '.join(sys.argv[1:])}")
     print(f"machine: {platform.platform()}, torch {torch.__version__}")
     print(f"date: {dt.datetime.now(dt.UTC).isoformat(timespec='seconds')}")
-    header, episodes = read_journal(args.journal)
-    checkpoint = load_checkpoint(Path(args.checkpoint))
-    model, _ = runs.model_from_checkpoint(checkpoint)
-    card_data = checkpoint.card["data"]
-    classes = runs.load_classes(card_data["kind"], Path(card_data["path"]), model.config)
-    held_out = runs.split_from_card(checkpoint.card).select(classes, "test")
-    shape, seed = header["episodes"], header["seed"]
-    sampler = EpisodeSampler(
-        held_out,
-        way=shape["way"],
-        shot=shape["shot"],
-        query=shape["query"],
-        seed=seed,
-        split_name="test",
-    )
-    adapt_config = AdaptConfig(**header["adapt"])
+    replayed = replay(args.journal, Path(args.checkpoint))
+    episodes = replayed.episodes
     indices = sorted(episodes)[: args.episodes]
     flag, worst, same = [], [], 0
-    for index in indices:
-        task = sampler.episode(index)
-        torch.manual_seed(seed * 1_000_003 + index)  # as models.evaluation does
-        adapted = adapt_and_deploy(
-            model.config,
-            backbone_params(model),
-            task.x_support,
-            task.y_support,
-            n_way=sampler.way,
-            adapt_config=adapt_config,
-            head_init=header["head_init"],
-        )
+    for index, task, adapted in replayed.adapted(indices):
         x, y = task.x_query, task.y_query
         right = correct(adapted, x, y)
         same += abs(right.double().mean().item() - cell(episodes[index], "clean", 0.0)) < 1e-9

@@ -12,7 +12,7 @@ from safetensors.torch import load, save
 from torch import Tensor
 
 from models.config import BackboneConfig
-from models.networks import FewShotNet
+from models.networks import FewShotNet, cpu_fast_layout
 
 
 class ArtifactError(ValueError):
@@ -78,4 +78,4 @@ def load_adapted(data: bytes, device: torch.device) -> tuple[FewShotNet, dict[st
         model.load_state_dict(state)
     except RuntimeError as error:
         raise ArtifactError(f"stored weights do not fit their model: {error}") from error
-    return model.to(device).eval(), info
+    return cpu_fast_layout(model.to(device)).eval(), info

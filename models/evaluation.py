@@ -31,14 +31,17 @@ from models.attack_suite import (
 from models.config import AdaptConfig, BackboneConfig, ConfigError, HeadInit
 from models.episodes import EpisodeSampler
 from models.journal import EpisodeJournal, params_fingerprint
+from models.meta import Task
 from models.networks import FewShotNet, Params
 from models.sanity import SANITY_EPS, Check, sanity_checks
+from models.stats import mean_ci95
 
 __all__ = [
     "SANITY_EPS",
     "Cell",
     "Check",
     "EpisodeTally",
+    "adapted_episode",
     "attack_correctness",
     "attack_episode",
     "evaluate_episodes",
@@ -58,16 +61,6 @@ class Cell:
     n: int  # episodes (episode evaluation) or examples (robustness report) behind the mean
     low: float | None = None  # a report's Wilson 95% interval (per-image accuracies); None for
     high: float | None = None  # episode means, whose interval is mean ± ci95
-
-
-def mean_ci95(values: Sequence[float]) -> tuple[float, float]:
-    """Mean and half-width of its 95% confidence interval (1.96 standard errors)."""
-    n = len(values)
-    mean = sum(values) / n
-    if n < 2:
-        return mean, float("nan")
-    variance = sum((v - mean) ** 2 for v in values) / (n - 1)
-    return mean, 1.96 * math.sqrt(variance / n)
 
 
 def attack_correctness(
@@ -187,6 +180,32 @@ class EpisodeTally:
         return len(self.paired.get(0.0, []))
 
 
+def adapted_episode(
+    config: BackboneConfig,
+    backbone: Params,
+    sampler: EpisodeSampler,
+    index: int,
+    adapt_config: AdaptConfig,
+    head_init: HeadInit,
+    seed: int,
+    device: torch.device | str = "cpu",
+) -> tuple[Task, FewShotNet]:
+    """Episode ``index`` and the model adapted on its support set, as :func:`evaluate_episodes`
+    makes them (the same for every process and session: seeded by ``seed`` and ``index``)."""
+    task = sampler.episode(index, device=device)
+    torch.manual_seed(seed * 1_000_003 + index)  # a random-start adaptation, too
+    model = adapt_and_deploy(
+        config,
+        backbone,
+        task.x_support,
+        task.y_support,
+        n_way=sampler.way,
+        adapt_config=adapt_config,
+        head_init=head_init,
+    )
+    return task, model
+
+
 def evaluate_episodes(
     config: BackboneConfig,
     backbone: Params,
@@ -241,16 +260,8 @@ def evaluate_episodes(
     for index in range(first_episode, episodes):
         episode = journal.get(index) if journal is not None else None
         if episode is None:
-            task = sampler.episode(index, device=device)
-            torch.manual_seed(seed * 1_000_003 + index)  # a random-start adaptation, too
-            model = adapt_and_deploy(
-                config,
-                backbone,
-                task.x_support,
-                task.y_support,
-                n_way=sampler.way,
-                adapt_config=adapt_config,
-                head_init=head_init,
+            task, model = adapted_episode(
+                config, backbone, sampler, index, adapt_config, head_init, seed, device
             )
             with_black = black is not None and index % blackbox_every == 0
             episode = attack_episode(

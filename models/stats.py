@@ -4,6 +4,7 @@ paired test that says whether two models differ on the same images."""
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 
 Z95 = 1.959964  # two-sided 95% normal quantile
 
@@ -59,3 +60,13 @@ def paired_interval(differences: list[float]) -> tuple[float, float]:
     mean = sum(differences) / n
     variance = sum((d - mean) ** 2 for d in differences) / (n - 1)
     return mean, t_quantile_95(n - 1) * math.sqrt(variance / n)
+
+
+def mean_ci95(values: Sequence[float]) -> tuple[float, float]:
+    """Mean and half-width of its 95% confidence interval (1.96 standard errors)."""
+    n = len(values)
+    mean = sum(values) / n
+    if n < 2:
+        return mean, float("nan")
+    variance = sum((v - mean) ** 2 for v in values) / (n - 1)
+    return mean, 1.96 * math.sqrt(variance / n)

@@ -12,9 +12,10 @@ from models.adapt import adapt, adapt_and_deploy
 from models.config import AdaptConfig
 from models.data import ClassImages
 from models.episodes import EpisodeSampler
-from models.evaluation import Cell, evaluate_episodes, mean_ci95
+from models.evaluation import Cell, evaluate_episodes
 from models.networks import FewShotNet, backbone_params, logits_of
 from models.sanity import sanity_checks
+from models.stats import mean_ci95
 from tests.conftest import TINY, synthetic_task
 
 

@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import copy
+from dataclasses import asdict
+
 import pytest
 import torch
 
+from models.artifacts import decode_weights, encode_weights, load_adapted
 from models.config import BackboneConfig, ConfigError
 from models.networks import (
     FewShotNet,
@@ -112,3 +116,36 @@ def test_inference_graph_equals_the_deployed_model_at_any_batch_size(config):
             assert torch.allclose(features(x), deployed(x, features_only=True), atol=1e-5)
     with pytest.raises(ValueError, match="frozen-norm"):
         inference_graph(FewShotNet(config, n_way=3))
+
+
+@pytest.mark.parametrize("config", [TINY, BackboneConfig(in_channels=3, image_size=32, width=8)])
+def test_a_deployed_cpu_model_runs_channels_last_as_the_same_function(config):
+    """Deployed and loaded models run channels-last on a CPU (its vectorised max-pool): same
+    logits and same input gradients (what attacks follow) as the contiguous module, and their
+    stored weights come back contiguous."""
+    torch.manual_seed(0)
+    side = config.image_size
+    x_support = torch.rand(6, config.in_channels, side, side)
+    model = FewShotNet(config, n_way=3)
+    theta = backbone_params(model)
+    head = init_head(model, theta, x_support, torch.arange(3).repeat(2), 3, "proto")
+    deployed = deployable(config, {**theta, **head}, x_support)
+    convs = [m.weight for m in deployed.modules() if isinstance(m, torch.nn.Conv2d)]
+    assert convs and all(w.is_contiguous(memory_format=torch.channels_last) for w in convs)
+    assert not all(w.is_contiguous() for w in convs)
+    contiguous = copy.deepcopy(deployed).to(memory_format=torch.contiguous_format)
+    x = torch.rand(9, config.in_channels, side, side)
+    y = torch.randint(0, 3, (9,))
+    gradients = []
+    for module in (deployed, contiguous):
+        xx = x.clone().requires_grad_()
+        loss = torch.nn.functional.cross_entropy(module(xx), y)
+        gradients.append((module(x).detach(), torch.autograd.grad(loss, xx)[0]))
+    torch.testing.assert_close(gradients[0], gradients[1])
+    stored = encode_weights(
+        deployed.state_dict(), {"backbone": asdict(config), "classes": ["a", "b", "c"]}
+    )
+    loaded, _ = load_adapted(stored, torch.device("cpu"))
+    assert all(v.is_contiguous() for v in decode_weights(stored)[0].values())
+    assert loaded.features[0][0].weight.is_contiguous(memory_format=torch.channels_last)
+    torch.testing.assert_close(loaded(x), deployed(x))
