@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
-# Validation-alphabet measurements of docs/experiments/v2/ADAPTATION.md: the v2 initialization
+# Validation-alphabet measurements of docs/experiments/v2/ADAPTATION.md (round 2: ADAPTATION-2.md,
+# CANDIDATES="eps15 lr03 eps15-steps40"): the v2 initialization
 # under each service-time adaptation candidate, 5-way 1-shot, the selection suite at eps 0.1,
 # every episode journaled (run again to resume). Candidates run one after the other.
-# Usage: scripts/adaptation_select.sh [OUT_DIR] ; EPISODES (60), CANDIDATES override.
+# Usage: scripts/adaptation_select.sh [OUT_DIR] ; EPISODES (60), CANDIDATES, SEED (0) override.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 out=${1:-docs/experiments/v2/adaptation}
@@ -14,6 +15,9 @@ options_of() {
     clean) echo "--clean" ;;
     fgsm-rs) echo "--adversarial --adapt-random-start" ;;
     steps40) echo "--adversarial --adapt-steps 40" ;;
+    eps15) echo "--adversarial --adapt-eps 0.15" ;;
+    lr03) echo "--adversarial --adapt-lr 0.3" ;;
+    eps15-steps40) echo "--adversarial --adapt-eps 0.15 --adapt-steps 40" ;;
     *) echo "unknown candidate $1" >&2; return 1 ;;
   esac
 }
@@ -22,8 +26,8 @@ for name in ${CANDIDATES:-default clean fgsm-rs steps40}; do
   [ -f "$target" ] && continue
   # shellcheck disable=SC2046
   OMP_NUM_THREADS=1 .venv/bin/fewshot evaluate models/pretrained/adml-omniglot --split val \
-    --episodes "$episodes" --way 5 --shot 1 --query 5 --adapt-eps 0.1 --eps 0,0.1 \
+    --episodes "$episodes" --way 5 --shot 1 --query 5 --eps 0,0.1 \
     --attacks fgsm,pgd-20,apgd-ce-20,apgd-ce-100,apgd-t-100 --blackbox square-1000 \
-    --blackbox-every 10 --seed 0 $(options_of "$name") --journal "$out/$name.jsonl" \
+    --blackbox-every 10 --seed "${SEED:-0}" --adapt-eps 0.1 $(options_of "$name") --journal "$out/$name.jsonl" \
     --output "$target.tmp" > /dev/null 2> "$out/$name.log" && mv "$target.tmp" "$target"
 done
