@@ -4,7 +4,8 @@ journaled evaluation episodes, and whether each layout reproduces the journal ex
 Usage: python benchmarks/attack_layout.py JOURNAL [--episodes 0,1,10] [--checkpoint DIR]
 Each episode is re-created (models.evaluation.adapted_episode) and its whole journaled protocol
 (suite, eps grid, black-box episodes) runs once per layout on one torch thread, each from the
-episode's own seed; a layout "reproduces" an episode when every figure equals the journal's.
+episode's own seed; a layout "reproduces" an episode when every figure equals the journal's,
+and the layouts "agree" when they give each other's figures.
 """
 
 from __future__ import annotations
@@ -46,9 +47,11 @@ def main() -> None:
     black = parse_attacks([header["blackbox"]])[0] if header["blackbox"] else None
     totals = dict.fromkeys(LAYOUTS, 0.0)
     reproduced = dict.fromkeys(LAYOUTS, 0)
+    agreed = 0
     for index, task, adapted in replayed.adapted(indices):
         with_black = black if index % header["blackbox_every"] == 0 else None
         line = [f"episode {index}{' (black-box)' if with_black else ''}:"]
+        outcomes = []
         for name, layout in LAYOUTS.items():
             model = copy.deepcopy(adapted).to(memory_format=layout)
             seconds = time.perf_counter()
@@ -64,15 +67,19 @@ def main() -> None:
             seconds = time.perf_counter() - seconds
             journaled = replayed.episodes[index]
             same = all(figures[key] == journaled[key] for key in ("accuracy", "blackbox"))
+            outcomes.append(figures)
             totals[name] += seconds
             reproduced[name] += same
             line.append(f"{name} {seconds:.1f} s ({'=' if same else '!='} journal)")
+        agreed += outcomes[0] == outcomes[1]
+        line.append("layouts agree" if outcomes[0] == outcomes[1] else "layouts DIFFER")
         print(" ".join(line), flush=True)
     for name in LAYOUTS:
         print(
             f"{name}: {totals[name]:.1f} s over {len(indices)} episodes, "
             f"{reproduced[name]} of {len(indices)} reproduced exactly"
         )
+    print(f"the two layouts gave the same figures in {agreed} of {len(indices)} episodes")
     print(f"speed-up of channels-last: {totals['nchw'] / totals['channels-last']:.2f}x")
 
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
@@ -17,8 +17,8 @@ from cli import runs  # noqa: E402
 from models.checkpoint import load_checkpoint  # noqa: E402
 from models.config import AdaptConfig  # noqa: E402
 from models.episodes import EpisodeSampler  # noqa: E402
-from models.evaluation import adapted_episode  # noqa: E402
-from models.journal import read_journal  # noqa: E402
+from models.evaluation import adapted_episode, describe  # noqa: E402
+from models.journal import params_fingerprint, read_journal  # noqa: E402
 from models.meta import Task  # noqa: E402
 from models.networks import FewShotNet, backbone_params  # noqa: E402
 
@@ -52,20 +52,28 @@ class Replay:
 
 
 def replay(journal: Path, checkpoint: Path = DEFAULT_CHECKPOINT) -> Replay:
-    """The journal's episodes on the test split of ``checkpoint``'s own data."""
+    """The journal's episodes, on the split of ``checkpoint``'s own data that they came from;
+    exits with an error when the checkpoint or the data are not the journal's."""
     header, episodes = read_journal(journal)
     loaded = load_checkpoint(checkpoint)
     model, _ = runs.model_from_checkpoint(loaded)
+    if (
+        params_fingerprint(backbone_params(model)) != header["backbone"]
+        or asdict(model.config) != header["config"]
+    ):
+        sys.exit(f"error: {checkpoint} is not the model that wrote {journal}")
     card_data = loaded.card["data"]
     classes = runs.load_classes(card_data["kind"], Path(card_data["path"]), model.config)
-    held_out = runs.split_from_card(loaded.card).select(classes, "test")
     shape = header["episodes"]
-    sampler = EpisodeSampler(
-        held_out,
-        way=shape["way"],
-        shot=shape["shot"],
-        query=shape["query"],
-        seed=shape["seed"],
-        split_name="test",
-    )
-    return Replay(header, episodes, model, sampler)
+    for split in ("test", "val"):
+        sampler = EpisodeSampler(
+            runs.split_from_card(loaded.card).select(classes, split),
+            way=shape["way"],
+            shot=shape["shot"],
+            query=shape["query"],
+            seed=shape["seed"],
+            split_name=split,
+        )
+        if describe(sampler) == shape:
+            return Replay(header, episodes, model, sampler)
+    sys.exit(f"error: neither split of {checkpoint}'s data holds the episodes of {journal}")

@@ -44,6 +44,7 @@ __all__ = [
     "adapted_episode",
     "attack_correctness",
     "attack_episode",
+    "describe",
     "evaluate_episodes",
 ]
 
@@ -106,7 +107,8 @@ class EpisodeEvaluation:
         return next(c for c in self.cells if c.attack == attack and math.isclose(c.eps, eps))
 
 
-def _describe(sampler: EpisodeSampler) -> dict[str, object]:
+def describe(sampler: EpisodeSampler) -> dict[str, object]:
+    """What decides a sampler's episodes, as a journal's header records it."""
     names = "\n".join(sorted(c.name for c in sampler.classes)).encode()
     digest = hashlib.sha256(names).hexdigest()[:16]
     return {
@@ -246,7 +248,7 @@ def evaluate_episodes(
         protocol = {
             "backbone": params_fingerprint(backbone),
             "config": asdict(config),
-            "episodes": _describe(sampler),
+            "episodes": describe(sampler),
             "head_init": head_init,
             "adapt": asdict(adapt_config),
             "eps": grid,

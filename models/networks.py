@@ -71,7 +71,8 @@ def inference_graph(
 
     Maps ``[B, C, S, S]`` in [0, 1] to logits ``[B, n_way]`` (features ``[B, D]`` with
     ``features_only``) for any batch size, equal to ``model`` within float rounding (tested)
-    and about 3-4x faster on CPU (benchmarks/predict_throughput.py); no gradients flow through
+    and faster on CPU (3-4x the NCHW eager module, benchmarks/predict_throughput.py; less
+    against the channels-last one of :func:`cpu_fast_layout`); no gradients flow through
     it (attacks use ``model``). TorchScript is deprecated from torch 2.10 but works in the
     pinned torch; where it does not, the eager module is returned and a warning logged.
     """
@@ -192,9 +193,10 @@ def cpu_fast_layout(model: FewShotNet) -> FewShotNet:
     """``model``, in place, with its convolution weights in channels-last memory when it lives
     on a CPU, so that every activation follows: PyTorch vectorises its channels-last max-pool
     and BatchNorm kernels but not its NCHW max-pool (py-spy: 30% of an evaluation's time).
-    The same function: journaled evaluation episodes are reproduced exactly, at ~1.6x the speed
-    of an attack's forward + backward (benchmarks/attack_layout.py). Stored weights stay
-    contiguous (:func:`models.artifacts.encode_weights`). Left alone on other devices."""
+    Equal to the contiguous module within float rounding (~1e-6 relative; tested), so attacks
+    find the same images: 8 of 8 journaled evaluation episodes were reproduced figure for
+    figure, at 1.56x the speed (benchmarks/attack_layout.py). Stored weights stay contiguous
+    (:func:`models.artifacts.encode_weights`). Left alone on other devices."""
     if next(model.parameters()).device.type == "cpu":
         model.to(memory_format=torch.channels_last)
     return model

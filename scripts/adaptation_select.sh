@@ -6,7 +6,10 @@
 # Usage: scripts/adaptation_select.sh [OUT_DIR] ; EPISODES (60), CANDIDATES, SEED (0) override.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-out=${1:-docs/experiments/v2/adaptation}
+seed=${SEED:-0}
+suffix=""
+[ "$seed" = 0 ] || suffix="-seed$seed"  # another seed's episodes: another folder
+out=${1:-docs/experiments/v2/adaptation$suffix}
 episodes=${EPISODES:-60}
 mkdir -p "$out"
 options_of() {
@@ -24,10 +27,11 @@ options_of() {
 for name in ${CANDIDATES:-default clean fgsm-rs steps40}; do
   target="$out/$name.json"
   [ -f "$target" ] && continue
-  # shellcheck disable=SC2046
+  options=$(options_of "$name") || exit 1
+  # shellcheck disable=SC2086
   OMP_NUM_THREADS=1 .venv/bin/fewshot evaluate models/pretrained/adml-omniglot --split val \
     --episodes "$episodes" --way 5 --shot 1 --query 5 --eps 0,0.1 \
     --attacks fgsm,pgd-20,apgd-ce-20,apgd-ce-100,apgd-t-100 --blackbox square-1000 \
-    --blackbox-every 10 --seed "${SEED:-0}" --adapt-eps 0.1 $(options_of "$name") --journal "$out/$name.jsonl" \
+    --blackbox-every 10 --seed "$seed" --adapt-eps 0.1 $options --journal "$out/$name.jsonl" \
     --output "$target.tmp" > /dev/null 2> "$out/$name.log" && mv "$target.tmp" "$target"
 done

@@ -119,10 +119,10 @@ def test_inference_graph_equals_the_deployed_model_at_any_batch_size(config):
 
 
 @pytest.mark.parametrize("config", [TINY, BackboneConfig(in_channels=3, image_size=32, width=8)])
-def test_a_deployed_cpu_model_runs_channels_last_as_the_same_function(config):
-    """Deployed and loaded models run channels-last on a CPU (its vectorised max-pool): same
-    logits and same input gradients (what attacks follow) as the contiguous module, and their
-    stored weights come back contiguous."""
+def test_a_deployed_cpu_model_runs_channels_last_equal_within_float_rounding(config):
+    """Deployed and loaded models run channels-last on a CPU (its vectorised max-pool): the
+    logits and input gradients (what attacks follow) of the contiguous module within float
+    rounding, and their stored weights come back contiguous."""
     torch.manual_seed(0)
     side = config.image_size
     x_support = torch.rand(6, config.in_channels, side, side)
@@ -147,5 +147,6 @@ def test_a_deployed_cpu_model_runs_channels_last_as_the_same_function(config):
     )
     loaded, _ = load_adapted(stored, torch.device("cpu"))
     assert all(v.is_contiguous() for v in decode_weights(stored)[0].values())
-    assert loaded.features[0][0].weight.is_contiguous(memory_format=torch.channels_last)
+    loaded_convs = [m.weight for m in loaded.modules() if isinstance(m, torch.nn.Conv2d)]
+    assert all(w.is_contiguous(memory_format=torch.channels_last) for w in loaded_convs)
     torch.testing.assert_close(loaded(x), deployed(x))
