@@ -27,7 +27,7 @@ worker = Worker(
 
 
 def on_signal(signum: int, _frame: object) -> None:
-    logging.getLogger("worker.runner").info("signal %d: finishing up", signum)
+    logging.getLogger("worker").info("signal %d: finishing up", signum)
     worker.stop.set()
 
 

@@ -50,9 +50,7 @@ class JobAttempts:
     stop: threading.Event
     _held_entry: str | None
     _last_progress: float
-
-    def _back_off(self, error: Exception) -> None:
-        raise NotImplementedError
+    _back_off: Callable[[Exception], None]  # the pause before Redis is tried again (Worker's)
 
     def process(self, delivery: Delivery) -> None:
         job_id = delivery.job_id
