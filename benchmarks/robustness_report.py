@@ -12,6 +12,8 @@ import argparse
 import json
 from pathlib import Path
 
+from models.sanity import SANITY_EPS
+
 
 def load(results: Path) -> dict[str, dict]:
     return {path.stem: json.loads(path.read_text()) for path in sorted(results.glob("*.json"))}
@@ -78,6 +80,7 @@ def plot(results: dict[str, dict], target: Path) -> None:
             if result["shot"] != shot:
                 continue
             algo = name.split("_")[0]
+            color = COLORS.get(algo.split("-")[0], f"C{len(COLORS) + len(axes.lines)}")
             adversarial = result["adapt"]["adversarial"]
             for attack, style in ATTACKS.items():
                 points = sorted(
@@ -85,23 +88,35 @@ def plot(results: dict[str, dict], target: Path) -> None:
                     for c in result["cells"]
                     if c["attack"] == attack
                 )
-                eps, mean, ci = zip(*points, strict=True)
-                axes.errorbar(
-                    eps,
-                    [100 * m for m in mean],
-                    yerr=[100 * c for c in ci],
-                    capsize=2,
-                    color=COLORS.get(algo),
-                    linestyle=style,
-                    marker="o",
-                    markersize=4,
-                    markerfacecolor=COLORS.get(algo) if adversarial else "white",
-                    alpha=1.0 if adversarial else 0.6,
-                    label=f"{algo.upper()} {attack}"
-                    f"{'' if adversarial else ', clean-only tune'} ({result['episodes']} ep.)",
-                )
+                # the sanity check's eps stands alone: no line through the eps not measured
+                for part in (
+                    [p for p in points if p[0] < SANITY_EPS],
+                    [p for p in points if p[0] >= SANITY_EPS],
+                ):
+                    if not part:
+                        continue
+                    eps, mean, ci = zip(*part, strict=True)
+                    alone = eps[0] >= SANITY_EPS
+                    axes.errorbar(
+                        eps,
+                        [100 * m for m in mean],
+                        yerr=[100 * c for c in ci],
+                        capsize=2,
+                        color=color,
+                        linestyle="none" if alone else style,
+                        marker="o",
+                        markersize=4,
+                        markerfacecolor=color if adversarial else "white",
+                        alpha=1.0 if adversarial else 0.6,
+                        label=None
+                        if alone
+                        else f"{algo.upper()} {attack}"
+                        f"{'' if adversarial else ', clean-only tune'} ({result['episodes']} ep.)",
+                    )
         axes.set_title(f"5-way {shot}-shot, test alphabets")
-        axes.set_xlabel("L-inf budget eps (pixels in [0, 1])")
+        axes.set_xlabel(
+            f"L-inf budget eps (pixels in [0, 1]); eps {SANITY_EPS:g} alone: the chance-level check"
+        )
         axes.set_ylabel("accuracy (%)")
         axes.set_ylim(0, 100)
         axes.grid(alpha=0.3)
