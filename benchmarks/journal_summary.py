@@ -35,8 +35,11 @@ def main() -> None:
     for path in args.journals:
         tally, episodes = tally_of(path)
         cells = {(c.attack, c.eps): c for c in tally.cells()}
-        shown = [cells[("clean", 0.0)]] + [cells[("worst", e)] for e in grid]
-        figures = " | ".join(f"{100 * c.mean:.1f} ± {100 * c.ci95:.1f}" for c in shown)
+        shown = [cells.get(("clean", 0.0))] + [cells.get(("worst", e)) for e in grid]
+        figures = " | ".join(
+            "not measured" if c is None else f"{100 * c.mean:.1f} ± {100 * c.ci95:.1f}"
+            for c in shown
+        )
         print(f"| {path.name} | {episodes} | {figures} |")
 
 
