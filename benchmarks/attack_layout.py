@@ -22,7 +22,7 @@ import torch
 from replay import DEFAULT_CHECKPOINT, replay
 
 from models.attack_suite import parse_attacks
-from models.evaluation import attack_episode
+from models.evaluation import attack_episode, episode_seed
 
 LAYOUTS = {"nchw": torch.contiguous_format, "channels-last": torch.channels_last}
 
@@ -62,7 +62,7 @@ def main() -> None:
                 header["eps"],
                 suite,
                 with_black,
-                generator=torch.Generator().manual_seed(header["seed"] * 1_000_003 + index),
+                generator=torch.Generator().manual_seed(episode_seed(header["seed"], index)),
             )
             seconds = time.perf_counter() - seconds
             journaled = replayed.episodes[index]

@@ -36,7 +36,12 @@ from cli import runs  # noqa: E402
 from models.attack_suite import parse_attacks, runnable  # noqa: E402
 from models.attacks import pgd  # noqa: E402
 from models.checkpoint import hardware, load_checkpoint  # noqa: E402
-from models.evaluation import DEFAULT_ATTACKS, EpisodeTally, attack_episode  # noqa: E402
+from models.evaluation import (  # noqa: E402
+    DEFAULT_ATTACKS,
+    EpisodeTally,
+    attack_episode,
+    episode_seed,
+)
 from models.journal import EpisodeJournal, params_fingerprint  # noqa: E402
 from models.networks import FewShotNet, deployable  # noqa: E402
 from models.sanity import SANITY_EPS, sanity_checks  # noqa: E402
@@ -190,7 +195,7 @@ def main() -> None:
                 grid,
                 suite,
                 black if index % args.blackbox_every == 0 else None,
-                generator=torch.Generator().manual_seed(args.seed * 1_000_003 + index),
+                generator=torch.Generator().manual_seed(episode_seed(args.seed, index)),
             )
             episode["index"] = index
             journal.record(episode)

@@ -45,6 +45,7 @@ __all__ = [
     "attack_correctness",
     "attack_episode",
     "describe",
+    "episode_seed",
     "evaluate_episodes",
 ]
 
@@ -108,7 +109,7 @@ class EpisodeEvaluation:
 
 
 def describe(sampler: EpisodeSampler) -> dict[str, object]:
-    """What decides a sampler's episodes, as a journal's header records it."""
+    """What decides a sampler's episodes (a journal header's ``episodes``)."""
     names = "\n".join(sorted(c.name for c in sampler.classes)).encode()
     digest = hashlib.sha256(names).hexdigest()[:16]
     return {
@@ -182,6 +183,11 @@ class EpisodeTally:
         return len(self.paired.get(0.0, []))
 
 
+def episode_seed(seed: int, index: int) -> int:
+    """The seed of episode ``index``'s adaptation and attacks: its own, whatever ran before."""
+    return seed * 1_000_003 + index
+
+
 def adapted_episode(
     config: BackboneConfig,
     backbone: Params,
@@ -192,10 +198,9 @@ def adapted_episode(
     seed: int,
     device: torch.device | str = "cpu",
 ) -> tuple[Task, FewShotNet]:
-    """Episode ``index`` and the model adapted on its support set, as :func:`evaluate_episodes`
-    makes them (the same for every process and session: seeded by ``seed`` and ``index``)."""
+    """Episode ``index`` and its adapted model, as :func:`evaluate_episodes` makes them."""
     task = sampler.episode(index, device=device)
-    torch.manual_seed(seed * 1_000_003 + index)  # a random-start adaptation, too
+    torch.manual_seed(episode_seed(seed, index))  # a random-start adaptation, too
     model = adapt_and_deploy(
         config,
         backbone,
@@ -273,7 +278,7 @@ def evaluate_episodes(
                 grid,
                 suite,
                 black if with_black else None,
-                generator=torch.Generator().manual_seed(seed * 1_000_003 + index),
+                generator=torch.Generator().manual_seed(episode_seed(seed, index)),
             )
             episode["index"] = index
             if journal is not None:

@@ -193,9 +193,9 @@ def cpu_fast_layout(model: FewShotNet) -> FewShotNet:
     """``model``, in place, with its convolution weights in channels-last memory when it lives
     on a CPU, so that every activation follows: PyTorch vectorises its channels-last max-pool
     and BatchNorm kernels but not its NCHW max-pool (py-spy: 30% of an evaluation's time).
-    Equal to the contiguous module within float rounding (~1e-6 relative; tested), so attacks
-    find the same images: 8 of 8 journaled evaluation episodes were reproduced figure for
-    figure, at 1.56x the speed (benchmarks/attack_layout.py). Stored weights stay contiguous
+    Equal to the contiguous module within float rounding (~1e-6 relative; tested), not bit for
+    bit; on 12 journaled evaluation episodes re-run, both layouts gave the same figures, at
+    1.56-1.76x the speed (benchmarks/attack_layout.py). Stored weights stay contiguous
     (:func:`models.artifacts.encode_weights`). Left alone on other devices."""
     if next(model.parameters()).device.type == "cpu":
         model.to(memory_format=torch.channels_last)

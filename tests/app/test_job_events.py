@@ -34,7 +34,9 @@ def test_queued_jobs_say_how_many_are_ahead(client):  # noqa: F811
 
 
 def test_events_follow_a_job_to_its_end(client, worker_thread):  # noqa: F811
-    files, data = support(classes=2, shots=2)
+    # 4 classes: the report's attacks include APGD-T, long enough to be sampled (2 classes'
+    # attacks can pass between two samples since the attacks run channels-last)
+    files, data = support(classes=4, shots=2)
     created = client.post("/v1/adaptations", files=files, data={**data, "steps": "200"}).json()
     with client.stream("GET", f"/v1/jobs/{created['job_id']}/events") as response:
         assert response.status_code == 200
