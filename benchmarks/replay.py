@@ -17,7 +17,7 @@ from cli import runs  # noqa: E402
 from models.checkpoint import load_checkpoint  # noqa: E402
 from models.config import AdaptConfig  # noqa: E402
 from models.episodes import EpisodeSampler  # noqa: E402
-from models.evaluation import adapted_episode, describe  # noqa: E402
+from models.evaluation import adapted_episode  # noqa: E402
 from models.journal import params_fingerprint, read_journal  # noqa: E402
 from models.meta import Task  # noqa: E402
 from models.networks import FewShotNet, backbone_params  # noqa: E402
@@ -74,6 +74,6 @@ def replay(journal: Path, checkpoint: Path = DEFAULT_CHECKPOINT) -> Replay:
             seed=shape["seed"],
             split_name=split,
         )
-        if describe(sampler) == shape:
+        if sampler.describe() == shape:
             return Replay(header, episodes, model, sampler)
     sys.exit(f"error: neither split of {checkpoint}'s data holds the episodes of {journal}")

@@ -6,6 +6,8 @@ training resumes exactly and evaluations are reproducible episode by episode.
 
 from __future__ import annotations
 
+import hashlib
+
 import numpy as np
 import torch
 
@@ -39,6 +41,18 @@ class EpisodeSampler:
             )
         self.classes = classes
         self.way, self.shot, self.query, self.seed = way, shot, query, seed
+
+    def describe(self) -> dict[str, object]:
+        """What decides this sampler's episodes (a journal header's ``episodes``)."""
+        names = "\n".join(sorted(c.name for c in self.classes)).encode()
+        digest = hashlib.sha256(names).hexdigest()[:16]
+        return {
+            "way": self.way,
+            "shot": self.shot,
+            "query": self.query,
+            "seed": self.seed,
+            "classes": f"{len(self.classes)} classes, sha256 {digest}",
+        }
 
     def episode(
         self, index: int, *, device: torch.device | str = "cpu", dtype: torch.dtype = torch.float32

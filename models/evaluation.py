@@ -9,7 +9,6 @@ episode as the gradient-masking alarm of the sanity checks (:mod:`models.sanity`
 
 from __future__ import annotations
 
-import hashlib
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
@@ -44,7 +43,6 @@ __all__ = [
     "adapted_episode",
     "attack_correctness",
     "attack_episode",
-    "describe",
     "episode_seed",
     "evaluate_episodes",
 ]
@@ -106,19 +104,6 @@ class EpisodeEvaluation:
 
     def cell(self, attack: str, eps: float) -> Cell:
         return next(c for c in self.cells if c.attack == attack and math.isclose(c.eps, eps))
-
-
-def describe(sampler: EpisodeSampler) -> dict[str, object]:
-    """What decides a sampler's episodes (a journal header's ``episodes``)."""
-    names = "\n".join(sorted(c.name for c in sampler.classes)).encode()
-    digest = hashlib.sha256(names).hexdigest()[:16]
-    return {
-        "way": sampler.way,
-        "shot": sampler.shot,
-        "query": sampler.query,
-        "seed": sampler.seed,
-        "classes": f"{len(sampler.classes)} classes, sha256 {digest}",
-    }
 
 
 def attack_episode(
@@ -253,7 +238,7 @@ def evaluate_episodes(
         protocol = {
             "backbone": params_fingerprint(backbone),
             "config": asdict(config),
-            "episodes": describe(sampler),
+            "episodes": sampler.describe(),
             "head_init": head_init,
             "adapt": asdict(adapt_config),
             "eps": grid,
