@@ -93,6 +93,9 @@ def evaluate(
     adapt_random_start: Annotated[
         bool, typer.Option(help="FGSM copies from a random start (Wong et al. 2020)")
     ] = False,
+    adapt_augment: Annotated[
+        int, typer.Option(help="random affine copies of each support image per step")
+    ] = AdaptConfig.augment,
     split: Annotated[str, typer.Option(help="test or val alphabets of the card's split")] = "test",
     runs_dir: Annotated[
         Path | None,
@@ -145,6 +148,7 @@ def evaluate(
             eps=meta.eps if adapt_eps is None else adapt_eps,
             adversarial=adversarial,
             random_start=adapt_random_start,
+            augment=adapt_augment,
         )
         common = {
             "adapt_config": adapt_config,

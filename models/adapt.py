@@ -2,8 +2,10 @@
 
 Adversarial fine-tuning: ``steps`` SGD steps on ``L(S) + L(FGSM(S))``, with the FGSM copies
 regenerated against the current weights at every step (from a random start in the eps-ball with
-``random_start``). ``adversarial=False`` (or ``eps=0``)
-gives the clean-only fine-tune that robustness reports compare against.
+``random_start``). With ``augment`` = k, S also holds k random affine copies of each support
+image, drawn again at every step (:mod:`models.augment`), and they get FGSM copies too.
+``adversarial=False`` (or ``eps=0``) gives the clean-only fine-tune that robustness reports
+compare against.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from models.attacks import fgsm, fgsm_rs
+from models.augment import affine_copies
 from models.config import AdaptConfig, BackboneConfig, HeadInit
 from models.networks import FewShotNet, Params, deployable, init_head, logits_of
 
@@ -50,11 +53,15 @@ def adapt(
     use_attack = adapt_config.adversarial and adapt_config.eps > 0
     for step in range(adapt_config.steps):
         optimizer.zero_grad(set_to_none=True)
-        loss = F.cross_entropy(logits_of(model, params, x_support), y_support)
+        x_step, y_step = x_support, y_support
+        if adapt_config.augment:
+            x_step = torch.cat([x_support, affine_copies(x_support, adapt_config.augment)])
+            y_step = y_support.repeat(1 + adapt_config.augment)
+        loss = F.cross_entropy(logits_of(model, params, x_step), y_step)
         if use_attack:
             attack = fgsm_rs if adapt_config.random_start else fgsm
-            x_adv = attack(model, x_support, y_support, eps=adapt_config.eps, params=params)
-            loss = loss + F.cross_entropy(logits_of(model, params, x_adv), y_support)
+            x_adv = attack(model, x_step, y_step, eps=adapt_config.eps, params=params)
+            loss = loss + F.cross_entropy(logits_of(model, params, x_adv), y_step)
         loss.backward()
         optimizer.step()
         if on_step is not None:

@@ -111,8 +111,18 @@ class AdaptConfig(_FromDict):
     eps: float = 0.1  # FGSM budget of the adversarial copies (0 or adversarial=False: clean)
     adversarial: bool = True  # clean + FGSM copies regenerated each step; False: clean only
     random_start: bool = False  # FGSM copies from a random point of the eps-ball (Wong 2020)
+    augment: int = 0  # random affine copies of each support image per step (models.augment)
 
     def __post_init__(self) -> None:
         _require(0 <= self.steps <= 1000, "steps must be in 0..1000")
+        _require(0 <= self.augment <= 64, "augment must be in 0..64")
         _require(0 < self.lr <= 10, "lr must be in (0, 10]")
         _require(0.0 <= self.eps <= 1.0, "eps must be in [0, 1]")
+
+    def protocol(self) -> dict[str, Any]:
+        """The fields as journal headers record them: a field added after journals began is
+        left out at its no-op default, so a journal from before it still resumes."""
+        fields = dataclasses.asdict(self)
+        if self.augment == 0:
+            del fields["augment"]
+        return fields

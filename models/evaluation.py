@@ -240,7 +240,7 @@ def evaluate_episodes(
             "config": asdict(config),
             "episodes": sampler.describe(),
             "head_init": head_init,
-            "adapt": asdict(adapt_config),
+            "adapt": adapt_config.protocol(),
             "eps": grid,
             "attacks": [a.name for a in suite],
             "blackbox": None if black is None else black.name,

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Validation-alphabet measurements of docs/experiments/v2/ADAPTATION.md (round 2: ADAPTATION-2.md,
-# CANDIDATES="eps15 lr03 eps15-steps40"): the v2 initialization
+# CANDIDATES="eps15 lr03 eps15-steps40"; round 3: ADAPTATION-3.md,
+# CANDIDATES="aug4 aug16 aug16-steps40"): the v2 initialization
 # under each service-time adaptation candidate, 5-way 1-shot, the selection suite at eps 0.1,
 # every episode journaled (run again to resume). Candidates run one after the other.
 # Usage: scripts/adaptation_select.sh [OUT_DIR] ; EPISODES (60), CANDIDATES, SEED (0) override.
@@ -21,6 +22,10 @@ options_of() {
     eps15) echo "--adversarial --adapt-eps 0.15" ;;
     lr03) echo "--adversarial --adapt-lr 0.3" ;;
     eps15-steps40) echo "--adversarial --adapt-eps 0.15 --adapt-steps 40" ;;
+    aug4) echo "--adversarial --adapt-augment 4" ;;
+    aug16) echo "--adversarial --adapt-augment 16" ;;
+    aug16-steps40) echo "--adversarial --adapt-augment 16 --adapt-steps 40" ;;
+    aug16-clean) echo "--clean --adapt-augment 16" ;;
     *) echo "unknown candidate $1" >&2; return 1 ;;
   esac
 }

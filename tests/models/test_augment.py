@@ -1,0 +1,98 @@
+"""Random affine copies of the support set, and adaptation on them."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+
+from models.adapt import adapt
+from models.augment import MAX_SHIFT, affine_copies
+from models.config import AdaptConfig
+from models.networks import FewShotNet, backbone_params
+from tests.conftest import TINY, synthetic_task
+
+JOURNAL = Path(__file__).parents[2] / "docs/robustness/600/adml-v2_1shot_adversarial.json.jsonl"
+
+
+def _blob(size: int = 28) -> torch.Tensor:
+    """One image: a 4 x 4 white square at the centre of a black one, ``[1, 1, S, S]``."""
+    x = torch.zeros(1, 1, size, size)
+    x[..., size // 2 - 2 : size // 2 + 2, size // 2 - 2 : size // 2 + 2] = 1.0
+    return x
+
+
+def _centre(x: torch.Tensor) -> torch.Tensor:
+    """Centres of mass ``[B, 2]`` (row, column) in pixels."""
+    grid = torch.arange(x.shape[-1], dtype=x.dtype)
+    mass = x.sum(dim=(1, 2, 3))
+    rows = (x.sum(dim=(1, 3)) * grid).sum(1) / mass
+    cols = (x.sum(dim=(1, 2)) * grid).sum(1) / mass
+    return torch.stack([rows, cols], 1)
+
+
+def test_copies_come_in_order_within_range_and_reproducibly():
+    x = torch.cat([_blob(), 1 - _blob()])  # white on black, black on white
+    copies = affine_copies(x, 3, generator=torch.Generator().manual_seed(0))
+    assert copies.shape == (6, 1, 28, 28) and copies.dtype == x.dtype
+    assert copies.min() >= 0 and copies.max() <= 1
+    assert not torch.equal(copies[:2], x)  # moved
+    again = affine_copies(x, 3, generator=torch.Generator().manual_seed(0))
+    assert torch.equal(copies, again)
+    assert not torch.equal(copies, affine_copies(x, 3, generator=torch.Generator().manual_seed(1)))
+    # row k * B + i is copy k of image i: each keeps its image's background (the border)
+    corners = copies[:, 0, 0, 0]
+    assert torch.allclose(corners, torch.tensor([0.0, 1.0]).repeat(3), atol=1e-6)
+    # a centred blob moves at most MAX_SHIFT of the side (rotation and scale keep the centre)
+    many = affine_copies(_blob(), 200, generator=torch.Generator().manual_seed(2))
+    moved = (_centre(many) - _centre(_blob())).abs()
+    assert moved.max() <= MAX_SHIFT * 28 * 1.05
+    assert moved.max() > MAX_SHIFT * 28 * 0.5  # the range is used, not a no-op
+    mass = many.sum(dim=(1, 2, 3)) / _blob().sum()
+    assert mass.min() > 0.7 and mass.max() < 1.3  # scaled by at most 10% per side
+
+
+def test_a_blank_image_stays_blank_and_zero_copies_are_none():
+    for value in (0.0, 1.0):
+        blank = torch.full((2, 3, 8, 8), value)
+        assert torch.allclose(affine_copies(blank, 2), torch.full((4, 3, 8, 8), value), atol=1e-6)
+    assert affine_copies(_blob(), 0).shape == (0, 1, 28, 28)
+    with pytest.raises(ValueError, match="copies"):
+        affine_copies(_blob(), -1)
+
+
+def _adapted(config: AdaptConfig, seed: int = 0) -> dict[str, torch.Tensor]:
+    torch.manual_seed(0)
+    model = FewShotNet(TINY, n_way=3)
+    task = synthetic_task(3, 1, 2, seed=1)
+    torch.manual_seed(seed)
+    return adapt(
+        TINY, backbone_params(model), task.x_support, task.y_support, n_way=3, adapt_config=config
+    )
+
+
+def test_adaptation_on_augmented_copies_is_another_and_reproducible():
+    plain = _adapted(AdaptConfig(steps=3))
+    augmented = _adapted(AdaptConfig(steps=3, augment=4))
+    assert plain.keys() == augmented.keys()
+    assert any(not torch.allclose(plain[k], augmented[k]) for k in plain)
+    again = _adapted(AdaptConfig(steps=3, augment=4))
+    assert all(torch.equal(augmented[k], again[k]) for k in augmented)
+    other_draws = _adapted(AdaptConfig(steps=3, augment=4), seed=1)
+    assert any(not torch.equal(augmented[k], other_draws[k]) for k in augmented)
+    # augment=0 draws nothing: the global random state does not change the result
+    assert all(torch.equal(plain[k], _adapted(AdaptConfig(steps=3), seed=5)[k]) for k in plain)
+
+
+def test_journals_from_before_augment_still_match_the_default_protocol():
+    assert "augment" not in AdaptConfig().protocol()
+    assert AdaptConfig(augment=4).protocol()["augment"] == 4
+    assert AdaptConfig.from_dict(AdaptConfig(augment=4).protocol()) == AdaptConfig(augment=4)
+    if not JOURNAL.exists():
+        pytest.skip(f"no committed journal at {JOURNAL}")
+    header = json.loads(JOURNAL.read_text().splitlines()[0])["header"]
+    assert header["adapt"] == AdaptConfig(eps=0.1).protocol()  # it resumes: same protocol
+    with pytest.raises(ValueError, match="augment"):
+        AdaptConfig(augment=65)
