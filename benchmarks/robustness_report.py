@@ -32,7 +32,13 @@ def describe(result: dict) -> str:
     return (
         f"{result['way']}-way {result['shot']}-shot, {result['episodes']} episodes, "
         f"{result['query']} queries/class, adaptation {adapt['steps']} steps "
-        f"{'clean+FGSM' if adapt['adversarial'] else 'clean only'} (eps {adapt['eps']}); "
+        f"{'clean+FGSM' if adapt['adversarial'] else 'clean only'} (eps {adapt['eps']})"
+        + (
+            f" on the support set and {adapt['augment']} affine copies"
+            if adapt.get("augment")
+            else ""
+        )
+        + "; "
         f"worst case over {suite}"
         + (f"; black-box {black} on {result['blackbox_episodes']} episodes" if black else "")
     )

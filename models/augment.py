@@ -2,7 +2,8 @@
 
 Each copy is its image rotated, scaled and shifted by a small random amount (uniform in the
 ranges below), resampled bilinearly with the border pixels extended, so the background stays
-the background whatever its colour. Ranges are those of drawings of one character by
+the background whatever its colour (where the border is background, as in a drawing with a
+margin). Ranges are those of drawings of one character by
 different people at the scale the models see (Omniglot at 28 x 28: a shift of up to 10% is
 about 3 pixels).
 """
@@ -17,7 +18,7 @@ from torch import Tensor
 
 MAX_ROTATION_DEG = 15.0  # each copy turns by at most this, either way
 MAX_SCALE = 0.1  # each copy is scaled by a factor in [1 - MAX_SCALE, 1 + MAX_SCALE]
-MAX_SHIFT = 0.1  # each copy moves by at most this fraction of the side, on each axis
+MAX_SHIFT = 0.1  # the centre moves by at most this fraction of the side, on each axis
 
 
 def affine_copies(x: Tensor, copies: int, *, generator: torch.Generator | None = None) -> Tensor:

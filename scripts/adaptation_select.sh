@@ -25,7 +25,9 @@ options_of() {
     aug4) echo "--adversarial --adapt-augment 4" ;;
     aug16) echo "--adversarial --adapt-augment 16" ;;
     aug16-steps40) echo "--adversarial --adapt-augment 16 --adapt-steps 40" ;;
+    aug4-clean) echo "--clean --adapt-augment 4" ;;
     aug16-clean) echo "--clean --adapt-augment 16" ;;
+    aug16-steps40-clean) echo "--clean --adapt-augment 16 --adapt-steps 40" ;;
     *) echo "unknown candidate $1" >&2; return 1 ;;
   esac
 }

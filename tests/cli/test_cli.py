@@ -120,6 +120,10 @@ def test_meta_train_resume_and_evaluate_on_omniglot(omniglot_path, tmp_path, mon
     assert resumed.exit_code == 0 and json.loads(resumed.stdout)["cells"] == payload["cells"]
     other = _run(*evaluate_args, "--eps", "0,0.3")
     assert other.exit_code == 2 and "written by another evaluation" in other.output
+    header = json.loads((tmp_path / "evaluation.jsonl").read_text().splitlines()[0])["header"]
+    assert "augment" not in header["adapt"]  # as journals written before the option existed
+    augmented = _run(*evaluate_args, "--adapt-augment", "2")  # another adaptation: refused
+    assert augmented.exit_code == 2 and "written by another evaluation" in augmented.output
     unknown = _run("evaluate", tmp_path / "run", "--attacks", "fgsm,cw-9", "--episodes", "1")
     assert unknown.exit_code != 0 and "unknown attack 'cw-9'" in unknown.output
 
