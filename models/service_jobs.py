@@ -33,6 +33,7 @@ PREDICT_ATTACK = parse_attack("apgd-ce-20")
 REPORT_LEVELS = ("full", "quick", "none")
 QUICK_REPORT_ATTACKS = ("fgsm", PREDICT_ATTACK.name)
 ADAPT_LR_BOUNDS = (1e-6, 1.0)  # the adaptation learning rates the API accepts
+MAX_AUGMENT = 16  # affine copies per support image the API accepts (each step computes them all)
 
 
 @dataclass(frozen=True)
@@ -77,9 +78,12 @@ class AdaptJob(EvaluateJob):
     eps: float = AdaptConfig.eps  # FGSM budget of the adversarial copies
     adversarial: bool = True  # serve the clean + FGSM adaptation; False: a clean-only fine-tune
     report: str = "full"  # one of REPORT_LEVELS; "none" publishes an unavailable report
+    augment: int = AdaptConfig.augment  # random affine copies of each support image per step
 
     def __post_init__(self) -> None:
         super().__post_init__()
+        if not 0 <= self.augment <= MAX_AUGMENT:
+            raise ConfigError(f"augment must be in 0..{MAX_AUGMENT}, got {self.augment}")
         if not ADAPT_LR_BOUNDS[0] <= self.lr <= ADAPT_LR_BOUNDS[1]:
             raise ConfigError(f"lr must be in {list(ADAPT_LR_BOUNDS)}, got {self.lr}")
         if self.report not in REPORT_LEVELS:
@@ -88,7 +92,13 @@ class AdaptJob(EvaluateJob):
 
     @property
     def adapt_config(self) -> AdaptConfig:
-        return AdaptConfig(steps=self.steps, lr=self.lr, eps=self.eps, adversarial=self.adversarial)
+        return AdaptConfig(
+            steps=self.steps,
+            lr=self.lr,
+            eps=self.eps,
+            adversarial=self.adversarial,
+            augment=self.augment,
+        )
 
     @classmethod
     def from_json(cls, text: str) -> AdaptJob:
@@ -100,4 +110,5 @@ class AdaptJob(EvaluateJob):
             float(fields["eps"]),
             bool(fields.get("adversarial", True)),  # jobs queued before the choice existed
             str(fields.get("report", "full")),
+            int(fields.get("augment", 0)),  # jobs queued before augmented adaptation
         )

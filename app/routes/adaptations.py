@@ -17,13 +17,19 @@ from app.errors import API_ERRORS, ApiError
 from app.idempotency import Claim, idempotency_key, run_once
 from app.schemas.responses import UploadAccepted, documented
 from app.services import Services
-from app.uploads import form_number, optional_text, read_form, read_labelled
+from app.uploads import files_of, form_number, optional_text, read_form, read_labelled
 from common.jobs import now
 from common.keys import JobKind, new_id
 from common.model_store import ModelCapReached
 from common.settings import Settings
 from models.artifacts import encode_images
-from models.service_jobs import ADAPT_LR_BOUNDS, QUICK_REPORT_ATTACKS, REPORT_LEVELS, AdaptJob
+from models.service_jobs import (
+    ADAPT_LR_BOUNDS,
+    MAX_AUGMENT,
+    QUICK_REPORT_ATTACKS,
+    REPORT_LEVELS,
+    AdaptJob,
+)
 
 router = APIRouter(prefix="/v1/adaptations", tags=["adaptations"], responses=API_ERRORS)
 
@@ -57,6 +63,16 @@ UPLOAD_SCHEMA = {
                         "steps": {"type": "integer", "minimum": 0},
                         "lr": {"type": "number", "exclusiveMinimum": 0, "maximum": 1},
                         "eps": {"type": "number", "minimum": 0},
+                        "augment": {
+                            "type": "integer",
+                            "minimum": 0,
+                            "maximum": MAX_AUGMENT,
+                            "default": 0,
+                            "description": "random affine copies (rotation, scale, shift) of "
+                            "each support image, drawn again at every step and fine-tuned on "
+                            "with their FGSM copies; (1 + augment) x support images must stay "
+                            "within the files-per-request limit",
+                        },
                         "adaptation": {
                             "type": "string",
                             "enum": list(ADAPTATIONS),
@@ -131,7 +147,21 @@ def adapt_job(form, settings: Settings, base_eps: float, attacks: tuple[str, ...
         attacks=QUICK_REPORT_ATTACKS if level == "quick" else attacks,
         report=level,
         time_budget_s=settings.report_time_budget_s,
+        augment=form_number(form, "augment", int, 0, MAX_AUGMENT, defaults.augment),
     )
+
+
+def check_augmented_size(job: AdaptJob, support_size: int, settings: Settings) -> None:
+    """An augmented step computes (1 + augment) x support images: no more than an upload's
+    file limit, so augmentation cannot make a job costlier than the largest plain one."""
+    per_step = (1 + job.augment) * support_size
+    if per_step > settings.max_files:
+        raise ApiError(
+            422,
+            "invalid_setting",
+            f"augment={job.augment} makes {per_step} images per step from {support_size} "
+            f"support images; at most {settings.max_files} (files per request)",
+        )
 
 
 @router.post(
@@ -168,6 +198,7 @@ def _create_adaptation(
     job_settings = adapt_job(form, settings, base.meta.eps, services.report_attacks)
     name = model_text(form, "name", MAX_NAME)
     description = model_text(form, "description", MAX_DESCRIPTION)
+    check_augmented_size(job_settings, len(files_of(form, "images")), settings)  # before decoding
     support = read_labelled(form, "images", "labels", base.spec, settings)
     if support is None:
         raise ApiError(

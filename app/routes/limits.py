@@ -11,7 +11,7 @@ from app.deps import ServicesDep
 from app.errors import API_ERRORS
 from app.routes.predictions import ROBUSTNESS_COST
 from app.schemas.responses import Limits, documented
-from models.service_jobs import ADAPT_LR_BOUNDS
+from models.service_jobs import ADAPT_LR_BOUNDS, MAX_AUGMENT
 
 router = APIRouter(prefix="/v1/limits", tags=["limits"], responses=API_ERRORS)
 
@@ -33,4 +33,5 @@ def get_limits(services: ServicesDep, _: CallerDep) -> dict[str, Any]:
         "adapt_steps": {"min": 0, "max": settings.max_adapt_steps},
         "eps": {"min": 0.0, "max": settings.max_eps},
         "lr": {"min": ADAPT_LR_BOUNDS[0], "max": ADAPT_LR_BOUNDS[1]},
+        "augment": {"min": 0, "max": MAX_AUGMENT, "images_per_step": settings.max_files},
     }

@@ -181,6 +181,7 @@ BAD_UPLOADS = {
     "bad_eps": ("invalid_setting", lambda f, d: (f, {**d, "eps": "0.9"})),
     "bad_steps": ("invalid_setting", lambda f, d: (f, {**d, "steps": "many"})),
     "bad_adaptation": ("invalid_setting", lambda f, d: (f, {**d, "adaptation": "fast"})),
+    "bad_augment": ("invalid_setting", lambda f, d: (f, {**d, "augment": "17"})),
     "long_name": ("invalid_field", lambda f, d: (f, {**d, "name": "n" * 101})),
     "control_in_description": ("invalid_field", lambda f, d: (f, {**d, "description": "a\x00b"})),
     "unknown_val_label": (
@@ -270,6 +271,38 @@ def test_too_many_files_is_refused_before_anything_is_stored(settings):
         [],
         [f"{settings.key_prefix}:jobs:stream".encode()],
     )
+
+
+def test_augmented_adaptation_is_bounded_by_the_images_it_computes_per_step(settings):
+    from models.service_jobs import AdaptJob
+
+    limited = settings.model_copy(update={"max_files": 20})
+    with TestClient(create_app(limited)) as client:
+        files, data = support(classes=3, shots=2)  # 6 images: 4 x 6 = 24 per step > 20
+        refused = client.post("/v1/adaptations", files=files, data={**data, "augment": "3"})
+        assert_error(refused, 422, "invalid_setting")
+        assert "24 images per step" in refused.json()["error"]["message"]
+        assert client.get("/v1/models").json()["total"] == 0
+        assert client.get("/v1/limits").json()["augment"] == {
+            "min": 0,
+            "max": 16,
+            "images_per_step": 20,
+        }
+        accepted = client.post("/v1/adaptations", files=files, data={**data, "augment": "2"})
+        assert accepted.status_code == 202, accepted.text
+        job = client.get(accepted.json()["status_url"]).json()
+        assert job["state"] == "queued"
+    import redis
+
+    from common.keys import Keys
+
+    record = redis.Redis.from_url(settings.redis_url).hgetall(
+        Keys(settings.key_prefix).job(accepted.json()["job_id"])
+    )
+    stored = AdaptJob.from_json(record[b"settings"].decode())
+    assert stored.adapt_config.augment == 2  # what the worker adapts with
+    old = stored.to_json().replace(', "augment": 2', "")  # a job queued before the option
+    assert AdaptJob.from_json(old).augment == 0
 
 
 def test_a_bad_report_suite_stops_the_api_at_start(settings):

@@ -127,7 +127,7 @@ class FewShotClient:
         validation: Sequence[tuple[str, Path]] = (),
         **settings: Any,
     ) -> dict[str, Any]:
-        """Upload (label, image) pairs; ``settings``: base_model, steps, lr, eps,
+        """Upload (label, image) pairs; ``settings``: base_model, steps, lr, eps, augment,
         adaptation (robust or clean_only), report (full, quick or none), allow_out_of_domain.
         The 202 body."""
         files = [_file("images", path) for _, path in support]

@@ -32,6 +32,10 @@ def adapt(
     api_key: ApiKey = None,
     steps: Annotated[int | None, typer.Option(help="adaptation steps")] = None,
     eps: Annotated[float | None, typer.Option(help="FGSM budget of the adaptation")] = None,
+    augment: Annotated[
+        int | None,
+        typer.Option(help="random affine copies of each support image per step (0-16)"),
+    ] = None,
     adaptation: Annotated[
         str, typer.Option(help="robust (clean + FGSM copies) or clean_only")
     ] = "robust",
@@ -63,6 +67,7 @@ def adapt(
                 folder,
                 steps=steps,
                 eps=eps,
+                augment=augment,
                 adaptation=adaptation,
                 report=report,
                 base_model=base_model,
