@@ -10,6 +10,7 @@ transaction that marks the job succeeded.
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 from collections.abc import Callable
 from dataclasses import dataclass
 from functools import cached_property, partial
@@ -145,6 +146,9 @@ def handle_adapt(
     if not published:
         progress(0, total, "adapting")
         x, y = tensors_of(support, ctx.device)
+        # the job's own random draws (affine copies, random starts): an attempt after a dead
+        # worker adapts to the same weights
+        torch.manual_seed(int.from_bytes(hashlib.sha256(job["id"].encode()).digest()[:8], "big"))
         deployed = adapt_and_deploy(
             base.backbone,
             base.tensors,

@@ -40,7 +40,7 @@ def _support() -> LabelledImages:
 
 
 def _create_job(
-    settings, steps: int, model_id: str = "model_w", *, adversarial: bool = True
+    settings, steps: int, model_id: str = "model_w", *, adversarial: bool = True, augment: int = 0
 ) -> str:
     store = JobStore(redis.Redis.from_url(settings.redis_url), Keys(settings.key_prefix), 600, 600)
     job_settings = AdaptJob(
@@ -50,6 +50,7 @@ def _create_job(
         lr=0.05,
         eps=0.1,
         adversarial=adversarial,
+        augment=augment,
     )
     return store.create(
         JobKind.ADAPT,
@@ -159,7 +160,7 @@ def test_a_poison_job_fails_after_too_many_deliveries(settings):
 def test_handlers_are_deterministic_so_a_rerun_publishes_the_same_model(settings):
     client = redis.Redis.from_url(settings.redis_url)
     keys = Keys(settings.key_prefix)
-    job_id = _create_job(settings, steps=3)
+    job_id = _create_job(settings, steps=3, augment=2)  # random affine copies: seeded by the job
     context = HandlerContext(
         client, keys, load_base_models(settings.base_models_dir), torch.device("cpu"), 600
     )
