@@ -34,6 +34,14 @@ REPORT_LEVELS = ("full", "quick", "none")
 QUICK_REPORT_ATTACKS = ("fgsm", PREDICT_ATTACK.name)
 ADAPT_LR_BOUNDS = (1e-6, 1.0)  # the adaptation learning rates the API accepts
 MAX_AUGMENT = 16  # affine copies per support image the API accepts (each step computes them all)
+# affine copies when a job does not say: measured at 1 shot per class only (ADAPTATION-3.md)
+ONE_SHOT_AUGMENT = 0
+
+
+def default_augment(fewest_shots: int) -> int:
+    """The ``augment`` of a job that does not ask, for a support set whose smallest class has
+    ``fewest_shots`` images."""
+    return ONE_SHOT_AUGMENT if fewest_shots == 1 else 0
 
 
 @dataclass(frozen=True)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections import Counter
 from typing import Any
 
 from fastapi import APIRouter, Request
@@ -17,7 +18,14 @@ from app.errors import API_ERRORS, ApiError
 from app.idempotency import Claim, idempotency_key, run_once
 from app.schemas.responses import UploadAccepted, documented
 from app.services import Services
-from app.uploads import files_of, form_number, optional_text, read_form, read_labelled
+from app.uploads import (
+    files_of,
+    form_number,
+    optional_text,
+    read_form,
+    read_labelled,
+    texts_of,
+)
 from common.jobs import now
 from common.keys import JobKind, new_id
 from common.model_store import ModelCapReached
@@ -29,6 +37,7 @@ from models.service_jobs import (
     QUICK_REPORT_ATTACKS,
     REPORT_LEVELS,
     AdaptJob,
+    default_augment,
 )
 
 router = APIRouter(prefix="/v1/adaptations", tags=["adaptations"], responses=API_ERRORS)
@@ -147,8 +156,14 @@ def adapt_job(form, settings: Settings, base_eps: float, attacks: tuple[str, ...
         attacks=QUICK_REPORT_ATTACKS if level == "quick" else attacks,
         report=level,
         time_budget_s=settings.report_time_budget_s,
-        augment=form_number(form, "augment", int, 0, MAX_AUGMENT, defaults.augment),
+        augment=form_number(form, "augment", int, 0, MAX_AUGMENT, default_augment(_fewest(form))),
     )
+
+
+def _fewest(form: FormData) -> int:
+    """Images of the support set's smallest class, counted from its labels (0: none)."""
+    counts = Counter(texts_of(form, "labels"))
+    return min(counts.values(), default=0)
 
 
 def check_augmented_size(job: AdaptJob, support_size: int, settings: Settings) -> None:

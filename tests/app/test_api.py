@@ -305,6 +305,29 @@ def test_augmented_adaptation_is_bounded_by_the_images_it_computes_per_step(sett
     assert AdaptJob.from_json(old).augment == 0
 
 
+def test_one_shot_support_sets_get_the_one_shot_augment_unless_they_ask(
+    client, settings, monkeypatch
+):
+    import redis
+
+    from common.keys import Keys
+    from models import service_jobs
+
+    monkeypatch.setattr(service_jobs, "ONE_SHOT_AUGMENT", 3)
+    stored = redis.Redis.from_url(settings.redis_url)
+
+    def augment_of(shots: int, **asked: str) -> int:
+        files, data = support(classes=3, shots=shots)
+        created = client.post("/v1/adaptations", files=files, data={**data, **asked})
+        assert created.status_code == 202, created.text
+        record = stored.hgetall(Keys(settings.key_prefix).job(created.json()["job_id"]))
+        return service_jobs.AdaptJob.from_json(record[b"settings"].decode()).augment
+
+    assert augment_of(1) == 3  # the measured default, at 1 shot per class
+    assert augment_of(2) == 0  # not measured at more shots: none
+    assert augment_of(1, augment="0") == 0 and augment_of(2, augment="5") == 5  # as asked
+
+
 def test_a_bad_report_suite_stops_the_api_at_start(settings):
     from models.config import ConfigError
 
