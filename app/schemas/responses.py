@@ -219,6 +219,10 @@ class RateUnits(Closed):
     upload: int
 
 
+class AugmentBounds(Bounds):
+    images_per_step: int  # (1 + augment) x support images may not exceed this
+
+
 class Limits(Closed):
     classes: Bounds
     shots_per_class: Bounds
@@ -233,6 +237,7 @@ class Limits(Closed):
     adapt_steps: Bounds
     eps: Bounds
     lr: Bounds
+    augment: AugmentBounds
 
 
 def documented(
