@@ -33,9 +33,11 @@ export async function loadSetup() {
   $("#eps").max = limits.eps.max;
   $("#lr").min = limits.lr.min;
   $("#lr").max = limits.lr.max;
+  $("#augment").max = limits.augment.max;
   $("#limits").textContent = `${limits.classes.min}-${limits.classes.max} classes, ` +
     `1-${limits.shots_per_class.max} images per class, steps up to ${limits.adapt_steps.max}, ` +
-    `eps up to ${limits.eps.max}; formats ${limits.image_formats.join(", ")}`;
+    `eps up to ${limits.eps.max}, augmented copies up to ${limits.augment.max} ` +
+    `(each copy adds one pass over the images per step); formats ${limits.image_formats.join(", ")}`;
 }
 
 function renderOwnBases(own) {

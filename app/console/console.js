@@ -34,7 +34,7 @@ async function submitAdaptation() {
     for (const file of cls.valFiles) { form.append("val_images", file, file.name); form.append("val_labels", cls.name); sent.val_images.push([cls, file]); }
   }
   if ($("#allow-ood").checked) form.append("allow_out_of_domain", "true");
-  for (const name of ["steps", "lr", "eps"]) {
+  for (const name of ["steps", "lr", "eps", "augment"]) {
     if ($(`#${name}`).value !== "") form.append(name, $(`#${name}`).value);
   }
   form.append("adaptation", $("#adaptation").value);

@@ -8,6 +8,7 @@ import os
 import shutil
 from pathlib import Path
 
+import httpx
 import numpy as np
 import pytest
 import redis
@@ -119,6 +120,7 @@ def test_the_console_walks_the_whole_flow(
                     [str(p) for p in drawings[character][:SHOTS]]
                 )
         page.fill("#steps", "5")
+        page.fill("#augment", "1")
         # a colour photo in a fourth class: refused, named beside its class, page scrolled there
         page.click("#add-class")
         cards.nth(CLASSES).locator("input[type=file]").first.set_input_files(str(photo))
@@ -165,6 +167,8 @@ def test_the_console_walks_the_whole_flow(
         page.wait_for_function("document.querySelector('#report-chart').naturalWidth > 0")
         assert page.locator("#models tbody tr").count() == 1
         assert "ready" in page.locator("#models tbody tr").inner_text()
+        listed = httpx.get(f"{url}/v1/models", headers={"Authorization": f"Bearer {token}"})
+        assert listed.json()["models"][0]["settings"]["augment"] == 1  # the form's field was sent
         assert page.locator("table.report-robust tbody tr").count() >= 4
         # the plain sentence first; the tables sit in closed details
         assert page.locator("#report-summary").inner_text().startswith("On 6 of your images")
