@@ -34,10 +34,12 @@ from models.artifacts import encode_images
 from models.service_jobs import (
     ADAPT_LR_BOUNDS,
     MAX_AUGMENT,
+    ONE_SHOT_AUGMENT,
+    ONE_SHOT_STEPS,
     QUICK_REPORT_ATTACKS,
     REPORT_LEVELS,
     AdaptJob,
-    default_augment,
+    default_augment_and_steps,
 )
 
 router = APIRouter(prefix="/v1/adaptations", tags=["adaptations"], responses=API_ERRORS)
@@ -69,18 +71,23 @@ UPLOAD_SCHEMA = {
                         },
                         "val_labels": {"type": "array", "items": {"type": "string"}},
                         "base_model": {"type": "string"},
-                        "steps": {"type": "integer", "minimum": 0},
+                        "steps": {
+                            "type": "integer",
+                            "minimum": 0,
+                            "description": f"adaptation steps; default {AdaptJob.steps}, or "
+                            f"{ONE_SHOT_STEPS} when every class has one image",
+                        },
                         "lr": {"type": "number", "exclusiveMinimum": 0, "maximum": 1},
                         "eps": {"type": "number", "minimum": 0},
                         "augment": {
                             "type": "integer",
                             "minimum": 0,
                             "maximum": MAX_AUGMENT,
-                            "default": 0,
                             "description": "random affine copies (rotation, scale, shift) of "
                             "each support image, drawn again at every step and fine-tuned on "
                             "with their FGSM copies; (1 + augment) x support images must stay "
-                            "within the files-per-request limit",
+                            f"within the files-per-request limit; default 0, or {ONE_SHOT_AUGMENT} "
+                            "when every class has one image (as many as fit the limit)",
                         },
                         "adaptation": {
                             "type": "string",
@@ -148,22 +155,18 @@ def adapt_job(form, settings: Settings, base_eps: float, attacks: tuple[str, ...
     defaults = AdaptJob()
     adaptation = _choice(form, "adaptation", tuple(ADAPTATIONS), "robust")
     level = _choice(form, "report", REPORT_LEVELS, "full")
+    shots = list(Counter(texts_of(form, "labels")).values())
+    augment, steps = default_augment_and_steps(shots, settings.max_files, settings.max_adapt_steps)
     return AdaptJob(
-        steps=form_number(form, "steps", int, 0, settings.max_adapt_steps, defaults.steps),
+        steps=form_number(form, "steps", int, 0, settings.max_adapt_steps, steps),
         lr=form_number(form, "lr", float, *ADAPT_LR_BOUNDS, defaults.lr),
         eps=form_number(form, "eps", float, 0.0, settings.max_eps, base_eps),
         adversarial=ADAPTATIONS[adaptation],
         attacks=QUICK_REPORT_ATTACKS if level == "quick" else attacks,
         report=level,
         time_budget_s=settings.report_time_budget_s,
-        augment=form_number(form, "augment", int, 0, MAX_AUGMENT, default_augment(_fewest(form))),
+        augment=form_number(form, "augment", int, 0, MAX_AUGMENT, augment),
     )
-
-
-def _fewest(form: FormData) -> int:
-    """Images of the support set's smallest class, counted from its labels (0: none)."""
-    counts = Counter(texts_of(form, "labels"))
-    return min(counts.values(), default=0)
 
 
 def check_augmented_size(job: AdaptJob, support_size: int, settings: Settings) -> None:

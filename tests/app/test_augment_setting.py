@@ -10,6 +10,7 @@ from app.main import create_app
 from common.keys import Keys
 from models import service_jobs
 from tests.app.test_api import assert_error, support
+from tests.service_fixtures import image_bytes
 
 pytestmark = pytest.mark.redis
 
@@ -46,19 +47,39 @@ def test_augmented_adaptation_is_bounded_by_the_images_it_computes_per_step(sett
     assert service_jobs.AdaptJob.from_json(old).augment == 0
 
 
-def test_one_shot_support_sets_get_the_one_shot_augment_unless_they_ask(
-    client, settings, monkeypatch
+def test_one_shot_support_sets_get_the_measured_one_shot_adaptation_unless_they_ask(
+    client, settings
 ):
-    monkeypatch.setattr(service_jobs, "ONE_SHOT_AUGMENT", 3)
     stored = redis.Redis.from_url(settings.redis_url)
 
-    def augment_of(shots: int, **asked: str) -> int:
-        files, data = support(classes=3, shots=shots)
-        created = client.post("/v1/adaptations", files=files, data={**data, **asked})
+    def adaptation_of(shots: list[int], **asked: str) -> tuple[int, int]:
+        files, labels = [], []
+        for cls, count in enumerate(shots):
+            for shot in range(count):
+                files.append(
+                    ("images", (f"c{cls}_{shot}.png", image_bytes(cls, shot), "image/png"))
+                )
+                labels.append(f"class-{cls}")
+        created = client.post("/v1/adaptations", files=files, data={"labels": labels, **asked})
         assert created.status_code == 202, created.text
         record = stored.hgetall(Keys(settings.key_prefix).job(created.json()["job_id"]))
-        return service_jobs.AdaptJob.from_json(record[b"settings"].decode()).augment
+        job = service_jobs.AdaptJob.from_json(record[b"settings"].decode())
+        return job.augment, job.steps
 
-    assert augment_of(1) == 3  # the measured default, at 1 shot per class
-    assert augment_of(2) == 0  # not measured at more shots: none
-    assert augment_of(1, augment="0") == 0 and augment_of(2, augment="5") == 5  # as asked
+    one_shot = (service_jobs.ONE_SHOT_AUGMENT, service_jobs.ONE_SHOT_STEPS)
+    assert one_shot == (16, 40)  # ADAPTATION-3.md: aug16-steps40
+    assert adaptation_of([1, 1, 1]) == one_shot  # every class one image: measured there
+    assert adaptation_of([2, 2, 2]) == (0, 20)  # not measured at more shots: the plain defaults
+    assert adaptation_of([1, 2, 1]) == (0, 20)  # nor on mixed support sets
+    assert adaptation_of([1, 1, 1], augment="0") == (0, 40)  # each setting as asked
+    assert adaptation_of([1, 1, 1], steps="5") == (16, 5)
+    assert adaptation_of([2, 2, 2], augment="5") == (5, 20)
+
+
+def test_the_one_shot_default_stays_within_the_bounds_it_is_given():
+    defaults = service_jobs.default_augment_and_steps
+    assert defaults([1] * 5, 1000, 200) == (16, 40)
+    assert defaults([1] * 50, 1000, 200) == (16, 40)  # 17 x 50 = 850 images per step
+    assert defaults([1] * 5, 40, 30) == (7, 30)  # 8 x 5 = 40 images; steps up to 30
+    assert defaults([1] * 50, 60, 200) == (0, 40)  # no copy fits: none, never a refusal
+    assert defaults([], 1000, 200) == (0, 20)  # no labels: the form check refuses it later

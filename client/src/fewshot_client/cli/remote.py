@@ -30,11 +30,17 @@ def adapt(
     folder: Annotated[Path, typer.Argument(help="one subfolder of images per class")],
     url: Url = DEFAULT_URL,
     api_key: ApiKey = None,
-    steps: Annotated[int | None, typer.Option(help="adaptation steps")] = None,
+    steps: Annotated[
+        int | None,
+        typer.Option(help="adaptation steps (default: the service's, 40 at one image per class)"),
+    ] = None,
     eps: Annotated[float | None, typer.Option(help="FGSM budget of the adaptation")] = None,
     augment: Annotated[
         int | None,
-        typer.Option(help="random affine copies of each support image per step (0-16)"),
+        typer.Option(
+            help="random affine copies of each support image per step, 0-16 (default: the "
+            "service's, 16 at one image per class, else 0)"
+        ),
     ] = None,
     adaptation: Annotated[
         str, typer.Option(help="robust (clean + FGSM copies) or clean_only")

@@ -1,0 +1,80 @@
+"""What the service's one-shot default adaptation costs: the bare adaptation (no report) of a
+1-shot support set under AdaptConfig's defaults (20 steps, no copies) and under the one-shot
+defaults (ONE_SHOT_STEPS steps, ONE_SHOT_AUGMENT affine copies), both with FGSM copies, for
+the shipped ADML initialization, on one torch thread, measured in the same run.
+
+Usage: python benchmarks/one_shot_adaptation_cost.py [--ways 5,20] [--repeats 5]
+The support images are seeded random pixels: the cost does not depend on what they show.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import platform
+import statistics
+import sys
+import time
+from functools import partial
+from pathlib import Path
+
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from cli.runs import model_from_checkpoint
+from common.settings import PRETRAINED_DIR
+from models.adapt import adapt_and_deploy
+from models.checkpoint import load_checkpoint
+from models.config import AdaptConfig
+from models.networks import backbone_params
+from models.service_jobs import ONE_SHOT_AUGMENT, ONE_SHOT_STEPS
+
+
+def seconds(run, repeats: int) -> float:
+    """Median wall time of ``run()`` over ``repeats`` calls, after one warm-up call."""
+    run()
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        run()
+        times.append(time.perf_counter() - start)
+    return statistics.median(times)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--ways", default="5,20")
+    parser.add_argument("--repeats", type=int, default=5)
+    args = parser.parse_args()
+    torch.set_num_threads(1)
+    model, meta = model_from_checkpoint(load_checkpoint(PRETRAINED_DIR / "adml-omniglot.json"))
+    config, backbone = model.config, backbone_params(model)
+    plain = AdaptConfig(eps=meta.eps)
+    one_shot = AdaptConfig(eps=meta.eps, steps=ONE_SHOT_STEPS, augment=ONE_SHOT_AUGMENT)
+    print(
+        f"# {dt.datetime.now(dt.UTC):%Y-%m-%dT%H:%MZ}, {platform.node()}, torch {torch.__version__}"
+    )
+    print(f"# {' '.join(sys.argv)}; one thread; median of {args.repeats}")
+    print(
+        f"| way | 20 steps, no copies | {ONE_SHOT_STEPS} steps, {ONE_SHOT_AUGMENT} copies | ratio |"
+    )
+    print("|---|---|---|---|")
+    generator = torch.Generator().manual_seed(0)
+    for way in (int(text) for text in args.ways.split(",")):
+        size = config.image_size
+        x = torch.rand(way, config.in_channels, size, size, generator=generator)
+        y = torch.arange(way)
+
+        before, after = (
+            seconds(
+                partial(adapt_and_deploy, config, backbone, x, y, n_way=way, adapt_config=c),
+                args.repeats,
+            )
+            for c in (plain, one_shot)
+        )
+        print(f"| {way} | {before:.2f} s | {after:.2f} s | {after / before:.1f}x |")
+
+
+if __name__ == "__main__":
+    main()
