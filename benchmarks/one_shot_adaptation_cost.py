@@ -1,7 +1,7 @@
 """What the service's one-shot default adaptation costs: the bare adaptation (no report) of a
-1-shot support set under AdaptConfig's defaults (20 steps, no copies) and under the one-shot
-defaults (ONE_SHOT_STEPS steps, ONE_SHOT_AUGMENT affine copies), both with FGSM copies, for
-the shipped ADML initialization, on one torch thread, measured in the same run.
+1-shot support set under AdaptConfig's defaults (20 steps, no copies) and under the recipe a
+1-shot job gets (the shipped ADML card's ``service_adaptation``: 40 steps, 16 affine copies),
+both with FGSM copies, on one torch thread, measured in the same run.
 
 Usage: python benchmarks/one_shot_adaptation_cost.py [--ways 5,20] [--repeats 5]
 The support images are seeded random pixels: the cost does not depend on what they show.
@@ -15,6 +15,7 @@ import platform
 import statistics
 import sys
 import time
+from collections.abc import Callable
 from functools import partial
 from pathlib import Path
 
@@ -25,13 +26,13 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from cli.runs import model_from_checkpoint
 from common.settings import PRETRAINED_DIR
 from models.adapt import adapt_and_deploy
+from models.base_models import load_base_models
 from models.checkpoint import load_checkpoint
 from models.config import AdaptConfig
 from models.networks import backbone_params
-from models.service_jobs import ONE_SHOT_AUGMENT, ONE_SHOT_STEPS
 
 
-def seconds(run, repeats: int) -> float:
+def seconds(run: Callable[[], object], repeats: int) -> float:
     """Median wall time of ``run()`` over ``repeats`` calls, after one warm-up call."""
     run()
     times = []
@@ -50,15 +51,16 @@ def main() -> None:
     torch.set_num_threads(1)
     model, meta = model_from_checkpoint(load_checkpoint(PRETRAINED_DIR / "adml-omniglot.json"))
     config, backbone = model.config, backbone_params(model)
+    recipe = load_base_models(PRETRAINED_DIR).get("adml-omniglot").one_shot_adaptation
+    assert recipe is not None, "the shipped ADML card has no one-shot recipe"
     plain = AdaptConfig(eps=meta.eps)
-    one_shot = AdaptConfig(eps=meta.eps, steps=ONE_SHOT_STEPS, augment=ONE_SHOT_AUGMENT)
+    one_shot = AdaptConfig(eps=meta.eps, augment=recipe[0], steps=recipe[1])
     print(
         f"# {dt.datetime.now(dt.UTC):%Y-%m-%dT%H:%MZ}, {platform.node()}, torch {torch.__version__}"
     )
     print(f"# {' '.join(sys.argv)}; one thread; median of {args.repeats}")
-    print(
-        f"| way | 20 steps, no copies | {ONE_SHOT_STEPS} steps, {ONE_SHOT_AUGMENT} copies | ratio |"
-    )
+    columns = [f"{c.steps} steps, {c.augment} copies" for c in (plain, one_shot)]
+    print(f"| way | {' | '.join(columns)} | ratio |")
     print("|---|---|---|---|")
     generator = torch.Generator().manual_seed(0)
     for way in (int(text) for text in args.ways.split(",")):

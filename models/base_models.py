@@ -38,6 +38,13 @@ class BaseModel:
         """Which weights these are: a tenant model's training job, a checkpoint's SHA-256."""
         return str(self.card.get("job_id") or self.card.get("weights", {}).get("sha256") or "")
 
+    @property
+    def one_shot_adaptation(self) -> tuple[int, int] | None:
+        """``(augment, steps)`` measured for this initialization's robust adaptation at one
+        image per class (the card's ``service_adaptation``), or None: none was measured."""
+        recipe = self.card.get("service_adaptation", {}).get("one_image_per_class")
+        return None if recipe is None else (int(recipe["augment"]), int(recipe["steps"]))
+
     def check_domain(self, images: Tensor) -> list[Verdict] | None:
         """A verdict per uint8 image ``[n, C, S, S]``, or None without a detector."""
         if self.domain is None:
@@ -85,6 +92,9 @@ class BaseModel:
             },
             "domain": self.domain_summary(),
             "metrics": self.card.get("metrics", {}),
+            "one_shot_adaptation": None
+            if self.one_shot_adaptation is None
+            else dict(zip(("augment", "steps"), self.one_shot_adaptation, strict=True)),
         }
 
 
@@ -126,6 +136,10 @@ def load_base_models(folder: Path, default: str | None = None) -> BaseModels:
             card,
             load_domain(checkpoint),
         )
+        try:
+            found[name].one_shot_adaptation  # noqa: B018 - a bad recipe fails at start
+        except (KeyError, TypeError, ValueError, AttributeError) as error:
+            raise CheckpointError(f"{card_path}: bad service_adaptation: {error}") from error
     if default is not None and default not in found:
         raise CheckpointError(f"default base model {default!r} is not in {folder}")
     if default is None:

@@ -34,23 +34,23 @@ REPORT_LEVELS = ("full", "quick", "none")
 QUICK_REPORT_ATTACKS = ("fgsm", PREDICT_ATTACK.name)
 ADAPT_LR_BOUNDS = (1e-6, 1.0)  # the adaptation learning rates the API accepts
 MAX_AUGMENT = 16  # affine copies per support image the API accepts (each step computes them all)
-# What a job that does not say gets when every class has one image (ADAPTATION-3.md: chosen on
-# the validation alphabet, confirmed on fresh validation episodes and on the test alphabets).
-# Not measured at more images per class, where AdaptConfig's defaults stay.
-ONE_SHOT_AUGMENT = 16  # affine copies of each support image per step
-ONE_SHOT_STEPS = 40  # adaptation steps
 
 
 def default_augment_and_steps(
-    shots_per_class: list[int], max_images_per_step: int, max_steps: int
+    shots_per_class: list[int],
+    one_shot: tuple[int, int] | None,
+    max_images_per_step: int,
+    max_steps: int,
 ) -> tuple[int, int]:
-    """The ``augment`` and ``steps`` of a job that asks for neither: the one-shot defaults when
-    every class has one image, held within the API's bounds (a default never makes a job the
-    API would refuse); AdaptConfig's otherwise."""
-    if not shots_per_class or max(shots_per_class) != 1:
-        return AdaptConfig.augment, AdaptConfig.steps
-    fitting = max_images_per_step // len(shots_per_class) - 1  # (1 + augment) x support
-    return max(0, min(ONE_SHOT_AUGMENT, fitting)), min(ONE_SHOT_STEPS, max_steps)
+    """The ``(augment, steps)`` of a job that asks for neither: ``one_shot`` (the recipe
+    measured for its base model at one image per class; None: none was) when every class has
+    one image, AdaptConfig's otherwise; held within the API's bounds, so that a default never
+    makes a job the API would refuse."""
+    augment, steps = AdaptConfig.augment, AdaptConfig.steps
+    if one_shot is not None and shots_per_class and max(shots_per_class) == 1:
+        fitting = max_images_per_step // len(shots_per_class) - 1  # (1 + augment) x support
+        augment, steps = max(0, min(one_shot[0], fitting)), one_shot[1]
+    return augment, min(steps, max_steps)
 
 
 @dataclass(frozen=True)

@@ -26,8 +26,12 @@ evaluate "$@" --episodes "$half" --journal "$journal" 2> "$out/main.log" &
 first=$!
 evaluate "$@" --first-episode "$half" --episodes "$episodes" --journal "$shard" 2> "$out/shard$half.log" &
 second=$!
-wait "$first"
-wait "$second"
+failed=0
+wait "$first" || failed=1  # both halves finish (or fail) before anything is merged
+wait "$second" || failed=1
+[ "$failed" = 0 ] || { echo "an evaluation failed: see $out/*.log" >&2; exit 1; }
 .venv/bin/python benchmarks/merge_journals.py "$journal" "$shard"
+# every episode is journaled by now: this only reads them, then writes the table and checks
+evaluate "$@" --episodes "$episodes" --journal "$journal" --output "${journal%.jsonl}"
 .venv/bin/python benchmarks/paired_journals.py "$baseline" "$journal" --eps 0.05,0.1 \
   | tee "$out/paired-test.txt"

@@ -61,22 +61,28 @@ def keys_under(redis_url: str, prefix: str) -> list[bytes]:
     return sorted(redis.Redis.from_url(redis_url).scan_iter(match=f"{prefix}:*"))
 
 
-@pytest.fixture(scope="session")
-def base_models_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A small (untrained) Conv-4 saved as a real checkpoint: service mechanics, not accuracy."""
-    folder = tmp_path_factory.mktemp("base_models")
+def save_tiny_base_model(path: Path, algo: str = "adml", **card: object) -> None:
+    """A small (untrained) Conv-4 saved as a real checkpoint at ``path``; ``card``: more fields."""
     torch.manual_seed(0)
     model = FewShotNet(SMALL_BACKBONE, n_way=5)
     card = {
         "kind": "meta-trained",
-        "algo": "adml",
+        "algo": algo,
         "backbone": SMALL_BACKBONE.__dict__,
-        "meta": MetaConfig().__dict__,
+        "meta": {**MetaConfig().__dict__, "algo": algo},
         "data": {"kind": "omniglot"},
         "iterations": 0,
         "metrics": {},
+        **card,
     }
-    save_checkpoint(folder / "tiny-adml", backbone_params(model), card)
+    save_checkpoint(path, backbone_params(model), card)
+
+
+@pytest.fixture(scope="session")
+def base_models_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A small (untrained) base model: service mechanics, not accuracy."""
+    folder = tmp_path_factory.mktemp("base_models")
+    save_tiny_base_model(folder / "tiny-adml")
     return folder
 
 

@@ -19,6 +19,7 @@ from app.idempotency import Claim, idempotency_key, run_once
 from app.schemas.responses import UploadAccepted, documented
 from app.services import Services
 from app.uploads import (
+    check_labels,
     files_of,
     form_number,
     optional_text,
@@ -31,11 +32,10 @@ from common.keys import JobKind, new_id
 from common.model_store import ModelCapReached
 from common.settings import Settings
 from models.artifacts import encode_images
+from models.base_models import BaseModel
 from models.service_jobs import (
     ADAPT_LR_BOUNDS,
     MAX_AUGMENT,
-    ONE_SHOT_AUGMENT,
-    ONE_SHOT_STEPS,
     QUICK_REPORT_ATTACKS,
     REPORT_LEVELS,
     AdaptJob,
@@ -74,8 +74,8 @@ UPLOAD_SCHEMA = {
                         "steps": {
                             "type": "integer",
                             "minimum": 0,
-                            "description": f"adaptation steps; default {AdaptJob.steps}, or "
-                            f"{ONE_SHOT_STEPS} when every class has one image",
+                            "description": f"adaptation steps; default {AdaptJob.steps}, "
+                            "or the base model's one-shot recipe (below)",
                         },
                         "lr": {"type": "number", "exclusiveMinimum": 0, "maximum": 1},
                         "eps": {"type": "number", "minimum": 0},
@@ -86,8 +86,11 @@ UPLOAD_SCHEMA = {
                             "description": "random affine copies (rotation, scale, shift) of "
                             "each support image, drawn again at every step and fine-tuned on "
                             "with their FGSM copies; (1 + augment) x support images must stay "
-                            f"within the files-per-request limit; default 0, or {ONE_SHOT_AUGMENT} "
-                            "when every class has one image (as many as fit the limit)",
+                            "within the files-per-request limit; default 0. A robust job that "
+                            "sends neither steps nor augment, for a support set of one image "
+                            "per class, gets its base model's one-shot recipe where one was "
+                            "measured (adml-omniglot: 16 copies, 40 steps; as many copies as "
+                            "fit the limit)",
                         },
                         "adaptation": {
                             "type": "string",
@@ -150,13 +153,20 @@ def _choice(form, field: str, options: tuple[str, ...], default: str) -> str:
     return value
 
 
-def adapt_job(form, settings: Settings, base_eps: float, attacks: tuple[str, ...]) -> AdaptJob:
-    """Adaptation settings from the form, within bounds; eps defaults to the base model's."""
+def adapt_job(form, settings: Settings, base: BaseModel, attacks: tuple[str, ...]) -> AdaptJob:
+    """Adaptation settings from the form, within bounds; eps defaults to the base model's, and
+    a robust job that asks for neither steps nor augment gets the base model's one-shot
+    recipe when every class has one image."""
     defaults = AdaptJob()
     adaptation = _choice(form, "adaptation", tuple(ADAPTATIONS), "robust")
     level = _choice(form, "report", REPORT_LEVELS, "full")
+    base_eps = base.meta.eps
+    asked = any(optional_text(form, field) is not None for field in ("steps", "augment"))
+    one_shot = None if asked or not ADAPTATIONS[adaptation] else base.one_shot_adaptation
     shots = list(Counter(texts_of(form, "labels")).values())
-    augment, steps = default_augment_and_steps(shots, settings.max_files, settings.max_adapt_steps)
+    augment, steps = default_augment_and_steps(
+        shots, one_shot, settings.max_files, settings.max_adapt_steps
+    )
     return AdaptJob(
         steps=form_number(form, "steps", int, 0, settings.max_adapt_steps, steps),
         lr=form_number(form, "lr", float, *ADAPT_LR_BOUNDS, defaults.lr),
@@ -213,10 +223,13 @@ def _create_adaptation(
     """Decoding, checks and Redis writes of an adaptation: blocking, run off the event loop."""
     settings = services.settings
     base = services.base_model(caller.tenant, optional_text(form, "base_model"))
-    job_settings = adapt_job(form, settings, base.meta.eps, services.report_attacks)
+    job_settings = adapt_job(form, settings, base, services.report_attacks)
     name = model_text(form, "name", MAX_NAME)
     description = model_text(form, "description", MAX_DESCRIPTION)
-    check_augmented_size(job_settings, len(files_of(form, "images")), settings)  # before decoding
+    images, labels = files_of(form, "images"), texts_of(form, "labels")
+    if images or labels:  # a mismatch is named as such, not as a setting that counts images
+        check_labels(labels, len(images), "images")
+    check_augmented_size(job_settings, len(images), settings)  # before decoding
     support = read_labelled(form, "images", "labels", base.spec, settings)
     if support is None:
         raise ApiError(

@@ -189,6 +189,11 @@ class BaseModelEntry(Open):
         None, description="what it knows and whether it has an out-of-domain detector"
     )
     metrics: dict[str, Any] | None = None
+    one_shot_adaptation: dict[str, int] | None = Field(
+        None,
+        description="augment and steps a robust job gets at one image per class when it sends "
+        "neither (measured for this base model); null: the plain defaults",
+    )
 
 
 class BaseModelList(Closed):

@@ -8,17 +8,46 @@ from fastapi.testclient import TestClient
 
 from app.main import create_app
 from common.keys import Keys
+from common.settings import PRETRAINED_DIR
 from models import service_jobs
+from models.base_models import load_base_models
+from models.checkpoint import CheckpointError
 from tests.app.test_api import assert_error, support
-from tests.service_fixtures import image_bytes
+from tests.service_fixtures import image_bytes, save_tiny_base_model
 
 pytestmark = pytest.mark.redis
+
+
+RECIPE = {"augment": 16, "steps": 40}  # ADAPTATION-3.md's aug16-steps40, as the ADML card has it
 
 
 @pytest.fixture
 def client(settings):
     with TestClient(create_app(settings)) as test_client:
         yield test_client
+
+
+@pytest.fixture
+def recipe_settings(settings, tmp_path):
+    """Two small base models: an ADML one whose card holds a one-shot recipe, a MAML one
+    without (none measured)."""
+    folder = tmp_path / "bases"
+    folder.mkdir()
+    save_tiny_base_model(folder / "tiny-adml", service_adaptation={"one_image_per_class": RECIPE})
+    save_tiny_base_model(folder / "tiny-maml", algo="maml")
+    return settings.model_copy(update={"base_models_dir": folder})
+
+
+def test_the_shipped_adml_card_holds_the_measured_recipe_and_maml_none():
+    shipped = load_base_models(PRETRAINED_DIR)
+    assert shipped.get("adml-omniglot").one_shot_adaptation == (16, 40)
+    assert shipped.get("maml-omniglot").one_shot_adaptation is None
+
+
+def test_a_malformed_recipe_stops_loading(tmp_path):
+    save_tiny_base_model(tmp_path / "bad", service_adaptation={"one_image_per_class": {}})
+    with pytest.raises(CheckpointError, match="service_adaptation"):
+        load_base_models(tmp_path)
 
 
 def test_augmented_adaptation_is_bounded_by_the_images_it_computes_per_step(settings):
@@ -47,39 +76,63 @@ def test_augmented_adaptation_is_bounded_by_the_images_it_computes_per_step(sett
     assert service_jobs.AdaptJob.from_json(old).augment == 0
 
 
-def test_one_shot_support_sets_get_the_measured_one_shot_adaptation_unless_they_ask(
-    client, settings
+def stored_adaptation(client, settings, shots: list[int], **asked: str) -> tuple[int, int]:
+    """(augment, steps) the stored job adapts with, for classes of ``shots`` images each."""
+    files, labels = [], []
+    for cls, count in enumerate(shots):
+        for shot in range(count):
+            files.append(("images", (f"c{cls}_{shot}.png", image_bytes(cls, shot), "image/png")))
+            labels.append(f"class-{cls}")
+    created = client.post("/v1/adaptations", files=files, data={"labels": labels, **asked})
+    assert created.status_code == 202, created.text
+    record = redis.Redis.from_url(settings.redis_url).hgetall(
+        Keys(settings.key_prefix).job(created.json()["job_id"])
+    )
+    job = service_jobs.AdaptJob.from_json(record[b"settings"].decode())
+    return job.augment, job.steps
+
+
+def test_one_shot_support_sets_get_their_base_models_measured_recipe_unless_they_ask(
+    recipe_settings,
 ):
-    stored = redis.Redis.from_url(settings.redis_url)
+    with TestClient(create_app(recipe_settings)) as client:
+        bases = {b["name"]: b for b in client.get("/v1/base-models").json()["base_models"]}
+        assert bases["tiny-adml"]["one_shot_adaptation"] == RECIPE
+        assert bases["tiny-maml"]["one_shot_adaptation"] is None
 
-    def adaptation_of(shots: list[int], **asked: str) -> tuple[int, int]:
-        files, labels = [], []
-        for cls, count in enumerate(shots):
-            for shot in range(count):
-                files.append(
-                    ("images", (f"c{cls}_{shot}.png", image_bytes(cls, shot), "image/png"))
-                )
-                labels.append(f"class-{cls}")
-        created = client.post("/v1/adaptations", files=files, data={"labels": labels, **asked})
-        assert created.status_code == 202, created.text
-        record = stored.hgetall(Keys(settings.key_prefix).job(created.json()["job_id"]))
-        job = service_jobs.AdaptJob.from_json(record[b"settings"].decode())
-        return job.augment, job.steps
+        def adaptation_of(shots: list[int], **asked: str) -> tuple[int, int]:
+            return stored_adaptation(client, recipe_settings, shots, **asked)
 
-    one_shot = (service_jobs.ONE_SHOT_AUGMENT, service_jobs.ONE_SHOT_STEPS)
-    assert one_shot == (16, 40)  # ADAPTATION-3.md: aug16-steps40
-    assert adaptation_of([1, 1, 1]) == one_shot  # every class one image: measured there
-    assert adaptation_of([2, 2, 2]) == (0, 20)  # not measured at more shots: the plain defaults
-    assert adaptation_of([1, 2, 1]) == (0, 20)  # nor on mixed support sets
-    assert adaptation_of([1, 1, 1], augment="0") == (0, 40)  # each setting as asked
-    assert adaptation_of([1, 1, 1], steps="5") == (16, 5)
-    assert adaptation_of([2, 2, 2], augment="5") == (5, 20)
+        assert adaptation_of([1, 1, 1]) == (16, 40)  # every class one image: measured there
+        assert adaptation_of([2, 2, 2]) == (0, 20)  # more shots: not measured, plain defaults
+        assert adaptation_of([1, 2, 1]) == (0, 20)  # nor on mixed support sets
+        assert adaptation_of([1, 1, 1], adaptation="clean_only") == (0, 20)  # nor clean-only
+        assert adaptation_of([1, 1, 1], base_model="tiny-maml") == (0, 20)  # nor without one
+        # asking for one setting is asking for the plain adaptation: no unmeasured mix
+        assert adaptation_of([1, 1, 1], augment="0") == (0, 20)
+        assert adaptation_of([1, 1, 1], steps="5") == (0, 5)
+        assert adaptation_of([2, 2, 2], augment="5") == (5, 20)
 
 
-def test_the_one_shot_default_stays_within_the_bounds_it_is_given():
+def test_the_one_shot_recipe_stays_within_the_limits_and_never_hides_a_mismatch(
+    recipe_settings,
+):
+    limited = recipe_settings.model_copy(update={"max_files": 20, "max_adapt_steps": 30})
+    with TestClient(create_app(limited)) as client:
+        assert stored_adaptation(client, limited, [1, 1, 1]) == (5, 30)  # 6 x 3 = 18 <= 20
+        files, data = support(classes=3, shots=1)
+        files.append(("images", ("extra.png", image_bytes(0, 9), "image/png")))  # no label
+        refused = client.post("/v1/adaptations", files=files, data=data)
+        assert_error(refused, 422, "labels_mismatch")  # not a setting the client never sent
+
+
+def test_the_default_recipe_is_clipped_to_the_bounds_it_is_given():
     defaults = service_jobs.default_augment_and_steps
-    assert defaults([1] * 5, 1000, 200) == (16, 40)
-    assert defaults([1] * 50, 1000, 200) == (16, 40)  # 17 x 50 = 850 images per step
-    assert defaults([1] * 5, 40, 30) == (7, 30)  # 8 x 5 = 40 images; steps up to 30
-    assert defaults([1] * 50, 60, 200) == (0, 40)  # no copy fits: none, never a refusal
-    assert defaults([], 1000, 200) == (0, 20)  # no labels: the form check refuses it later
+    recipe = (16, 40)
+    assert defaults([1] * 5, recipe, 1000, 200) == (16, 40)
+    assert defaults([1] * 50, recipe, 1000, 200) == (16, 40)  # 17 x 50 = 850 images per step
+    assert defaults([1] * 5, recipe, 40, 30) == (7, 30)  # 8 x 5 = 40 images; steps up to 30
+    assert defaults([1] * 50, recipe, 60, 200) == (0, 40)  # no copy fits: none, never a refusal
+    assert defaults([1] * 5, None, 1000, 200) == (0, 20)  # no recipe measured: plain
+    assert defaults([2] * 5, recipe, 1000, 10) == (0, 10)  # plain steps held within bounds too
+    assert defaults([], recipe, 1000, 200) == (0, 20)  # no labels: the form check refuses it
