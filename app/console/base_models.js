@@ -13,7 +13,8 @@ export function showKnows() {
   $("#base-knows").textContent = `What this model knows: ${domain.description}. ` +
     `It sees ${base.input.size}x${base.input.size} ${colour} images${base.input.inverted ? ", ink as light on dark" : ""} (thumbnails show them so)` +
     (domain.detector ? "; images unlike its training images are refused unless you tick \u201cadapt anyway\u201d."
-      : "; it cannot tell when an image is unlike its training images.");
+      : "; it cannot tell when an image is unlike its training images.") +
+    (base.one_shot_adaptation ? ` With one image per class, a robust adaptation that leaves Steps and Augmented copies empty uses ${base.one_shot_adaptation.augment} copies and ${base.one_shot_adaptation.steps} steps, measured more robust for this model (and slower).` : "");
   renderClasses();
 }
 

@@ -92,7 +92,8 @@ def test_the_console_walks_the_whole_flow(
         page.click("#key-form button")
         page.wait_for_function("document.querySelector('#base-model').options.length > 0")
         assert page.locator("#errors").inner_text() == ""
-        assert "handwritten characters" in page.locator("#base-knows").inner_text()
+        knows = page.locator("#base-knows").inner_text()
+        assert "handwritten characters" in knows and "16 copies and 40 steps" in knows
 
         page.click("#add-class")  # a third class
         names = list(drawings)
