@@ -32,14 +32,14 @@ def adapt(
     api_key: ApiKey = None,
     steps: Annotated[
         int | None,
-        typer.Option(help="adaptation steps (default: the service's, 40 at one image per class)"),
+        typer.Option(help="adaptation steps (default 20; see --augment)"),
     ] = None,
     eps: Annotated[float | None, typer.Option(help="FGSM budget of the adaptation")] = None,
     augment: Annotated[
         int | None,
         typer.Option(
-            help="random affine copies of each support image per step, 0-16 (default: the "
-            "service's, 16 at one image per class, else 0)"
+            help="random affine copies of each support image per step, 0-16 (default 0; with "
+            "one image per class and neither option, the base model's one-shot recipe)"
         ),
     ] = None,
     adaptation: Annotated[
