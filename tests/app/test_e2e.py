@@ -80,3 +80,44 @@ def test_five_way_five_shot_on_held_out_alphabets(omniglot_path, redis_url, pref
                 assert cells[("apgd-ce-100", eps)]["mean"] <= cells[("pgd-20", eps)]["mean"] + 0.05
                 assert cells[("fgsm", eps)]["n"] == 25
             assert all(check["passed"] for check in report["checks"][variant]), report["checks"]
+
+
+def test_five_way_one_shot_gets_the_cards_recipe_and_classifies(
+    omniglot_path, redis_url, prefix, start_worker
+):
+    """One drawing per character, no settings sent: the shipped card's one-shot recipe
+    (16 affine copies, 40 steps) through the real worker, and new drawings classified."""
+    if not SHIPPED.exists():
+        pytest.skip(f"no shipped initialization at {SHIPPED} yet")
+    split = load_checkpoint(SHIPPED).card["data"]["split"]
+    characters = {
+        name: sorted(files.items())
+        for name, files in omniglot_drawings(omniglot_path, split["test"]).items()
+    }
+    chosen = sorted(characters)[3::11][:5]
+    settings = Settings(redis_url=redis_url, key_prefix=prefix, worker_block_ms=50, auth="keys")
+    start_worker(settings)
+    support, labels, queries = [], [], []
+    for character in chosen:
+        (file_name, data), *others = characters[character]
+        support.append(("images", (file_name, data, "image/png")))
+        labels.append(character)
+        queries += [(character, name, drawing) for name, drawing in others[:5]]
+    with TestClient(create_app(settings)) as client:
+        services = client.app.state.services
+        _, token = ApiKeys(services.client, services.keys).create("e2e")
+        client.headers["Authorization"] = f"Bearer {token}"
+        created = client.post(
+            "/v1/adaptations", files=support, data={"labels": labels, "report": "none"}
+        )
+        assert created.status_code == 202, created.text
+        job = wait_for(client, created.json()["job_id"], timeout=600)
+        assert job["state"] == "succeeded", job
+        model_id = created.json()["model_id"]
+        served = client.get(f"/v1/models/{model_id}").json()["settings"]
+        assert (served["augment"], served["steps"]) == (16, 40), served
+        files = [("images", (name, data, "image/png")) for _, name, data in queries]
+        predictions = client.post(f"/v1/models/{model_id}/predictions", files=files).json()
+        predicted = [p["label"] for p in predictions["predictions"]]
+        correct = sum(p == c for p, (c, _, _) in zip(predicted, queries, strict=True))
+        assert correct >= 20, f"{correct} of {len(queries)} held-out drawings correct"
