@@ -19,14 +19,19 @@ pytestmark = [pytest.mark.redis, pytest.mark.slow]
 SHIPPED = PRETRAINED_DIR / "adml-omniglot.json"
 
 
-def test_five_way_five_shot_on_held_out_alphabets(omniglot_path, redis_url, prefix, start_worker):
+def held_out_characters(omniglot_path) -> dict[str, list[tuple[str, bytes]]]:
+    """The shipped initialization's test-alphabet characters: their (file, PNG) drawings."""
     if not SHIPPED.exists():
         pytest.skip(f"no shipped initialization at {SHIPPED} yet")
     split = load_checkpoint(SHIPPED).card["data"]["split"]
-    characters = {
+    return {
         name: sorted(files.items())
         for name, files in omniglot_drawings(omniglot_path, split["test"]).items()
     }
+
+
+def test_five_way_five_shot_on_held_out_alphabets(omniglot_path, redis_url, prefix, start_worker):
+    characters = held_out_characters(omniglot_path)
     chosen = sorted(characters)[::7][:5]  # five characters spread over the test alphabets
     settings = Settings(redis_url=redis_url, key_prefix=prefix, worker_block_ms=50, auth="keys")
     start_worker(settings)
@@ -87,13 +92,7 @@ def test_five_way_one_shot_gets_the_cards_recipe_and_classifies(
 ):
     """One drawing per character, no settings sent: the shipped card's one-shot recipe
     (16 affine copies, 40 steps) through the real worker, and new drawings classified."""
-    if not SHIPPED.exists():
-        pytest.skip(f"no shipped initialization at {SHIPPED} yet")
-    split = load_checkpoint(SHIPPED).card["data"]["split"]
-    characters = {
-        name: sorted(files.items())
-        for name, files in omniglot_drawings(omniglot_path, split["test"]).items()
-    }
+    characters = held_out_characters(omniglot_path)
     chosen = sorted(characters)[3::11][:5]
     settings = Settings(redis_url=redis_url, key_prefix=prefix, worker_block_ms=50, auth="keys")
     start_worker(settings)
