@@ -19,8 +19,10 @@ from models.config import BackboneConfig, MetaConfig
 from models.decode import InputSpec
 from models.domain import DomainDetector, Verdict, load_domain
 from models.networks import inference_graph
+from models.service_jobs import MAX_AUGMENT
 
 logger = logging.getLogger(__name__)
+MAX_RECIPE_STEPS = 200  # a card's one-shot recipe: at most the API's default step limit
 
 
 @dataclass(frozen=True)
@@ -38,12 +40,25 @@ class BaseModel:
         """Which weights these are: a tenant model's training job, a checkpoint's SHA-256."""
         return str(self.card.get("job_id") or self.card.get("weights", {}).get("sha256") or "")
 
+    def __post_init__(self) -> None:
+        self.one_shot_adaptation  # noqa: B018 - a bad recipe stops loading, not requests
+
     @property
     def one_shot_adaptation(self) -> tuple[int, int] | None:
         """``(augment, steps)`` measured for this initialization's robust adaptation at one
-        image per class (the card's ``service_adaptation``), or None: none was measured."""
+        image per class (the card's ``service_adaptation``), or None: none was measured.
+        ValueError when the card's recipe is not one the API could run."""
         recipe = self.card.get("service_adaptation", {}).get("one_image_per_class")
-        return None if recipe is None else (int(recipe["augment"]), int(recipe["steps"]))
+        if recipe is None:
+            return None
+        augment, steps = recipe.get("augment"), recipe.get("steps")
+        whole = all(isinstance(n, int) and not isinstance(n, bool) for n in (augment, steps))
+        if not whole or not 0 <= augment <= MAX_AUGMENT or not 1 <= steps <= MAX_RECIPE_STEPS:
+            raise ValueError(
+                f"service_adaptation.one_image_per_class must hold whole numbers augment "
+                f"(0-{MAX_AUGMENT}) and steps (1-{MAX_RECIPE_STEPS}), got {recipe}"
+            )
+        return augment, steps
 
     def check_domain(self, images: Tensor) -> list[Verdict] | None:
         """A verdict per uint8 image ``[n, C, S, S]``, or None without a detector."""
@@ -127,19 +142,18 @@ def load_base_models(folder: Path, default: str | None = None) -> BaseModels:
         except (KeyError, TypeError, ValueError) as error:
             raise CheckpointError(f"{card_path}: not a meta-trained checkpoint: {error}") from error
         name = card_path.name.removesuffix(".json")
-        found[name] = BaseModel(
-            name,
-            backbone,
-            meta,
-            InputSpec.from_card(card),
-            checkpoint.tensors,
-            card,
-            load_domain(checkpoint),
-        )
         try:
-            found[name].one_shot_adaptation  # noqa: B018 - a bad recipe fails at start
-        except (KeyError, TypeError, ValueError, AttributeError) as error:
-            raise CheckpointError(f"{card_path}: bad service_adaptation: {error}") from error
+            found[name] = BaseModel(
+                name,
+                backbone,
+                meta,
+                InputSpec.from_card(card),
+                checkpoint.tensors,
+                card,
+                load_domain(checkpoint),
+            )
+        except (AttributeError, ValueError) as error:  # a recipe that is not a mapping, or bad
+            raise CheckpointError(f"{card_path}: {error}") from error
     if default is not None and default not in found:
         raise CheckpointError(f"default base model {default!r} is not in {folder}")
     if default is None:
@@ -172,5 +186,5 @@ def decode_base_model(name: str, data: bytes) -> BaseModel:
             card,
             DomainDetector.from_tensors(card["domain"], domain_tensors) if domain_tensors else None,
         )
-    except (ArtifactError, KeyError, TypeError, ValueError) as error:
+    except (ArtifactError, AttributeError, KeyError, TypeError, ValueError) as error:
         raise CheckpointError(f"stored base model {name!r} does not read back: {error}") from error

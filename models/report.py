@@ -197,6 +197,7 @@ def robustness_report(
         served=served,
         untrusted=untrusted,
         attacks=(len(ran), len(suite)),
+        settings=_measured_settings(adapt_config),
     )
     return {
         "summary": summary,
@@ -269,3 +270,12 @@ def evaluate_model(
         "cells": [dataclasses.asdict(c) for c in cells],
         "checks": [dataclasses.asdict(c) for c in checks],
     }
+
+
+def _measured_settings(adapt_config: AdaptConfig) -> str:
+    """What a job must send, besides ``adaptation``, to adapt again as this report measured
+    (both variants ran with these steps and copies): empty when they are the plain defaults."""
+    plain = AdaptConfig()
+    if (adapt_config.augment, adapt_config.steps) == (plain.augment, plain.steps):
+        return ""
+    return f", augment={adapt_config.augment} and steps={adapt_config.steps}"

@@ -77,10 +77,15 @@ def summary_text(
 
 
 def recommend(
-    robust: dict[str, Tensor], clean_only: dict[str, Tensor], eps: float, served: str
+    robust: dict[str, Tensor],
+    clean_only: dict[str, Tensor],
+    eps: float,
+    served: str,
+    settings: str = "",
 ) -> dict[str, Any]:
     """Which adaptation to serve (see the module docstring) from per-image outcomes ``clean``
-    and ``attacked`` of each adaptation on the same images."""
+    and ``attacked`` of each adaptation on the same images; ``settings`` (e.g. ", augment=16
+    and steps=40") is what else to send to adapt again as measured."""
     compared = {}
     for kind in ("attacked", "clean"):
         wins = int((robust[kind] & ~clean_only[kind]).sum())
@@ -105,26 +110,31 @@ def recommend(
                 f"({figures[kind]}, robust vs clean-only; sign test p = {p:.2g}); "
                 f"{figures[other]}."
             )
-            return _advice(choice, True, because, served, compared)
+            return _advice(choice, True, because, served, compared, settings)
     because = (
         f"on these images the two adaptations did not differ measurably ({figures['clean']}, "
         f"{figures['attacked']}, robust vs clean-only); more labelled validation images might "
         "tell them apart."
     )
-    return _advice("robust", False, because, served, compared)
+    return _advice("robust", False, because, served, compared, settings)
 
 
 def _advice(
-    choice: str, measured: bool, because: str, served: str, compared: dict[str, tuple]
+    choice: str,
+    measured: bool,
+    because: str,
+    served: str,
+    compared: dict[str, tuple],
+    settings: str,
 ) -> dict[str, Any]:
     if choice == served:
         action = f"This model already serves {VARIANT_WORDS[choice]}."
     elif measured:
-        action = f"Adapt again with adaptation={choice} to serve {VARIANT_WORDS[choice]}."
+        action = f"Adapt again with adaptation={choice}{settings} to serve {VARIANT_WORDS[choice]}."
     else:
         action = (
             f"This model serves {VARIANT_WORDS[served]}, which these images do not show to be "
-            "worse; when in doubt, adapt again with adaptation=robust."
+            f"worse; when in doubt, adapt again with adaptation=robust{settings}."
         )
     if measured:
         opening = f"Serve {VARIANT_WORDS[choice]}"
@@ -160,6 +170,7 @@ def first_lines(
     served: str | None,
     untrusted: str | None,
     attacks: tuple[int, int] = (1, 1),
+    settings: str = "",
 ) -> tuple[dict[str, Any], dict[str, Any] | None]:
     """The report's ``summary`` and ``recommendation`` (None when there is nothing to compare
     or the figures cannot be trusted). ``served`` names the variant the model serves, or None
@@ -184,7 +195,7 @@ def first_lines(
     if served is None or set(correct_by) != {"robust", "clean_only"}:
         return summary, None
     variants = {name: per_image(by_key, eps) for name, by_key in correct_by.items()}
-    return summary, recommend(variants["robust"], variants["clean_only"], eps, served)
+    return summary, recommend(variants["robust"], variants["clean_only"], eps, served, settings)
 
 
 def report_summary(report: dict[str, Any]) -> dict[str, Any]:

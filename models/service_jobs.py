@@ -42,15 +42,15 @@ def default_augment_and_steps(
     max_images_per_step: int,
     max_steps: int,
 ) -> tuple[int, int]:
-    """The ``(augment, steps)`` of a job that asks for neither: ``one_shot`` (the recipe
-    measured for its base model at one image per class; None: none was) when every class has
-    one image, AdaptConfig's otherwise; held within the API's bounds, so that a default never
-    makes a job the API would refuse."""
-    augment, steps = AdaptConfig.augment, AdaptConfig.steps
+    """The ``(augment, steps)`` of a job that asks for no adaptation setting: ``one_shot``
+    (the recipe measured for its base model at one image per class; None: none was) when every
+    class has one image and the API's bounds let it run whole; AdaptConfig's otherwise (held
+    within ``max_steps``), never a mix of the two that nobody measured."""
     if one_shot is not None and shots_per_class and max(shots_per_class) == 1:
-        fitting = max_images_per_step // len(shots_per_class) - 1  # (1 + augment) x support
-        augment, steps = max(0, min(one_shot[0], fitting)), one_shot[1]
-    return augment, min(steps, max_steps)
+        augment, steps = one_shot
+        if (1 + augment) * len(shots_per_class) <= max_images_per_step and steps <= max_steps:
+            return augment, steps
+    return AdaptConfig.augment, min(AdaptConfig.steps, max_steps)
 
 
 @dataclass(frozen=True)

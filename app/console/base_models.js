@@ -14,7 +14,7 @@ export function showKnows() {
     `It sees ${base.input.size}x${base.input.size} ${colour} images${base.input.inverted ? ", ink as light on dark" : ""} (thumbnails show them so)` +
     (domain.detector ? "; images unlike its training images are refused unless you tick \u201cadapt anyway\u201d."
       : "; it cannot tell when an image is unlike its training images.") +
-    (base.one_shot_adaptation ? ` With one image per class, a robust adaptation that leaves Steps and Augmented copies empty uses ${base.one_shot_adaptation.augment} copies and ${base.one_shot_adaptation.steps} steps, measured more robust for this model (and slower).` : "");
+    (base.one_shot_adaptation ? ` With one image per class, a robust adaptation that leaves Steps, Learning rate, FGSM eps and Augmented copies empty uses ${base.one_shot_adaptation.augment} copies and ${base.one_shot_adaptation.steps} steps, measured more robust for this model (and slower).` : "");
   renderClasses();
 }
 

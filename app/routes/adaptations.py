@@ -45,6 +45,8 @@ from models.service_jobs import (
 router = APIRouter(prefix="/v1/adaptations", tags=["adaptations"], responses=API_ERRORS)
 
 ADAPTATIONS = {"robust": True, "clean_only": False}  # form value -> adversarial fine-tune
+# sending any of these asks for the plain adaptation, not a base model's one-shot recipe
+ADAPTATION_FIELDS = ("steps", "lr", "eps", "augment")
 
 UPLOAD_SCHEMA = {
     "requestBody": {
@@ -87,10 +89,10 @@ UPLOAD_SCHEMA = {
                             "each support image, drawn again at every step and fine-tuned on "
                             "with their FGSM copies; (1 + augment) x support images must stay "
                             "within the files-per-request limit; default 0. A robust job that "
-                            "sends neither steps nor augment, for a support set of one image "
-                            "per class, gets its base model's one-shot recipe where one was "
-                            "measured (adml-omniglot: 16 copies, 40 steps; as many copies as "
-                            "fit the limit)",
+                            "sends none of steps, lr, eps and augment, for a support set of "
+                            "one image per class, gets its base model's one-shot recipe "
+                            "instead, where one was measured and it fits the limits "
+                            "(GET /v1/base-models: one_shot_adaptation)",
                         },
                         "adaptation": {
                             "type": "string",
@@ -155,13 +157,13 @@ def _choice(form, field: str, options: tuple[str, ...], default: str) -> str:
 
 def adapt_job(form, settings: Settings, base: BaseModel, attacks: tuple[str, ...]) -> AdaptJob:
     """Adaptation settings from the form, within bounds; eps defaults to the base model's, and
-    a robust job that asks for neither steps nor augment gets the base model's one-shot
-    recipe when every class has one image."""
+    a robust job that sends none of ADAPTATION_FIELDS gets the base model's one-shot recipe
+    when every class has one image."""
     defaults = AdaptJob()
     adaptation = _choice(form, "adaptation", tuple(ADAPTATIONS), "robust")
     level = _choice(form, "report", REPORT_LEVELS, "full")
     base_eps = base.meta.eps
-    asked = any(optional_text(form, field) is not None for field in ("steps", "augment"))
+    asked = any(optional_text(form, field) is not None for field in ADAPTATION_FIELDS)
     one_shot = None if asked or not ADAPTATIONS[adaptation] else base.one_shot_adaptation
     shots = list(Counter(texts_of(form, "labels")).values())
     augment, steps = default_augment_and_steps(

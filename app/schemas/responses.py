@@ -191,8 +191,9 @@ class BaseModelEntry(Open):
     metrics: dict[str, Any] | None = None
     one_shot_adaptation: dict[str, int] | None = Field(
         None,
-        description="augment and steps a robust job gets at one image per class when it sends "
-        "neither (measured for this base model); null: the plain defaults",
+        description="augment and steps measured for this base model at one image per class: "
+        "what a robust job that sends no adaptation setting gets, whole when it fits the "
+        "limits (else the plain defaults); null: none measured, the plain defaults",
     )
 
 

@@ -44,9 +44,21 @@ def test_the_shipped_adml_card_holds_the_measured_recipe_and_maml_none():
     assert shipped.get("maml-omniglot").one_shot_adaptation is None
 
 
-def test_a_malformed_recipe_stops_loading(tmp_path):
-    save_tiny_base_model(tmp_path / "bad", service_adaptation={"one_image_per_class": {}})
-    with pytest.raises(CheckpointError, match="service_adaptation"):
+@pytest.mark.parametrize(
+    "recipe",
+    [
+        {},
+        {"augment": 17, "steps": 40},
+        {"augment": 16, "steps": 0},
+        {"augment": True, "steps": 4},
+        {"augment": "16", "steps": 40},
+        {"augment": 2.5, "steps": 40},
+        [16, 40],
+    ],
+)
+def test_a_recipe_the_api_could_not_run_stops_loading(tmp_path, recipe):
+    save_tiny_base_model(tmp_path / "bad", service_adaptation={"one_image_per_class": recipe})
+    with pytest.raises(CheckpointError):
         load_base_models(tmp_path)
 
 
@@ -108,31 +120,34 @@ def test_one_shot_support_sets_get_their_base_models_measured_recipe_unless_they
         assert adaptation_of([1, 2, 1]) == (0, 20)  # nor on mixed support sets
         assert adaptation_of([1, 1, 1], adaptation="clean_only") == (0, 20)  # nor clean-only
         assert adaptation_of([1, 1, 1], base_model="tiny-maml") == (0, 20)  # nor without one
-        # asking for one setting is asking for the plain adaptation: no unmeasured mix
+        # asking for any setting is asking for the plain adaptation: no unmeasured mix
         assert adaptation_of([1, 1, 1], augment="0") == (0, 20)
         assert adaptation_of([1, 1, 1], steps="5") == (0, 5)
+        assert adaptation_of([1, 1, 1], eps="0.05") == (0, 20)
+        assert adaptation_of([1, 1, 1], lr="0.05") == (0, 20)
         assert adaptation_of([2, 2, 2], augment="5") == (5, 20)
 
 
 def test_the_one_shot_recipe_stays_within_the_limits_and_never_hides_a_mismatch(
     recipe_settings,
 ):
-    limited = recipe_settings.model_copy(update={"max_files": 20, "max_adapt_steps": 30})
+    limited = recipe_settings.model_copy(update={"max_files": 51, "max_adapt_steps": 40})
     with TestClient(create_app(limited)) as client:
-        assert stored_adaptation(client, limited, [1, 1, 1]) == (5, 30)  # 6 x 3 = 18 <= 20
+        assert stored_adaptation(client, limited, [1, 1, 1]) == (16, 40)  # 17 x 3 = 51: fits
+        assert stored_adaptation(client, limited, [1, 1, 1, 1]) == (0, 20)  # 68: plain, whole
         files, data = support(classes=3, shots=1)
         files.append(("images", ("extra.png", image_bytes(0, 9), "image/png")))  # no label
         refused = client.post("/v1/adaptations", files=files, data=data)
         assert_error(refused, 422, "labels_mismatch")  # not a setting the client never sent
 
 
-def test_the_default_recipe_is_clipped_to_the_bounds_it_is_given():
+def test_the_recipe_runs_whole_or_not_at_all():
     defaults = service_jobs.default_augment_and_steps
     recipe = (16, 40)
     assert defaults([1] * 5, recipe, 1000, 200) == (16, 40)
     assert defaults([1] * 50, recipe, 1000, 200) == (16, 40)  # 17 x 50 = 850 images per step
-    assert defaults([1] * 5, recipe, 40, 30) == (7, 30)  # 8 x 5 = 40 images; steps up to 30
-    assert defaults([1] * 50, recipe, 60, 200) == (0, 40)  # no copy fits: none, never a refusal
+    assert defaults([1] * 50, recipe, 849, 200) == (0, 20)  # one image too many: plain
+    assert defaults([1] * 5, recipe, 1000, 39) == (0, 20)  # too many steps: plain
     assert defaults([1] * 5, None, 1000, 200) == (0, 20)  # no recipe measured: plain
-    assert defaults([2] * 5, recipe, 1000, 10) == (0, 10)  # plain steps held within bounds too
+    assert defaults([2] * 5, recipe, 1000, 10) == (0, 10)  # plain steps held within bounds
     assert defaults([], recipe, 1000, 200) == (0, 20)  # no labels: the form check refuses it

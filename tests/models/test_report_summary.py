@@ -80,3 +80,19 @@ def test_six_images_to_none_is_not_yet_a_measured_difference():
     assert not advice["measured_difference"]
     assert advice["text"].startswith("Either adaptation will do")
     assert "do not show to be worse" in advice["text"] and "Keep" not in advice["text"]
+
+
+def test_the_advice_names_the_settings_the_report_measured():
+    from models.config import AdaptConfig
+    from models.report import _measured_settings
+
+    attacked = torch.arange(20) < 8
+    robust = {"clean": torch.arange(20) < 12, "attacked": attacked}
+    clean_only = {"clean": torch.ones(20, dtype=torch.bool), "attacked": attacked}
+    recipe = _measured_settings(AdaptConfig(augment=16, steps=40))
+    assert recipe == ", augment=16 and steps=40" and _measured_settings(AdaptConfig()) == ""
+    advice = recommend(robust, clean_only, 0.1, served="robust", settings=recipe)
+    assert (
+        "Adapt again with adaptation=clean_only, augment=16 and steps=40 to serve"
+        in (advice["text"])
+    )

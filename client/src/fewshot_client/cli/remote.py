@@ -39,7 +39,7 @@ def adapt(
         int | None,
         typer.Option(
             help="random affine copies of each support image per step, 0-16 (default 0; with "
-            "one image per class and neither option, the base model's one-shot recipe)"
+            "one image per class and no adaptation option, the base model's one-shot recipe)"
         ),
     ] = None,
     adaptation: Annotated[
