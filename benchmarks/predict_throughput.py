@@ -155,6 +155,23 @@ def bare_batched(weights: bytes, images: list[bytes], base, batch: int, seconds:
     return rates
 
 
+def decode_seconds(images: list[bytes], base, repeats: int = 5) -> float:
+    """Seconds one core spends decoding one of ``images`` as the API does (decode_for)."""
+    started = time.perf_counter()
+    for _ in range(repeats):
+        for data in images:
+            decode_for(base.spec, data, source="q")
+    return (time.perf_counter() - started) / (repeats * len(images))
+
+
+def one_image_bound(healthz_rps: float, batched_rate: float, decode_s: float) -> float:
+    """Requests/s of a server whose 1-image request costs what `/healthz` costs plus the
+    decode (on one of the machine's cores) and the micro-batched forward pass and check, with
+    nothing else: an upper bound from costs measured on this machine in the same run."""
+    cores = torch.get_num_threads()
+    return 1.0 / (1.0 / healthz_rps + 1.0 / batched_rate + decode_s / cores)
+
+
 def adapt_one(url: str, items: list) -> str:
     support = [item for n, item in enumerate(items) if n % 10 < 5]
     created = httpx.post(
@@ -207,6 +224,12 @@ def main() -> int:
                 f"bare batched forward, batch 256, {torch.get_num_threads()} torch threads, "
                 "images/s: " + ", ".join(f"{name} {rate:.0f}" for name, rate in bare.items())
             )
+            bare_32 = bare_batched(weights, queries, base, 32, args.seconds)["compiled+check"]
+            decode_s = decode_seconds(queries, base)
+            print(
+                f"batch 32 (a full micro-batch at 32 clients), compiled+check: {bare_32:.0f} "
+                f"images/s; decode: {decode_s * 1e6:.0f} us per image on one core"
+            )
             path = f"/v1/models/{model_id}/predictions"
             context = multiprocessing.get_context("spawn")
             with context.Pool(CLIENT_PROCESSES) as pool:
@@ -250,6 +273,12 @@ def main() -> int:
                                 else ""
                             )
                         )
+                bound = one_image_bound(healthz[32], bare_32, decode_s)
+                print(
+                    "upper bound for 1-image requests at 32 clients (the /healthz cost + decode + "
+                    f"batch-32 forward and check, nothing else): {bound:.0f} requests/s = "
+                    f"{bound / healthz[32]:.2f} of /healthz"
+                )
         finally:
             stop_all(processes[:1])
             stop_all(redis_processes)
