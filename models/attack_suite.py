@@ -7,7 +7,8 @@ Names (the number is the attack's budget, so a result says what it measured):
   start, R random restarts (default 1).
 * ``apgd-ce-S``, ``apgd-dlr-S``: APGD with the CE or DLR loss (Croce & Hein 2020), S steps;
   DLR needs N >= 3 classes.
-* ``apgd-t-S``: APGD with the targeted DLR loss towards each of up to 9 wrong classes; N >= 4.
+* ``apgd-t-S``: APGD with the targeted DLR loss towards each of up to 9 wrong classes; N >= 4
+  (:func:`runnable` puts ``apgd-dlr-S`` in its place on 3 classes).
 * ``square-Q``: the Square Attack (Andriushchenko et al. 2020), black-box, Q queries.
 
 An example counts toward an attack only if the model classifies it correctly clean; the
@@ -134,14 +135,21 @@ def parse_attacks(names: str | Sequence[str | Attack]) -> tuple[Attack, ...]:
 
 
 def runnable(attacks: Sequence[Attack], n_way: int) -> tuple[list[Attack], dict[str, str]]:
-    """The attacks that can run on an ``n_way`` model, and why each other one cannot."""
-    kept = [attack for attack in attacks if attack.runs_on(n_way)]
-    skipped = {
-        attack.name: f"needs at least {attack.min_classes} classes, the model has {n_way}"
-        for attack in attacks
-        if not attack.runs_on(n_way)
-    }
-    return kept, skipped
+    """The attacks that can run on an ``n_way`` model, and why each other one cannot. An
+    APGD-T that cannot run on a 3-way model gives its place to the untargeted APGD-DLR of the
+    same budget, so the suite keeps a DLR-loss attack wherever one is defined."""
+    kept: list[Attack] = []
+    skipped: dict[str, str] = {}
+    for attack in attacks:
+        if attack.runs_on(n_way):
+            kept.append(attack)
+            continue
+        skipped[attack.name] = f"needs at least {attack.min_classes} classes, the model has {n_way}"
+        stand_in = Attack(f"apgd-dlr-{attack.budget}", "apgd-dlr", attack.budget)
+        if attack.kind == "apgd-t" and stand_in.runs_on(n_way):
+            skipped[attack.name] += f"; {stand_in.name} runs in its place"
+            kept.append(stand_in)
+    return list(dict.fromkeys(kept)), skipped
 
 
 @torch.no_grad()

@@ -101,12 +101,13 @@ def test_adapt_predict_report_evaluate_delete(client, worker_thread, settings):
     assert result["state"] == "succeeded"
     full = client.get(f"/v1/jobs/{result['job_id']}").json()["result"]
     assert full["examples"] == 3 and any(c["attack"] == "pgd-5x2" for c in full["cells"])
-    # the operator's suite (FEWSHOT_REPORT_ATTACKS), less what 3 classes cannot run
+    # the operator's suite (FEWSHOT_REPORT_ATTACKS), APGD-T replaced on 3 classes by APGD-DLR
     assert list(full["threat_model"]["attacks"]) == [
-        *(a for a in settings.report_attacks.split(",") if a != "apgd-t-5"),
+        *(a.replace("apgd-t-", "apgd-dlr-") for a in settings.report_attacks.split(",")),
         "worst",
     ]
-    assert "needs at least 4 classes" in full["attacks_skipped"]["apgd-t-5"]
+    skipped = full["attacks_skipped"]["apgd-t-5"]
+    assert "needs at least 4 classes" in skipped and "apgd-dlr-5 runs in its place" in skipped
 
     assert client.delete(f"/v1/models/{body['model_id']}").status_code == 204
     assert_error(client.get(f"/v1/models/{body['model_id']}"), 404, "model_not_found")

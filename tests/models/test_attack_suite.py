@@ -128,6 +128,16 @@ def test_names_parse_and_bad_names_are_clear_errors():
     assert [a.name for a in kept] == ["apgd-ce-5", "apgd-dlr-5"] and list(skipped) == ["apgd-t-5"]
 
 
+def test_a_3_way_suite_keeps_a_dlr_attack_in_place_of_apgd_t():
+    kept, skipped = runnable(parse_attacks("apgd-ce-100,apgd-t-100,square-10"), 3)
+    assert [a.name for a in kept] == ["apgd-ce-100", "apgd-dlr-100", "square-10"]
+    assert skipped["apgd-t-100"].endswith("apgd-dlr-100 runs in its place")
+    kept, skipped = runnable(parse_attacks("apgd-ce-100,apgd-t-100"), 2)  # no DLR on 2 classes
+    assert [a.name for a in kept] == ["apgd-ce-100"] and "in its place" not in skipped["apgd-t-100"]
+    kept, _ = runnable(parse_attacks("apgd-t-100"), 5)
+    assert [a.name for a in kept] == ["apgd-t-100"]
+
+
 def test_suite_worst_case_is_per_image_and_wrong_clean_images_are_not_attacked(trained):
     model, x, y = trained
     flipped = y.clone()
