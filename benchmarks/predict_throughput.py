@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import multiprocessing
+import os
 import statistics
 import sys
 import tempfile
@@ -167,8 +168,9 @@ def decode_seconds(images: list[bytes], base, repeats: int = 5) -> float:
 def one_image_bound(healthz_rps: float, batched_rate: float, decode_s: float) -> float:
     """Requests/s of a server whose 1-image request costs what `/healthz` costs plus the
     decode (on one of the machine's cores) and the micro-batched forward pass and check, with
-    nothing else: an upper bound from costs measured on this machine in the same run."""
-    cores = torch.get_num_threads()
+    nothing else, every stage on the same cores (a serial-cost bound: it holds where, as on a
+    small machine, the stages cannot overlap on idle cores)."""
+    cores = len(os.sched_getaffinity(0))  # the cores /healthz and the API may use
     return 1.0 / (1.0 / healthz_rps + 1.0 / batched_rate + decode_s / cores)
 
 
