@@ -145,7 +145,7 @@ def runnable(attacks: Sequence[Attack], n_way: int) -> tuple[list[Attack], dict[
             kept.append(attack)
             continue
         skipped[attack.name] = f"needs at least {attack.min_classes} classes, the model has {n_way}"
-        stand_in = Attack(f"apgd-dlr-{attack.budget}", "apgd-dlr", attack.budget)
+        stand_in = parse_attack(f"apgd-dlr-{attack.budget}")
         if attack.kind == "apgd-t" and stand_in.runs_on(n_way):
             skipped[attack.name] += f"; {stand_in.name} runs in its place"
             kept.append(stand_in)
