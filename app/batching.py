@@ -11,8 +11,8 @@ companions. A batch holds at most ``max_images`` images (a larger single request
 never runs on more threads than it was given).
 
 ``compute(images) -> Tensor | list`` must give row ``i`` for image ``i`` whatever else is in
-the batch (eval mode, frozen norms, per-image attack starts: models.predict). A failure of the
-batched call fails every request of that batch with the same exception.
+the batch (eval mode, frozen norms, per-image attack starts: models.service.predict).
+A failure of the batched call fails every request of that batch with the same exception.
 """
 
 from __future__ import annotations

@@ -10,8 +10,7 @@ from starlette.datastructures import FormData, UploadFile
 
 from app.errors import ApiError
 from app.uploads import files_of, optional_text
-from models.artifacts import LabelledImages
-from models.base_models import BaseModel
+from models.service import BaseModel, LabelledImages
 
 SHOWN = 5  # images named in the message; ``details`` lists them all
 

@@ -14,11 +14,9 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from common.job_errors import JobConflict, JobNotFound, TooManyJobs
 from common.tenant_base_models import BaseModelUnavailable
-from models.archive import ArchiveError
-from models.artifacts import ArtifactError
-from models.base_models import UnknownBaseModel
-from models.checkpoint import CheckpointError
-from models.decode import DataError, UnsupportedFormat
+from models.core import CheckpointError
+from models.data import ArchiveError, DataError, UnsupportedFormat
+from models.service import ArtifactError, UnknownBaseModel
 
 logger = logging.getLogger(__name__)
 

@@ -37,7 +37,7 @@ from app.routes import (
 from app.schemas.responses import Health, Ready, documented
 from app.services import Services
 from common.settings import Settings, get_settings
-from models.base_models import load_base_models
+from models.service import load_base_models
 
 logger = logging.getLogger(__name__)
 

@@ -18,10 +18,8 @@ from common.lru import LruCache, TtlCache
 from common.queue import JobQueue
 from common.settings import Settings
 from common.tenant_base_models import BaseModelResolver, TenantBaseModels
-from models.artifacts import load_adapted
-from models.base_models import BaseModel, BaseModels, decode_base_model
-from models.networks import FewShotNet, inference_graph
-from models.service_jobs import report_suite
+from models.core import FewShotNet, inference_graph
+from models.service import BaseModel, BaseModels, decode_base_model, load_adapted, report_suite
 
 
 @dataclass(frozen=True)

@@ -19,8 +19,8 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from app.errors import ApiError
 from common.settings import Settings
-from models.artifacts import LabelledImages
-from models.decode import InputSpec, decode_for, image_size
+from models.data import InputSpec, decode_for, image_size
+from models.service import LabelledImages
 
 MAX_LABEL_CHARS = 100
 

@@ -21,7 +21,7 @@ from pathlib import Path
 import torch
 from replay import DEFAULT_CHECKPOINT, replay
 
-from models.attack_suite import parse_attacks
+from models.attacks import parse_attacks
 from models.evaluation import attack_episode, episode_seed
 
 LAYOUTS = {"nchw": torch.contiguous_format, "channels-last": torch.channels_last}

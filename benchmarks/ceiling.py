@@ -32,19 +32,23 @@ from torch import Tensor, nn
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from cli import runs  # noqa: E402
-from models.attack_suite import parse_attacks, runnable  # noqa: E402
-from models.attacks import pgd  # noqa: E402
-from models.checkpoint import hardware, load_checkpoint  # noqa: E402
-from models.evaluation import (  # noqa: E402
+from cli import runs
+from models.attacks import (
+    parse_attacks,
+    pgd,
+    runnable,
+)
+from models.core import FewShotNet, deployable, hardware, load_checkpoint
+from models.evaluation import (
     DEFAULT_ATTACKS,
+    SANITY_EPS,
+    EpisodeJournal,
     EpisodeTally,
     attack_episode,
     episode_seed,
+    params_fingerprint,
+    sanity_checks,
 )
-from models.journal import EpisodeJournal, params_fingerprint  # noqa: E402
-from models.networks import FewShotNet, deployable  # noqa: E402
-from models.sanity import SANITY_EPS, sanity_checks  # noqa: E402
 
 WAY = 5
 TRAIN_PER_CLASS = 15  # drawings of each character to train on; the other 5 are the queries

@@ -27,14 +27,19 @@ from PIL import Image
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from cli.domain import fit_for_checkpoint  # noqa: E402
-from cli.runs import default_data_path, model_from_checkpoint, split_from_card  # noqa: E402
-from models.checkpoint import load_checkpoint  # noqa: E402
-from models.data import omniglot_drawings  # noqa: E402
-from models.decode import InputSpec, decode_for  # noqa: E402
-from models.domain import DomainConfig, DomainDetector, load_domain  # noqa: E402
-from models.networks import backbone_params  # noqa: E402
-from models.synthetic import OUT_OF_DOMAIN, encode  # noqa: E402
+from cli.domain import fit_for_checkpoint
+from cli.runs import default_data_path, model_from_checkpoint, split_from_card
+from models.core import (
+    backbone_params,
+    load_checkpoint,
+)
+from models.data import (
+    InputSpec,
+    decode_for,
+    omniglot_drawings,
+)
+from models.domain import DomainConfig, DomainDetector, load_domain
+from tests.synthetic import OUT_OF_DOMAIN, encode
 
 SHIPPED = ("models/pretrained/adml-omniglot", "models/pretrained/maml-omniglot")
 

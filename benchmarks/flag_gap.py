@@ -5,7 +5,7 @@ Usage: python benchmarks/flag_gap.py JOURNAL [--checkpoint models/pretrained/adm
 Re-creates each journaled episode (same sampler, seed and adaptation as `fewshot evaluate`;
 its clean accuracy must match the journal's, which is checked and counted), runs the flag's
 attack as the API does (APGD-CE-20, every image from the fixed start direction of
-models.predict) on the queries the model gets right, and prints its accuracy beside the
+models.service.predict) on the queries the model gets right, and prints its accuracy beside the
 journal's per-image worst case over the suite, with 95% intervals over episodes.
 """
 
@@ -20,10 +20,9 @@ from pathlib import Path
 import torch
 from replay import DEFAULT_CHECKPOINT, replay
 
-from models.attack_suite import correct
-from models.predict import start_directions
-from models.service_jobs import PREDICT_ATTACK
-from models.stats import mean_ci95
+from models.attacks import correct
+from models.core import mean_ci95
+from models.service import PREDICT_ATTACK, start_directions
 
 
 def cell(episode: dict, attack: str, eps: float) -> float:

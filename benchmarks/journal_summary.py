@@ -12,8 +12,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from models.evaluation import EpisodeTally
-from models.journal import read_journal
+from models.evaluation import EpisodeTally, read_journal
 
 
 def tally_of(path: Path) -> tuple[EpisodeTally, int]:

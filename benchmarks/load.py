@@ -25,7 +25,7 @@ import redis
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from benchmarks.service_latency import (  # noqa: E402
+from benchmarks.service_latency import (
     OMNIGLOT,
     bare_forward,
     print_header,
@@ -34,11 +34,11 @@ from benchmarks.service_latency import (  # noqa: E402
     support_sets,
     wait_ready,
 )
-from cli.serve import stop_all  # noqa: E402
-from common.api_keys import ApiKeys  # noqa: E402
-from common.keys import Keys  # noqa: E402
-from common.settings import PRETRAINED_DIR  # noqa: E402
-from models.base_models import load_base_models  # noqa: E402
+from cli.serve import stop_all
+from common.api_keys import ApiKeys
+from common.keys import Keys
+from common.settings import PRETRAINED_DIR
+from models.service import load_base_models
 
 UPLOAD_CONCURRENCY = 8
 

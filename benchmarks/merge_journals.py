@@ -17,7 +17,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from models.journal import JournalMismatch, merge_journals
+from models.evaluation import JournalMismatch, merge_journals
 
 
 def main() -> int:

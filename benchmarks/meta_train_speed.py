@@ -19,11 +19,9 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from models.config import BackboneConfig, MetaConfig
-from models.data import ClassImages, load_omniglot, with_rotations
-from models.episodes import EpisodeSampler
-from models.networks import FewShotNet
-from models.training import Ranks, distributed_meta_step, make_optimizer
+from models.core import BackboneConfig, FewShotNet, MetaConfig
+from models.data import ClassImages, EpisodeSampler, load_omniglot, with_rotations
+from models.meta import Ranks, distributed_meta_step, make_optimizer
 
 OMNIGLOT = Path(__file__).resolve().parents[2] / "shared" / "data" / "omniglot"
 

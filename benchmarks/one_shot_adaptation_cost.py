@@ -25,11 +25,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from cli.runs import model_from_checkpoint
 from common.settings import PRETRAINED_DIR
-from models.adapt import adapt_and_deploy
-from models.base_models import load_base_models
-from models.checkpoint import load_checkpoint
-from models.config import AdaptConfig
-from models.networks import backbone_params
+from models.core import AdaptConfig, backbone_params, load_checkpoint
+from models.meta import adapt_and_deploy
+from models.service import load_base_models
 
 
 def seconds(run: Callable[[], object], repeats: int) -> float:

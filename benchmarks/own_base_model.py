@@ -21,9 +21,14 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from models.artifacts import LabelledImages  # noqa: E402
-from models.own_base import BaseTrainJob, TrainRun, decode_classes, split_classes  # noqa: E402
-from models.synthetic import shape_dataset  # noqa: E402
+from models.service import (
+    BaseTrainJob,
+    LabelledImages,
+    TrainRun,
+    decode_classes,
+    split_classes,
+)
+from tests.synthetic import shape_dataset
 
 
 def dataset(classes: int, per_class: int, size: int) -> LabelledImages:

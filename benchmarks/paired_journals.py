@@ -15,8 +15,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from models.journal import read_journal
-from models.stats import paired_interval
+from models.core import paired_interval
+from models.evaluation import read_journal
 
 
 def read(path: Path) -> tuple[dict, dict[int, dict[tuple[str, float], float]]]:

@@ -29,7 +29,7 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from benchmarks.service_latency import (  # noqa: E402
+from benchmarks.service_latency import (
     OMNIGLOT,
     print_header,
     redis_for,
@@ -37,14 +37,16 @@ from benchmarks.service_latency import (  # noqa: E402
     support_sets,
     wait_ready,
 )
-from cli.serve import stop_all  # noqa: E402
-from common.keys import Keys  # noqa: E402
-from common.settings import PRETRAINED_DIR  # noqa: E402
-from models.artifacts import load_adapted  # noqa: E402
-from models.base_models import load_base_models  # noqa: E402
-from models.decode import decode_for  # noqa: E402
-from models.networks import inference_graph  # noqa: E402
-from models.predict import probabilities  # noqa: E402
+from cli.serve import stop_all
+from common.keys import Keys
+from common.settings import PRETRAINED_DIR
+from models.core import inference_graph
+from models.data import decode_for
+from models.service import (
+    load_adapted,
+    load_base_models,
+    probabilities,
+)
 
 CLIENT_PROCESSES = 4
 BOUNDARY = "fewshotbench"

@@ -23,14 +23,18 @@ from PIL import Image
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from benchmarks.service_latency import print_header, support_sets  # noqa: E402
-from common.settings import PRETRAINED_DIR  # noqa: E402
-from models.adapt import adapt_and_deploy  # noqa: E402
-from models.base_models import load_base_models  # noqa: E402
-from models.config import AdaptConfig  # noqa: E402
-from models.decode import decode_for  # noqa: E402
-from models.networks import inference_graph  # noqa: E402
-from models.predict import probabilities  # noqa: E402
+from benchmarks.service_latency import print_header, support_sets
+from common.settings import PRETRAINED_DIR
+from models.core import (
+    AdaptConfig,
+    inference_graph,
+)
+from models.data import decode_for
+from models.meta import adapt_and_deploy
+from models.service import (
+    load_base_models,
+    probabilities,
+)
 
 
 def per_image_us(step: Callable[[], object], images: int, repeats: int) -> float:

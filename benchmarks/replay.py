@@ -13,14 +13,22 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from cli import runs  # noqa: E402
-from models.checkpoint import load_checkpoint  # noqa: E402
-from models.config import AdaptConfig  # noqa: E402
-from models.episodes import EpisodeSampler  # noqa: E402
-from models.evaluation import adapted_episode  # noqa: E402
-from models.journal import params_fingerprint, read_journal  # noqa: E402
-from models.meta import Task  # noqa: E402
-from models.networks import FewShotNet, backbone_params  # noqa: E402
+from cli import runs
+from models.core import (
+    AdaptConfig,
+    FewShotNet,
+    backbone_params,
+    load_checkpoint,
+)
+from models.data import (
+    EpisodeSampler,
+    Task,
+)
+from models.evaluation import (
+    adapted_episode,
+    params_fingerprint,
+    read_journal,
+)
 
 DEFAULT_CHECKPOINT = ROOT / "models/pretrained/adml-omniglot"
 

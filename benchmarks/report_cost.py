@@ -23,18 +23,23 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
-from service_latency import support_sets  # noqa: E402
+from service_latency import support_sets
 
-from common.settings import PRETRAINED_DIR  # noqa: E402
-from models.adapt import adapt_and_deploy  # noqa: E402
-from models.attack_suite import correct, parse_attacks, suite_correctness  # noqa: E402
-from models.base_models import load_base_models  # noqa: E402
-from models.config import AdaptConfig  # noqa: E402
-from models.decode import decode_for  # noqa: E402
-from models.evaluation import SANITY_EPS  # noqa: E402
-from models.report import folds_of  # noqa: E402
-from models.report_attacks import every_eps  # noqa: E402
-from models.service_jobs import REPORT_ATTACKS, REPORT_EPS_GRID  # noqa: E402
+from common.settings import PRETRAINED_DIR
+from models.attacks import correct, parse_attacks, suite_correctness
+from models.core import AdaptConfig
+from models.data import decode_for
+from models.evaluation import SANITY_EPS
+from models.meta import adapt_and_deploy
+from models.report import (
+    every_eps,
+    folds_of,
+)
+from models.service import (
+    REPORT_ATTACKS,
+    REPORT_EPS_GRID,
+    load_base_models,
+)
 
 
 def per_eps_calls(model, x, y, attack, grid, generator, clean) -> list[torch.Tensor]:

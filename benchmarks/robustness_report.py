@@ -12,7 +12,7 @@ import argparse
 import json
 from pathlib import Path
 
-from models.sanity import SANITY_EPS
+from models.evaluation import SANITY_EPS
 
 
 def load(results: Path) -> dict[str, dict]:

@@ -30,20 +30,22 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from cli.serve import start_embedded_redis, stop_all  # noqa: E402
-from common.keys import Keys  # noqa: E402
-from common.settings import PRETRAINED_DIR, Settings  # noqa: E402
-from models.adapt import adapt_and_deploy  # noqa: E402
-from models.artifacts import load_adapted  # noqa: E402
-from models.base_models import load_base_models  # noqa: E402
-from models.config import AdaptConfig  # noqa: E402
-from models.data import omniglot_drawings  # noqa: E402
-from models.decode import decode_for  # noqa: E402
-from models.report import robustness_report  # noqa: E402
-from models.service_jobs import (  # noqa: E402
+from cli.serve import start_embedded_redis, stop_all
+from common.keys import Keys
+from common.settings import PRETRAINED_DIR, Settings
+from models.core import AdaptConfig
+from models.data import (
+    decode_for,
+    omniglot_drawings,
+)
+from models.meta import adapt_and_deploy
+from models.report import robustness_report
+from models.service import (
     QUICK_REPORT_ATTACKS,
     REPORT_EPS_GRID,
     REPORT_TIME_BUDGET_S,
+    load_adapted,
+    load_base_models,
 )
 
 OMNIGLOT = ROOT.parent / "shared" / "data" / "omniglot"

@@ -22,9 +22,9 @@ ROOT = Path(__file__).resolve().parents[1]
 MEASURE = """
 import sys, time, torch
 sys.path.insert(0, {root!r})
-from models.apgd import apgd
-from models.config import BackboneConfig
-from models.networks import FewShotNet
+from models.attacks.apgd import apgd
+from models.core.config import BackboneConfig
+from models.core.networks import FewShotNet
 torch.set_num_threads({threads})
 torch.manual_seed(0)
 model = FewShotNet(BackboneConfig(), n_way=5).eval()

@@ -8,9 +8,8 @@ from contextlib import contextmanager
 
 from fewshot_client.cli.console import err, fail, out_console, progress_bar
 
-from models.checkpoint import CheckpointError
-from models.config import ConfigError
-from models.decode import DataError
+from models.core import CheckpointError, ConfigError
+from models.data import DataError
 
 __all__ = ["clear_errors", "err", "fail", "out_console", "progress_bar"]
 

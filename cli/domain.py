@@ -1,4 +1,4 @@
-"""``fewshot domain fit|check``: each base model's out-of-domain detector (models/domain.py)."""
+"""``fewshot domain fit|check``: each base model's out-of-domain detector (models/domain/)."""
 
 from __future__ import annotations
 
@@ -12,12 +12,16 @@ import typer
 
 from cli import runs
 from cli.console import clear_errors, out_console
-from models.checkpoint import Checkpoint, git_commit, load_checkpoint, utc_now
-from models.config import ConfigError
-from models.decode import DataError, InputSpec, decode_for
-from models.domain import DomainConfig, DomainDetector, load_domain, save_domain
-from models.domain_fit import fit_domain
-from models.networks import backbone_params
+from models.core import (
+    Checkpoint,
+    ConfigError,
+    backbone_params,
+    git_commit,
+    load_checkpoint,
+    utc_now,
+)
+from models.data import DataError, InputSpec, decode_for
+from models.domain import DomainConfig, DomainDetector, fit_domain, load_domain, save_domain
 
 app = typer.Typer(help=__doc__, no_args_is_help=True)
 

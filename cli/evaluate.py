@@ -12,20 +12,17 @@ from rich.table import Table
 
 from cli import runs
 from cli.console import clear_errors, err, out_console, progress_bar
-from models.attack_suite import parse_attacks
-from models.checkpoint import load_checkpoint
-from models.config import AdaptConfig, ConfigError
-from models.decode import InputSpec
-from models.episodes import EpisodeSampler
+from models.attacks import parse_attacks
+from models.core import DEFAULT_EPS_GRID, AdaptConfig, ConfigError, backbone_params, load_checkpoint
+from models.data import EpisodeSampler, InputSpec
 from models.evaluation import (
     DEFAULT_ATTACKS,
     DEFAULT_BLACKBOX,
-    DEFAULT_EPS_GRID,
     EpisodeEvaluation,
     evaluate_episodes,
+    evaluate_runs,
+    load_runs,
 )
-from models.networks import backbone_params
-from models.oneshot import evaluate_runs, load_runs
 
 
 def _print_table(result: EpisodeEvaluation, title: str) -> None:

@@ -14,21 +14,31 @@ import torch
 import torch.distributed as dist
 import typer
 
-from models.checkpoint import Checkpoint, CheckpointError, git_commit, hardware, utc_now
-from models.config import AdaptConfig, BackboneConfig, ConfigError, MetaConfig
+from models.core import (
+    AdaptConfig,
+    BackboneConfig,
+    Checkpoint,
+    CheckpointError,
+    ConfigError,
+    FewShotNet,
+    MetaConfig,
+    backbone_params,
+    git_commit,
+    hardware,
+    utc_now,
+)
 from models.data import (
     ClassImages,
     DataError,
+    EpisodeSampler,
     GroupSplit,
     load_image_folder,
     load_omniglot,
     split_by_group,
     with_rotations,
 )
-from models.episodes import EpisodeSampler
 from models.evaluation import evaluate_episodes
-from models.networks import FewShotNet, backbone_params
-from models.training import Ranks, TrainState
+from models.meta import Ranks, TrainState
 
 DatasetKind = Literal["omniglot", "folder"]
 REPO_ROOT = Path(__file__).resolve().parents[1]

@@ -12,12 +12,18 @@ import typer
 
 from cli import runs
 from cli.console import clear_errors, err, progress_bar
-from models.checkpoint import CheckpointError, load_checkpoint, load_optimizer_state, paths_of
-from models.checkpoint import save_checkpoint as write_checkpoint
-from models.config import ConfigError
-from models.meta import StepMetrics
-from models.networks import FewShotNet, backbone_params
-from models.training import (
+from models.core import (
+    CheckpointError,
+    ConfigError,
+    FewShotNet,
+    backbone_params,
+    load_checkpoint,
+    load_optimizer_state,
+    paths_of,
+)
+from models.core import save_checkpoint as write_checkpoint
+from models.meta import (
+    StepMetrics,
     TrainState,
     make_optimizer,
     meta_train,

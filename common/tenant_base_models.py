@@ -95,7 +95,7 @@ class TenantBaseModels:
 
 @dataclass(frozen=True)
 class BaseModelResolver:
-    """Base models by name for a tenant: a shipped one (``shipped``: models.base_models
+    """Base models by name for a tenant: a shipped one (``shipped``: models.service.base_models
     BaseModels), else the tenant's own ready one, ``decode(name, stored bytes)``-d once and kept
     in ``cache`` (keyed by its training job: a re-created name is another model)."""
 

@@ -7,8 +7,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from models.config import BackboneConfig
-from models.meta import Task
+from models.core import BackboneConfig
+from models.data import Task
 
 pytest_plugins = ["tests.service_fixtures"]
 

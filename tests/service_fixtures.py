@@ -24,10 +24,8 @@ from PIL import Image
 from app.main import create_app
 from app.serving import server_config
 from common.settings import Settings
-from models.base_models import load_base_models
-from models.checkpoint import save_checkpoint
-from models.config import BackboneConfig, MetaConfig
-from models.networks import FewShotNet, backbone_params
+from models.core import BackboneConfig, FewShotNet, MetaConfig, backbone_params, save_checkpoint
+from models.service import load_base_models
 from worker.runner import Worker
 
 TEST_REDIS_URL = os.environ.get("FEWSHOT_TEST_REDIS_URL", "redis://127.0.0.1:6379/13")

@@ -9,7 +9,7 @@ import torch
 
 from common.logs import configure_logging
 from common.settings import get_settings
-from models.base_models import load_base_models
+from models.service import load_base_models
 from worker.runner import Worker
 
 settings = get_settings()

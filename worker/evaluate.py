@@ -7,9 +7,8 @@ import json
 
 import redis
 
-from models.artifacts import load_adapted
 from models.report import evaluate_model
-from models.service_jobs import EvaluateJob
+from models.service import EvaluateJob, load_adapted
 from worker.handlers import (
     HandlerContext,
     JobInputMissing,

@@ -28,20 +28,22 @@ from common.tenant_base_models import (
     BaseModelUnavailable,
     TenantBaseModels,
 )
-from models.adapt import adapt_and_deploy
-from models.artifacts import (
+from models.attacks import parse_attacks
+from models.core import ConfigError
+from models.data import DataError
+from models.meta import adapt_and_deploy
+from models.report import report_summary, report_units, robustness_report, unavailable_report
+from models.service import (
+    AdaptJob,
     ArtifactError,
+    BaseModel,
+    BaseModels,
     LabelledImages,
+    UnknownBaseModel,
+    decode_base_model,
     decode_images,
     encode_weights,
 )
-from models.attack_suite import parse_attacks
-from models.base_models import BaseModel, BaseModels, UnknownBaseModel, decode_base_model
-from models.config import ConfigError
-from models.decode import DataError
-from models.report import report_units, robustness_report, unavailable_report
-from models.report_summary import report_summary
-from models.service_jobs import AdaptJob
 
 # (steps done, total steps, what the job does now in words or None); raises to stop the job
 Progress = Callable[..., None]

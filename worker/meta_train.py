@@ -14,8 +14,7 @@ from typing import Any
 import redis
 
 from common.job_errors import CancelRequested
-from models.base_models import encode_base_model
-from models.own_base import BaseTrainJob, TrainRun
+from models.service import BaseTrainJob, TrainRun, encode_base_model
 from worker.handlers import HandlerContext, Progress, Publish, PublishModel, stored_input
 
 

@@ -23,7 +23,7 @@ from common.jobs import (
 from common.keys import Keys
 from common.queue import JobQueue
 from common.settings import Settings
-from models.base_models import BaseModels
+from models.service import BaseModels
 from worker.attempts import REDIS_UNUSABLE, JobAttempts
 from worker.handlers import HandlerContext, pick_device
 

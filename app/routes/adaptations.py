@@ -31,15 +31,15 @@ from common.jobs import now
 from common.keys import JobKind, new_id
 from common.model_store import ModelCapReached
 from common.settings import Settings
-from models.artifacts import encode_images
-from models.base_models import BaseModel
-from models.service_jobs import (
+from models.service import (
     ADAPT_LR_BOUNDS,
     MAX_AUGMENT,
     QUICK_REPORT_ATTACKS,
     REPORT_LEVELS,
     AdaptJob,
+    BaseModel,
     default_augment_and_steps,
+    encode_images,
 )
 
 router = APIRouter(prefix="/v1/adaptations", tags=["adaptations"], responses=API_ERRORS)

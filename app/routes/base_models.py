@@ -21,13 +21,13 @@ from app.uploads import files_of, form_number, optional_text, read_bytes, read_f
 from common.job_errors import JobConflict, JobNotFound
 from common.keys import JobKind
 from common.tenant_base_models import NAME_PATTERN, BaseModelNameTaken
-from models.archive import ArchiveLimits, read_class_archive
-from models.artifacts import encode_images
-from models.own_base import (
+from models.data import ArchiveLimits, read_class_archive
+from models.service import (
     MIN_CLASSES,
     MIN_IMAGES_PER_CLASS,
     BaseTrainJob,
     decode_classes,
+    encode_images,
     split_classes,
 )
 

@@ -11,7 +11,7 @@ from app.deps import ServicesDep
 from app.errors import API_ERRORS
 from app.routes.predictions import ROBUSTNESS_COST
 from app.schemas.responses import Limits, documented
-from models.service_jobs import ADAPT_LR_BOUNDS, MAX_AUGMENT
+from models.service import ADAPT_LR_BOUNDS, MAX_AUGMENT
 
 router = APIRouter(prefix="/v1/limits", tags=["limits"], responses=API_ERRORS)
 

@@ -32,8 +32,7 @@ from common.job_errors import JobConflict, JobNotFound
 from common.keys import JobKind, ModelState, ReportState
 from common.model_store import unfinished_report
 from common.report_plot import report_png
-from models.artifacts import encode_images
-from models.service_jobs import EvaluateJob
+from models.service import EvaluateJob, encode_images
 
 MAX_OFFSET = 1_000_000  # far above any tenant's model count; bounds what reaches Redis
 

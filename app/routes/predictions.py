@@ -21,12 +21,16 @@ from app.schemas.responses import Predictions, documented
 from app.services import ServedModel, Services
 from app.uploads import decode_named, read_form
 from common.tenant_base_models import BaseModelUnavailable
-from models.base_models import BaseModel, UnknownBaseModel
-from models.checkpoint import CheckpointError
-from models.decode import InputSpec
-from models.predict import answers as predict_answers
-from models.predict import label_survives, probabilities
-from models.service_jobs import PREDICT_ATTACK
+from models.core import CheckpointError
+from models.data import InputSpec
+from models.service import (
+    PREDICT_ATTACK,
+    BaseModel,
+    UnknownBaseModel,
+    label_survives,
+    probabilities,
+)
+from models.service import answers as predict_answers
 
 logger = logging.getLogger(__name__)
 router = APIRouter(prefix="/v1/models", tags=["models"], responses=API_ERRORS)

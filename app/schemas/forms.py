@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 from common.tenant_base_models import NAME_PATTERN
-from models.own_base import MIN_CLASSES, MIN_IMAGES_PER_CLASS
+from models.service import MIN_CLASSES, MIN_IMAGES_PER_CLASS
 
 IMAGES = {
     "type": "array",

@@ -275,7 +275,7 @@ def test_too_many_files_is_refused_before_anything_is_stored(settings):
 
 
 def test_a_bad_report_suite_stops_the_api_at_start(settings):
-    from models.config import ConfigError
+    from models.core import ConfigError
 
     bad = settings.model_copy(update={"report_attacks": "fgsm,cw-9"})
     with pytest.raises(ConfigError, match="unknown attack 'cw-9'"), TestClient(create_app(bad)):

@@ -9,9 +9,9 @@ from fastapi.testclient import TestClient
 from app.main import create_app
 from common.keys import Keys
 from common.settings import PRETRAINED_DIR
-from models import service_jobs
-from models.base_models import load_base_models
-from models.checkpoint import CheckpointError
+from models.core import CheckpointError
+from models.service import jobs as service_jobs
+from models.service import load_base_models
 from tests.app.test_api import assert_error, support
 from tests.service_fixtures import image_bytes, save_tiny_base_model
 

@@ -16,10 +16,10 @@ import redis
 from common.api_keys import ApiKeys
 from common.keys import Keys
 from common.settings import PRETRAINED_DIR, Settings
-from models.checkpoint import load_checkpoint
+from models.core import load_checkpoint
 from models.data import omniglot_drawings
-from models.synthetic import colour_shape
 from tests.service_fixtures import live_server
+from tests.synthetic import colour_shape
 
 pytestmark = [pytest.mark.redis, pytest.mark.slow]
 ROOT = Path(__file__).resolve().parents[2]
@@ -211,7 +211,7 @@ def test_the_console_meta_trains_a_base_model_of_your_own(
 ):
     import zipfile
 
-    from models.synthetic import shape_dataset
+    from tests.synthetic import shape_dataset
 
     settings = Settings(
         redis_url=redis_url,

@@ -10,9 +10,9 @@ from fastapi.testclient import TestClient
 from app.main import create_app
 from common.settings import PRETRAINED_DIR
 from models.data import omniglot_drawings
-from models.synthetic import colour_shape, encode
 from tests.app.test_api import assert_error, wait_for
 from tests.service_fixtures import keys_under
+from tests.synthetic import colour_shape, encode
 
 pytestmark = pytest.mark.redis
 

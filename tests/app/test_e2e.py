@@ -10,10 +10,10 @@ from fastapi.testclient import TestClient
 from app.main import create_app
 from common.api_keys import ApiKeys
 from common.settings import PRETRAINED_DIR, Settings
-from models.checkpoint import load_checkpoint
+from models.core import load_checkpoint
 from models.data import omniglot_drawings
-from models.synthetic import colour_shape, encode
 from tests.app.test_api import wait_for
+from tests.synthetic import colour_shape, encode
 
 pytestmark = [pytest.mark.redis, pytest.mark.slow]
 SHIPPED = PRETRAINED_DIR / "adml-omniglot.json"

@@ -10,7 +10,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from app.main import create_app
-from models.decode import decode_image
+from models.data import decode_image
 from tests.app.test_api import assert_error, support
 from tests.hostile_images import (
     CORPUS,

@@ -15,10 +15,10 @@ from starlette.datastructures import FormData, ImmutableMultiDict
 from app.auth import authenticate
 from app.main import create_app
 from common.settings import Settings
-from models.synthetic import shape_dataset
 from tests.app.test_api import support, wait_for
 from tests.app.test_own_base_models import archive_of
 from tests.service_fixtures import image_bytes
+from tests.synthetic import shape_dataset
 
 
 def calls(dependant: Dependant) -> Iterator[object]:

@@ -15,7 +15,7 @@ from app.main import create_app
 from app.metrics import ServiceCollector
 from app.services import Services
 from common.logs import JsonFormatter
-from models.base_models import load_base_models
+from models.service import load_base_models
 from tests.app.test_api import support, wait_for
 from tests.service_fixtures import eventually, image_bytes
 

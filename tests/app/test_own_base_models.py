@@ -13,9 +13,9 @@ from fastapi.testclient import TestClient
 
 from app.main import create_app
 from common.api_keys import ApiKeys
-from models.synthetic import shape_dataset
 from tests.app.test_api import assert_error, wait_for
 from tests.service_fixtures import keys_under
+from tests.synthetic import shape_dataset
 
 pytestmark = pytest.mark.redis
 

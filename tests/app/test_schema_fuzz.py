@@ -13,10 +13,10 @@ from schemathesis.specs.openapi.checks import positive_data_acceptance
 
 from app.main import create_app
 from common.api_keys import ApiKeys
-from models.synthetic import shape_dataset
 from tests.app.test_api import support, wait_for
 from tests.app.test_own_base_models import archive_of
 from tests.service_fixtures import image_bytes
+from tests.synthetic import shape_dataset
 
 pytestmark = [pytest.mark.redis, pytest.mark.slow]
 EXAMPLES_PER_OPERATION = 30

@@ -20,11 +20,8 @@ import torch.distributed as dist
 import torch.multiprocessing as mp
 
 from cli.runs import exit_rank, finish_distributed
-from models.checkpoint import load_checkpoint
-from models.config import MetaConfig
-from models.meta import accumulate_meta_gradient
-from models.networks import FewShotNet
-from models.training import Ranks, distributed_meta_step
+from models.core import FewShotNet, MetaConfig, load_checkpoint
+from models.meta import Ranks, accumulate_meta_gradient, distributed_meta_step
 from tests.conftest import TINY, synthetic_task
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -103,7 +103,7 @@ def test_the_quickstart_example_runs(server, token, folder, tmp_path, monkeypatc
 
 
 def test_cli_base_models_create_list_use_delete(server, token, tmp_path):
-    from models.synthetic import shape_dataset
+    from tests.synthetic import shape_dataset
 
     dataset = tmp_path / "shapes"
     for name, files in shape_dataset(20, 5, size=16).items():

@@ -6,7 +6,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from models.networks import FewShotNet
+from models.core import FewShotNet
 from tests.conftest import TINY, synthetic_task
 
 

@@ -8,8 +8,7 @@ import redis
 
 from common.jobs import JobStore
 from common.keys import JobKind, Keys
-from models.artifacts import encode_images
-from models.service_jobs import AdaptJob
+from models.service import AdaptJob, encode_images
 from tests.service_fixtures import eventually
 from tests.worker.test_worker import _support
 

@@ -11,8 +11,7 @@ import redis
 from common import telemetry
 from common.jobs import JobStore
 from common.keys import JobKind, Keys
-from models.artifacts import encode_images
-from models.service_jobs import AdaptJob
+from models.service import AdaptJob, encode_images
 from tests.worker.test_worker import _start_worker, _support
 
 pytestmark = [pytest.mark.redis, pytest.mark.slow]

@@ -13,10 +13,15 @@ from common.job_errors import CancelRequested
 from common.jobs import JobStore
 from common.keys import JobKind, Keys
 from common.tenant_base_models import TenantBaseModels
-from models.artifacts import LabelledImages, encode_images
-from models.base_models import load_base_models
-from models.own_base import BaseTrainJob, decode_classes, split_classes
-from models.synthetic import shape_dataset
+from models.service import (
+    BaseTrainJob,
+    LabelledImages,
+    decode_classes,
+    encode_images,
+    load_base_models,
+    split_classes,
+)
+from tests.synthetic import shape_dataset
 from worker.handlers import HandlerContext
 from worker.meta_train import handle_meta_train
 

@@ -17,9 +17,7 @@ import torch
 
 from common.jobs import JobStore
 from common.keys import JobKind, Keys
-from models.artifacts import LabelledImages, encode_images
-from models.base_models import load_base_models
-from models.service_jobs import AdaptJob
+from models.service import AdaptJob, LabelledImages, encode_images, load_base_models
 from tests.service_fixtures import SMALL_BACKBONE
 from worker.handlers import HandlerContext, handle_adapt
 
@@ -245,7 +243,7 @@ def test_a_running_job_is_cancelled_between_steps(settings):
 
 
 def test_an_untrusted_report_gets_no_headline_figures():
-    from models.report_summary import report_summary
+    from models.report import report_summary
 
     checks = {"robust": [{"name": "worst_monotone", "passed": True, "detail": ""}]}
     cells = [{"attack": "worst", "eps": 0.1, "mean": 0.5, "ci95": 0.1, "n": 8}]

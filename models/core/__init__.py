@@ -1,0 +1,76 @@
+"""The base of the ML core: frozen configs, the Conv-4 network, checkpoints, small-sample
+statistics."""
+
+from models.core.checkpoint import (
+    Checkpoint,
+    CheckpointError,
+    atomic_write,
+    git_commit,
+    hardware,
+    load_checkpoint,
+    load_optimizer_state,
+    paths_of,
+    save_checkpoint,
+    sha256_of,
+    utc_now,
+)
+from models.core.config import (
+    DEFAULT_EPS_GRID,
+    AdaptConfig,
+    BackboneConfig,
+    ConfigError,
+    HeadInit,
+    MetaConfig,
+)
+from models.core.networks import (
+    FewShotNet,
+    Params,
+    backbone_params,
+    calibrate_norm,
+    cpu_fast_layout,
+    deployable,
+    inference_graph,
+    init_head,
+    logits_of,
+)
+from models.core.stats import (
+    mean_ci95,
+    paired_interval,
+    sign_test_p,
+    t_quantile_95,
+    wilson_interval,
+)
+
+__all__ = [
+    "DEFAULT_EPS_GRID",
+    "AdaptConfig",
+    "BackboneConfig",
+    "Checkpoint",
+    "CheckpointError",
+    "ConfigError",
+    "FewShotNet",
+    "HeadInit",
+    "MetaConfig",
+    "Params",
+    "atomic_write",
+    "backbone_params",
+    "calibrate_norm",
+    "cpu_fast_layout",
+    "deployable",
+    "git_commit",
+    "hardware",
+    "inference_graph",
+    "init_head",
+    "load_checkpoint",
+    "load_optimizer_state",
+    "logits_of",
+    "mean_ci95",
+    "paired_interval",
+    "paths_of",
+    "save_checkpoint",
+    "sha256_of",
+    "sign_test_p",
+    "t_quantile_95",
+    "utc_now",
+    "wilson_interval",
+]

@@ -1,0 +1,24 @@
+"""The robustness report of one adapted model: attacks over folds, summary, recommendation."""
+
+from models.report.attacks import every_eps
+from models.report.robustness import (
+    evaluate_model,
+    folds_of,
+    report_units,
+    robustness_report,
+    unavailable_report,
+)
+from models.report.summary import first_lines, headline_eps, recommend, report_summary
+
+__all__ = [
+    "evaluate_model",
+    "every_eps",
+    "first_lines",
+    "folds_of",
+    "headline_eps",
+    "recommend",
+    "report_summary",
+    "report_units",
+    "robustness_report",
+    "unavailable_report",
+]
