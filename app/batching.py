@@ -11,7 +11,7 @@ companions. A batch holds at most ``max_images`` images (a larger single request
 never runs on more threads than it was given).
 
 ``compute(images) -> Tensor | list`` must give row ``i`` for image ``i`` whatever else is in
-the batch (eval mode, frozen norms, per-image attack starts: models.service.predict).
+the batch (eval mode, frozen norms, per-image attack starts: models.service.predictions).
 A failure of the batched call fails every request of that batch with the same exception.
 """
 

@@ -5,7 +5,7 @@ Usage: python benchmarks/flag_gap.py JOURNAL [--checkpoint models/pretrained/adm
 Re-creates each journaled episode (same sampler, seed and adaptation as `fewshot evaluate`;
 its clean accuracy must match the journal's, which is checked and counted), runs the flag's
 attack as the API does (APGD-CE-20, every image from the fixed start direction of
-models.service.predict) on the queries the model gets right, and prints its accuracy beside the
+models.service.predictions) on the queries the model gets right, and prints its accuracy beside the
 journal's per-image worst case over the suite, with 95% intervals over episodes.
 """
 

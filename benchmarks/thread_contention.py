@@ -22,7 +22,7 @@ ROOT = Path(__file__).resolve().parents[1]
 MEASURE = """
 import sys, time, torch
 sys.path.insert(0, {root!r})
-from models.attacks.apgd import apgd
+from models.attacks.autopgd import apgd
 from models.core.config import BackboneConfig
 from models.core.networks import FewShotNet
 torch.set_num_threads({threads})

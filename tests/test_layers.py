@@ -13,6 +13,7 @@ in), and no module imports itself back through another (no circle).
 from __future__ import annotations
 
 import ast
+import re
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -159,3 +160,36 @@ def test_the_checks_see_what_they_forbid(tmp_path):
     graph = {"models.a.x": {"models.a.y"}, "models.a.y": {"models.b"}, "models.b": {"models.a.x"}}
     assert circles(graph) == [["models.a.x", "models.a.y", "models.b", "models.a.x"]]
     assert circles({"models.a": {"models.a.x"}, "models.a.x": {"models.b"}}) == []
+
+
+def test_no_layer_exports_a_name_that_hides_one_of_its_modules():
+    """``from models.meta import adapt`` must not mean a function in one place and a module in
+    another: a name a layer exports is never the name of one of its modules."""
+    hidden = []
+    for layer in MODELS_LAYERS:
+        folder = ROOT / "models" / layer
+        modules = {p.stem for p in folder.glob("*.py")} - {"__init__"}
+        tree = ast.parse((folder / "__init__.py").read_text())
+        exported = {
+            alias.asname or alias.name
+            for node in tree.body
+            if isinstance(node, ast.ImportFrom)
+            for alias in node.names
+        }
+        hidden += [f"models.{layer}.{name}" for name in sorted(exported & modules)]
+    assert hidden == []
+
+
+def test_the_architecture_page_names_the_layers_in_order_and_files_that_exist():
+    page = (ROOT / "docs" / "architecture.md").read_text()
+    named = [layer for layer in MODELS_LAYERS if f"`models/{layer}/`" in page]
+    assert named == list(MODELS_LAYERS)
+    positions = [page.index(f"`models/{layer}/`") for layer in MODELS_LAYERS]
+    assert positions == sorted(positions)
+    for layer in MODELS_LAYERS:  # the table's file names, row by row
+        row = next(line for line in page.splitlines() if line.startswith(f"| `models/{layer}/`"))
+        for name in re.findall(r"`([a-z_]+\.py)`", row):
+            assert (ROOT / "models" / layer / name).exists(), f"models/{layer}/{name}"
+    paths = set(re.findall(r"\b((?:app|common|worker|cli|models|tests)/[\w/]+\.py)\b", page))
+    assert paths, "the page names no file"
+    assert sorted(p for p in paths if not (ROOT / p).exists()) == []

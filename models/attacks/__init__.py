@@ -1,8 +1,8 @@
 """L-inf attacks (FGSM, PGD, APGD, Square) and the named attack suite with its worst case."""
 
-from models.attacks.apgd import apgd, apgd_targeted, checkpoints, dlr_loss, target_classes
+from models.attacks.autopgd import apgd, apgd_targeted, checkpoints, dlr_loss, target_classes
 from models.attacks.fgsm_pgd import fgsm, fgsm_rs, pgd, pgd_restarts, radius
-from models.attacks.square import square, window_fraction
+from models.attacks.square_attack import square, window_fraction
 from models.attacks.suite import (
     LEGACY_ATTACKS,
     STRONG_SUITE,

@@ -25,9 +25,9 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
-from models.attacks.apgd import apgd, apgd_targeted
+from models.attacks.autopgd import apgd, apgd_targeted
 from models.attacks.fgsm_pgd import Budget, attacks_anything, eval_mode, fgsm, pgd_restarts, rows_of
-from models.attacks.square import square
+from models.attacks.square_attack import square
 from models.core import ConfigError, FewShotNet
 
 # The strong suite: what reports, evaluations and headline figures use (AutoAttack's recipe,

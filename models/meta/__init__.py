@@ -1,6 +1,6 @@
 """Meta-learning (ADML / MAML meta-steps), the meta-training loop, service-time adaptation."""
 
-from models.meta.adapt import adapt, adapt_and_deploy
+from models.meta.adaptation import adapt, adapt_and_deploy
 from models.meta.adml import StepMetrics, accumulate_meta_gradient, inner_adapt, task_loss
 from models.meta.training import (
     Ranks,

@@ -39,7 +39,13 @@ from models.service.own_base import (
     decode_classes,
     split_classes,
 )
-from models.service.predict import answers, label_survives, predict, probabilities, start_directions
+from models.service.predictions import (
+    answers,
+    label_survives,
+    predict,
+    probabilities,
+    start_directions,
+)
 
 __all__ = [
     "ADAPT_LR_BOUNDS",

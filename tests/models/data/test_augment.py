@@ -13,7 +13,7 @@ from models.data import MAX_ROTATION_DEG, MAX_SHIFT, affine_copies
 from models.meta import adapt
 from tests.conftest import TINY, synthetic_task
 
-JOURNAL = Path(__file__).parents[2] / "docs/robustness/600/adml-v2_1shot_adversarial.json.jsonl"
+JOURNAL = Path(__file__).parents[3] / "docs/robustness/600/adml-v2_1shot_adversarial.json.jsonl"
 
 
 def _blob(size: int = 28) -> torch.Tensor:
@@ -121,7 +121,7 @@ def _state_after(config: AdaptConfig) -> bytes:
 
 
 def test_the_affine_copies_get_fgsm_copies_too(monkeypatch):
-    from models.meta import adapt as adapt_module
+    from models.meta import adaptation as adapt_module
 
     attacked: list[int] = []
 
