@@ -247,13 +247,8 @@ def _create_adaptation(
     )
 
     def answer(job_id: str) -> dict[str, Any]:
-        status_url = f"/v1/jobs/{job_id}"
-        return {
-            "job_id": job_id,
-            "model_id": model.id,
-            "status_url": status_url,
-            "warnings": warnings,
-        }
+        url = f"/v1/jobs/{job_id}"
+        return {"job_id": job_id, "model_id": model.id, "status_url": url, "warnings": warnings}
 
     def record_answer(pipe: Pipeline, job_id: str) -> None:
         if claim is not None:

@@ -10,7 +10,8 @@ from app.auth import CallerDep
 from app.deps import JobIdDep, ServicesDep
 from app.errors import API_ERRORS, ApiError
 from app.job_progress import progress_view
-from app.schemas.responses import Job, JobList, answer, documented
+from app.schemas.jobs import Job, JobList
+from app.schemas.responses import answer, documented
 from app.services import Services
 from common.job_index import LISTED_STATES, MAX_OFFSET
 from common.job_record import JobRecord

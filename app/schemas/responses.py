@@ -1,6 +1,7 @@
 """The JSON the API answers on success, as pydantic models for the OpenAPI document.
 
-The routes build plain dicts (or JSONResponse) and declare these with ``responses=``, so they
+The routes build plain dicts (or JSONResponse; a model's and a job's from their records:
+``from_record``, then :func:`answer`) and declare these with ``responses=``, so they
 document without filtering: a field a route adds and no model names is answered all the same,
 and the schema test (tests/app/test_schema_fuzz.py) fails on it. ``Closed`` models say so with
 ``additionalProperties: false``; ``Open`` ones allow fields beyond those named (records of free
@@ -14,8 +15,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from common.job_record import JobRecord
-from common.keys import JobKind, JobState, ModelState, ReportState
+from common.keys import ModelState, ReportState
 from common.model_record import ModelRecord
 
 
@@ -41,77 +41,7 @@ class Ready(Closed):
     workers: int = Field(description="workers whose heartbeat is fresh")
 
 
-# jobs
-
-
-class JobProgress(Open):
-    step: int
-    total: int = Field(description="0 until the worker knows the job's size")
-    phase: str | None = Field(None, description="what the job is doing, in words")
-    queue_position: int | None = Field(None, description="jobs ahead of it while queued")
-    seconds_left: float | None = Field(None, description="estimate; null when unknown")
-
-
-class JobError(Open):
-    code: str
-    message: str
-
-
-class Job(Closed):
-    job_id: str
-    kind: JobKind
-    state: JobState
-    model_id: str | None = Field(
-        description="the model an adaptation makes or an evaluation "
-        "measures; null for a meta-training"
-    )
-    progress: JobProgress
-    attempt: int = Field(description="how many times a worker started it")
-    cancel_requested: bool
-    created: float | None = Field(description="unix seconds")
-    started: float | None
-    finished: float | None
-    run_seconds: float | None
-    model_ready: float | None = Field(
-        None,
-        description="unix seconds an adaptation published its model: predictions work from "
-        "then on, while the job goes on computing the report",
-    )
-    error: JobError | None
-    status_url: str
-    model_url: str | None = Field(
-        None, description="an adaptation's model, once published (model_ready)"
-    )
-    result: dict[str, Any] | None = Field(
-        None, description="a succeeded evaluation's report (null once expired)"
-    )
-
-    @classmethod
-    def from_record(cls, job: JobRecord, progress: dict[str, Any]) -> Job:
-        """The job as the API shows it; ``model_url`` once its model is published."""
-        model_url = {"model_url": f"/v1/models/{job.model_id}"} if job.published else {}
-        return cls(
-            job_id=job.id,
-            kind=job.kind,
-            state=job.state,
-            model_id=job.model_id,
-            progress=JobProgress(**progress),
-            attempt=job.attempt,
-            cancel_requested=job.cancel_requested,
-            created=job.created,
-            started=job.started,
-            finished=job.finished,
-            run_seconds=job.run_seconds,
-            model_ready=job.model_ready,
-            error=None if job.error is None else JobError(**job.error),
-            status_url=f"/v1/jobs/{job.id}",
-            **model_url,
-        )
-
-
-class JobList(Closed):
-    jobs: list[Job] = Field(description="newest first")
-    total: int = Field(description="the tenant's jobs matching the filters, all pages")
+# uploads
 
 
 class UploadAccepted(Closed):

@@ -13,9 +13,6 @@ import json
 from collections.abc import Mapping
 from typing import Any
 
-# what an unavailable report says of itself; the rest of what it is given describes it
-_OWN_FIELDS = ("summary", "recommendation", "available", "source", "examples", "reason")
-
 
 def unavailable(
     reason: str, described: Mapping[str, Any], *, text: str | None = None
@@ -24,15 +21,17 @@ def unavailable(
     of it (threat model, adaptation, level); ``text`` is its sentence (by default "No
     robustness estimate: ``reason``")."""
     sentence = f"No robustness estimate: {reason}" if text is None else text
-    return {
+    own = {
         "summary": {"trustworthy": None, "text": sentence},
         "recommendation": None,
-        **{name: value for name, value in described.items() if name not in _OWN_FIELDS},
         "available": False,
         "source": None,
         "examples": 0,
         "reason": reason,
     }
+    # the summary first; what describes it in its own order (a report made unavailable keeps
+    # the order of its fields), then the rest of its own
+    return dict.fromkeys(("summary", "recommendation")) | dict(described) | own
 
 
 def unavailable_summary(report: Mapping[str, Any]) -> dict[str, Any]:
