@@ -176,7 +176,7 @@ def _adapt(
 ) -> bytes:
     """The adapted model's weights (safetensors). The job's own random draws (affine copies,
     random starts): an attempt after a dead worker adapts to the same weights."""
-    steps = settings.adapt_config.steps
+    config = settings.adapt_config
     on_progress(0, "adapting")
     x, y = tensors_of(support, ctx.device)
     torch.manual_seed(int.from_bytes(hashlib.sha256(job.id.encode()).digest()[:8], "big"))
@@ -186,9 +186,9 @@ def _adapt(
         x,
         y,
         n_way=len(support.classes),
-        adapt_config=settings.adapt_config,
+        adapt_config=config,
         head_init=base.meta.head_init,
-        on_step=lambda step, *_: on_progress(step, f"adapting: step {step} of {steps}"),
+        on_step=lambda step, *_: on_progress(step, f"adapting: step {step} of {config.steps}"),
     )
     return encode_weights(deployed.state_dict(), _model_info(base, support))
 

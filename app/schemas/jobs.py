@@ -24,6 +24,21 @@ class JobError(Open):
     message: str
 
 
+# the fields of a job's JSON that are its record's as they are
+JOB_FIELDS_AS_STORED = (
+    "kind",
+    "state",
+    "model_id",
+    "attempt",
+    "cancel_requested",
+    "created",
+    "started",
+    "finished",
+    "run_seconds",
+    "model_ready",
+)
+
+
 class Job(Closed):
     job_id: str
     kind: JobKind
@@ -57,21 +72,13 @@ class Job(Closed):
     def from_record(cls, job: JobRecord, progress: dict[str, Any]) -> Job:
         """The job as the API shows it; ``model_url`` once its model is published."""
         model_url = {"model_url": f"/v1/models/{job.model_id}"} if job.published else {}
+        stored = {name: getattr(job, name) for name in JOB_FIELDS_AS_STORED}
         return cls(
             job_id=job.id,
-            kind=job.kind,
-            state=job.state,
-            model_id=job.model_id,
             progress=JobProgress(**progress),
-            attempt=job.attempt,
-            cancel_requested=job.cancel_requested,
-            created=job.created,
-            started=job.started,
-            finished=job.finished,
-            run_seconds=job.run_seconds,
-            model_ready=job.model_ready,
             error=None if job.error is None else JobError(**job.error),
             status_url=f"/v1/jobs/{job.id}",
+            **stored,
             **model_url,
         )
 

@@ -56,6 +56,21 @@ class UploadAccepted(Closed):
 # models
 
 
+# the fields of a model's JSON that are its record's as they are
+MODEL_FIELDS_AS_STORED = (
+    "state",
+    "base_model",
+    "name",
+    "description",
+    "support_size",
+    "validation_size",
+    "created",
+    "evicted_reason",
+    "job_id",
+    "report_summary",
+)
+
+
 class Model(Closed):
     model_id: str
     state: ModelState
@@ -90,22 +105,14 @@ class Model(Closed):
                 "report_url": f"/v1/models/{record.id}/report",
                 "predictions_url": f"/v1/models/{record.id}/predictions",
             }
+        stored = {name: getattr(record, name) for name in MODEL_FIELDS_AS_STORED}
         return cls(
             model_id=record.id,
-            state=record.state,
-            base_model=record.base_model,
-            name=record.name,
-            description=record.description,
             classes=list(record.classes),
             settings=json.loads(record.settings),
-            support_size=record.support_size,
-            validation_size=record.validation_size,
-            created=record.created,
-            evicted_reason=record.evicted_reason,
-            job_id=record.job_id,
             warnings=list(record.warnings),
-            report_summary=record.report_summary,
             report_state=record.report_progress,
+            **stored,
             **urls,
         )
 
