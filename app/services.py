@@ -19,6 +19,7 @@ from common.queue import JobQueue
 from common.settings import Settings
 from common.tenant_base_models import BaseModelResolver, TenantBaseModels
 from models.core import FewShotNet, inference_graph
+from models.report import unfinished_report
 from models.service import BaseModel, BaseModels, decode_base_model, load_adapted, report_suite
 
 
@@ -77,7 +78,11 @@ class Services:
     def __post_init__(self) -> None:
         self.keys = Keys(self.settings.key_prefix)
         self.store = JobStore(
-            self.client, self.keys, self.settings.job_ttl_s, self.settings.model_ttl_s
+            self.client,
+            self.keys,
+            self.settings.job_ttl_s,
+            self.settings.model_ttl_s,
+            unfinished_report,
         )
         self.queue = JobQueue(self.client, self.keys, self.settings.claim_idle_ms)
         self.cache = ModelCache(self.settings.model_cache_size)

@@ -14,21 +14,22 @@ from typing import Any
 import redis
 
 from common.job_errors import CancelRequested
+from common.job_record import JobRecord
 from models.service import BaseTrainJob, TrainRun, encode_base_model
 from worker.handlers import HandlerContext, Progress, Publish, PublishModel, stored_input
 
 
 def handle_meta_train(
     ctx: HandlerContext,
-    job: dict[str, str],
+    job: JobRecord,
     progress: Progress,
     _publish_model: PublishModel | None = None,
 ) -> Publish:
-    settings = BaseTrainJob.from_json(job["settings"])
+    settings = BaseTrainJob.from_json(job.settings)
     _still_wanted(ctx, job, settings.name)
-    images, _ = stored_input(ctx, job["id"])
+    images, _ = stored_input(ctx, job.id)
     run = TrainRun(settings, images, ctx.device)
-    snapshot_key = ctx.keys.job_snapshot(job["id"])
+    snapshot_key = ctx.keys.job_snapshot(job.id)
     snapshot = ctx.client.get(snapshot_key)
     if snapshot is not None:
         run.restore(snapshot)
@@ -38,7 +39,7 @@ def handle_meta_train(
     def keep(data: bytes) -> None:
         ctx.client.set(snapshot_key, data, ex=ctx.model_ttl_s)
         latest = {"validation": run.state.validation[-1:]}  # shown while it trains
-        if not ctx.tenant_bases.update(job["tenant"], settings.name, job["id"], latest):
+        if not ctx.tenant_bases.update(job.tenant, settings.name, job.id, latest):
             raise CancelRequested(f"base model {settings.name!r} was deleted while it trained")
 
     run.train(
@@ -52,27 +53,27 @@ def handle_meta_train(
             f"testing on unseen classes: episode {done} of {settings.eval_episodes}",
         )
     )
-    card |= {"created": time.time(), "job_id": job["id"], "description": settings.description}
+    card |= {"created": time.time(), "job_id": job.id, "description": settings.description}
     blob = encode_base_model(tensors, card)
     current = _still_wanted(ctx, job, settings.name)
     record: dict[str, Any] = {
         **current,
         "state": "ready",
-        "job_id": job["id"],
+        "job_id": job.id,
         "metrics": card["metrics"],
         "validation": card["validation"][-1:] if card["validation"] else [],
     }
 
     def publish(pipe: redis.client.Pipeline) -> None:
-        ctx.tenant_bases.ready_writes(pipe, job["tenant"], record, blob)
+        ctx.tenant_bases.ready_writes(pipe, job.tenant, record, blob)
         pipe.delete(snapshot_key)
 
     return Publish(job_writes=publish)
 
 
-def _still_wanted(ctx: HandlerContext, job: dict[str, str], name: str) -> dict[str, Any]:
+def _still_wanted(ctx: HandlerContext, job: JobRecord, name: str) -> dict[str, Any]:
     """The record this job trains for; CancelRequested when the tenant deleted it."""
-    current = ctx.tenant_bases.record(job["tenant"], name)
-    if current is None or current.get("job_id") != job["id"]:
+    current = ctx.tenant_bases.record(job.tenant, name)
+    if current is None or current.get("job_id") != job.id:
         raise CancelRequested(f"base model {name!r} was deleted while it trained")
     return current

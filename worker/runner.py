@@ -23,6 +23,7 @@ from common.jobs import (
 from common.keys import Keys
 from common.queue import JobQueue
 from common.settings import Settings
+from models.report import unfinished_report
 from models.service import BaseModels
 from worker.attempts import REDIS_UNUSABLE, JobAttempts
 from worker.handlers import HandlerContext, pick_device
@@ -45,7 +46,11 @@ class Worker(JobAttempts):
     def __post_init__(self) -> None:
         self.keys = Keys(self.settings.key_prefix)
         self.store = JobStore(
-            self.client, self.keys, self.settings.job_ttl_s, self.settings.model_ttl_s
+            self.client,
+            self.keys,
+            self.settings.job_ttl_s,
+            self.settings.model_ttl_s,
+            unfinished_report,
         )
         self.queue = JobQueue(self.client, self.keys, self.settings.claim_idle_ms)
         self.context = HandlerContext(

@@ -41,13 +41,12 @@ def _view(record: dict[str, Any], services: Services, tenant: str) -> dict[str, 
     if record.get("state") == "training":
         try:
             job = services.store.get(record["job_id"], tenant)
-            view["state"] = {"queued": "training", "running": "training"}.get(
-                job["state"], job["state"]
-            )
-            step, total = int(job["step"]), int(job["total"])
+            state = job.state.value
+            view["state"] = {"queued": "training", "running": "training"}.get(state, state)
+            step, total = job.step, job.total
             view["progress"] = {"step": step, "total": total, "seconds_left": None}
-            if job.get("started") and step > 0:  # this attempt's pace (a resumed one restarts it)
-                elapsed = time.time() - float(job["started"])
+            if job.started and step > 0:  # this attempt's pace (a resumed one restarts it)
+                elapsed = time.time() - job.started
                 view["progress"]["seconds_left"] = round(elapsed / step * (total - step))
         except JobNotFound:
             view["state"] = "failed"
@@ -152,8 +151,9 @@ def _create(form: FormData, services: Services, caller: Caller) -> JSONResponse:
         job_id = services.store.create(
             JobKind.META_TRAIN,
             payload,
-            {"base_model": job.name, "settings": job.to_json()},
             tenant=caller.tenant,
+            base_model=job.name,
+            settings=job.to_json(),
             max_active=settings.max_jobs_per_tenant,
             guard=lambda pipe: services.tenant_bases.check_free(
                 pipe, caller.tenant, job.name, settings.max_base_models_per_tenant

@@ -1,6 +1,7 @@
 """The JSON the API answers on success, as pydantic models for the OpenAPI document.
 
-The routes build plain dicts (or JSONResponse) and declare these with ``responses=``, so they
+The routes build plain dicts (or JSONResponse; a model's and a job's from their records:
+``from_record``, then :func:`answer`) and declare these with ``responses=``, so they
 document without filtering: a field a route adds and no model names is answered all the same,
 and the schema test (tests/app/test_schema_fuzz.py) fails on it. ``Closed`` models say so with
 ``additionalProperties: false``; ``Open`` ones allow fields beyond those named (records of free
@@ -9,11 +10,13 @@ form: a robustness report, a tenant's base model, a job's progress).
 
 from __future__ import annotations
 
+import json
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from common.keys import JobKind, JobState, ModelState, ReportState
+from common.keys import ModelState, ReportState
+from common.model_record import ModelRecord
 
 
 class Closed(BaseModel):
@@ -38,55 +41,7 @@ class Ready(Closed):
     workers: int = Field(description="workers whose heartbeat is fresh")
 
 
-# jobs
-
-
-class JobProgress(Open):
-    step: int
-    total: int = Field(description="0 until the worker knows the job's size")
-    phase: str | None = Field(None, description="what the job is doing, in words")
-    queue_position: int | None = Field(None, description="jobs ahead of it while queued")
-    seconds_left: float | None = Field(None, description="estimate; null when unknown")
-
-
-class JobError(Open):
-    code: str
-    message: str
-
-
-class Job(Closed):
-    job_id: str
-    kind: JobKind
-    state: JobState
-    model_id: str | None = Field(
-        description="the model an adaptation makes or an evaluation "
-        "measures; null for a meta-training"
-    )
-    progress: JobProgress
-    attempt: int = Field(description="how many times a worker started it")
-    cancel_requested: bool
-    created: float | None = Field(description="unix seconds")
-    started: float | None
-    finished: float | None
-    run_seconds: float | None
-    model_ready: float | None = Field(
-        None,
-        description="unix seconds an adaptation published its model: predictions work from "
-        "then on, while the job goes on computing the report",
-    )
-    error: JobError | None
-    status_url: str
-    model_url: str | None = Field(
-        None, description="an adaptation's model, once published (model_ready)"
-    )
-    result: dict[str, Any] | None = Field(
-        None, description="a succeeded evaluation's report (null once expired)"
-    )
-
-
-class JobList(Closed):
-    jobs: list[Job] = Field(description="newest first")
-    total: int = Field(description="the tenant's jobs matching the filters, all pages")
+# uploads
 
 
 class UploadAccepted(Closed):
@@ -99,6 +54,21 @@ class UploadAccepted(Closed):
 
 
 # models
+
+
+# the fields of a model's JSON that are its record's as they are
+MODEL_FIELDS_AS_STORED = (
+    "state",
+    "base_model",
+    "name",
+    "description",
+    "support_size",
+    "validation_size",
+    "created",
+    "evicted_reason",
+    "job_id",
+    "report_summary",
+)
 
 
 class Model(Closed):
@@ -125,6 +95,26 @@ class Model(Closed):
     )
     report_url: str | None = Field(None, description="present when ready")
     predictions_url: str | None = Field(None, description="present when ready")
+
+    @classmethod
+    def from_record(cls, record: ModelRecord) -> Model:
+        """The model as the API shows it; its report's and predictions' URLs once ready."""
+        urls = {}
+        if record.state == ModelState.READY:
+            urls = {
+                "report_url": f"/v1/models/{record.id}/report",
+                "predictions_url": f"/v1/models/{record.id}/predictions",
+            }
+        stored = {name: getattr(record, name) for name in MODEL_FIELDS_AS_STORED}
+        return cls(
+            model_id=record.id,
+            classes=list(record.classes),
+            settings=json.loads(record.settings),
+            warnings=list(record.warnings),
+            report_state=record.report_progress,
+            **stored,
+            **urls,
+        )
 
 
 class ModelList(Closed):
@@ -244,6 +234,12 @@ class Limits(Closed):
     eps: Bounds
     lr: Bounds
     augment: AugmentBounds
+
+
+def answer(schema: BaseModel) -> dict[str, Any]:
+    """The body of a response built from its schema: the fields it was given (one left out,
+    such as a model's URLs before it is ready, stays out); enums stay enums (str)."""
+    return schema.model_dump(exclude_unset=True)
 
 
 def documented(

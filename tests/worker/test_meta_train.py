@@ -10,7 +10,7 @@ import redis
 import torch
 
 from common.job_errors import CancelRequested
-from common.jobs import JobStore
+from common.job_record import JobRecord
 from common.keys import JobKind, Keys
 from common.tenant_base_models import TenantBaseModels
 from models.service import (
@@ -21,6 +21,7 @@ from models.service import (
     load_base_models,
     split_classes,
 )
+from tests.service_fixtures import job_store
 from tests.synthetic import shape_dataset
 from worker.handlers import HandlerContext
 from worker.meta_train import handle_meta_train
@@ -38,7 +39,7 @@ def _images() -> LabelledImages:
     return decode_classes(named, channels=3, size=16)
 
 
-def _setup(settings) -> tuple[HandlerContext, str, dict]:
+def _setup(settings) -> tuple[HandlerContext, str, JobRecord]:
     client = redis.Redis.from_url(settings.redis_url)
     keys = Keys(settings.key_prefix)
     images = _images()
@@ -54,13 +55,14 @@ def _setup(settings) -> tuple[HandlerContext, str, dict]:
         eval_episodes=2,
         attacks=("fgsm",),
     )
-    store = JobStore(client, keys, 600, 600)
+    store = job_store(client, keys)
     bases = TenantBaseModels(client, keys)
     job_id = store.create(
         JobKind.META_TRAIN,
         encode_images(images),
-        {"base_model": "shapes", "settings": job.to_json()},
         tenant="t1",
+        base_model="shapes",
+        settings=job.to_json(),
         extra=lambda pipe, job_id: bases.create_writes(
             pipe, "t1", {"name": "shapes", "state": "training", "job_id": job_id}
         ),
@@ -68,8 +70,7 @@ def _setup(settings) -> tuple[HandlerContext, str, dict]:
     context = HandlerContext(
         client, keys, load_base_models(settings.base_models_dir), torch.device("cpu"), 600
     )
-    record = {k.decode(): v.decode() for k, v in client.hgetall(keys.job(job_id)).items()}
-    return context, job_id, record
+    return context, job_id, store.get(job_id)
 
 
 def test_a_stopped_run_resumes_from_its_snapshot_and_publishes(settings):
