@@ -13,6 +13,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 LOOPBACK = frozenset({"127.0.0.1", "localhost", "::1"})
 PRETRAINED_DIR = Path(__file__).resolve().parents[1] / "models" / "pretrained"
+LIVE_WITHIN_BEATS = 3  # a worker is live while its last heartbeat is at most this many old
 
 
 class Settings(BaseSettings):
@@ -82,6 +83,8 @@ class Settings(BaseSettings):
 
     # serving
     model_cache_size: int = Field(32, ge=1)
+    # tenants' own base models decoded and kept in memory, by the API and by each worker
+    base_model_cache_size: int = Field(8, ge=1)
     blocking_threads: int = Field(4, ge=1)  # API threads for decoding, uploads, Redis calls
     # predictions of one model that arrive while the inference thread is busy share its next
     # forward pass (app.batching); false: one forward pass per request
@@ -111,6 +114,12 @@ class Settings(BaseSettings):
     @property
     def image_formats(self) -> frozenset[str]:
         return frozenset(name.strip().upper() for name in self.allowed_formats.split(","))
+
+    @property
+    def worker_live_s(self) -> float:
+        """A worker whose last heartbeat is older than this is presumed gone (/readyz, queue
+        estimates, the worker container's health check)."""
+        return LIVE_WITHIN_BEATS * self.heartbeat_s
 
     @property
     def open_host_names(self) -> frozenset[str]:

@@ -10,9 +10,9 @@ import redis
 import torch
 
 from common.job_errors import CancelRequested
-from common.jobs import JobStore
 from common.keys import JobKind, Keys
-from common.tenant_base_models import TenantBaseModels
+from common.stores import Stores
+from common.tenant_base_models import BaseModelState, TenantBaseModel
 from models.service import (
     BaseTrainJob,
     LabelledImages,
@@ -54,19 +54,18 @@ def _setup(settings) -> tuple[HandlerContext, str, dict]:
         eval_episodes=2,
         attacks=("fgsm",),
     )
-    store = JobStore(client, keys, 600, 600)
-    bases = TenantBaseModels(client, keys)
-    job_id = store.create(
+    stores = Stores.build(settings, client)
+    job_id = stores.jobs.create(
         JobKind.META_TRAIN,
         encode_images(images),
         {"base_model": "shapes", "settings": job.to_json()},
         tenant="t1",
-        extra=lambda pipe, job_id: bases.create_writes(
-            pipe, "t1", {"name": "shapes", "state": "training", "job_id": job_id}
+        extra=lambda pipe, job_id: stores.tenant_bases.create_writes(
+            pipe, "t1", TenantBaseModel("shapes", BaseModelState.TRAINING, job_id)
         ),
     )
-    context = HandlerContext(
-        client, keys, load_base_models(settings.base_models_dir), torch.device("cpu"), 600
+    context = HandlerContext.build(
+        stores, load_base_models(settings.base_models_dir), torch.device("cpu")
     )
     record = {k.decode(): v.decode() for k, v in client.hgetall(keys.job(job_id)).items()}
     return context, job_id, record
@@ -84,7 +83,7 @@ def test_a_stopped_run_resumes_from_its_snapshot_and_publishes(settings):
     snapshot = context.client.get(context.keys.job_snapshot(job_id))
     assert snapshot is not None  # written at iterations 2 and 4
     shown = context.tenant_bases.record("t1", "shapes")
-    assert shown["state"] == "training" and shown["validation"][0]["iteration"] == 4
+    assert shown.state == BaseModelState.TRAINING and shown.validation[0]["iteration"] == 4
     steps: list[tuple[int, int]] = []
     phases: list[str | None] = []
 
@@ -102,7 +101,7 @@ def test_a_stopped_run_resumes_from_its_snapshot_and_publishes(settings):
     pipe.execute()
     assert context.client.get(context.keys.job_snapshot(job_id)) is None
     record = context.tenant_bases.record("t1", "shapes")
-    assert record["state"] == "ready" and record["job_id"] == job_id
+    assert record.state == BaseModelState.READY and record.job_id == job_id
     base = context.base_model("t1", "shapes")
     assert base.card["iterations"] == 6 and base.spec.channels == 3
     assert json.loads(json.dumps(base.card["metrics"]))["test_episodes"] == 2
