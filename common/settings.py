@@ -139,7 +139,7 @@ class Settings(BaseSettings):
                 "reach this address: use auth=keys, a loopback host, or set "
                 "FEWSHOT_ALLOW_OPEN_NETWORK=true if that is what you mean"
             )
-        if 3 * self.heartbeat_s * 1000 > self.claim_idle_ms:
+        if self.worker_live_s * 1000 > self.claim_idle_ms:  # not taken over while live
             raise ValueError("claim_idle_ms must be at least 3 heartbeats (heartbeat_s) long")
         return self
 
