@@ -8,6 +8,7 @@ import time
 from typing import Any
 
 from app.services import Services
+from common.job_record import JobRecord
 from common.keys import JobState
 from common.telemetry import typical_seconds
 
@@ -18,26 +19,24 @@ def _coarse(seconds: float) -> float:
     return float(max(5, 5 * round(seconds / 5)))
 
 
-def progress_view(job: dict[str, str], services: Services) -> dict[str, Any]:
-    step, total = int(job.get("step", 0)), int(job.get("total", 0))
+def progress_view(job: JobRecord, services: Services) -> dict[str, Any]:
     view: dict[str, Any] = {
-        "step": step,
-        "total": total,
+        "step": job.step,
+        "total": job.total,
         "phase": None,
         "queue_position": None,
         "seconds_left": None,
     }
-    state = job["state"]
-    if state not in (JobState.QUEUED, JobState.RUNNING):
+    if job.state not in (JobState.QUEUED, JobState.RUNNING):
         return view
-    typical = typical_seconds(services.client, services.keys, job["kind"])
-    if state == JobState.RUNNING:
-        view["phase"] = job.get("phase") or "running"
-        if typical is not None and job.get("started"):
-            left = typical - (time.time() - float(job["started"]))
+    typical = typical_seconds(services.client, services.keys, job.kind.value)
+    if job.state == JobState.RUNNING:
+        view["phase"] = job.phase or "running"
+        if typical is not None and job.started:
+            left = typical - (time.time() - job.started)
             view["seconds_left"] = _coarse(left) if left > 0 else None
         return view
-    ahead = services.queue.jobs_ahead(job["id"], job.get("tenant", ""))
+    ahead = services.queue.jobs_ahead(job.id, job.tenant)
     view["queue_position"] = 0 if ahead is None else ahead
     view["phase"] = (
         "queued: waiting for a free worker"

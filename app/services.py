@@ -20,6 +20,7 @@ from common.settings import Settings
 from common.stores import Stores
 from common.tenant_base_models import BaseModelResolver, TenantBaseModels
 from models.core import FewShotNet, inference_graph
+from models.report import unfinished_report
 from models.service import BaseModel, BaseModels, decode_base_model, load_adapted, report_suite
 
 
@@ -73,7 +74,7 @@ class Services:
     ready_records: TtlCache = field(init=False)  # (model, tenant) -> record of a ready model
 
     def __post_init__(self) -> None:
-        self.stores = Stores.build(self.settings, self.client)
+        self.stores = Stores.build(self.settings, self.client, unfinished_report)
         self.cache = ModelCache(self.settings.model_cache_size)
         self.report_pngs = LruCache(self.settings.model_cache_size)
         self.report_attacks = report_suite(self.settings.report_attacks)

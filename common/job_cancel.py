@@ -9,8 +9,9 @@ import redis
 from common import redis_scripts
 from common.job_create import now
 from common.job_errors import JobConflict, JobNotFound
+from common.job_record import JobRecord
 from common.keys import JobKind, JobState, Keys
-from common.model_store import unfinished_report
+from common.model_store import UnfinishedReport
 
 
 def unfinished(job_id: str, state: JobState) -> str:
@@ -24,35 +25,34 @@ class JobCancellation:
     client: redis.Redis
     keys: Keys
     job_ttl_s: int
+    unfinished_report: UnfinishedReport
 
     def cancel(self, job_id: str) -> str:
         """Cancel a queued job now (its model failed, atomically), or ask a running one to
         stop; the resulting state. One script, allowed even when Redis is full (maxmemory):
         it frees the job's input and changes a few small fields."""
-        kind, model_id, tenant = self.client.hmget(
-            self.keys.job(job_id), ["kind", "model_id", "tenant"]
-        )
-        if kind is None:
+        raw = self.client.hgetall(self.keys.job(job_id))
+        if not raw:
             raise JobNotFound(job_id)
-        model = model_id.decode() if kind.decode() == JobKind.ADAPT and model_id else ""
+        job = JobRecord.from_hash(raw)
+        model = (job.model_id or "") if job.kind == JobKind.ADAPT else ""
         keys = [self.keys.job(job_id), self.keys.job_input(job_id), self.keys.job_counts]
         keys.append(self.keys.model(model) if model else keys[0])
-        tenant_name = tenant.decode() if tenant else ""
-        keys += [self.keys.tenant_jobs(tenant_name), self.keys.tenant_queue(tenant_name)]
+        keys += [self.keys.tenant_jobs(job.tenant), self.keys.tenant_queue(job.tenant)]
         keys += [
-            self.keys.tenant_job_cell(tenant_name, kind.decode(), state)
+            self.keys.tenant_job_cell(job.tenant, job.kind, state)
             for state in (JobState.QUEUED, JobState.CANCELLED)
         ]
         keys.append(self.keys.model_report(model) if model else keys[0])
         pending = self.client.get(self.keys.model_report(model)) if model else None
         why = unfinished(job_id, JobState.CANCELLED)
-        report, summary = (json.dumps(p) for p in unfinished_report(why, pending))
+        report, summary = (json.dumps(p) for p in self.unfinished_report(why, pending))
         answer = self.client.eval(
             redis_scripts.CANCEL,
             len(keys),
             *keys,
             now(),
-            kind,
+            job.kind.value,
             model and job_id,
             self.job_ttl_s,
             report,

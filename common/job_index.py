@@ -15,6 +15,7 @@ from dataclasses import dataclass
 
 import redis
 
+from common.job_record import JobRecord
 from common.keys import JobKind, JobState, Keys
 
 LISTED_STATES = tuple(s for s in JobState if s != JobState.EVICTED)  # jobs are never evicted
@@ -33,17 +34,16 @@ class JobIndex:
     def move_writes(
         self,
         pipe: redis.client.Pipeline,
-        job: dict[str, str],
-        new_state: str,
-        old_state: str | None = None,
+        job: JobRecord,
+        new_state: JobState,
+        old_state: JobState | None = None,
     ) -> None:
         """File ``job`` under ``new_state`` (and out of ``old_state``), inside the caller's
         MULTI."""
-        tenant, kind = job.get("tenant", ""), job["kind"]
         if old_state is not None:
-            pipe.zrem(self.cell(tenant, kind, old_state), job["id"])
-        target = self.cell(tenant, kind, new_state)
-        pipe.zadd(target, {job["id"]: float(job["created"])})
+            pipe.zrem(self.cell(job.tenant, job.kind, old_state), job.id)
+        target = self.cell(job.tenant, job.kind, new_state)
+        pipe.zadd(target, {job.id: float(job.created or 0.0)})
         pipe.expire(target, self.job_ttl_s)
 
     def page(
@@ -54,7 +54,7 @@ class JobIndex:
         limit: int,
         kinds: Iterable[str] = tuple(JobKind),
         states: Iterable[str] = LISTED_STATES,
-    ) -> tuple[list[dict[str, str]], int]:
+    ) -> tuple[list[JobRecord], int]:
         """The tenant's jobs of those kinds and states, newest first: one page of records and
         the total."""
         cells = [self.cell(tenant, kind, state) for kind in kinds for state in states]
@@ -84,5 +84,5 @@ class JobIndex:
                 self.client.zrem(cell, job_id)
                 total -= 1
                 continue
-            records.append({k.decode(): v.decode() for k, v in raw.items()})
+            records.append(JobRecord.from_hash(raw))
         return records, total

@@ -27,6 +27,7 @@ from typing import Any
 import redis
 
 from common.keys import Keys, ModelState, ReportState
+from common.model_record import ModelChange, ModelRecord, ModelStatus
 
 EVICTED_RECORD_TTL_S = 7 * 86400
 Pipeline = redis.client.Pipeline
@@ -37,21 +38,9 @@ class ModelCapReached(Exception):
     exists: none can be evicted."""
 
 
-def unfinished_report(why: str, pending: bytes | None) -> tuple[dict[str, Any], dict[str, Any]]:
-    """The report and the record's summary of a model whose job ended before its report: the
-    pending report's threat model, adaptation and level, with ``why`` in place of figures."""
-    report = {k: v for k, v in json.loads(pending or "{}").items() if k != "pending"}
-    text = f"No robustness estimate: {why}"
-    report |= {"available": False, "reason": why, "source": None, "examples": 0}
-    report |= {"summary": {"trustworthy": None, "text": text}, "recommendation": None}
-    summary = {"available": False, "reason": why, "text": text, "recommendation": None}
-    if "level" in report:
-        summary["level"] = report["level"]
-    return report, summary
-
-
-def _decoded(raw: dict[bytes, bytes]) -> dict[str, str]:
-    return {k.decode(): v.decode() for k, v in raw.items()}
+# (why, the pending report or None) -> the report and summary of a model whose job ended
+# before its report did: models.report.unfinished_report, given by whoever builds the store
+UnfinishedReport = Callable[[str, bytes | None], tuple[dict[str, Any], dict[str, Any]]]
 
 
 @dataclass(frozen=True)
@@ -62,27 +51,28 @@ class ModelStore:
 
     # reads (each a command Redis serves even when it is full)
 
-    def get(self, model_id: str, tenant: str) -> dict[str, str] | None:
+    def get(self, model_id: str, tenant: str) -> ModelRecord | None:
         """The record; None when absent or another tenant's (callers answer both alike)."""
-        record = _decoded(self.client.hgetall(self.keys.model(model_id)))
-        return record if record and record.get("tenant") == tenant else None
+        raw = self.client.hgetall(self.keys.model(model_id))
+        record = ModelRecord.from_hash(raw) if raw else None
+        return record if record is not None and record.tenant == tenant else None
 
-    def owned_state(self, model_id: str, job_id: str) -> str | None:
+    def owned_state(self, model_id: str, job_id: str) -> ModelState | None:
         """The model's state while it exists and is made by ``job_id``, else None."""
-        maker, state = self.client.hmget(self.keys.model(model_id), ["job_id", "state"])
-        if maker is None or state is None or maker.decode() != job_id:
-            return None
-        return state.decode()
+        return self._status(self.client, model_id).state_if_made_by(job_id)
 
-    def page(self, tenant: str, offset: int, limit: int) -> tuple[list[dict[str, str]], int]:
+    def _status(self, reader: redis.Redis | Pipeline, model_id: str) -> ModelStatus:
+        return ModelStatus.from_values(reader.hmget(self.keys.model(model_id), ModelStatus.FIELDS))
+
+    def page(self, tenant: str, offset: int, limit: int) -> tuple[list[ModelRecord], int]:
         """Records of the tenant, newest first, and how many it has; expired ones leave the
         index (ZREM is allowed even when Redis is full)."""
         index = self.keys.models_index(tenant)
         records = []
         for raw_id in self.client.zrevrange(index, offset, offset + limit - 1):
-            record = _decoded(self.client.hgetall(self.keys.model(raw_id.decode())))
-            if record:
-                records.append(record)
+            raw = self.client.hgetall(self.keys.model(raw_id.decode()))
+            if raw:
+                records.append(ModelRecord.from_hash(raw))
             else:
                 self.client.zrem(index, raw_id)
         return records, int(self.client.zcard(index))
@@ -107,12 +97,11 @@ class ModelStore:
                 break
             model_id = raw_id.decode()
             pipe.watch(self.keys.model(model_id))  # a delete or change meanwhile: plan again
-            fields = ["state", "report_state", "job_id"]
-            state, report, job_id = pipe.hmget(self.keys.model(model_id), fields)
-            if state is None:  # expired already: only the index entry is left
+            status = self._status(pipe, model_id)
+            if status.state is None:  # expired already: only the index entry is left
                 expired.append(model_id)
                 excess -= 1
-            elif not self._awaited(pipe, state, report, job_id):
+            elif not self._awaited(pipe, status):
                 victims.append(model_id)
         if excess > len(victims):
             raise ModelCapReached(
@@ -121,50 +110,39 @@ class ModelStore:
             )
         return victims, expired
 
-    def _awaited(
-        self, pipe: Pipeline, state: bytes, report: bytes | None, job_id: bytes | None
-    ) -> bool:
+    def _awaited(self, pipe: Pipeline, status: ModelStatus) -> bool:
         """A job still makes this model or its report. A job whose record is gone (expired
         or lost) never will, so its model does not hold a slot of the cap."""
-        if state.decode() != ModelState.PENDING and report != ReportState.PENDING.encode():
+        if not status.awaits_a_job:
             return False
-        return job_id is not None and bool(pipe.exists(self.keys.job(job_id.decode())))
+        return status.job_id is not None and bool(pipe.exists(self.keys.job(status.job_id)))
 
-    def create_writes(
-        self, pipe: Pipeline, record: dict[str, Any], tenant: str, job_id: str
-    ) -> None:
-        """A pending model made by ``job_id``, in its tenant's index."""
-        model_id = str(record["id"])
-        fields = {**record, "state": ModelState.PENDING.value, "job_id": job_id, "tenant": tenant}
-        pipe.hset(self.keys.model(model_id), mapping=fields)
-        pipe.expire(self.keys.model(model_id), self.model_ttl_s)
-        pipe.zadd(self.keys.models_index(tenant), {model_id: float(record["created"])})
+    def create_writes(self, pipe: Pipeline, record: ModelRecord) -> None:
+        """The model (pending, made by its job), in its tenant's index."""
+        pipe.hset(self.keys.model(record.id), mapping=record.fields())
+        pipe.expire(self.keys.model(record.id), self.model_ttl_s)
+        pipe.zadd(self.keys.models_index(record.tenant), {record.id: record.created})
 
     def evict_writes(
         self, pipe: Pipeline, tenant: str, victims: list[str], expired: list[str], cap: int
     ) -> None:
         for model_id in victims:
             pipe.delete(self.keys.model_weights(model_id), self.keys.model_report(model_id))
-            pipe.hset(
-                self.keys.model(model_id),
-                mapping={
-                    "state": ModelState.EVICTED.value,
-                    "evicted": round(time.time(), 3),
-                    "evicted_reason": f"evicted to keep the tenant under its cap of {cap} "
-                    "models (oldest first among those no job still makes)",
-                },
+            evicted = ModelChange(
+                state=ModelState.EVICTED,
+                evicted=round(time.time(), 3),
+                evicted_reason=f"evicted to keep the tenant under its cap of {cap} "
+                "models (oldest first among those no job still makes)",
             )
+            pipe.hset(self.keys.model(model_id), mapping=evicted.fields())
             pipe.expire(self.keys.model(model_id), EVICTED_RECORD_TTL_S)
         for model_id in victims + expired:
             pipe.zrem(self.keys.models_index(tenant), model_id)
 
-    def owned_by(self, pipe: Pipeline, model_id: str, job_id: str) -> str | None:
+    def owned_by(self, pipe: Pipeline, model_id: str, job_id: str) -> ModelState | None:
         """WATCH the record; its state while it exists and is made by ``job_id``, else None."""
         pipe.watch(self.keys.model(model_id))
-        maker, state = pipe.hmget(self.keys.model(model_id), ["job_id", "state"])
-        if maker is None or maker.decode() != job_id:
-            return None
-        return state.decode() if state is not None else None
+        return self._status(pipe, model_id).state_if_made_by(job_id)
 
     def published_writes(
         self,
@@ -182,14 +160,14 @@ class ModelStore:
         pipe.set(self.keys.model_weights(model_id), weights, ex=ttl)
         state = ReportState.DONE if done else ReportState.PENDING
         self._report_writes(pipe, model_id, report, summary, state)
-        pipe.hset(self.keys.model(model_id), "state", ModelState.READY.value)
+        self._state_writes(pipe, model_id, ModelState.READY)
 
     def report_writes(self, pipe: Pipeline, model_id: str, report: dict, summary: dict) -> None:
         """The finished report of a published model."""
         self._report_writes(pipe, model_id, report, summary, ReportState.DONE)
 
     def plan_unfinished(
-        self, pipe: Pipeline, model_id: str, why: str
+        self, pipe: Pipeline, model_id: str, why: str, unfinished_report: UnfinishedReport
     ) -> Callable[[Pipeline, str], None]:
         """The writes (pipe, model id) for a published model whose job ended (cancelled,
         failed) before its report did. Reads its pending report now: after WATCH, before
@@ -207,21 +185,22 @@ class ModelStore:
         ttl = self.model_ttl_s
         pipe.set(self.keys.model_report(model_id), json.dumps(report), ex=ttl)
         pipe.expire(self.keys.model_weights(model_id), ttl)
-        pipe.hset(
-            self.keys.model(model_id),
-            mapping={"report_state": state.value, "report_summary": json.dumps(summary)},
-        )
+        change = ModelChange(report_state=state, report_summary=summary)
+        pipe.hset(self.keys.model(model_id), mapping=change.fields())
         pipe.expire(self.keys.model(model_id), ttl)
 
     def failed_writes(self, pipe: Pipeline, model_id: str) -> None:
-        pipe.hset(self.keys.model(model_id), "state", ModelState.FAILED.value)
+        self._state_writes(pipe, model_id, ModelState.FAILED)
 
     def cancelled_writes(self, pipe: Pipeline, model_id: str) -> None:
-        pipe.hset(self.keys.model(model_id), "state", ModelState.CANCELLED.value)
+        self._state_writes(pipe, model_id, ModelState.CANCELLED)
+
+    def _state_writes(self, pipe: Pipeline, model_id: str, state: ModelState) -> None:
+        pipe.hset(self.keys.model(model_id), mapping=ModelChange(state=state).fields())
 
     # on its own
 
-    def delete(self, model_id: str, tenant: str) -> dict[str, str] | None:
+    def delete(self, model_id: str, tenant: str) -> ModelRecord | None:
         """Delete the model; its record as it was (None when absent or another tenant's).
         Plain DEL and ZREM, no MULTI: Redis allows them even when it is full, and in this
         order a failure between them leaves only an index entry that :meth:`page` drops."""

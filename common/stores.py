@@ -13,7 +13,7 @@ from common.api_keys import ApiKeys
 from common.jobs import JobStore
 from common.keys import Keys
 from common.lru import LruCache
-from common.model_store import ModelStore
+from common.model_store import ModelStore, UnfinishedReport
 from common.queue import JobQueue
 from common.settings import Settings
 from common.tenant_base_models import BaseModelResolver, TenantBaseModels
@@ -33,8 +33,14 @@ class Stores:
     api_keys: ApiKeys
 
     @classmethod
-    def build(cls, settings: Settings, client: redis.Redis | None = None) -> Stores:
-        """The stores over ``client`` (None: a new client of ``settings.redis_url``)."""
+    def build(
+        cls,
+        settings: Settings,
+        client: redis.Redis | None,
+        unfinished_report: UnfinishedReport,
+    ) -> Stores:
+        """The stores over ``client`` (None: a new client of ``settings.redis_url``);
+        ``unfinished_report``: models.report.unfinished_report (common imports no models)."""
         if client is None:
             client = redis.Redis.from_url(settings.redis_url)
         keys = Keys(settings.key_prefix)
@@ -42,7 +48,9 @@ class Stores:
             settings=settings,
             client=client,
             keys=keys,
-            jobs=JobStore(client, keys, settings.job_ttl_s, settings.model_ttl_s),
+            jobs=JobStore(
+                client, keys, settings.job_ttl_s, settings.model_ttl_s, unfinished_report
+            ),
             queue=JobQueue(client, keys, settings.claim_idle_ms),
             models=ModelStore(client, keys, settings.model_ttl_s),
             tenant_bases=TenantBaseModels(client, keys),

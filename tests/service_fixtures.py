@@ -23,8 +23,13 @@ from PIL import Image
 
 from app.main import create_app
 from app.serving import server_config
+from common.jobs import JobStore
+from common.keys import Keys, ModelState
+from common.model_record import ModelRecord
 from common.settings import Settings
+from common.stores import Stores
 from models.core import BackboneConfig, FewShotNet, MetaConfig, backbone_params, save_checkpoint
+from models.report import unfinished_report
 from models.service import load_base_models
 from worker.runner import Worker
 
@@ -57,6 +62,29 @@ def prefix(redis_url: str) -> Iterator[str]:
 
 def keys_under(redis_url: str, prefix: str) -> list[bytes]:
     return sorted(redis.Redis.from_url(redis_url).scan_iter(match=f"{prefix}:*"))
+
+
+def service_stores(settings: Settings, client: redis.Redis | None = None) -> Stores:
+    """The stores as the API and the worker build them (common.stores)."""
+    return Stores.build(settings, client, unfinished_report)
+
+
+def job_store(client: redis.Redis, keys: Keys, ttl_s: int = 600) -> JobStore:
+    """A job store as the service builds one, its jobs and models kept ``ttl_s``."""
+    return JobStore(client, keys, ttl_s, ttl_s, unfinished_report)
+
+
+def new_model(model_id: str, created: float = 1.0, tenant: str = "t1") -> ModelRecord:
+    """The model a test's adaptation job makes (the job fills in its state and maker)."""
+    return ModelRecord(
+        id=model_id,
+        tenant=tenant,
+        state=ModelState.PENDING,
+        created=created,
+        base_model="tiny-adml",
+        classes=("a", "b", "c"),
+        settings="{}",
+    )
 
 
 def save_tiny_base_model(path: Path, algo: str = "adml", **card: object) -> None:

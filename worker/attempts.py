@@ -13,6 +13,7 @@ from functools import partial
 
 import redis
 
+from common.job_record import JobRecord
 from common.jobs import (
     CancelRequested,
     JobNotFound,
@@ -74,7 +75,7 @@ class JobAttempts:
         self._held_entry = delivery.entry_id
         try:
             job = self.store.get(job_id)
-            with request_context(job.get("request_id") or None):
+            with request_context(job.request_id or None):
                 self._run(delivery, job, attempt)
         finally:
             self._held_entry = None
@@ -95,9 +96,9 @@ class JobAttempts:
             logger.exception("poison job %s could not be failed; dropping its entry", job_id)
         self.queue.ack(delivery.entry_id)
 
-    def _run(self, delivery: Delivery, job: dict[str, str], attempt: int) -> None:
+    def _run(self, delivery: Delivery, job: JobRecord, attempt: int) -> None:
         job_id = delivery.job_id
-        logger.info("job %s (%s) attempt %d started", job_id, job["kind"], attempt)
+        logger.info("job %s (%s) attempt %d started", job_id, job.kind.value, attempt)
 
         def progress(step: int, total: int, phase: str | None = None) -> None:
             if self.stop.is_set():
@@ -108,7 +109,7 @@ class JobAttempts:
         ended = True  # False: another attempt owns the job now; its entry is not ours to ack
         try:
             publish_model = partial(self._publish_model, job_id, attempt)
-            publish = HANDLERS[job["kind"]](self.context, job, progress, publish_model)
+            publish = HANDLERS[job.kind](self.context, job, progress, publish_model)
             final_state = self._stored(
                 lambda: self.store.finish(
                     job_id,

@@ -7,6 +7,7 @@ import json
 
 import redis
 
+from common.job_record import JobRecord
 from models.report import evaluate_model
 from models.service import EvaluateJob, load_adapted
 from worker.handlers import (
@@ -22,17 +23,17 @@ from worker.handlers import (
 
 def handle_evaluate(
     ctx: HandlerContext,
-    job: dict[str, str],
+    job: JobRecord,
     progress: Progress,
     _publish_model: PublishModel | None = None,
 ) -> Publish:
     """Accuracy of an adapted model under attack on the user's labelled images."""
-    labelled, _ = stored_input(ctx, job["id"])
-    weights = ctx.models.weights(job["model_id"])
+    labelled, _ = stored_input(ctx, job.id)
+    weights = ctx.models.weights(job.model_id)
     if weights is None:
-        raise JobInputMissing(f"model {job['model_id']} has expired or was deleted")
+        raise JobInputMissing(f"model {job.model_id} has expired or was deleted")
     model, info = load_adapted(weights, ctx.device)
-    settings = EvaluateJob.from_json(job["settings"])
+    settings = EvaluateJob.from_json(job.settings)
     x, y = tensors_of(labelled, ctx.device)
     progress(0, 1, "measuring robustness")
     evaluation = evaluate_model(
@@ -46,12 +47,12 @@ def handle_evaluate(
     )
     progress(1, 1, "writing the result")
     result = {
-        "model_id": job["model_id"],
+        "model_id": job.model_id,
         "source": "labelled images sent with this evaluation",
         **evaluation,
     }
 
     def publish(pipe: redis.client.Pipeline) -> None:
-        pipe.set(ctx.keys.job_result(job["id"]), json.dumps(result), ex=ctx.model_ttl_s)
+        pipe.set(ctx.keys.job_result(job.id), json.dumps(result), ex=ctx.model_ttl_s)
 
     return Publish(job_writes=publish)

@@ -19,6 +19,7 @@ from typing import Any
 import redis
 import torch
 
+from common.job_record import JobRecord
 from common.jobs import ExtraWrites, ModelWrites
 from common.keys import Keys, ModelState
 from common.model_store import ModelStore
@@ -125,7 +126,7 @@ def stored_input(ctx: HandlerContext, job_id: str) -> tuple[LabelledImages, Labe
 
 def handle_adapt(
     ctx: HandlerContext,
-    job: dict[str, str],
+    job: JobRecord,
     progress: Progress,
     publish_model: PublishModel | None = None,
 ) -> Publish:
@@ -133,52 +134,75 @@ def handle_adapt(
     report is computed), then report on it. Without ``publish_model`` the model is published
     with its report when the job succeeds. An attempt that finds the model published by an
     earlier one (a worker died while reporting) goes straight to the report."""
-    support, validation = stored_input(ctx, job["id"])
-    base = ctx.base_model(job["tenant"], job["base_model"])
-    settings = AdaptJob.from_json(job["settings"])
-    adapt_config = settings.adapt_config
+    support, validation = stored_input(ctx, job.id)
+    base = ctx.base_model(job.tenant, job.base_model)
+    settings = AdaptJob.from_json(job.settings)
     published = publish_model is not None and _published(ctx, job)
-    steps = 0 if published else adapt_config.steps
-    units = (
-        report_units(support.labels, len(support.classes), validation is not None, settings.attacks)
-        if settings.report != "none"
-        else 0
-    )
-    total = steps + units
-
-    def adapted(step: int, *_: Any) -> None:
-        progress(step, total, f"adapting: step {step} of {adapt_config.steps}")
-
+    steps = 0 if published else settings.adapt_config.steps
+    total = steps + _report_units(settings, support, validation)
     weights = None
     if not published:
-        progress(0, total, "adapting")
-        x, y = tensors_of(support, ctx.device)
-        # the job's own random draws (affine copies, random starts): an attempt after a dead
-        # worker adapts to the same weights
-        torch.manual_seed(int.from_bytes(hashlib.sha256(job["id"].encode()).digest()[:8], "big"))
-        deployed = adapt_and_deploy(
-            base.backbone,
-            base.tensors,
-            x,
-            y,
-            n_way=len(support.classes),
-            adapt_config=adapt_config,
-            head_init=base.meta.head_init,
-            on_step=adapted,
-        )
-        weights = encode_weights(deployed.state_dict(), _model_info(base, support))
+        weights = _adapt(ctx, job, base, settings, support, partial(_of, progress, 0, total))
     if publish_model is not None and weights is not None:
-        pending = _pending_report(settings, job["id"])
+        pending = _pending_report(settings, job.id)
         if publish_model(partial(ctx.models.published_writes, weights=weights, **pending)):
-            weights = None
-    report = _report(
-        ctx,
-        base,
-        settings,
-        support,
-        validation,
-        lambda done, phase: progress(steps + done, total, phase),
+            weights = None  # published: the job's success writes its report only
+    report = _report(ctx, base, settings, support, validation, partial(_of, progress, steps, total))
+    return Publish(model_writes=_model_writes(ctx, weights, report))
+
+
+def _of(progress: Progress, offset: int, total: int, done: int, phase: str) -> None:
+    """Report ``done`` steps of one part of a job that starts at step ``offset``."""
+    progress(offset + done, total, phase)
+
+
+def _published(ctx: HandlerContext, job: JobRecord) -> bool:
+    """Whether an earlier attempt of the job published its model already."""
+    return ctx.models.owned_state(job.model_id or "", job.id) == ModelState.READY
+
+
+def _report_units(
+    settings: AdaptJob, support: LabelledImages, validation: LabelledImages | None
+) -> int:
+    """Progress steps of the job's report (none for report=none)."""
+    if settings.report == "none":
+        return 0
+    n_way, has_validation = len(support.classes), validation is not None
+    return report_units(support.labels, n_way, has_validation, settings.attacks)
+
+
+def _adapt(
+    ctx: HandlerContext,
+    job: JobRecord,
+    base: BaseModel,
+    settings: AdaptJob,
+    support: LabelledImages,
+    on_progress: Callable[[int, str], None],
+) -> bytes:
+    """The adapted model's weights (safetensors). The job's own random draws (affine copies,
+    random starts): an attempt after a dead worker adapts to the same weights."""
+    steps = settings.adapt_config.steps
+    on_progress(0, "adapting")
+    x, y = tensors_of(support, ctx.device)
+    torch.manual_seed(int.from_bytes(hashlib.sha256(job.id.encode()).digest()[:8], "big"))
+    deployed = adapt_and_deploy(
+        base.backbone,
+        base.tensors,
+        x,
+        y,
+        n_way=len(support.classes),
+        adapt_config=settings.adapt_config,
+        head_init=base.meta.head_init,
+        on_step=lambda step, *_: on_progress(step, f"adapting: step {step} of {steps}"),
     )
+    return encode_weights(deployed.state_dict(), _model_info(base, support))
+
+
+def _model_writes(
+    ctx: HandlerContext, weights: bytes | None, report: dict[str, Any]
+) -> ModelWrites:
+    """What the job's success writes of its model: its report, and its weights unless
+    published already (``weights`` None)."""
     summary = report_summary(report)
 
     def publish(pipe: redis.client.Pipeline, model_id: str) -> None:
@@ -187,13 +211,7 @@ def handle_adapt(
         else:
             ctx.models.published_writes(pipe, model_id, weights, report, summary, done=True)
 
-    return Publish(model_writes=publish)
-
-
-def _published(ctx: HandlerContext, job: dict[str, str]) -> bool:
-    """Whether an earlier attempt of the job published its model already."""
-    state = ctx.models.owned_state(job["model_id"], job["id"])
-    return state == ModelState.READY
+    return publish
 
 
 def _model_info(base: BaseModel, support: LabelledImages) -> dict[str, Any]:
@@ -212,13 +230,10 @@ def _pending_report(settings: AdaptJob, job_id: str) -> dict[str, Any]:
         text = "No robustness report was asked for (report=none); it is being written."
     else:
         text = f"The {settings.report} robustness report is being computed by job {job_id}."
-    report = unavailable_report(
-        text, settings.eps_grid, parse_attacks(settings.attacks), settings.adapt_config
-    )
+    suite = parse_attacks(settings.attacks)
+    report = unavailable_report(text, settings.eps_grid, suite, settings.adapt_config, text=text)
     report |= {"pending": True, "level": settings.report}
-    report["summary"]["text"] = text
-    summary = {"available": False, "pending": True, "level": settings.report, "text": text}
-    return {"report": report, "summary": summary | {"reason": text, "recommendation": None}}
+    return {"report": report, "summary": report_summary(report)}
 
 
 def _report(

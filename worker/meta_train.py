@@ -13,6 +13,7 @@ import time
 import redis
 
 from common.job_errors import CancelRequested
+from common.job_record import JobRecord
 from common.tenant_base_models import TenantBaseModel
 from models.service import BaseTrainJob, TrainRun, encode_base_model
 from worker.handlers import HandlerContext, Progress, Publish, PublishModel, stored_input
@@ -20,15 +21,15 @@ from worker.handlers import HandlerContext, Progress, Publish, PublishModel, sto
 
 def handle_meta_train(
     ctx: HandlerContext,
-    job: dict[str, str],
+    job: JobRecord,
     progress: Progress,
     _publish_model: PublishModel | None = None,
 ) -> Publish:
-    settings = BaseTrainJob.from_json(job["settings"])
+    settings = BaseTrainJob.from_json(job.settings)
     _still_wanted(ctx, job, settings.name)
-    images, _ = stored_input(ctx, job["id"])
+    images, _ = stored_input(ctx, job.id)
     run = TrainRun(settings, images, ctx.device)
-    snapshot_key = ctx.keys.job_snapshot(job["id"])
+    snapshot_key = ctx.keys.job_snapshot(job.id)
     snapshot = ctx.client.get(snapshot_key)
     if snapshot is not None:
         run.restore(snapshot)
@@ -38,7 +39,7 @@ def handle_meta_train(
     def keep(data: bytes) -> None:
         ctx.client.set(snapshot_key, data, ex=ctx.model_ttl_s)
         latest = run.state.validation[-1:]  # shown while it trains
-        if not ctx.tenant_bases.show_validation(job["tenant"], settings.name, job["id"], latest):
+        if not ctx.tenant_bases.show_validation(job.tenant, settings.name, job.id, latest):
             raise CancelRequested(f"base model {settings.name!r} was deleted while it trained")
 
     run.train(
@@ -52,22 +53,22 @@ def handle_meta_train(
             f"testing on unseen classes: episode {done} of {settings.eval_episodes}",
         )
     )
-    card |= {"created": time.time(), "job_id": job["id"], "description": settings.description}
+    card |= {"created": time.time(), "job_id": job.id, "description": settings.description}
     blob = encode_base_model(tensors, card)
     record = _still_wanted(ctx, job, settings.name).ready(
         metrics=card["metrics"], validation=card["validation"][-1:]
     )
 
     def publish(pipe: redis.client.Pipeline) -> None:
-        ctx.tenant_bases.ready_writes(pipe, job["tenant"], record, blob)
+        ctx.tenant_bases.ready_writes(pipe, job.tenant, record, blob)
         pipe.delete(snapshot_key)
 
     return Publish(job_writes=publish)
 
 
-def _still_wanted(ctx: HandlerContext, job: dict[str, str], name: str) -> TenantBaseModel:
+def _still_wanted(ctx: HandlerContext, job: JobRecord, name: str) -> TenantBaseModel:
     """The record this job trains for; CancelRequested when the tenant deleted it."""
-    current = ctx.tenant_bases.record(job["tenant"], name)
-    if current is None or current.job_id != job["id"]:
+    current = ctx.tenant_bases.record(job.tenant, name)
+    if current is None or current.job_id != job.id:
         raise CancelRequested(f"base model {name!r} was deleted while it trained")
     return current

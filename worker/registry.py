@@ -8,7 +8,7 @@ from worker.handlers import handle_adapt
 from worker.meta_train import handle_meta_train
 
 HANDLERS = {
-    JobKind.ADAPT.value: handle_adapt,
-    JobKind.EVALUATE.value: handle_evaluate,
-    JobKind.META_TRAIN.value: handle_meta_train,
+    JobKind.ADAPT: handle_adapt,
+    JobKind.EVALUATE: handle_evaluate,
+    JobKind.META_TRAIN: handle_meta_train,
 }

@@ -23,6 +23,7 @@ from common.queue import JobQueue
 from common.settings import Settings
 from common.stores import Stores
 from models.core import pick_device
+from models.report import unfinished_report
 from models.service import BaseModels
 from worker.attempts import REDIS_UNUSABLE, JobAttempts
 from worker.handlers import HandlerContext
@@ -43,7 +44,7 @@ class Worker(JobAttempts):
     stop: threading.Event = field(default_factory=threading.Event)
 
     def __post_init__(self) -> None:
-        self.stores = Stores.build(self.settings, self.client)
+        self.stores = Stores.build(self.settings, self.client, unfinished_report)
         device = pick_device(self.settings.device)  # ConfigError: stop at start-up
         self.context = HandlerContext.build(self.stores, self.base_models, device)
         self._outage_s = 0.0

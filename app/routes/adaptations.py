@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from collections import Counter
 from typing import Any
 
@@ -28,7 +27,8 @@ from app.uploads import (
     texts_of,
 )
 from common.jobs import now
-from common.keys import JobKind, new_id
+from common.keys import JobKind, ModelState, new_id
+from common.model_record import ModelRecord
 from common.model_store import ModelCapReached
 from common.settings import Settings
 from models.service import (
@@ -38,6 +38,7 @@ from models.service import (
     REPORT_LEVELS,
     AdaptJob,
     BaseModel,
+    LabelledImages,
     default_augment_and_steps,
     encode_images,
 )
@@ -228,6 +229,59 @@ def _create_adaptation(
     job_settings = adapt_job(form, settings, base, services.report_attacks)
     name = model_text(form, "name", MAX_NAME)
     description = model_text(form, "description", MAX_DESCRIPTION)
+    support, validation = _labelled(form, settings, base, job_settings)
+    warnings = support_warnings(form, base, support, validation)
+    model = ModelRecord(
+        id=new_id("model"),
+        tenant=caller.tenant,
+        state=ModelState.PENDING,
+        created=now(),
+        base_model=base.name,
+        classes=tuple(support.classes),
+        settings=job_settings.to_json(),
+        name=name,
+        description=description,
+        support_size=len(support.labels),
+        validation_size=0 if validation is None else len(validation.labels),
+        warnings=tuple(warnings),
+    )
+
+    def answer(job_id: str) -> dict[str, Any]:
+        status_url = f"/v1/jobs/{job_id}"
+        return {
+            "job_id": job_id,
+            "model_id": model.id,
+            "status_url": status_url,
+            "warnings": warnings,
+        }
+
+    def record_answer(pipe: Pipeline, job_id: str) -> None:
+        if claim is not None:
+            claim.answer_writes(202, answer(job_id))(pipe)
+
+    try:
+        job_id = services.store.create(
+            JobKind.ADAPT,
+            encode_images(support, validation),
+            tenant=caller.tenant,
+            base_model=base.name,
+            settings=model.settings,
+            model_id=model.id,
+            new_model=model,
+            model_cap=settings.max_models_per_tenant,
+            max_active=settings.max_jobs_per_tenant,
+            extra=record_answer,
+        )
+    except ModelCapReached as error:
+        raise ApiError(409, "model_cap_reached", str(error)) from error
+    body = answer(job_id)
+    return JSONResponse(body, status_code=202, headers={"Location": body["status_url"]})
+
+
+def _labelled(
+    form: FormData, settings: Settings, base: BaseModel, job_settings: AdaptJob
+) -> tuple[LabelledImages, LabelledImages | None]:
+    """The support set and the validation set (None when none was sent), checked and decoded."""
     images, labels = files_of(form, "images"), texts_of(form, "labels")
     if images or labels:  # a mismatch is named as such, not as a setting that counts images
         check_labels(labels, len(images), "images")
@@ -243,45 +297,4 @@ def _create_adaptation(
     validation = read_labelled(
         form, "val_images", "val_labels", base.spec, settings, classes=support.classes
     )
-    warnings = support_warnings(form, base, support, validation)
-    model_id = new_id("model")
-
-    def answer(job_id: str) -> dict[str, Any]:
-        status_url = f"/v1/jobs/{job_id}"
-        return {
-            "job_id": job_id,
-            "model_id": model_id,
-            "status_url": status_url,
-            "warnings": warnings,
-        }
-
-    def record_answer(pipe: Pipeline, job_id: str) -> None:
-        if claim is not None:
-            claim.answer_writes(202, answer(job_id))(pipe)
-
-    try:
-        job_id = services.store.create(
-            JobKind.ADAPT,
-            encode_images(support, validation),
-            {"model_id": model_id, "base_model": base.name, "settings": job_settings.to_json()},
-            tenant=caller.tenant,
-            new_model={
-                "id": model_id,
-                "created": now(),
-                "base_model": base.name,
-                "name": name,
-                "description": description,
-                "classes": json.dumps(support.classes),
-                "settings": job_settings.to_json(),
-                "support_size": len(support.labels),
-                "validation_size": 0 if validation is None else len(validation.labels),
-                "warnings": json.dumps(warnings),
-            },
-            model_cap=settings.max_models_per_tenant,
-            max_active=settings.max_jobs_per_tenant,
-            extra=record_answer,
-        )
-    except ModelCapReached as error:
-        raise ApiError(409, "model_cap_reached", str(error)) from error
-    body = answer(job_id)
-    return JSONResponse(body, status_code=202, headers={"Location": body["status_url"]})
+    return support, validation

@@ -19,7 +19,8 @@ from app.schemas.responses import BaseModelAccepted, BaseModelList, documented
 from app.services import Services
 from app.uploads import files_of, form_number, optional_text, read_bytes, read_form
 from common.job_errors import JobConflict, JobNotFound
-from common.keys import JobKind, JobState
+from common.job_record import JobRecord
+from common.keys import JobKind
 from common.settings import Settings
 from common.tenant_base_models import (
     NAME_PATTERN,
@@ -52,19 +53,19 @@ def _tenant_view(record: TenantBaseModel, services: Services, tenant: str) -> di
         except JobNotFound:
             view["state"] = record.shown_state(None)
         else:
-            view["state"] = record.shown_state(JobState(job["state"]))
+            view["state"] = record.shown_state(job.state)
             view["progress"] = _training_progress(job)
     elif record.state == BaseModelState.READY:
         view |= services.base_model(tenant, record.name).summary()
     return view
 
 
-def _training_progress(job: dict[str, str]) -> dict[str, Any]:
+def _training_progress(job: JobRecord) -> dict[str, Any]:
     """Steps of the meta-training job and, once it has run some, about how long it has left."""
-    step, total = int(job["step"]), int(job["total"])
+    step, total = job.step, job.total
     progress: dict[str, Any] = {"step": step, "total": total, "seconds_left": None}
-    if job.get("started") and step > 0:  # this attempt's pace (a resumed one restarts it)
-        elapsed = time.time() - float(job["started"])
+    if job.started and step > 0:  # this attempt's pace (a resumed one restarts it)
+        elapsed = time.time() - job.started
         progress["seconds_left"] = round(elapsed / step * (total - step))
     return progress
 
@@ -189,8 +190,9 @@ def _enqueue(
         return services.store.create(
             JobKind.META_TRAIN,
             payload,
-            {"base_model": job.name, "settings": job.to_json()},
             tenant=tenant,
+            base_model=job.name,
+            settings=job.to_json(),
             max_active=settings.max_jobs_per_tenant,
             guard=lambda pipe: services.tenant_bases.check_free(
                 pipe, tenant, job.name, settings.max_base_models_per_tenant

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 from fastapi import APIRouter
@@ -11,43 +10,18 @@ from app.auth import CallerDep
 from app.deps import JobIdDep, ServicesDep
 from app.errors import API_ERRORS, ApiError
 from app.job_progress import progress_view
-from app.schemas.responses import Job, JobList, documented
+from app.schemas.responses import Job, JobList, answer, documented
 from app.services import Services
-from common.job_errors import MODEL_DELETED
 from common.job_index import LISTED_STATES, MAX_OFFSET
+from common.job_record import JobRecord
 from common.keys import JobKind, JobState
 
 router = APIRouter(prefix="/v1/jobs", tags=["jobs"], responses=API_ERRORS)
 
 
-def job_view(job: dict[str, str], services: Services) -> dict[str, Any]:
+def job_view(job: JobRecord, services: Services) -> dict[str, Any]:
     """The public JSON of a job record."""
-
-    def moment(name: str) -> float | None:
-        return float(job[name]) if job.get(name) else None
-
-    started, finished = moment("started"), moment("finished")
-    view: dict[str, Any] = {
-        "job_id": job["id"],
-        "kind": job["kind"],
-        "state": job["state"],
-        "model_id": job.get("model_id"),
-        "progress": progress_view(job, services),
-        "attempt": int(job.get("attempt", 0)),
-        "cancel_requested": job.get("cancel_requested") == "1",
-        "created": moment("created"),
-        "started": started,
-        "finished": finished,
-        "run_seconds": round(finished - started, 3) if started and finished else None,
-        "model_ready": moment("model_ready"),
-        "error": json.loads(job["error"]) if job.get("error") else None,
-        "status_url": f"/v1/jobs/{job['id']}",
-    }
-    published = job["state"] == JobState.SUCCEEDED or job.get("model_ready")
-    model_gone = bool(view["error"]) and view["error"].get("code") == MODEL_DELETED["code"]
-    if job["kind"] == JobKind.ADAPT and published and not model_gone:
-        view["model_url"] = f"/v1/models/{job['model_id']}"
-    return view
+    return answer(Job.from_record(job, progress_view(job, services)))
 
 
 MAX_PAGE = 100  # jobs per page (each carries its progress, queue place included)
@@ -89,11 +63,11 @@ def get_job(caller: CallerDep, job_id: JobIdDep, services: ServicesDep) -> dict[
     return job_with_result(services.store.get(job_id, caller.tenant), services)
 
 
-def job_with_result(job: dict[str, str], services: Services) -> dict[str, Any]:
+def job_with_result(job: JobRecord, services: Services) -> dict[str, Any]:
     """The job's JSON and, for a succeeded evaluation, its result."""
     view = job_view(job, services)
-    if job["kind"] == JobKind.EVALUATE and job["state"] == JobState.SUCCEEDED:
-        view["result"] = services.store.result(job["id"])
+    if job.kind == JobKind.EVALUATE and job.state == JobState.SUCCEEDED:
+        view["result"] = services.store.result(job.id)
     return view
 
 

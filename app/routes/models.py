@@ -21,6 +21,7 @@ from app.schemas.responses import (
     ModelList,
     Report,
     UploadAccepted,
+    answer,
     documented,
 )
 from app.services import Services
@@ -30,8 +31,9 @@ from app.uploads import (
 )
 from common.job_errors import JobConflict, JobNotFound
 from common.keys import JobKind, ModelState, ReportState
-from common.model_store import unfinished_report
+from common.model_record import ModelRecord
 from common.report_plot import report_png
+from models.report import unfinished_report
 from models.service import EvaluateJob, encode_images
 
 MAX_OFFSET = 1_000_000  # far above any tenant's model count; bounds what reaches Redis
@@ -40,7 +42,7 @@ logger = logging.getLogger(__name__)
 router = APIRouter(prefix="/v1/models", tags=["models"], responses=API_ERRORS)
 
 
-def _record(services: Services, model_id: str, tenant: str) -> dict[str, str]:
+def _record(services: Services, model_id: str, tenant: str) -> ModelRecord:
     """The model's record; 404 when absent or another tenant's (the same answer for both)."""
     record = services.store.models.get(model_id, tenant)
     if record is None:
@@ -48,69 +50,42 @@ def _record(services: Services, model_id: str, tenant: str) -> dict[str, str]:
     return record
 
 
-def model_view(record: dict[str, str]) -> dict[str, Any]:
-    view: dict[str, Any] = {
-        "model_id": record["id"],
-        "state": record["state"],
-        "base_model": record["base_model"],
-        "name": record.get("name", ""),
-        "description": record.get("description", ""),
-        "classes": json.loads(record["classes"]),
-        "settings": json.loads(record["settings"]),
-        "support_size": int(record.get("support_size", 0)),
-        "validation_size": int(record.get("validation_size", 0)),
-        "created": float(record["created"]),
-        "evicted_reason": record.get("evicted_reason"),
-        "job_id": record.get("job_id"),
-        "warnings": json.loads(record.get("warnings") or "[]"),
-        "report_summary": json.loads(record["report_summary"])
-        if record.get("report_summary")
-        else None,
-        "report_state": report_state(record),
-    }
-    if record["state"] == ModelState.READY:
-        view["report_url"] = f"/v1/models/{record['id']}/report"
-        view["predictions_url"] = f"/v1/models/{record['id']}/predictions"
-    return view
+def model_view(record: ModelRecord) -> dict[str, Any]:
+    return answer(Model.from_record(record))
 
 
-def report_state(record: dict[str, str]) -> str | None:
-    """pending, done or unfinished for a ready model (its report follows its publication);
-    None before. Records from before the report phase hold their report when ready."""
-    if record["state"] != ModelState.READY:
+def report_gone(services: Services, record: ModelRecord) -> str | None:
+    """Why a report still pending will never come (its job's record expired, or Redis lost
+    it); None while its job exists, or when the report is not pending."""
+    if record.report_progress != ReportState.PENDING:
         return None
-    return record.get("report_state", ReportState.DONE.value)
+    if services.client.exists(services.keys.job(record.job_id or "")):
+        return None
+    return f"the report was not finished: its job {record.job_id} is gone (expired or lost)"
 
 
-def settled(services: Services, record: dict[str, str]) -> dict[str, str]:
-    """The record as it stands: a report still pending after its job is gone (the job's
-    record expired, or Redis lost it) will never come, so it is shown unfinished, and why."""
-    if report_state(record) != ReportState.PENDING:
-        return record
-    if services.client.exists(services.keys.job(record.get("job_id", ""))):
-        return record
-    why = f"the report was not finished: its job {record.get('job_id')} is gone (expired or lost)"
-    summary = unfinished_report(why, None)[1]
-    state = ReportState.UNFINISHED.value
-    return {**record, "report_state": state, "report_summary": json.dumps(summary), "gone": why}
+def settled(services: Services, record: ModelRecord) -> ModelRecord:
+    """The record as it stands: a report that will never come is shown unfinished, and why."""
+    why = report_gone(services, record)
+    return record if why is None else record.unfinished(unfinished_report(why, None)[1])
 
 
-def ready_record(services: Services, model_id: str, tenant: str) -> dict[str, str]:
+def ready_record(services: Services, model_id: str, tenant: str) -> ModelRecord:
     record = _record(services, model_id, tenant)
-    if record["state"] == ModelState.EVICTED:
-        raise ApiError(410, "model_evicted", f"model {model_id} was {record['evicted_reason']}")
-    if record["state"] == ModelState.PENDING:
+    if record.state == ModelState.EVICTED:
+        raise ApiError(410, "model_evicted", f"model {model_id} was {record.evicted_reason}")
+    if record.state == ModelState.PENDING:
         raise ApiError(
             409,
             "model_not_ready",
-            f"model {model_id} is pending; poll its job {record.get('job_id')}",
+            f"model {model_id} is pending; poll its job {record.job_id}",
         )
-    if record["state"] != ModelState.READY:
+    if record.state != ModelState.READY:
         raise ApiError(
             409,
             "model_not_ready",
-            f"model {model_id} is {record['state']}: its adaptation did not finish "
-            f"(job {record.get('job_id')}); adapt again",
+            f"model {model_id} is {record.state.value}: its adaptation did not finish "
+            f"(job {record.job_id}); adapt again",
         )
     return record
 
@@ -143,8 +118,8 @@ def delete_model(caller: CallerDep, model_id: ModelIdDep, services: ServicesDep)
     services.cache.drop(model_id)
     services.report_pngs.drop(model_id)
     services.report_pngs.drop(f"{model_id}:pending")
-    if record["state"] == ModelState.PENDING or report_state(record) == ReportState.PENDING:
-        _cancel_quietly(services, record["job_id"])
+    if record.state == ModelState.PENDING or record.report_progress == ReportState.PENDING:
+        _cancel_quietly(services, record.job_id or "")
     return Response(status_code=204)
 
 
@@ -163,13 +138,13 @@ def _cancel_quietly(services: Services, job_id: str) -> None:
     "/{model_id}/report", response_model=None, responses=documented(Report, "the robustness report")
 )
 def get_report(caller: CallerDep, model_id: ModelIdDep, services: ServicesDep) -> dict[str, Any]:
-    record = settled(services, ready_record(services, model_id, caller.tenant))
+    record = ready_record(services, model_id, caller.tenant)
+    gone = report_gone(services, record)
     raw = services.store.models.report(model_id)
     if raw is None:
         raise ApiError(404, "report_not_found", f"the report of model {model_id} has expired")
-    report = unfinished_report(record["gone"], raw)[0] if "gone" in record else json.loads(raw)
-    warnings = json.loads(record.get("warnings") or "[]")
-    return {"model_id": model_id, "warnings": warnings, **report}
+    report = unfinished_report(gone, raw)[0] if gone is not None else json.loads(raw)
+    return {"model_id": model_id, "warnings": list(record.warnings), **report}
 
 
 @router.get(
@@ -180,7 +155,7 @@ def get_report(caller: CallerDep, model_id: ModelIdDep, services: ServicesDep) -
 def get_report_png(caller: CallerDep, model_id: ModelIdDep, services: ServicesDep) -> Response:
     """The report as a chart: accuracy vs eps per attack, robust vs clean-only adaptation."""
     record = settled(services, ready_record(services, model_id, caller.tenant))  # tenant's, ready
-    pending = report_state(record) == ReportState.PENDING
+    pending = record.report_progress == ReportState.PENDING
     # a finished report never changes: drawn once, kept until deleted; a pending one is kept
     # apart (its chart says "being computed") and never cached by clients
     cache_key = f"{model_id}:pending" if pending else model_id
@@ -209,30 +184,27 @@ async def create_evaluation(
 
 
 def _create_evaluation(
-    form: FormData, services: Services, record: dict[str, str], tenant: str
+    form: FormData, services: Services, record: ModelRecord, tenant: str
 ) -> JSONResponse:
     """Decoding, checks and Redis writes of an evaluation: blocking, run off the event loop."""
-    model_id = record["id"]
-    classes = json.loads(record["classes"])
-    base = services.base_model(tenant, record["base_model"])
+    model_id = record.id
+    base = services.base_model(tenant, record.base_model)
     labelled = read_labelled(
-        form, "images", "labels", base.spec, services.settings, classes=classes
+        form, "images", "labels", base.spec, services.settings, classes=list(record.classes)
     )
     if labelled is None:
         raise ApiError(422, "no_images", "send labelled images as 'images' and 'labels' fields")
     warnings = support_warnings(form, base, labelled, None)
+    settings = EvaluateJob(
+        attacks=services.report_attacks, time_budget_s=services.settings.report_time_budget_s
+    )
     job_id = services.store.create(
         JobKind.EVALUATE,
         encode_images(labelled),
-        {
-            "model_id": model_id,
-            "base_model": record["base_model"],
-            "settings": EvaluateJob(
-                attacks=services.report_attacks,
-                time_budget_s=services.settings.report_time_budget_s,
-            ).to_json(),
-        },
         tenant=tenant,
+        base_model=record.base_model,
+        settings=settings.to_json(),
+        model_id=model_id,
         max_active=services.settings.max_jobs_per_tenant,
     )
     status_url = f"/v1/jobs/{job_id}"

@@ -9,11 +9,14 @@ form: a robustness report, a tenant's base model, a job's progress).
 
 from __future__ import annotations
 
+import json
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from common.job_record import JobRecord
 from common.keys import JobKind, JobState, ModelState, ReportState
+from common.model_record import ModelRecord
 
 
 class Closed(BaseModel):
@@ -83,6 +86,28 @@ class Job(Closed):
         None, description="a succeeded evaluation's report (null once expired)"
     )
 
+    @classmethod
+    def from_record(cls, job: JobRecord, progress: dict[str, Any]) -> Job:
+        """The job as the API shows it; ``model_url`` once its model is published."""
+        model_url = {"model_url": f"/v1/models/{job.model_id}"} if job.published else {}
+        return cls(
+            job_id=job.id,
+            kind=job.kind,
+            state=job.state,
+            model_id=job.model_id,
+            progress=JobProgress(**progress),
+            attempt=job.attempt,
+            cancel_requested=job.cancel_requested,
+            created=job.created,
+            started=job.started,
+            finished=job.finished,
+            run_seconds=job.run_seconds,
+            model_ready=job.model_ready,
+            error=None if job.error is None else JobError(**job.error),
+            status_url=f"/v1/jobs/{job.id}",
+            **model_url,
+        )
+
 
 class JobList(Closed):
     jobs: list[Job] = Field(description="newest first")
@@ -125,6 +150,34 @@ class Model(Closed):
     )
     report_url: str | None = Field(None, description="present when ready")
     predictions_url: str | None = Field(None, description="present when ready")
+
+    @classmethod
+    def from_record(cls, record: ModelRecord) -> Model:
+        """The model as the API shows it; its report's and predictions' URLs once ready."""
+        urls = {}
+        if record.state == ModelState.READY:
+            urls = {
+                "report_url": f"/v1/models/{record.id}/report",
+                "predictions_url": f"/v1/models/{record.id}/predictions",
+            }
+        return cls(
+            model_id=record.id,
+            state=record.state,
+            base_model=record.base_model,
+            name=record.name,
+            description=record.description,
+            classes=list(record.classes),
+            settings=json.loads(record.settings),
+            support_size=record.support_size,
+            validation_size=record.validation_size,
+            created=record.created,
+            evicted_reason=record.evicted_reason,
+            job_id=record.job_id,
+            warnings=list(record.warnings),
+            report_summary=record.report_summary,
+            report_state=record.report_progress,
+            **urls,
+        )
 
 
 class ModelList(Closed):
@@ -244,6 +297,12 @@ class Limits(Closed):
     eps: Bounds
     lr: Bounds
     augment: AugmentBounds
+
+
+def answer(schema: BaseModel) -> dict[str, Any]:
+    """The body of a response built from its schema: the fields it was given (one left out,
+    such as a model's URLs before it is ready, stays out); enums stay enums (str)."""
+    return schema.model_dump(exclude_unset=True)
 
 
 def documented(

@@ -9,6 +9,7 @@ from models.report.robustness import (
     unavailable_report,
 )
 from models.report.summary import first_lines, headline_eps, recommend, report_summary
+from models.report.unavailable import unfinished_report
 
 __all__ = [
     "evaluate_model",
@@ -21,4 +22,5 @@ __all__ = [
     "report_units",
     "robustness_report",
     "unavailable_report",
+    "unfinished_report",
 ]

@@ -35,6 +35,7 @@ from models.report.attacks import (
     tolerance_for,
 )
 from models.report.summary import first_lines, headline_eps
+from models.report.unavailable import unavailable
 
 DESCRIPTIONS = {
     "fgsm": "FGSM (Goodfellow et al. 2015): one signed-gradient step of size eps",
@@ -100,19 +101,20 @@ def _images_phrase(splits: list[tuple], from_validation: bool) -> str:
 
 
 def unavailable_report(
-    reason: str, eps_grid: Sequence[float], suite: Sequence[Attack], adapt_config: AdaptConfig
+    reason: str,
+    eps_grid: Sequence[float],
+    suite: Sequence[Attack],
+    adapt_config: AdaptConfig,
+    *,
+    text: str | None = None,
 ) -> dict[str, Any]:
-    """A report that measured nothing, and says why."""
-    return {
-        "summary": {"trustworthy": None, "text": f"No robustness estimate: {reason}"},
-        "recommendation": None,
+    """A report that measured nothing, and says why, stating the threat model and adaptation
+    it would have measured."""
+    described = {
         "threat_model": threat_model(eps_grid, suite),
         "adapt": dataclasses.asdict(adapt_config),
-        "available": False,
-        "source": None,
-        "examples": 0,
-        "reason": reason,
     }
+    return unavailable(reason, described, text=text)
 
 
 def robustness_report(

@@ -25,6 +25,7 @@ from torch import Tensor
 
 from models.core import sign_test_p, wilson_interval
 from models.evaluation import SANITY_EPS
+from models.report.unavailable import unavailable_summary
 
 # each sign test's level for "measurably different": two tests (under attack, then clean), so
 # 0.05 / 2 keeps the chance of a false "serve X" at or below 5% (Bonferroni)
@@ -201,13 +202,13 @@ def first_lines(
 def report_summary(report: dict[str, Any]) -> dict[str, Any]:
     """What a model's record shows of its report: the plain sentence, the recommendation, and
     the headline figures (clean and worst-case accuracy per eps, robust vs clean-only)."""
+    if not report["available"]:
+        return unavailable_summary(report)
     first = {
         "level": report.get("level", "full"),
         "text": report["summary"]["text"],
         "recommendation": report.get("recommendation"),
     }
-    if not report["available"]:
-        return {"available": False, "reason": report["reason"], **first}
 
     def worst(cells: list[dict[str, Any]]) -> dict[str, float]:
         return {f"{c['eps']:g}": round(c["mean"], 4) for c in cells if c["attack"] == "worst"}

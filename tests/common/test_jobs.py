@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import json
-
 import pytest
 import redis
 
@@ -18,7 +16,7 @@ from common.job_errors import (
 from common.jobs import JobStore
 from common.keys import WORKER_GROUP, JobKind, JobState, Keys
 from common.queue import JobQueue
-from tests.service_fixtures import eventually
+from tests.service_fixtures import eventually, job_store, new_model
 
 pytestmark = pytest.mark.redis
 # Takeover thresholds. No test waits a fixed time: one that must not see a takeover uses a
@@ -33,13 +31,30 @@ def parts(redis_url, prefix):
     keys = Keys(prefix)
     queue = JobQueue(client, keys, claim_idle_ms=PATIENT_MS)
     queue.ensure_group()
-    return client, keys, JobStore(client, keys, 600, 600), queue
+    return client, keys, job_store(client, keys), queue
 
 
 def _create(store: JobStore, model: bool = True) -> str:
-    new_model = {"id": "model_x", "created": 1.0} if model else None
     return store.create(
-        JobKind.ADAPT, b"payload", {"model_id": "model_x"}, tenant="t1", new_model=new_model
+        JobKind.ADAPT,
+        b"payload",
+        tenant="t1",
+        base_model="tiny-adml",
+        settings="{}",
+        model_id="model_x",
+        new_model=new_model("model_x") if model else None,
+    )
+
+
+def _evaluation(store: JobStore, tenant: str, max_active: int | None = None) -> str:
+    return store.create(
+        JobKind.EVALUATE,
+        b"p",
+        tenant=tenant,
+        base_model="tiny-adml",
+        settings="{}",
+        model_id="m",
+        max_active=max_active,
     )
 
 
@@ -47,7 +62,7 @@ def test_create_stores_everything_and_enqueues(parts):
     client, keys, store, queue = parts
     job_id = _create(store)
     job = store.get(job_id)
-    assert job["state"] == "queued" and job["attempt"] == "0" and job["kind"] == "adapt"
+    assert job.state == JobState.QUEUED and job.attempt == 0 and job.kind == JobKind.ADAPT
     assert client.get(keys.job_input(job_id)) == b"payload"
     assert 0 < client.ttl(keys.job(job_id)) <= 600
     assert client.hget(keys.model("model_x"), "job_id").decode() == job_id
@@ -66,7 +81,7 @@ def test_attempts_guard_progress_and_finish(parts):
     with pytest.raises(Superseded):
         store.progress(job_id, first, 1, 10)
     store.progress(job_id, second, 3, 10)
-    assert store.get(job_id)["step"] == "3"
+    assert store.get(job_id).step == 3
 
     def publish(pipe):
         pipe.set(keys.model_weights("model_x"), b"weights")
@@ -74,7 +89,7 @@ def test_attempts_guard_progress_and_finish(parts):
     assert not store.finish(job_id, first, JobState.SUCCEEDED, extra=publish)
     assert client.get(keys.model_weights("model_x")) is None  # nothing from the stale attempt
     assert store.finish(job_id, second, JobState.SUCCEEDED, extra=publish)
-    assert store.get(job_id)["state"] == "succeeded"
+    assert store.get(job_id).state == JobState.SUCCEEDED
     assert client.get(keys.model_weights("model_x")) == b"weights"
     assert store.start(job_id, "w3", 3) is None  # finished jobs are never started again
 
@@ -83,7 +98,7 @@ def test_cancel_queued_running_and_finished(parts):
     client, keys, store, _ = parts
     queued = _create(store)
     assert store.cancel(queued) == "cancelled"
-    assert store.get(queued)["state"] == "cancelled"
+    assert store.get(queued).state == JobState.CANCELLED
     assert client.hget(keys.model("model_x"), "state") == b"cancelled"
     with pytest.raises(JobConflict, match="already cancelled"):
         store.cancel(queued)
@@ -101,11 +116,11 @@ def test_requeue_and_fail_unstarted(parts):
     attempt = store.start(job_id, "w1", 3)
     assert store.requeue(job_id, attempt)
     queue.ack(first.entry_id)
-    assert store.get(job_id)["state"] == "queued"
+    assert store.get(job_id).state == JobState.QUEUED
     again = queue.next("w2", block_ms=10)
     assert again.job_id == job_id and again.entry_id != first.entry_id
     assert store.fail_unstarted(job_id, {"code": "poison_job", "message": "m"})
-    assert json.loads(store.get(job_id)["error"])["code"] == "poison_job"
+    assert store.get(job_id).error_code == "poison_job"
 
 
 def _idle_ms(client: redis.Redis, keys: Keys) -> dict[str, int]:
@@ -163,7 +178,7 @@ def test_only_attempts_that_died_in_a_handler_make_a_job_poison(parts):
         assert store.start(job_id, f"w{expected}", 3) == expected
     with pytest.raises(PoisonJob) as poison:
         store.start(job_id, "w4", 3)
-    assert poison.value.attempts == 3 and store.get(job_id)["attempt"] == "3"  # no write
+    assert poison.value.attempts == 3 and store.get(job_id).attempt == 3  # no write
     given_back = _create(store, model=False)
     for _ in range(3):  # each attempt handed back on shutdown: not a death
         assert store.requeue(given_back, store.start(given_back, "w", 3))
@@ -174,7 +189,7 @@ def test_a_tenant_may_hold_only_so_many_unfinished_jobs(parts):
     client, keys, store, _ = parts
 
     def create(tenant: str) -> str:
-        return store.create(JobKind.EVALUATE, b"p", {"model_id": "m"}, tenant=tenant, max_active=2)
+        return _evaluation(store, tenant, max_active=2)
 
     first, second = create("a"), create("a")
     with pytest.raises(TooManyJobs, match="2 jobs of this tenant are queued or running"):
@@ -196,7 +211,7 @@ def test_tenants_take_turns_whatever_their_backlog(parts):
     queue.ensure_group()
 
     def create(tenant: str) -> str:
-        return store.create(JobKind.EVALUATE, b"p", {"model_id": "m"}, tenant=tenant)
+        return _evaluation(store, tenant)
 
     a_jobs = [create("a") for _ in range(5)]  # the first is dispatched at once
     b_job, c_job = create("b"), create("c")
@@ -218,11 +233,11 @@ def test_tenants_take_turns_whatever_their_backlog(parts):
 def test_an_acked_entry_left_in_the_stream_never_blocks_dispatch(parts):
     client, keys, store, queue = parts
     queue.ensure_group()
-    first = store.create(JobKind.EVALUATE, b"p", {"model_id": "m"}, tenant="a")
+    first = _evaluation(store, "a")
     delivered = queue.next("w", block_ms=10)
     assert delivered.job_id == first
     client.xack(keys.stream, WORKER_GROUP, delivered.entry_id)  # the XDEL never came
-    second = store.create(JobKind.EVALUATE, b"p", {"model_id": "m"}, tenant="b")
+    second = _evaluation(store, "b")
     assert queue.next("w", block_ms=10).job_id == second
 
 
@@ -232,10 +247,10 @@ def test_a_cancel_asked_while_running_ends_the_job_when_given_back_or_taken_over
     attempt = store.start(given_back, "w1", 3)
     assert store.cancel(given_back) == "running"
     assert store.requeue(given_back, attempt)  # shutdown came before the next progress call
-    assert store.get(given_back)["state"] == "cancelled"
+    assert store.get(given_back).state == JobState.CANCELLED
     assert client.hget(keys.model("model_x"), "state") == b"cancelled"
     taken_over = _create(store, model=False)
     store.start(taken_over, "w1", 3)
     assert store.cancel(taken_over) == "running"
     assert store.start(taken_over, "w2", 3) is None  # its worker died: no second attempt
-    assert store.get(taken_over)["state"] == "cancelled"
+    assert store.get(taken_over).state == JobState.CANCELLED

@@ -9,9 +9,9 @@ import pytest
 import redis
 
 from common import telemetry
-from common.jobs import JobStore
 from common.keys import JobKind, Keys
 from models.service import AdaptJob, encode_images
+from tests.service_fixtures import job_store, new_model
 from tests.worker.test_worker import _start_worker, _support
 
 pytestmark = [pytest.mark.redis, pytest.mark.slow]
@@ -22,7 +22,7 @@ MAX_DELIVERIES = 1000
 
 
 def _create_jobs(settings) -> list[str]:
-    store = JobStore(redis.Redis.from_url(settings.redis_url), Keys(settings.key_prefix), 600, 600)
+    store = job_store(redis.Redis.from_url(settings.redis_url), Keys(settings.key_prefix))
     job_settings = AdaptJob(
         eps_grid=(0.0, 0.1), attacks=("fgsm", "pgd-2"), steps=40, lr=0.05, eps=0.1
     )
@@ -30,13 +30,11 @@ def _create_jobs(settings) -> list[str]:
         store.create(
             JobKind.ADAPT,
             encode_images(_support()),
-            {
-                "model_id": f"model_{n}",
-                "base_model": "tiny-adml",
-                "settings": job_settings.to_json(),
-            },
             tenant="t1",
-            new_model={"id": f"model_{n}", "created": float(n)},
+            base_model="tiny-adml",
+            settings=job_settings.to_json(),
+            model_id=f"model_{n}",
+            new_model=new_model(f"model_{n}", float(n)),
         )
         for n in range(JOBS)
     ]

@@ -10,8 +10,8 @@ import redis
 import torch
 
 from common.job_errors import CancelRequested
-from common.keys import JobKind, Keys
-from common.stores import Stores
+from common.job_record import JobRecord
+from common.keys import JobKind
 from common.tenant_base_models import BaseModelState, TenantBaseModel
 from models.service import (
     BaseTrainJob,
@@ -21,6 +21,7 @@ from models.service import (
     load_base_models,
     split_classes,
 )
+from tests.service_fixtures import service_stores
 from tests.synthetic import shape_dataset
 from worker.handlers import HandlerContext
 from worker.meta_train import handle_meta_train
@@ -38,9 +39,8 @@ def _images() -> LabelledImages:
     return decode_classes(named, channels=3, size=16)
 
 
-def _setup(settings) -> tuple[HandlerContext, str, dict]:
+def _setup(settings) -> tuple[HandlerContext, str, JobRecord]:
     client = redis.Redis.from_url(settings.redis_url)
-    keys = Keys(settings.key_prefix)
     images = _images()
     job = BaseTrainJob(
         name="shapes",
@@ -54,12 +54,13 @@ def _setup(settings) -> tuple[HandlerContext, str, dict]:
         eval_episodes=2,
         attacks=("fgsm",),
     )
-    stores = Stores.build(settings, client)
+    stores = service_stores(settings, client)
     job_id = stores.jobs.create(
         JobKind.META_TRAIN,
         encode_images(images),
-        {"base_model": "shapes", "settings": job.to_json()},
         tenant="t1",
+        base_model="shapes",
+        settings=job.to_json(),
         extra=lambda pipe, job_id: stores.tenant_bases.create_writes(
             pipe, "t1", TenantBaseModel("shapes", BaseModelState.TRAINING, job_id)
         ),
@@ -67,8 +68,7 @@ def _setup(settings) -> tuple[HandlerContext, str, dict]:
     context = HandlerContext.build(
         stores, load_base_models(settings.base_models_dir), torch.device("cpu")
     )
-    record = {k.decode(): v.decode() for k, v in client.hgetall(keys.job(job_id)).items()}
-    return context, job_id, record
+    return context, job_id, stores.jobs.get(job_id)
 
 
 def test_a_stopped_run_resumes_from_its_snapshot_and_publishes(settings):

@@ -15,11 +15,10 @@ import pytest
 import redis
 import torch
 
-from common.jobs import JobStore
+from common.job_record import JobRecord
 from common.keys import JobKind, Keys
-from common.stores import Stores
 from models.service import AdaptJob, LabelledImages, encode_images, load_base_models
-from tests.service_fixtures import SMALL_BACKBONE
+from tests.service_fixtures import SMALL_BACKBONE, job_store, new_model, service_stores
 from worker.handlers import HandlerContext, handle_adapt
 
 pytestmark = [pytest.mark.redis, pytest.mark.slow]
@@ -41,7 +40,7 @@ def _support() -> LabelledImages:
 def _create_job(
     settings, steps: int, model_id: str = "model_w", *, adversarial: bool = True, augment: int = 0
 ) -> str:
-    store = JobStore(redis.Redis.from_url(settings.redis_url), Keys(settings.key_prefix), 600, 600)
+    store = job_store(redis.Redis.from_url(settings.redis_url), Keys(settings.key_prefix))
     job_settings = AdaptJob(
         eps_grid=(0.0, 0.1),
         attacks=("fgsm", "pgd-2"),
@@ -54,9 +53,11 @@ def _create_job(
     return store.create(
         JobKind.ADAPT,
         encode_images(_support()),
-        {"model_id": model_id, "base_model": "tiny-adml", "settings": job_settings.to_json()},
         tenant="t1",
-        new_model={"id": model_id, "created": 1.0},
+        base_model="tiny-adml",
+        settings=job_settings.to_json(),
+        model_id=model_id,
+        new_model=new_model(model_id),
     )
 
 
@@ -84,6 +85,10 @@ def _start_worker(settings, omp_threads: str = "1", **overrides) -> subprocess.P
 def _job(settings, job_id: str) -> dict[str, str]:
     raw = redis.Redis.from_url(settings.redis_url).hgetall(Keys(settings.key_prefix).job(job_id))
     return {k.decode(): v.decode() for k, v in raw.items()}
+
+
+def _record(settings, job_id: str) -> JobRecord:
+    return JobRecord.from_hash(_job(settings, job_id))
 
 
 def _wait(settings, job_id: str, predicate, timeout: float = 90) -> dict[str, str]:
@@ -161,14 +166,14 @@ def test_handlers_are_deterministic_so_a_rerun_publishes_the_same_model(settings
     keys = Keys(settings.key_prefix)
     job_id = _create_job(settings, steps=3, augment=2)  # random affine copies: seeded by the job
     context = HandlerContext.build(
-        Stores.build(settings, client),
+        service_stores(settings, client),
         load_base_models(settings.base_models_dir),
         torch.device("cpu"),
     )
     published = []
     for _ in range(2):
         publish = handle_adapt(
-            context, _job(settings, job_id), lambda step, total, phase=None: None
+            context, _record(settings, job_id), lambda step, total, phase=None: None
         )
         pipe = client.pipeline()
         publish.model_writes(pipe, "model_w")
@@ -182,13 +187,13 @@ def test_handlers_are_deterministic_so_a_rerun_publishes_the_same_model(settings
 def test_an_adaptation_reports_its_phases_and_ends_at_its_total(settings):
     client = redis.Redis.from_url(settings.redis_url)
     context = HandlerContext.build(
-        Stores.build(settings, client),
+        service_stores(settings, client),
         load_base_models(settings.base_models_dir),
         torch.device("cpu"),
     )
     job_id = _create_job(settings, steps=3)
     calls: list[tuple[int, int, str]] = []
-    handle_adapt(context, _job(settings, job_id), lambda *call: calls.append(call))
+    handle_adapt(context, _record(settings, job_id), lambda *call: calls.append(call))
     phases = [phase for _, _, phase in calls]
     total = 3 + 2 * 2 + 2  # steps, 2 folds x 2 adaptations, fgsm and pgd-2
     assert all(t == total for _, t, _ in calls) and calls[-1][0] == total
@@ -203,7 +208,7 @@ def test_a_clean_only_job_serves_the_clean_only_fine_tune_and_says_so(settings):
     client = redis.Redis.from_url(settings.redis_url)
     keys = Keys(settings.key_prefix)
     context = HandlerContext.build(
-        Stores.build(settings, client),
+        service_stores(settings, client),
         load_base_models(settings.base_models_dir),
         torch.device("cpu"),
     )
@@ -211,7 +216,7 @@ def test_a_clean_only_job_serves_the_clean_only_fine_tune_and_says_so(settings):
     for adversarial, model_id in ((True, "model_r"), (False, "model_c")):
         job_id = _create_job(settings, steps=3, model_id=model_id, adversarial=adversarial)
         publish = handle_adapt(
-            context, _job(settings, job_id), lambda step, total, phase=None: None
+            context, _record(settings, job_id), lambda step, total, phase=None: None
         )
         pipe = client.pipeline()
         publish.model_writes(pipe, model_id)
@@ -231,9 +236,7 @@ def test_a_running_job_is_cancelled_between_steps(settings):
     worker = _start_worker(settings)
     try:
         _wait(settings, job_id, _running)
-        store = JobStore(
-            redis.Redis.from_url(settings.redis_url), Keys(settings.key_prefix), 600, 600
-        )
+        store = job_store(redis.Redis.from_url(settings.redis_url), Keys(settings.key_prefix))
         assert store.cancel(job_id) == "running"
         job = _wait(settings, job_id, _finished)
     finally:
