@@ -14,7 +14,7 @@ from app.deps import ServicesDep
 from app.errors import ApiError
 from app.services import Services
 from common import rate_limits
-from common.api_keys import ApiKeys, Caller, digest
+from common.api_keys import Caller, digest
 
 OPEN_CALLER = Caller(tenant="local", key_id="open")
 
@@ -43,9 +43,7 @@ async def _caller_of(services: Services, token: str) -> Caller | None:
     known = digest(token) if token.startswith("fsk_") and len(token) <= 200 else None
     caller = services.callers.get(known) if known else None
     if caller is None:
-        caller = await services.off_loop(
-            ApiKeys(services.client, services.keys).authenticate, token
-        )
+        caller = await services.off_loop(services.stores.api_keys.authenticate, token)
         if caller is not None and known:
             services.callers.put(known, caller)
     return caller

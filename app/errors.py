@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import redis
@@ -19,6 +20,7 @@ from models.data import ArchiveError, DataError, UnsupportedFormat
 from models.service import ArtifactError, UnknownBaseModel
 
 logger = logging.getLogger(__name__)
+ErrorHandler = Callable[[Request, Any], Awaitable[JSONResponse]]
 
 
 class ApiError(Exception):
@@ -100,79 +102,74 @@ HTTP_CODES = {
 
 
 def install_error_handlers(app: FastAPI) -> None:
-    @app.exception_handler(ApiError)
-    async def api_error(_: Request, error: ApiError) -> JSONResponse:
+    """Every error a route lets out answered as JSON (:func:`error_response`): a domain error
+    with its stable code, anything HTTP-level with one of :data:`HTTP_CODES`."""
+    handlers: dict[type[Exception], ErrorHandler] = {
+        ApiError: _api_error,
+        UnsupportedFormat: _answer(415, "unsupported_image_format"),
+        ArchiveError: _answer(422, "invalid_archive"),
+        DataError: _answer(422, "invalid_image"),
+        JobNotFound: _job_not_found,
+        TooManyJobs: _answer(429, "too_many_jobs", {"Retry-After": "30"}),
+        JobConflict: _answer(409, "job_conflict"),
+        UnknownBaseModel: _answer(422, "unknown_base_model"),
+        BaseModelUnavailable: _answer(422, "unknown_base_model"),
+        CheckpointError: _answer(500, "corrupt_artifact", logged="unreadable base model"),
+        ArtifactError: _answer(500, "corrupt_artifact", logged="corrupt stored artifact"),
+        redis.RedisError: _redis_error,
+        RequestValidationError: _invalid_request,
+        StarletteHTTPException: _http_error,
+    }
+    for error_type, handler in handlers.items():
+        app.add_exception_handler(error_type, handler)
+
+
+def _answer(
+    status: int, code: str, headers: dict[str, str] | None = None, logged: str | None = None
+) -> ErrorHandler:
+    """A handler answering ``status`` and ``code`` with the error's text (and, given
+    ``logged``, logging it as an error under that heading)."""
+
+    async def handle(_: Request, error: Exception) -> JSONResponse:
+        if logged is not None:
+            logger.error("%s: %s", logged, error)
+        return error_response(status, code, str(error), **(headers or {}))
+
+    return handle
+
+
+async def _api_error(_: Request, error: ApiError) -> JSONResponse:
+    return error_response(error.status, error.code, error.message, error.details, **error.headers)
+
+
+async def _job_not_found(_: Request, error: JobNotFound) -> JSONResponse:
+    return error_response(404, "job_not_found", f"no job with id {error}")
+
+
+async def _redis_error(_: Request, error: redis.RedisError) -> JSONResponse:
+    logger.error("redis error: %s", error)
+    if isinstance(error, redis.exceptions.OutOfMemoryError) or "maxmemory" in str(error):
         return error_response(
-            error.status, error.code, error.message, error.details, **error.headers
+            507,
+            "storage_full",
+            "the job store is full (Redis maxmemory); delete models or retry later",
+            **{"Retry-After": "60"},
         )
+    return error_response(
+        503,
+        "storage_unavailable",
+        "the job store (Redis) is unavailable; retry shortly",
+        **{"Retry-After": "5"},
+    )
 
-    @app.exception_handler(UnsupportedFormat)
-    async def unsupported_format(_: Request, error: UnsupportedFormat) -> JSONResponse:
-        return error_response(415, "unsupported_image_format", str(error))
 
-    @app.exception_handler(ArchiveError)
-    async def bad_archive(_: Request, error: ArchiveError) -> JSONResponse:
-        return error_response(422, "invalid_archive", str(error))
+async def _invalid_request(_: Request, error: RequestValidationError) -> JSONResponse:
+    problems = "; ".join(
+        f"{'.'.join(str(p) for p in e.get('loc', ()))}: {e.get('msg')}" for e in error.errors()
+    )
+    return error_response(422, "invalid_request", problems or "invalid request")
 
-    @app.exception_handler(DataError)
-    async def data_error(_: Request, error: DataError) -> JSONResponse:
-        return error_response(422, "invalid_image", str(error))
 
-    @app.exception_handler(JobNotFound)
-    async def job_not_found(_: Request, error: JobNotFound) -> JSONResponse:
-        return error_response(404, "job_not_found", f"no job with id {error}")
-
-    @app.exception_handler(TooManyJobs)
-    async def too_many_jobs(_: Request, error: TooManyJobs) -> JSONResponse:
-        return error_response(429, "too_many_jobs", str(error), **{"Retry-After": "30"})
-
-    @app.exception_handler(JobConflict)
-    async def job_conflict(_: Request, error: JobConflict) -> JSONResponse:
-        return error_response(409, "job_conflict", str(error))
-
-    @app.exception_handler(UnknownBaseModel)
-    async def unknown_base(_: Request, error: UnknownBaseModel) -> JSONResponse:
-        return error_response(422, "unknown_base_model", str(error))
-
-    @app.exception_handler(BaseModelUnavailable)
-    async def unavailable_base(_: Request, error: BaseModelUnavailable) -> JSONResponse:
-        return error_response(422, "unknown_base_model", str(error))
-
-    @app.exception_handler(CheckpointError)
-    async def bad_base_model(_: Request, error: CheckpointError) -> JSONResponse:
-        logger.error("unreadable base model: %s", error)
-        return error_response(500, "corrupt_artifact", str(error))
-
-    @app.exception_handler(ArtifactError)
-    async def bad_artifact(_: Request, error: ArtifactError) -> JSONResponse:
-        logger.error("corrupt stored artifact: %s", error)
-        return error_response(500, "corrupt_artifact", str(error))
-
-    @app.exception_handler(redis.RedisError)
-    async def redis_down(_: Request, error: redis.RedisError) -> JSONResponse:
-        logger.error("redis error: %s", error)
-        if isinstance(error, redis.exceptions.OutOfMemoryError) or "maxmemory" in str(error):
-            return error_response(
-                507,
-                "storage_full",
-                "the job store is full (Redis maxmemory); delete models or retry later",
-                **{"Retry-After": "60"},
-            )
-        return error_response(
-            503,
-            "storage_unavailable",
-            "the job store (Redis) is unavailable; retry shortly",
-            **{"Retry-After": "5"},
-        )
-
-    @app.exception_handler(RequestValidationError)
-    async def invalid_request(_: Request, error: RequestValidationError) -> JSONResponse:
-        problems = "; ".join(
-            f"{'.'.join(str(p) for p in e.get('loc', ()))}: {e.get('msg')}" for e in error.errors()
-        )
-        return error_response(422, "invalid_request", problems or "invalid request")
-
-    @app.exception_handler(StarletteHTTPException)
-    async def http_error(_: Request, error: StarletteHTTPException) -> JSONResponse:
-        code = HTTP_CODES.get(error.status_code, "http_error")
-        return error_response(error.status_code, code, str(error.detail))
+async def _http_error(_: Request, error: StarletteHTTPException) -> JSONResponse:
+    code = HTTP_CODES.get(error.status_code, "http_error")
+    return error_response(error.status_code, code, str(error.detail))

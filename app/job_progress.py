@@ -19,12 +19,6 @@ def _coarse(seconds: float) -> float:
     return float(max(5, 5 * round(seconds / 5)))
 
 
-def live_workers(services: Services) -> int:
-    """Workers whose heartbeat is recent (3 heartbeat periods)."""
-    since = time.time() - 3 * services.settings.heartbeat_s
-    return int(services.client.zcount(services.keys.workers, since, "+inf"))
-
-
 def progress_view(job: JobRecord, services: Services) -> dict[str, Any]:
     view: dict[str, Any] = {
         "step": job.step,
@@ -49,7 +43,7 @@ def progress_view(job: JobRecord, services: Services) -> dict[str, Any]:
         if not ahead
         else f"queued: {ahead} job{'s' if ahead != 1 else ''} ahead"
     )
-    workers = live_workers(services)
+    workers = services.stores.live_workers()
     if typical is not None and workers:
         # the jobs ahead and this one, spread over the live workers (a rough figure)
         view["seconds_left"] = _coarse(typical * (view["queue_position"] // workers + 1))

@@ -4,11 +4,10 @@ from __future__ import annotations
 
 import logging
 import os
-import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from functools import partial
 from pathlib import Path
-from typing import Any
 
 import fastapi_offline
 import redis
@@ -19,8 +18,7 @@ from fastapi.responses import FileResponse, HTMLResponse
 from fastapi.security import HTTPBearer
 from fastapi.staticfiles import StaticFiles
 
-from app.deps import ServicesDep
-from app.errors import error_response, error_responses, install_error_handlers
+from app.errors import install_error_handlers
 from app.limits import BodyLimitMiddleware
 from app.metrics import RequestMetrics, RequestMiddleware, ServiceCollector
 from app.metrics import router as metrics_router
@@ -32,9 +30,9 @@ from app.routes import (
     jobs,
     limits,
     models,
+    operations,
     predictions,
 )
-from app.schemas.responses import Health, Ready, documented
 from app.services import Services
 from common.settings import Settings, get_settings
 from models.service import load_base_models
@@ -56,41 +54,14 @@ API_KEY = HTTPBearer(
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
-    """The app; Redis is connected and base models are loaded at start-up."""
-
-    @asynccontextmanager
-    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        chosen = settings or get_settings()
-        torch.set_num_threads(torch_threads(chosen))
-        client = redis.Redis.from_url(chosen.redis_url)
-        base = load_base_models(chosen.base_models_dir, chosen.default_base_model)
-        services = Services(chosen, client, base)
-        services.queue.ensure_group()
-        app.state.services = services
-        collector = ServiceCollector(services)
-        request_metrics.registry.register(collector)
-        logger.info(
-            "api ready: %d base model(s), redis %s, %d torch thread(s)",
-            len(base.by_name),
-            chosen.redis_url,
-            torch.get_num_threads(),
-        )
-        if chosen.auth == "open":
-            logger.warning(
-                "AUTH IS OFF (FEWSHOT_AUTH=open): every caller is tenant 'local'; "
-                "use it on your own machine only"
-            )
-        yield
-        request_metrics.registry.unregister(collector)
-        services.close()
-        client.close()
-
+    """The app; Redis is connected and base models are loaded at start-up (``settings``
+    None: from the environment)."""
     app = FastAPI(
         title="robust-fewshot",
         version="0.1.0",
         summary="Robust few-shot image classification: adapt an ADML initialization to a few "
         "labelled images, predict, and get an honest adversarial-robustness report.",
-        lifespan=lifespan,
+        lifespan=partial(lifespan, settings),
         docs_url=None,  # both served below from local assets
         redoc_url=None,
     )
@@ -103,7 +74,44 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     for module in (base_models, adaptations, jobs, job_events, models, predictions, limits):
         app.include_router(module.router, dependencies=[Depends(API_KEY)])
     app.include_router(metrics_router)
+    add_console(app)
+    app.include_router(operations.router)
+    add_docs(app)
+    return app
 
+
+@asynccontextmanager
+async def lifespan(settings: Settings | None, app: FastAPI) -> AsyncIterator[None]:
+    """The process's services (``app.state.services``) while the app runs."""
+    chosen = settings or get_settings()
+    torch.set_num_threads(torch_threads(chosen))
+    client = redis.Redis.from_url(chosen.redis_url)
+    base = load_base_models(chosen.base_models_dir, chosen.default_base_model)
+    services = Services(chosen, client, base)
+    services.queue.ensure_group()
+    app.state.services = services
+    registry = app.state.request_metrics.registry
+    collector = ServiceCollector(services)
+    registry.register(collector)
+    logger.info(
+        "api ready: %d base model(s), redis %s, %d torch thread(s)",
+        len(base.by_name),
+        chosen.redis_url,
+        torch.get_num_threads(),
+    )
+    if chosen.auth == "open":
+        logger.warning(
+            "AUTH IS OFF (FEWSHOT_AUTH=open): every caller is tenant 'local'; "
+            "use it on your own machine only"
+        )
+    yield
+    registry.unregister(collector)
+    services.close()
+    client.close()
+
+
+def add_console(app: FastAPI) -> None:
+    """The web console at / (plain HTML/CSS/JS, no CDN: works offline)."""
     console = Path(__file__).resolve().parent / "console"
     app.mount("/console", StaticFiles(directory=console), name="console")
 
@@ -115,41 +123,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     @app.get("/favicon.ico", include_in_schema=False)
     def favicon() -> FileResponse:
         return FileResponse(console / "favicon.svg", media_type="image/svg+xml")
-
-    @app.get(
-        "/healthz", tags=["operations"], response_model=None, responses=documented(Health, "alive")
-    )
-    def healthz() -> dict[str, str]:
-        """The process is alive."""
-        return {"status": "ok"}
-
-    @app.get(
-        "/readyz",
-        tags=["operations"],
-        response_model=None,
-        responses=documented(Ready, "ready") | error_responses(503),
-    )
-    def readyz(services: ServicesDep, workers: bool = True) -> Any:
-        """Redis answers, base models are loaded, a worker sent a heartbeat recently
-        (``?workers=false``: not asked; what a load balancer in front of API replicas wants,
-        so predictions go on while workers restart)."""
-        services.client.ping()
-        live = services.client.zcount(
-            services.keys.workers,
-            "(" + str(time.time() - 3 * services.settings.heartbeat_s),
-            "+inf",
-        )
-        checks = {
-            "redis": True,
-            "base_models": bool(services.base_models.by_name),
-            "workers": int(live),
-        }
-        if not checks["base_models"] or (workers and not live):
-            return error_response(503, "not_ready", f"not ready: {checks}")
-        return {"status": "ready", **checks}
-
-    add_docs(app)
-    return app
 
 
 def torch_threads(settings: Settings) -> int:

@@ -17,6 +17,7 @@ from common.keys import Keys
 from common.lru import LruCache, TtlCache
 from common.queue import JobQueue
 from common.settings import Settings
+from common.stores import Stores
 from common.tenant_base_models import BaseModelResolver, TenantBaseModels
 from models.core import FewShotNet, inference_graph
 from models.report import unfinished_report
@@ -61,14 +62,11 @@ class Services:
     settings: Settings
     client: redis.Redis
     base_models: BaseModels
-    keys: Keys = field(init=False)
-    store: JobStore = field(init=False)
-    queue: JobQueue = field(init=False)
+    stores: Stores = field(init=False)  # built by common.stores, as in the worker and the CLI
     cache: ModelCache = field(init=False)
     report_pngs: LruCache = field(init=False)
     blocking: anyio.CapacityLimiter = field(init=False)
     report_attacks: tuple[str, ...] = field(init=False)  # checked at start-up: fail fast
-    tenant_bases: TenantBaseModels = field(init=False)
     resolver: BaseModelResolver = field(init=False)
     plain_batches: MicroBatcher = field(init=False)  # predictions
     attack_batches: MicroBatcher = field(init=False)  # robustness checks: their own thread
@@ -76,22 +74,11 @@ class Services:
     ready_records: TtlCache = field(init=False)  # (model, tenant) -> record of a ready model
 
     def __post_init__(self) -> None:
-        self.keys = Keys(self.settings.key_prefix)
-        self.store = JobStore(
-            self.client,
-            self.keys,
-            self.settings.job_ttl_s,
-            self.settings.model_ttl_s,
-            unfinished_report,
-        )
-        self.queue = JobQueue(self.client, self.keys, self.settings.claim_idle_ms)
+        self.stores = Stores.build(self.settings, self.client, unfinished_report)
         self.cache = ModelCache(self.settings.model_cache_size)
         self.report_pngs = LruCache(self.settings.model_cache_size)
         self.report_attacks = report_suite(self.settings.report_attacks)
-        self.tenant_bases = TenantBaseModels(self.client, self.keys)
-        self.resolver = BaseModelResolver(
-            self.base_models, self.tenant_bases, decode_base_model, LruCache(8)
-        )
+        self.resolver = self.stores.base_model_resolver(self.base_models, decode_base_model)
         batching = {
             "enabled": self.settings.batching,
             "window_s": self.settings.batch_window_ms / 1000,
@@ -103,6 +90,23 @@ class Services:
         self.ready_records = TtlCache(10_000, ttl_s=self.settings.model_record_cache_s)
         # made inside the app's event loop (lifespan): the threads of blocking work
         self.blocking = anyio.CapacityLimiter(self.settings.blocking_threads)
+
+    @property
+    def keys(self) -> Keys:
+        return self.stores.keys
+
+    @property
+    def store(self) -> JobStore:
+        """The job store (``stores.jobs``)."""
+        return self.stores.jobs
+
+    @property
+    def queue(self) -> JobQueue:
+        return self.stores.queue
+
+    @property
+    def tenant_bases(self) -> TenantBaseModels:
+        return self.stores.tenant_bases
 
     def close(self) -> None:
         self.plain_batches.close()

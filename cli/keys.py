@@ -9,16 +9,16 @@ import redis
 import typer
 
 from cli.console import err, fail
-from common.api_keys import ApiKeyError, ApiKeys
-from common.keys import Keys
+from common.api_keys import ApiKey, ApiKeyError, ApiKeys
 from common.settings import get_settings
+from common.stores import Stores
+from models.report import unfinished_report
 
 app = typer.Typer(help=__doc__, no_args_is_help=True, add_completion=False)
 
 
 def _api_keys() -> ApiKeys:
-    settings = get_settings()
-    return ApiKeys(redis.Redis.from_url(settings.redis_url), Keys(settings.key_prefix))
+    return Stores.build(get_settings(), None, unfinished_report).api_keys
 
 
 @app.command("create")
@@ -42,8 +42,18 @@ def list_keys() -> None:
         listed = _api_keys().list()
     except redis.RedisError as error:
         raise fail(error) from error
-    for record in listed:
-        typer.echo(json.dumps(record))
+    for key in listed:
+        typer.echo(json.dumps(_listing(key)))
+
+
+def _listing(key: ApiKey) -> dict[str, str]:
+    """A key as ``keys list`` prints it: every field as text, ``created`` as Redis holds it."""
+    return {
+        "key_id": key.key_id,
+        "tenant": key.tenant,
+        "name": key.name,
+        "created": repr(key.created),
+    }
 
 
 @app.command("revoke")

@@ -53,17 +53,6 @@ def default_data_path() -> Path | None:
     return None
 
 
-def pick_device(name: str) -> torch.device:
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if name.startswith("cuda") and not torch.cuda.is_available():
-        raise ConfigError(f"device {name!r} asked for, but CUDA is not available")
-    try:
-        return torch.device(name)
-    except RuntimeError as error:
-        raise ConfigError(f"unknown device {name!r}: {error}") from error
-
-
 def init_distributed(device: torch.device) -> tuple[Ranks, torch.device]:
     """Join the ``torchrun`` process group when there is one (gloo on CPU, nccl on CUDA)."""
     world = int(os.environ.get("WORLD_SIZE", "1"))

@@ -20,6 +20,7 @@ from models.core import (
     load_checkpoint,
     load_optimizer_state,
     paths_of,
+    pick_device,
 )
 from models.core import save_checkpoint as write_checkpoint
 from models.meta import (
@@ -84,7 +85,7 @@ def meta_train_command(
     """Meta-train an ADML (or MAML) initialization on the training alphabets."""
     logging.basicConfig(level=logging.WARNING)
     with clear_errors():
-        ranks, torch_device = runs.init_distributed(runs.pick_device(device))
+        ranks, torch_device = runs.init_distributed(pick_device(device))
         weights_path, _ = paths_of(out)
         if resume:
             checkpoint = load_checkpoint(out)

@@ -7,6 +7,7 @@ right stored form (a slow password hash would add nothing but latency on every r
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import re
 import secrets
@@ -22,6 +23,24 @@ TENANT_PATTERN = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
 
 class ApiKeyError(ValueError):
     """A bad tenant or key name, or an unknown key id."""
+
+
+@dataclass(frozen=True)
+class ApiKey:
+    """An API key as stored (a hash at ``keys.api_key(digest)``): never its token."""
+
+    key_id: str  # 12 hex characters, shown in listings and logs
+    tenant: str
+    name: str  # a note for people, e.g. who holds the key
+    created: float  # unix seconds
+
+    @classmethod
+    def from_hash(cls, stored: dict[bytes, bytes]) -> ApiKey:
+        fields = {k.decode(): v.decode() for k, v in stored.items()}
+        return cls(fields["key_id"], fields["tenant"], fields["name"], float(fields["created"]))
+
+    def to_hash(self) -> dict[str, str | float]:
+        return dataclasses.asdict(self)
 
 
 @dataclass(frozen=True)
@@ -50,9 +69,9 @@ class ApiKeys:
         key_id = secrets.token_hex(6)
         token = f"fsk_{key_id}_{secrets.token_urlsafe(32)}"
         sha = digest(token)
-        record = {"key_id": key_id, "tenant": tenant, "name": name, "created": time.time()}
+        record = ApiKey(key_id, tenant, name, created=time.time())
         pipe = self.client.pipeline(transaction=True)
-        pipe.hset(self.keys.api_key(sha), mapping=record)
+        pipe.hset(self.keys.api_key(sha), mapping=record.to_hash())
         pipe.hset(self.keys.api_keys, key_id, sha)
         pipe.execute()
         return key_id, token
@@ -66,12 +85,13 @@ class ApiKeys:
             return None
         return Caller(tenant.decode(), key_id.decode())
 
-    def list(self) -> list[dict[str, str]]:
+    def list(self) -> list[ApiKey]:
+        """Every key, by key id."""
         listed = []
-        for key_id, sha in sorted(self.client.hgetall(self.keys.api_keys).items()):
-            raw = self.client.hgetall(self.keys.api_key(sha.decode()))
-            record = {k.decode(): v.decode() for k, v in raw.items()}
-            listed.append({"key_id": key_id.decode(), **record})
+        for _, sha in sorted(self.client.hgetall(self.keys.api_keys).items()):
+            stored = self.client.hgetall(self.keys.api_key(sha.decode()))
+            if stored:  # revoked between the two reads
+                listed.append(ApiKey.from_hash(stored))
         return listed
 
     def revoke(self, key_id: str) -> None:

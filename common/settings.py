@@ -13,6 +13,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 LOOPBACK = frozenset({"127.0.0.1", "localhost", "::1"})
 PRETRAINED_DIR = Path(__file__).resolve().parents[1] / "models" / "pretrained"
+LIVE_WITHIN_BEATS = 3  # a worker is live while its last heartbeat is at most this many old
 
 
 class Settings(BaseSettings):
@@ -82,6 +83,8 @@ class Settings(BaseSettings):
 
     # serving
     model_cache_size: int = Field(32, ge=1)
+    # tenants' own base models decoded and kept in memory, by the API and by each worker
+    base_model_cache_size: int = Field(8, ge=1)
     blocking_threads: int = Field(4, ge=1)  # API threads for decoding, uploads, Redis calls
     # predictions of one model that arrive while the inference thread is busy share its next
     # forward pass (app.batching); false: one forward pass per request
@@ -113,6 +116,12 @@ class Settings(BaseSettings):
         return frozenset(name.strip().upper() for name in self.allowed_formats.split(","))
 
     @property
+    def worker_live_s(self) -> float:
+        """A worker whose last heartbeat is older than this is presumed gone (/readyz, queue
+        estimates, the worker container's health check)."""
+        return LIVE_WITHIN_BEATS * self.heartbeat_s
+
+    @property
     def open_host_names(self) -> frozenset[str]:
         return frozenset(name.strip().lower() for name in self.open_hosts.split(",") if name)
 
@@ -130,7 +139,7 @@ class Settings(BaseSettings):
                 "reach this address: use auth=keys, a loopback host, or set "
                 "FEWSHOT_ALLOW_OPEN_NETWORK=true if that is what you mean"
             )
-        if 3 * self.heartbeat_s * 1000 > self.claim_idle_ms:
+        if self.worker_live_s * 1000 > self.claim_idle_ms:  # not taken over while live
             raise ValueError("claim_idle_ms must be at least 3 heartbeats (heartbeat_s) long")
         return self
 

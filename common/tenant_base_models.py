@@ -9,15 +9,18 @@ tenant's own share one namespace: a tenant cannot take a shipped name.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import re
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from enum import StrEnum
 from typing import Any
 
 import redis
 
-from common.keys import Keys
+from common.keys import JobState, Keys
 from common.lru import LruCache
 
 NAME_PATTERN = re.compile(r"[a-z0-9][a-z0-9-]{1,39}")
@@ -31,18 +34,95 @@ class BaseModelUnavailable(LookupError):
     """No shipped base model and no ready one of the tenant's has that name."""
 
 
+class BaseModelState(StrEnum):
+    """A tenant base model's state: stored (training, ready) or shown (all four)."""
+
+    TRAINING = "training"
+    READY = "ready"
+    FAILED = "failed"  # shown: its job failed, or the job's record expired
+    CANCELLED = "cancelled"  # shown: its job was cancelled
+
+
+@dataclass(frozen=True)
+class TenantBaseModel:
+    """One of a tenant's base models as stored; fields that are None are not written."""
+
+    name: str
+    state: BaseModelState
+    job_id: str  # the meta-training job that makes it: a re-created name is another model
+    created: float | None = None  # unix seconds
+    classes: int | None = None  # in the uploaded archive
+    images: int | None = None
+    settings: dict[str, Any] | None = None  # the job's settings but the class split
+    validation: list[dict[str, Any]] | None = None  # the latest validation, while it trains
+    metrics: dict[str, Any] | None = None  # once ready: its test on unseen classes
+
+    @classmethod
+    def training(
+        cls, name: str, job_id: str, classes: int, images: int, settings: dict[str, Any]
+    ) -> TenantBaseModel:
+        """The record written with the job that trains it."""
+        return cls(
+            name,
+            BaseModelState.TRAINING,
+            job_id,
+            created=time.time(),
+            classes=classes,
+            images=images,
+            settings=settings,
+        )
+
+    @classmethod
+    def from_json(cls, text: bytes | str) -> TenantBaseModel:
+        """A stored record; fields this version does not know are ignored."""
+        stored = json.loads(text)
+        known = {f.name for f in dataclasses.fields(cls)}
+        fields = {k: v for k, v in stored.items() if k in known}
+        return cls(**(fields | {"state": BaseModelState(stored["state"])}))
+
+    def to_dict(self) -> dict[str, Any]:
+        """The stored fields (what the API lists of the record)."""
+        return {k: v for k, v in dataclasses.asdict(self).items() if v is not None}
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict())
+
+    def ready(self, metrics: dict[str, Any], validation: list[dict[str, Any]]) -> TenantBaseModel:
+        """This record once its job has succeeded."""
+        return dataclasses.replace(
+            self, state=BaseModelState.READY, metrics=metrics, validation=validation
+        )
+
+    def shown_state(self, job_state: JobState | None) -> BaseModelState:
+        """The state to show, given its job's (None: the job's record is gone): a record still
+        training shows how its job ended."""
+        if self.state != BaseModelState.TRAINING:
+            return self.state
+        if job_state in (JobState.QUEUED, JobState.RUNNING):
+            return BaseModelState.TRAINING
+        if job_state == JobState.SUCCEEDED:  # read between the job's end and this record's
+            return BaseModelState.READY
+        if job_state == JobState.CANCELLED:
+            return BaseModelState.CANCELLED
+        return BaseModelState.FAILED
+
+    def cache_key(self, tenant: str) -> str:
+        """Its decoded weights' key in a cache (a re-created name is another model)."""
+        return f"{tenant}/{self.name}/{self.job_id}"
+
+
 @dataclass(frozen=True)
 class TenantBaseModels:
     client: redis.Redis
     keys: Keys
 
-    def records(self, tenant: str) -> list[dict[str, Any]]:
+    def records(self, tenant: str) -> list[TenantBaseModel]:
         raw = self.client.hgetall(self.keys.base_models(tenant))
-        return sorted((json.loads(v) for v in raw.values()), key=lambda r: r["name"])
+        return sorted((TenantBaseModel.from_json(v) for v in raw.values()), key=lambda r: r.name)
 
-    def record(self, tenant: str, name: str) -> dict[str, Any] | None:
+    def record(self, tenant: str, name: str) -> TenantBaseModel | None:
         raw = self.client.hget(self.keys.base_models(tenant), name)
-        return None if raw is None else json.loads(raw)
+        return None if raw is None else TenantBaseModel.from_json(raw)
 
     def check_free(self, pipe: redis.client.Pipeline, tenant: str, name: str, cap: int) -> None:
         """Raise BaseModelNameTaken or ValueError (cap) while ``pipe`` WATCHes the records."""
@@ -52,37 +132,43 @@ class TenantBaseModels:
         if pipe.hlen(key) >= cap:
             raise ValueError(f"you have {cap} base models, the limit: delete one first")
 
-    def create_writes(self, pipe: redis.client.Pipeline, tenant: str, record: dict) -> None:
-        pipe.hset(self.keys.base_models(tenant), record["name"], json.dumps(record))
+    def create_writes(
+        self, pipe: redis.client.Pipeline, tenant: str, record: TenantBaseModel
+    ) -> None:
+        pipe.hset(self.keys.base_models(tenant), record.name, record.to_json())
 
-    def update(self, tenant: str, name: str, job_id: str, changes: dict[str, Any]) -> bool:
-        """Merge ``changes`` into the record that ``job_id`` trains for; False (nothing written)
-        when the tenant deleted it (checked under WATCH: a deleted record is never revived)."""
+    def show_validation(
+        self, tenant: str, name: str, job_id: str, validation: list[dict[str, Any]]
+    ) -> bool:
+        """Show the latest ``validation`` on the record that ``job_id`` trains for; False
+        (nothing written) when the tenant deleted it (checked under WATCH: a deleted record
+        is never revived)."""
         key = self.keys.base_models(tenant)
         written = [False]
 
         def apply(pipe: redis.client.Pipeline) -> None:
             raw = pipe.hget(key, name)
-            current = None if raw is None else json.loads(raw)
-            if current is None or current.get("job_id") != job_id:
+            current = None if raw is None else TenantBaseModel.from_json(raw)
+            if current is None or current.job_id != job_id:
                 return
             pipe.multi()
-            pipe.hset(key, name, json.dumps({**current, **changes}))
+            updated = dataclasses.replace(current, validation=validation)
+            pipe.hset(key, name, updated.to_json())
             written[0] = True
 
         self.client.transaction(apply, key)
         return written[0]
 
     def ready_writes(
-        self, pipe: redis.client.Pipeline, tenant: str, record: dict, blob: bytes
+        self, pipe: redis.client.Pipeline, tenant: str, record: TenantBaseModel, blob: bytes
     ) -> None:
-        pipe.set(self.keys.base_model(tenant, record["name"]), blob)
-        pipe.hset(self.keys.base_models(tenant), record["name"], json.dumps(record))
+        pipe.set(self.keys.base_model(tenant, record.name), blob)
+        pipe.hset(self.keys.base_models(tenant), record.name, record.to_json())
 
     def weights(self, tenant: str, name: str) -> bytes | None:
         return self.client.get(self.keys.base_model(tenant, name))
 
-    def delete(self, tenant: str, name: str) -> dict[str, Any] | None:
+    def delete(self, tenant: str, name: str) -> TenantBaseModel | None:
         record = self.record(tenant, name)
         if record is None:
             return None
@@ -108,13 +194,13 @@ class BaseModelResolver:
         if name is None or name in self.shipped.by_name:
             return self.shipped.get(name)
         record = self.store.record(tenant, name)
-        if record is None or record.get("state") != "ready":
-            known = sorted(self.shipped.by_name) + [r["name"] for r in self.store.records(tenant)]
-            state = "" if record is None else f" (it is {record.get('state')})"
+        if record is None or record.state != BaseModelState.READY:
+            known = sorted(self.shipped.by_name) + [r.name for r in self.store.records(tenant)]
+            state = "" if record is None else f" (it is {record.state})"
             raise BaseModelUnavailable(
                 f"no ready base model {name!r}{state}; known: {', '.join(known)}"
             )
-        key = f"{tenant}/{name}/{record['job_id']}"
+        key = record.cache_key(tenant)
         loaded = self.cache.get(key)
         if loaded is None:
             blob = self.store.weights(tenant, name)
@@ -125,3 +211,7 @@ class BaseModelResolver:
             loaded = self.decode(name, blob)
             self.cache.put(key, loaded)
         return loaded
+
+    def forget(self, tenant: str, record: TenantBaseModel) -> None:
+        """Drop ``record``'s decoded weights (it was deleted)."""
+        self.cache.drop(record.cache_key(tenant))

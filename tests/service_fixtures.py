@@ -27,6 +27,7 @@ from common.jobs import JobStore
 from common.keys import Keys, ModelState
 from common.model_record import ModelRecord
 from common.settings import Settings
+from common.stores import Stores
 from models.core import BackboneConfig, FewShotNet, MetaConfig, backbone_params, save_checkpoint
 from models.report import unfinished_report
 from models.service import load_base_models
@@ -61,6 +62,11 @@ def prefix(redis_url: str) -> Iterator[str]:
 
 def keys_under(redis_url: str, prefix: str) -> list[bytes]:
     return sorted(redis.Redis.from_url(redis_url).scan_iter(match=f"{prefix}:*"))
+
+
+def service_stores(settings: Settings, client: redis.Redis | None = None) -> Stores:
+    """The stores as the API and the worker build them (common.stores)."""
+    return Stores.build(settings, client, unfinished_report)
 
 
 def job_store(client: redis.Redis, keys: Keys, ttl_s: int = 600) -> JobStore:

@@ -12,8 +12,6 @@ import time
 
 from common.settings import Settings, get_settings
 
-STALE_AFTER_BEATS = 3
-
 
 def is_alive(settings: Settings, now: float | None = None) -> bool:
     try:
@@ -21,7 +19,7 @@ def is_alive(settings: Settings, now: float | None = None) -> bool:
     except FileNotFoundError:
         return False
     moment = time.time() if now is None else now
-    return moment - beat <= STALE_AFTER_BEATS * settings.heartbeat_s
+    return moment - beat <= settings.worker_live_s
 
 
 if __name__ == "__main__":

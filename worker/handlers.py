@@ -13,7 +13,7 @@ import dataclasses
 import hashlib
 from collections.abc import Callable
 from dataclasses import dataclass
-from functools import cached_property, partial
+from functools import partial
 from typing import Any
 
 import redis
@@ -22,8 +22,8 @@ import torch
 from common.job_record import JobRecord
 from common.jobs import ExtraWrites, ModelWrites
 from common.keys import Keys, ModelState
-from common.lru import LruCache
 from common.model_store import ModelStore
+from common.stores import Stores
 from common.tenant_base_models import (
     BaseModelResolver,
     BaseModelUnavailable,
@@ -68,12 +68,6 @@ USER_ERRORS = (
 )
 
 
-def pick_device(name: str) -> torch.device:
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(name)
-
-
 @dataclass(frozen=True)
 class Publish:
     """What a succeeded job writes, in the transaction that finishes it."""
@@ -84,25 +78,36 @@ class Publish:
 
 @dataclass(frozen=True)
 class HandlerContext:
-    client: redis.Redis
-    keys: Keys
-    base_models: BaseModels
+    """What every handler works with: the stores (common.stores), base models by name, the
+    device it computes on."""
+
+    stores: Stores
+    resolver: BaseModelResolver
     device: torch.device
-    model_ttl_s: int
+
+    @classmethod
+    def build(cls, stores: Stores, shipped: BaseModels, device: torch.device) -> HandlerContext:
+        return cls(stores, stores.base_model_resolver(shipped, decode_base_model), device)
+
+    @property
+    def client(self) -> redis.Redis:
+        return self.stores.client
+
+    @property
+    def keys(self) -> Keys:
+        return self.stores.keys
+
+    @property
+    def model_ttl_s(self) -> int:
+        return self.stores.settings.model_ttl_s
 
     @property
     def models(self) -> ModelStore:
-        return ModelStore(self.client, self.keys, self.model_ttl_s)
+        return self.stores.models
 
     @property
     def tenant_bases(self) -> TenantBaseModels:
-        return TenantBaseModels(self.client, self.keys)
-
-    @cached_property
-    def resolver(self) -> BaseModelResolver:
-        return BaseModelResolver(
-            self.base_models, self.tenant_bases, decode_base_model, LruCache(4)
-        )
+        return self.stores.tenant_bases
 
     def base_model(self, tenant: str, name: str) -> BaseModel:
         return self.resolver.get(tenant, name)

@@ -9,12 +9,12 @@ finishes the job, and deletes the snapshot.
 from __future__ import annotations
 
 import time
-from typing import Any
 
 import redis
 
 from common.job_errors import CancelRequested
 from common.job_record import JobRecord
+from common.tenant_base_models import TenantBaseModel
 from models.service import BaseTrainJob, TrainRun, encode_base_model
 from worker.handlers import HandlerContext, Progress, Publish, PublishModel, stored_input
 
@@ -38,8 +38,8 @@ def handle_meta_train(
 
     def keep(data: bytes) -> None:
         ctx.client.set(snapshot_key, data, ex=ctx.model_ttl_s)
-        latest = {"validation": run.state.validation[-1:]}  # shown while it trains
-        if not ctx.tenant_bases.update(job.tenant, settings.name, job.id, latest):
+        latest = run.state.validation[-1:]  # shown while it trains
+        if not ctx.tenant_bases.show_validation(job.tenant, settings.name, job.id, latest):
             raise CancelRequested(f"base model {settings.name!r} was deleted while it trained")
 
     run.train(
@@ -55,14 +55,9 @@ def handle_meta_train(
     )
     card |= {"created": time.time(), "job_id": job.id, "description": settings.description}
     blob = encode_base_model(tensors, card)
-    current = _still_wanted(ctx, job, settings.name)
-    record: dict[str, Any] = {
-        **current,
-        "state": "ready",
-        "job_id": job.id,
-        "metrics": card["metrics"],
-        "validation": card["validation"][-1:] if card["validation"] else [],
-    }
+    record = _still_wanted(ctx, job, settings.name).ready(
+        metrics=card["metrics"], validation=card["validation"][-1:]
+    )
 
     def publish(pipe: redis.client.Pipeline) -> None:
         ctx.tenant_bases.ready_writes(pipe, job.tenant, record, blob)
@@ -71,9 +66,9 @@ def handle_meta_train(
     return Publish(job_writes=publish)
 
 
-def _still_wanted(ctx: HandlerContext, job: JobRecord, name: str) -> dict[str, Any]:
+def _still_wanted(ctx: HandlerContext, job: JobRecord, name: str) -> TenantBaseModel:
     """The record this job trains for; CancelRequested when the tenant deleted it."""
     current = ctx.tenant_bases.record(job.tenant, name)
-    if current is None or current.get("job_id") != job.id:
+    if current is None or current.job_id != job.id:
         raise CancelRequested(f"base model {name!r} was deleted while it trained")
     return current

@@ -17,16 +17,16 @@ from dataclasses import dataclass, field
 import redis
 import torch
 
-from common.jobs import (
-    JobStore,
-)
+from common.jobs import JobStore
 from common.keys import Keys
 from common.queue import JobQueue
 from common.settings import Settings
+from common.stores import Stores
+from models.core import pick_device
 from models.report import unfinished_report
 from models.service import BaseModels
 from worker.attempts import REDIS_UNUSABLE, JobAttempts
-from worker.handlers import HandlerContext, pick_device
+from worker.handlers import HandlerContext
 
 logger = logging.getLogger(__name__)
 
@@ -44,22 +44,9 @@ class Worker(JobAttempts):
     stop: threading.Event = field(default_factory=threading.Event)
 
     def __post_init__(self) -> None:
-        self.keys = Keys(self.settings.key_prefix)
-        self.store = JobStore(
-            self.client,
-            self.keys,
-            self.settings.job_ttl_s,
-            self.settings.model_ttl_s,
-            unfinished_report,
-        )
-        self.queue = JobQueue(self.client, self.keys, self.settings.claim_idle_ms)
-        self.context = HandlerContext(
-            self.client,
-            self.keys,
-            self.base_models,
-            pick_device(self.settings.device),
-            self.settings.model_ttl_s,
-        )
+        self.stores = Stores.build(self.settings, self.client, unfinished_report)
+        device = pick_device(self.settings.device)  # ConfigError: stop at start-up
+        self.context = HandlerContext.build(self.stores, self.base_models, device)
         self._outage_s = 0.0
         self._errors_in_a_row = 0  # unexpected errors since the last delivery served
         self.failed = False  # True: stopped by MAX_ERRORS_IN_A_ROW (exit non-zero, restart)
@@ -67,6 +54,19 @@ class Worker(JobAttempts):
         self._warned_entry: str | None = None  # the entry last warned about (warn once)
         self._last_progress = 0.0  # monotonic time of the held job's start or last progress
         self._halted = threading.Event()  # set once the serve loop has ended
+
+    @property
+    def keys(self) -> Keys:
+        return self.stores.keys
+
+    @property
+    def store(self) -> JobStore:
+        """The job store (``stores.jobs``)."""
+        return self.stores.jobs
+
+    @property
+    def queue(self) -> JobQueue:
+        return self.stores.queue
 
     def heartbeat(self) -> None:
         """Say this worker is alive: in Redis (for /readyz), in its alive file (for the

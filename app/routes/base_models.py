@@ -19,8 +19,15 @@ from app.schemas.responses import BaseModelAccepted, BaseModelList, documented
 from app.services import Services
 from app.uploads import files_of, form_number, optional_text, read_bytes, read_form
 from common.job_errors import JobConflict, JobNotFound
+from common.job_record import JobRecord
 from common.keys import JobKind
-from common.tenant_base_models import NAME_PATTERN, BaseModelNameTaken
+from common.settings import Settings
+from common.tenant_base_models import (
+    NAME_PATTERN,
+    BaseModelNameTaken,
+    BaseModelState,
+    TenantBaseModel,
+)
 from models.data import ArchiveLimits, read_class_archive
 from models.service import (
     MIN_CLASSES,
@@ -32,25 +39,35 @@ from models.service import (
 )
 
 logger = logging.getLogger(__name__)
+ClassArchive = dict[str, list[tuple[str, bytes]]]  # class name -> [(member path, bytes)]
 router = APIRouter(prefix="/v1/base-models", tags=["base models"], responses=API_ERRORS)
 
 
-def _view(record: dict[str, Any], services: Services, tenant: str) -> dict[str, Any]:
-    """A tenant base model as listed: a training record shows its job's state and progress."""
-    view = {**record, "scope": "tenant"}
-    if record.get("state") == "training":
+def _tenant_view(record: TenantBaseModel, services: Services, tenant: str) -> dict[str, Any]:
+    """One of the tenant's base models as listed: its record; while it trains, its job's state
+    and progress; once ready, what the base model says of itself."""
+    view: dict[str, Any] = {**record.to_dict(), "scope": "tenant"}
+    if record.state == BaseModelState.TRAINING:
         try:
-            job = services.store.get(record["job_id"], tenant)
-            state = job.state.value
-            view["state"] = {"queued": "training", "running": "training"}.get(state, state)
-            step, total = job.step, job.total
-            view["progress"] = {"step": step, "total": total, "seconds_left": None}
-            if job.started and step > 0:  # this attempt's pace (a resumed one restarts it)
-                elapsed = time.time() - job.started
-                view["progress"]["seconds_left"] = round(elapsed / step * (total - step))
+            job = services.store.get(record.job_id, tenant)
         except JobNotFound:
-            view["state"] = "failed"
+            view["state"] = record.shown_state(None)
+        else:
+            view["state"] = record.shown_state(job.state)
+            view["progress"] = _training_progress(job)
+    elif record.state == BaseModelState.READY:
+        view |= services.base_model(tenant, record.name).summary()
     return view
+
+
+def _training_progress(job: JobRecord) -> dict[str, Any]:
+    """Steps of the meta-training job and, once it has run some, about how long it has left."""
+    step, total = job.step, job.total
+    progress: dict[str, Any] = {"step": step, "total": total, "seconds_left": None}
+    if job.started and step > 0:  # this attempt's pace (a resumed one restarts it)
+        elapsed = time.time() - job.started
+        progress["seconds_left"] = round(elapsed / step * (total - step))
+    return progress
 
 
 @router.get(
@@ -61,10 +78,8 @@ def _view(record: dict[str, Any], services: Services, tenant: str) -> dict[str, 
 def list_base_models(services: ServicesDep, caller: CallerDep) -> dict[str, Any]:
     models = services.base_models
     shipped = [{**m.summary(), "scope": "shipped"} for _, m in sorted(models.by_name.items())]
-    own = [_view(r, services, caller.tenant) for r in services.tenant_bases.records(caller.tenant)]
-    for view in own:
-        if view["state"] == "ready":
-            view |= services.base_model(caller.tenant, view["name"]).summary()
+    records = services.tenant_bases.records(caller.tenant)
+    own = [_tenant_view(record, services, caller.tenant) for record in records]
     return {"default": models.default, "base_models": shipped + own}
 
 
@@ -108,7 +123,26 @@ def _job_settings(form: FormData, services: Services, classes: list[str]) -> Bas
 
 
 def _create(form: FormData, services: Services, caller: Caller) -> JSONResponse:
-    settings = services.settings
+    archive = _read_archive(form, services.settings)
+    job = _job_settings(form, services, list(archive))
+    decoded = decode_classes(
+        archive,
+        channels=job.channels,
+        size=job.image_size,
+        max_pixels=services.settings.max_pixels,
+        formats=services.settings.image_formats,
+    )
+    job_id = _enqueue(services, caller.tenant, job, encode_images(decoded), archive)
+    status_url = f"/v1/jobs/{job_id}"
+    return JSONResponse(
+        {"job_id": job_id, "name": job.name, "status_url": status_url, "split": job.split},
+        status_code=202,
+        headers={"Location": status_url},
+    )
+
+
+def _read_archive(form: FormData, settings: Settings) -> ClassArchive:
+    """The form's one dataset archive, by class; 422 unless it can make a base model."""
     uploads = files_of(form, "archive")
     if len(uploads) != 1:
         raise ApiError(
@@ -129,50 +163,49 @@ def _create(form: FormData, services: Services, caller: Caller) -> JSONResponse:
             f"at most {settings.max_archive_images} images"
             + (f" (too few images in {small[:5]})" if small else ""),
         )
-    job = _job_settings(form, services, list(archive))
-    decoded = decode_classes(
-        archive,
-        channels=job.channels,
-        size=job.image_size,
-        max_pixels=settings.max_pixels,
-        formats=settings.image_formats,
-    )
-    payload = encode_images(decoded)
-    record = {
-        "name": job.name,
-        "state": "training",
-        "created": time.time(),
-        "classes": len(archive),
-        "images": count,
-        "settings": {k: v for k, v in asdict(job).items() if k != "split"},
-    }
-    key = services.keys.base_models(caller.tenant)
+    return archive
+
+
+def _enqueue(
+    services: Services,
+    tenant: str,
+    job: BaseTrainJob,
+    payload: bytes,
+    archive: ClassArchive,
+) -> str:
+    """Queue the meta-training job with its base model's record, in one transaction; its id.
+    409 when the name is taken or the tenant has its cap of base models."""
+    settings = services.settings
+
+    def record(job_id: str) -> TenantBaseModel:
+        return TenantBaseModel.training(
+            job.name,
+            job_id,
+            classes=len(archive),
+            images=sum(len(files) for files in archive.values()),
+            settings={k: v for k, v in asdict(job).items() if k != "split"},
+        )
+
     try:
-        job_id = services.store.create(
+        return services.store.create(
             JobKind.META_TRAIN,
             payload,
-            tenant=caller.tenant,
+            tenant=tenant,
             base_model=job.name,
             settings=job.to_json(),
             max_active=settings.max_jobs_per_tenant,
             guard=lambda pipe: services.tenant_bases.check_free(
-                pipe, caller.tenant, job.name, settings.max_base_models_per_tenant
+                pipe, tenant, job.name, settings.max_base_models_per_tenant
             ),
             extra=lambda pipe, job_id: services.tenant_bases.create_writes(
-                pipe, caller.tenant, {**record, "job_id": job_id}
+                pipe, tenant, record(job_id)
             ),
-            watch=(key,),
+            watch=(services.keys.base_models(tenant),),
         )
     except BaseModelNameTaken as error:
         raise ApiError(409, "name_taken", str(error)) from error
     except ValueError as error:
         raise ApiError(409, "base_model_cap_reached", str(error)) from error
-    status_url = f"/v1/jobs/{job_id}"
-    return JSONResponse(
-        {"job_id": job_id, "name": job.name, "status_url": status_url, "split": job.split},
-        status_code=202,
-        headers={"Location": status_url},
-    )
 
 
 @router.delete("/{name}", status_code=204)
@@ -184,10 +217,10 @@ def delete_base_model(name: str, services: ServicesDep, caller: CallerDep) -> Re
     record = services.tenant_bases.delete(caller.tenant, name)
     if record is None:
         raise ApiError(404, "base_model_not_found", f"you have no base model named {name!r}")
-    if record.get("state") == "training":
+    if record.state == BaseModelState.TRAINING:
         try:
-            services.store.cancel(record["job_id"])
+            services.store.cancel(record.job_id)
         except (JobConflict, JobNotFound):
             logger.info("base model %s deleted; its job had ended already", name)
-    services.resolver.cache.drop(f"{caller.tenant}/{name}/{record['job_id']}")
+    services.resolver.forget(caller.tenant, record)
     return Response(status_code=204)

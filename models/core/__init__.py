@@ -1,5 +1,5 @@
-"""The base of the ML core: frozen configs, the Conv-4 network, checkpoints, small-sample
-statistics."""
+"""The base of the ML core: frozen configs, the device, the Conv-4 network, checkpoints,
+small-sample statistics."""
 
 from models.core.checkpoint import (
     Checkpoint,
@@ -22,6 +22,7 @@ from models.core.config import (
     HeadInit,
     MetaConfig,
 )
+from models.core.device import pick_device
 from models.core.networks import (
     FewShotNet,
     Params,
@@ -67,6 +68,7 @@ __all__ = [
     "mean_ci95",
     "paired_interval",
     "paths_of",
+    "pick_device",
     "save_checkpoint",
     "sha256_of",
     "sign_test_p",

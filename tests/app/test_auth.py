@@ -110,10 +110,10 @@ def test_rate_limits_answer_429_with_retry_after_per_key(client, tokens, monkeyp
 
 def test_a_revoked_key_stops_at_once(client, tokens):
     services = client.app.state.services
-    api_keys = ApiKeys(services.client, services.keys)
-    (record,) = [r for r in api_keys.list() if r["tenant"] == "acme"]
-    assert tokens["acme"] not in str(record)  # never stored nor listed
-    api_keys.revoke(record["key_id"])
+    api_keys = services.stores.api_keys
+    (key,) = [key for key in api_keys.list() if key.tenant == "acme"]
+    assert tokens["acme"] not in str(key)  # never stored nor listed
+    api_keys.revoke(key.key_id)
     assert_error(client.get("/v1/models", headers=bearer(tokens["acme"])), 401, "unauthorized")
 
 

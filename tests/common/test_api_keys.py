@@ -8,7 +8,7 @@ import pytest
 import redis
 
 from common import rate_limits
-from common.api_keys import ApiKeyError, ApiKeys
+from common.api_keys import ApiKey, ApiKeyError, ApiKeys
 from common.keys import Keys
 
 pytestmark = pytest.mark.redis
@@ -38,13 +38,25 @@ def test_only_the_digest_is_stored(api_keys, redis_url, prefix):
 def test_list_and_revoke(api_keys):
     first, token = api_keys.create("acme")
     second, _ = api_keys.create("globex", "ops")
-    listed = {record["key_id"]: record for record in api_keys.list()}
-    assert set(listed) == {first, second} and listed[second]["name"] == "ops"
+    listed = {key.key_id: key for key in api_keys.list()}
+    assert set(listed) == {first, second} and listed[second].name == "ops"
+    assert (listed[second].tenant, listed[first].name) == ("globex", "")
     api_keys.revoke(first)
     assert api_keys.authenticate(token) is None
-    assert [record["key_id"] for record in api_keys.list()] == [second]
+    assert [key.key_id for key in api_keys.list()] == [second]
     with pytest.raises(ApiKeyError):
         api_keys.revoke(first)
+
+
+def test_a_key_stored_by_an_earlier_version_reads(api_keys, redis_url, prefix):
+    """The hash layout is the deployment's: fields as text, ``created`` a float's repr."""
+    client, keys = redis.Redis.from_url(redis_url), Keys(prefix)
+    stored = {"key_id": "0123456789ab", "tenant": "acme", "name": "ci", "created": "1.5e9"}
+    client.hset(keys.api_key("f" * 64), mapping=stored)
+    client.hset(keys.api_keys, "0123456789ab", "f" * 64)
+    (key,) = api_keys.list()
+    assert key == ApiKey("0123456789ab", "acme", "ci", 1.5e9)
+    assert {k: str(v) for k, v in key.to_hash().items()} == stored | {"created": "1500000000.0"}
 
 
 @pytest.mark.parametrize("tenant", ["", "a b", "x" * 65, "../etc", "t:1"])

@@ -11,8 +11,8 @@ import torch
 
 from common.job_errors import CancelRequested
 from common.job_record import JobRecord
-from common.keys import JobKind, Keys
-from common.tenant_base_models import TenantBaseModels
+from common.keys import JobKind
+from common.tenant_base_models import BaseModelState, TenantBaseModel
 from models.service import (
     BaseTrainJob,
     LabelledImages,
@@ -21,7 +21,7 @@ from models.service import (
     load_base_models,
     split_classes,
 )
-from tests.service_fixtures import job_store
+from tests.service_fixtures import service_stores
 from tests.synthetic import shape_dataset
 from worker.handlers import HandlerContext
 from worker.meta_train import handle_meta_train
@@ -41,7 +41,6 @@ def _images() -> LabelledImages:
 
 def _setup(settings) -> tuple[HandlerContext, str, JobRecord]:
     client = redis.Redis.from_url(settings.redis_url)
-    keys = Keys(settings.key_prefix)
     images = _images()
     job = BaseTrainJob(
         name="shapes",
@@ -55,22 +54,21 @@ def _setup(settings) -> tuple[HandlerContext, str, JobRecord]:
         eval_episodes=2,
         attacks=("fgsm",),
     )
-    store = job_store(client, keys)
-    bases = TenantBaseModels(client, keys)
-    job_id = store.create(
+    stores = service_stores(settings, client)
+    job_id = stores.jobs.create(
         JobKind.META_TRAIN,
         encode_images(images),
         tenant="t1",
         base_model="shapes",
         settings=job.to_json(),
-        extra=lambda pipe, job_id: bases.create_writes(
-            pipe, "t1", {"name": "shapes", "state": "training", "job_id": job_id}
+        extra=lambda pipe, job_id: stores.tenant_bases.create_writes(
+            pipe, "t1", TenantBaseModel("shapes", BaseModelState.TRAINING, job_id)
         ),
     )
-    context = HandlerContext(
-        client, keys, load_base_models(settings.base_models_dir), torch.device("cpu"), 600
+    context = HandlerContext.build(
+        stores, load_base_models(settings.base_models_dir), torch.device("cpu")
     )
-    return context, job_id, store.get(job_id)
+    return context, job_id, stores.jobs.get(job_id)
 
 
 def test_a_stopped_run_resumes_from_its_snapshot_and_publishes(settings):
@@ -85,7 +83,7 @@ def test_a_stopped_run_resumes_from_its_snapshot_and_publishes(settings):
     snapshot = context.client.get(context.keys.job_snapshot(job_id))
     assert snapshot is not None  # written at iterations 2 and 4
     shown = context.tenant_bases.record("t1", "shapes")
-    assert shown["state"] == "training" and shown["validation"][0]["iteration"] == 4
+    assert shown.state == BaseModelState.TRAINING and shown.validation[0]["iteration"] == 4
     steps: list[tuple[int, int]] = []
     phases: list[str | None] = []
 
@@ -103,7 +101,7 @@ def test_a_stopped_run_resumes_from_its_snapshot_and_publishes(settings):
     pipe.execute()
     assert context.client.get(context.keys.job_snapshot(job_id)) is None
     record = context.tenant_bases.record("t1", "shapes")
-    assert record["state"] == "ready" and record["job_id"] == job_id
+    assert record.state == BaseModelState.READY and record.job_id == job_id
     base = context.base_model("t1", "shapes")
     assert base.card["iterations"] == 6 and base.spec.channels == 3
     assert json.loads(json.dumps(base.card["metrics"]))["test_episodes"] == 2

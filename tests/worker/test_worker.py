@@ -18,7 +18,7 @@ import torch
 from common.job_record import JobRecord
 from common.keys import JobKind, Keys
 from models.service import AdaptJob, LabelledImages, encode_images, load_base_models
-from tests.service_fixtures import SMALL_BACKBONE, job_store, new_model
+from tests.service_fixtures import SMALL_BACKBONE, job_store, new_model, service_stores
 from worker.handlers import HandlerContext, handle_adapt
 
 pytestmark = [pytest.mark.redis, pytest.mark.slow]
@@ -165,8 +165,10 @@ def test_handlers_are_deterministic_so_a_rerun_publishes_the_same_model(settings
     client = redis.Redis.from_url(settings.redis_url)
     keys = Keys(settings.key_prefix)
     job_id = _create_job(settings, steps=3, augment=2)  # random affine copies: seeded by the job
-    context = HandlerContext(
-        client, keys, load_base_models(settings.base_models_dir), torch.device("cpu"), 600
+    context = HandlerContext.build(
+        service_stores(settings, client),
+        load_base_models(settings.base_models_dir),
+        torch.device("cpu"),
     )
     published = []
     for _ in range(2):
@@ -184,12 +186,10 @@ def test_handlers_are_deterministic_so_a_rerun_publishes_the_same_model(settings
 
 def test_an_adaptation_reports_its_phases_and_ends_at_its_total(settings):
     client = redis.Redis.from_url(settings.redis_url)
-    context = HandlerContext(
-        client,
-        Keys(settings.key_prefix),
+    context = HandlerContext.build(
+        service_stores(settings, client),
         load_base_models(settings.base_models_dir),
         torch.device("cpu"),
-        600,
     )
     job_id = _create_job(settings, steps=3)
     calls: list[tuple[int, int, str]] = []
@@ -207,8 +207,10 @@ def test_an_adaptation_reports_its_phases_and_ends_at_its_total(settings):
 def test_a_clean_only_job_serves_the_clean_only_fine_tune_and_says_so(settings):
     client = redis.Redis.from_url(settings.redis_url)
     keys = Keys(settings.key_prefix)
-    context = HandlerContext(
-        client, keys, load_base_models(settings.base_models_dir), torch.device("cpu"), 600
+    context = HandlerContext.build(
+        service_stores(settings, client),
+        load_base_models(settings.base_models_dir),
+        torch.device("cpu"),
     )
     served = {}
     for adversarial, model_id in ((True, "model_r"), (False, "model_c")):

@@ -1,0 +1,72 @@
+"""The stores over the service's Redis, built in one place for the API, the worker and the CLI."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import redis
+
+from common.api_keys import ApiKeys
+from common.jobs import JobStore
+from common.keys import Keys
+from common.lru import LruCache
+from common.model_store import ModelStore, UnfinishedReport
+from common.queue import JobQueue
+from common.settings import Settings
+from common.tenant_base_models import BaseModelResolver, TenantBaseModels
+
+
+@dataclass(frozen=True)
+class Stores:
+    """Every record store of one Redis under one key prefix, sized by one ``settings``."""
+
+    settings: Settings
+    client: redis.Redis
+    keys: Keys
+    jobs: JobStore
+    queue: JobQueue
+    models: ModelStore
+    tenant_bases: TenantBaseModels
+    api_keys: ApiKeys
+
+    @classmethod
+    def build(
+        cls,
+        settings: Settings,
+        client: redis.Redis | None,
+        unfinished_report: UnfinishedReport,
+    ) -> Stores:
+        """The stores over ``client`` (None: a new client of ``settings.redis_url``);
+        ``unfinished_report``: models.report.unfinished_report (common imports no models)."""
+        if client is None:
+            client = redis.Redis.from_url(settings.redis_url)
+        keys = Keys(settings.key_prefix)
+        return cls(
+            settings=settings,
+            client=client,
+            keys=keys,
+            jobs=JobStore(
+                client, keys, settings.job_ttl_s, settings.model_ttl_s, unfinished_report
+            ),
+            queue=JobQueue(client, keys, settings.claim_idle_ms),
+            models=ModelStore(client, keys, settings.model_ttl_s),
+            tenant_bases=TenantBaseModels(client, keys),
+            api_keys=ApiKeys(client, keys),
+        )
+
+    def base_model_resolver(
+        self, shipped: Any, decode: Callable[[str, bytes], Any]
+    ) -> BaseModelResolver:
+        """Base models by name: ``shipped`` (models.service BaseModels) or a tenant's own,
+        decoded by ``decode`` (models.service decode_base_model: common imports no models) and
+        kept, ``settings.base_model_cache_size`` of them."""
+        cache = LruCache(self.settings.base_model_cache_size)
+        return BaseModelResolver(shipped, self.tenant_bases, decode, cache)
+
+    def live_workers(self, now: float | None = None) -> int:
+        """Workers whose last heartbeat is at most ``settings.worker_live_s`` old."""
+        since = (time.time() if now is None else now) - self.settings.worker_live_s
+        return int(self.client.zcount(self.keys.workers, since, "+inf"))
