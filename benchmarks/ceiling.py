@@ -38,7 +38,7 @@ from models.attacks import (
     pgd,
     runnable,
 )
-from models.core import FewShotNet, deployable, hardware, load_checkpoint
+from models.core import FewShotNet, deployable, hardware, load_checkpoint, model_from_checkpoint
 from models.evaluation import (
     DEFAULT_ATTACKS,
     SANITY_EPS,
@@ -149,7 +149,7 @@ def main() -> None:
     args.weights = args.weights or args.out / "ceiling.safetensors"
     started = time.time()
     checkpoint = load_checkpoint(args.checkpoint)
-    backbone_model, _ = runs.model_from_checkpoint(checkpoint)
+    backbone_model, _ = model_from_checkpoint(checkpoint)
     config = backbone_model.config
     card_data = checkpoint.card["data"]
     classes = runs.load_classes(card_data["kind"], Path(card_data["path"]), config)

@@ -13,7 +13,14 @@ from rich.table import Table
 from cli import runs
 from cli.console import clear_errors, err, out_console, progress_bar
 from models.attacks import parse_attacks
-from models.core import DEFAULT_EPS_GRID, AdaptConfig, ConfigError, backbone_params, load_checkpoint
+from models.core import (
+    DEFAULT_EPS_GRID,
+    AdaptConfig,
+    ConfigError,
+    backbone_params,
+    load_checkpoint,
+    model_from_checkpoint,
+)
 from models.data import EpisodeSampler, InputSpec
 from models.evaluation import (
     DEFAULT_ATTACKS,
@@ -138,7 +145,7 @@ def evaluate(
             raise ConfigError("--first-episode splits episodes; --runs evaluates whole runs")
         torch_device = runs.pick_device(device)
         checkpoint = load_checkpoint(checkpoint_path)
-        model, meta = runs.model_from_checkpoint(checkpoint)
+        model, meta = model_from_checkpoint(checkpoint)
         adapt_config = AdaptConfig(
             steps=adapt_steps,
             lr=adapt_lr,
