@@ -44,7 +44,7 @@ def fit_for_checkpoint(
     untouched."""
     model, _ = model_from_checkpoint(checkpoint)
     card_data = checkpoint.card["data"]
-    classes = runs.load_classes(card_data["kind"], data or Path(card_data["path"]), model.config)
+    classes = runs.card_classes(checkpoint, data, model.config)
     split = runs.split_from_card(checkpoint.card)
     if not split.val:
         raise ConfigError("the checkpoint's split has no validation classes to set thresholds")

@@ -110,6 +110,14 @@ def load_classes(
     return load_image_folder(path, channels=backbone.in_channels, image_size=backbone.image_size)
 
 
+def card_classes(
+    checkpoint: Checkpoint, data: Path | None, backbone: BackboneConfig
+) -> list[ClassImages]:
+    """The classes of the data a checkpoint's card names (read from ``data`` when given)."""
+    card_data = checkpoint.card["data"]
+    return load_classes(card_data["kind"], data or Path(card_data["path"]), backbone)
+
+
 @dataclass(frozen=True)
 class RunSetup:
     """Everything a meta-training run derives from its CLI arguments."""

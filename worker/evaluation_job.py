@@ -7,7 +7,7 @@ import json
 
 import redis
 
-from models.report import evaluate_model
+from models.report import accuracy_under_attack
 from models.service import EvaluateJob, load_adapted
 from worker.handlers import (
     HandlerContext,
@@ -35,7 +35,7 @@ def handle_evaluate(
     settings = EvaluateJob.from_json(job["settings"])
     x, y = tensors_of(labelled, ctx.device)
     progress(0, 1, "measuring robustness")
-    evaluation = evaluate_model(
+    evaluation = accuracy_under_attack(
         model,
         x,
         y,
