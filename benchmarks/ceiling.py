@@ -38,7 +38,7 @@ from models.attacks import (
     pgd,
     runnable,
 )
-from models.core import FewShotNet, deployable, hardware, load_checkpoint
+from models.core import FewShotNet, deployable, hardware, load_checkpoint, model_from_checkpoint
 from models.evaluation import (
     DEFAULT_ATTACKS,
     SANITY_EPS,
@@ -123,7 +123,7 @@ def train(config, x: Tensor, y: Tensor, n_classes: int, args: argparse.Namespace
     return {name: value.detach().clone() for name, value in model.state_dict().items()}
 
 
-def main() -> None:
+def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--checkpoint", default="models/pretrained/adml-omniglot")
     parser.add_argument("--out", type=Path, default=Path("docs/robustness/ceiling"))
@@ -144,54 +144,39 @@ def main() -> None:
         type=Path,
         help="trained weights, read if present (default: OUT/ceiling.safetensors)",
     )
-    args = parser.parse_args()
-    torch.set_num_threads(1)
-    args.weights = args.weights or args.out / "ceiling.safetensors"
-    started = time.time()
-    checkpoint = load_checkpoint(args.checkpoint)
-    backbone_model, _ = runs.model_from_checkpoint(checkpoint)
-    config = backbone_model.config
-    card_data = checkpoint.card["data"]
-    classes = runs.load_classes(card_data["kind"], Path(card_data["path"]), config)
-    test_classes = runs.split_from_card(checkpoint.card).select(classes, "test")
-    x_train, y_train, x_test, y_test = split_drawings([c.images for c in test_classes], args.seed)
-    recipe = {k: v for k, v in vars(args).items() if k not in ("out", "weights", "episodes")}
-    recipe = {k: str(v) for k, v in recipe.items()}
+    return parser.parse_args()
+
+
+def trained_weights(config, x: Tensor, y: Tensor, n_classes: int, args) -> dict[str, Tensor]:
+    """The weights at ``args.weights`` if present, else trained now and written there."""
     if args.weights.exists():
         weights = load_file(args.weights)
         print(f"trained weights read from {args.weights}", flush=True)
-    else:
-        weights = train(config, x_train, y_train, len(test_classes), args)
-        args.weights.parent.mkdir(parents=True, exist_ok=True)
-        save_file(weights, args.weights)
-    trained = time.time()
-    params = {k: v for k, v in weights.items() if "running" not in k and "num_batches" not in k}
-    model = deployable(config, params, x_train)
+        return weights
+    weights = train(config, x, y, n_classes, args)
+    args.weights.parent.mkdir(parents=True, exist_ok=True)
+    save_file(weights, args.weights)
+    return weights
 
-    grid = sorted({0.0, *(float(e) for e in args.eps.split(",")), SANITY_EPS})
-    suite, skipped = runnable(parse_attacks(args.attacks), WAY)
-    black = parse_attacks([args.blackbox])[0]
-    args.out.mkdir(parents=True, exist_ok=True)
-    protocol = {
-        "model": params_fingerprint(params),
-        "recipe": recipe,
-        "classes": [c.name for c in test_classes],
-        "eps": grid,
-        "attacks": [a.name for a in suite],
-        "blackbox": black.name,
-        "blackbox_every": args.blackbox_every,
-        "seed": args.seed,
-    }
-    journal = EpisodeJournal(args.out / "ceiling.jsonl", protocol)
+
+def episode_queries(
+    x_test: Tensor, y_test: Tensor, n_classes: int, seed: int, index: int
+) -> tuple[Tensor, Tensor, Tensor]:
+    """Episode ``index``'s characters and their held-out drawings, labelled 0..WAY-1."""
+    queries = len(x_test) // n_classes
+    rng = np.random.default_rng([seed, 1_000_000 + index])
+    chosen = torch.from_numpy(rng.choice(n_classes, size=WAY, replace=False))
+    rows = torch.cat([(y_test == c).nonzero().flatten() for c in chosen.tolist()])
+    return chosen, x_test[rows], torch.arange(WAY).repeat_interleave(queries)
+
+
+def attack_episodes(journal, model, x_test, y_test, n_classes, grid, suite, black, args):
+    """Every episode, from the journal when it holds it, else attacked and journaled."""
     tally = EpisodeTally()
-    queries = len(x_test) // len(test_classes)
     for index in range(args.episodes):
         episode = journal.get(index)
         if episode is None:
-            rng = np.random.default_rng([args.seed, 1_000_000 + index])
-            chosen = torch.from_numpy(rng.choice(len(test_classes), size=WAY, replace=False))
-            rows = torch.cat([(y_test == c).nonzero().flatten() for c in chosen.tolist()])
-            x, y = x_test[rows], torch.arange(WAY).repeat_interleave(queries)
+            chosen, x, y = episode_queries(x_test, y_test, n_classes, args.seed, index)
             episode = attack_episode(
                 EpisodeClasses(model, chosen),
                 x,
@@ -205,6 +190,12 @@ def main() -> None:
             journal.record(episode)
             print(f"episode {index + 1}/{args.episodes}", flush=True)
         tally.add(episode)
+    return tally
+
+
+def write_result(args, tally: EpisodeTally, protocol: dict, skipped: dict, queries: int, times):
+    """``ceiling.json`` beside the journal, and the cells on stdout."""
+    started, trained = times
     cells = tally.cells()
     result = {
         "what": "many-shot ceiling: Conv-4 PGD-trained on 15 drawings of every test character",
@@ -228,6 +219,44 @@ def main() -> None:
         print(
             f"{cell.attack:>12} eps {cell.eps:<5g} {100 * cell.mean:5.1f} ± {100 * cell.ci95:.1f}"
         )
+
+
+def main() -> None:
+    args = parse_args()
+    torch.set_num_threads(1)
+    args.weights = args.weights or args.out / "ceiling.safetensors"
+    started = time.time()
+    checkpoint = load_checkpoint(args.checkpoint)
+    config = model_from_checkpoint(checkpoint)[0].config
+    classes = runs.card_classes(checkpoint, None, config)
+    test_classes = runs.split_from_card(checkpoint.card).select(classes, "test")
+    x_train, y_train, x_test, y_test = split_drawings([c.images for c in test_classes], args.seed)
+    recipe = {k: v for k, v in vars(args).items() if k not in ("out", "weights", "episodes")}
+    recipe = {k: str(v) for k, v in recipe.items()}
+    weights = trained_weights(config, x_train, y_train, len(test_classes), args)
+    trained = time.time()
+    params = {k: v for k, v in weights.items() if "running" not in k and "num_batches" not in k}
+    model = deployable(config, params, x_train)
+
+    grid = sorted({0.0, *(float(e) for e in args.eps.split(",")), SANITY_EPS})
+    suite, skipped = runnable(parse_attacks(args.attacks), WAY)
+    black = parse_attacks([args.blackbox])[0]
+    args.out.mkdir(parents=True, exist_ok=True)
+    protocol = {
+        "model": params_fingerprint(params),
+        "recipe": recipe,
+        "classes": [c.name for c in test_classes],
+        "eps": grid,
+        "attacks": [a.name for a in suite],
+        "blackbox": black.name,
+        "blackbox_every": args.blackbox_every,
+        "seed": args.seed,
+    }
+    journal = EpisodeJournal(args.out / "ceiling.jsonl", protocol)
+    n_classes = len(test_classes)
+    tally = attack_episodes(journal, model, x_test, y_test, n_classes, grid, suite, black, args)
+    queries = len(x_test) // n_classes
+    write_result(args, tally, protocol, skipped, queries, (started, trained))
 
 
 if __name__ == "__main__":

@@ -28,10 +28,11 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from cli.domain import fit_for_checkpoint
-from cli.runs import default_data_path, model_from_checkpoint, split_from_card
+from cli.runs import default_data_path, split_from_card
 from models.core import (
     backbone_params,
     load_checkpoint,
+    model_from_checkpoint,
 )
 from models.data import (
     InputSpec,

@@ -23,9 +23,8 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from cli.runs import model_from_checkpoint
 from common.settings import PRETRAINED_DIR
-from models.core import AdaptConfig, backbone_params, load_checkpoint
+from models.core import AdaptConfig, backbone_params, load_checkpoint, model_from_checkpoint
 from models.meta import adapt_and_deploy
 from models.service import load_base_models
 

@@ -19,6 +19,7 @@ from models.core import (
     FewShotNet,
     backbone_params,
     load_checkpoint,
+    model_from_checkpoint,
 )
 from models.data import (
     EpisodeSampler,
@@ -64,7 +65,7 @@ def replay(journal: Path, checkpoint: Path = DEFAULT_CHECKPOINT) -> Replay:
     exits with an error when the checkpoint or the data are not the journal's."""
     header, episodes = read_journal(journal)
     loaded = load_checkpoint(checkpoint)
-    model, _ = runs.model_from_checkpoint(loaded)
+    model, _ = model_from_checkpoint(loaded)
     if (
         params_fingerprint(backbone_params(model)) != header["backbone"]
         or asdict(model.config) != header["config"]

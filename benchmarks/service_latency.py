@@ -195,6 +195,70 @@ async def predict_load(url: str, model_id: str, image: bytes, clients: int, tota
     return latencies, len(latencies) / (time.perf_counter() - started)
 
 
+def adapt_through_api(url: str, support: list[tuple[str, str, bytes]]) -> tuple[dict, str, float]:
+    """One adaptation job (20 steps, quick report) through the API: its finished record, its
+    model id, and the seconds the client waited for it."""
+    files = [("images", (f, d, "image/png")) for _, f, d in support]
+    labels = [label for label, _, _ in support]
+    started = time.perf_counter()
+    created = httpx.post(
+        f"{url}/v1/adaptations",
+        files=files,
+        data={"labels": labels, "steps": "20", "report": "quick"},
+        timeout=60,
+    ).json()
+    while True:  # polled slowly: a poll costs CPU the job shares on 2 cores
+        job = httpx.get(f"{url}{created['status_url']}").json()
+        if job["state"] in ("succeeded", "failed", "cancelled"):
+            break
+        time.sleep(0.5)
+    assert job["state"] == "succeeded", job
+    return job, created["model_id"], time.perf_counter() - started
+
+
+def time_jobs(url: str, base, sets) -> tuple[dict[str, list[float]], str | None]:
+    """Per support set, an adaptation job's times and the bare computation's, alternating so
+    that load drift hits both; and the last job's model id."""
+    names = ("job", "observed", "bare", "to_model", "bare_adapt", "pickup", "in_worker")
+    times: dict[str, list[float]] = {name: [] for name in names}
+    model_id = None
+    for items in sets:
+        support = [i for n, i in enumerate(items) if n % 10 < 5]
+        job, model_id, observed = adapt_through_api(url, support)
+        times["observed"].append(observed)
+        times["job"].append(job["finished"] - job["created"])  # the service's clock
+        times["pickup"].append(job["started"] - job["created"])  # both the service's clock
+        times["in_worker"].append(job["finished"] - job["started"])
+        times["to_model"].append(job["model_ready"] - job["created"])  # answers predictions
+        adapt_s, total_s = bare_adaptation(base, support, {"steps": 20})
+        times["bare_adapt"].append(adapt_s)
+        times["bare"].append(total_s)
+    return times, model_id
+
+
+def print_job_times(times: dict[str, list[float]]) -> None:
+    print(f"adaptation job, created -> finished: {percentiles(times['job'])}")
+    print(f"  as the client saw it (polls 0.5 s): {percentiles(times['observed'])}")
+    print(f"bare adaptation + report compute:  {percentiles(times['bare'])}")
+    print(f"job created -> model ready:        {percentiles(times['to_model'])}")
+    print(f"bare adaptation alone:             {percentiles(times['bare_adapt'])}")
+    print(f"job created -> started (pick-up):  {percentiles(times['pickup'])}")
+    print(f"job started -> finished (worker):  {percentiles(times['in_worker'])}")
+    ratio = statistics.median(times["job"]) / statistics.median(times["bare"])
+    print(f"job p50 / bare p50: {ratio:.2f}")
+
+
+def print_prediction_times(url: str, weights: bytes, model_id: str, image: bytes, base, requests):
+    forward = bare_forward(weights, image, base.spec, repeats=200)
+    print(f"bare forward of one image:         {percentiles(forward)}")
+    for clients in (1, 16):
+        latencies, rate = asyncio.run(predict_load(url, model_id, image, clients, requests))
+        print(
+            f"predict, {clients:2d} client(s):             {percentiles(latencies)}"
+            f"  {rate:7.1f} requests/s"
+        )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--jobs", type=int, default=5)
@@ -212,60 +276,10 @@ def main() -> None:
         processes = start_service(redis_url, args.port, 1, FEWSHOT_AUTH="open")
         try:
             wait_ready(url)
-            settings = {"steps": 20}
-            job_latency, bare, model_id = [], [], None
-            pickup: list[float] = []
-            observed: list[float] = []
-            in_worker: list[float] = []
-            to_model: list[float] = []  # created -> the model answers predictions
-            bare_adapt: list[float] = []
-            for items in sets:  # job and bare computation alternate, so load drift hits both
-                support = [i for n, i in enumerate(items) if n % 10 < 5]
-                files = [("images", (f, d, "image/png")) for _, f, d in support]
-                labels = [label for label, _, _ in support]
-                started = time.perf_counter()
-                created = httpx.post(
-                    f"{url}/v1/adaptations",
-                    files=files,
-                    data={"labels": labels, "steps": "20", "report": "quick"},
-                    timeout=60,
-                ).json()
-                while True:  # polled slowly: a poll costs CPU the job shares on 2 cores
-                    job = httpx.get(f"{url}{created['status_url']}").json()
-                    if job["state"] in ("succeeded", "failed", "cancelled"):
-                        break
-                    time.sleep(0.5)
-                assert job["state"] == "succeeded", job
-                observed.append(time.perf_counter() - started)
-                job_latency.append(job["finished"] - job["created"])  # the service's clock
-                pickup.append(job["started"] - job["created"])  # both the service's clock
-                in_worker.append(job["finished"] - job["started"])
-                to_model.append(job["model_ready"] - job["created"])
-                model_id = created["model_id"]
-                adapt_s, total_s = bare_adaptation(base, support, settings)
-                bare_adapt.append(adapt_s)
-                bare.append(total_s)
-            print(f"adaptation job, created -> finished: {percentiles(job_latency)}")
-            print(f"  as the client saw it (polls 0.5 s): {percentiles(observed)}")
-            print(f"bare adaptation + report compute:  {percentiles(bare)}")
-            print(f"job created -> model ready:        {percentiles(to_model)}")
-            print(f"bare adaptation alone:             {percentiles(bare_adapt)}")
-            print(f"job created -> started (pick-up):  {percentiles(pickup)}")
-            print(f"job started -> finished (worker):  {percentiles(in_worker)}")
-            ratio = statistics.median(job_latency) / statistics.median(bare)
-            print(f"job p50 / bare p50: {ratio:.2f}")
-            image = sets[0][5][2]
+            times, model_id = time_jobs(url, base, sets)
+            print_job_times(times)
             weights = redis.Redis.from_url(redis_url).get(Keys("fewshot").model_weights(model_id))
-            forward = bare_forward(weights, image, base.spec, repeats=200)
-            print(f"bare forward of one image:         {percentiles(forward)}")
-            for clients in (1, 16):
-                latencies, rate = asyncio.run(
-                    predict_load(url, model_id, image, clients, args.requests)
-                )
-                print(
-                    f"predict, {clients:2d} client(s):             {percentiles(latencies)}"
-                    f"  {rate:7.1f} requests/s"
-                )
+            print_prediction_times(url, weights, model_id, sets[0][5][2], base, args.requests)
         finally:
             stop_all(processes)
             stop_all(redis_processes)

@@ -18,6 +18,7 @@ from models.core import (
     backbone_params,
     git_commit,
     load_checkpoint,
+    model_from_checkpoint,
     utc_now,
 )
 from models.data import DataError, InputSpec, decode_for
@@ -41,9 +42,9 @@ def fit_for_checkpoint(
     """Fit on the card's training classes (without rotated copies); thresholds from its
     validation classes and held-out folds of training alphabets; the test classes stay
     untouched."""
-    model, _ = runs.model_from_checkpoint(checkpoint)
+    model, _ = model_from_checkpoint(checkpoint)
     card_data = checkpoint.card["data"]
-    classes = runs.load_classes(card_data["kind"], data or Path(card_data["path"]), model.config)
+    classes = runs.card_classes(checkpoint, data, model.config)
     split = runs.split_from_card(checkpoint.card)
     if not split.val:
         raise ConfigError("the checkpoint's split has no validation classes to set thresholds")
@@ -113,7 +114,7 @@ def check_command(
         detector = load_domain(checkpoint)
         if detector is None:
             raise ConfigError(f"{checkpoint_path} has no domain detector: run 'fewshot domain fit'")
-        model, _ = runs.model_from_checkpoint(checkpoint)
+        model, _ = model_from_checkpoint(checkpoint)
         spec = InputSpec.from_card(checkpoint.card)
         pixels = np.stack([decode_for(spec, _read(path), source=str(path)) for path in images])
         x = torch.from_numpy(pixels).float() / 255

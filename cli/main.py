@@ -8,7 +8,7 @@ import typer
 
 from cli.console import err, fail
 from cli.domain import app as domain_app
-from cli.evaluate import evaluate
+from cli.evaluate_checkpoint import evaluate_checkpoint_command
 from cli.keys import app as keys_app
 from cli.remote import adapt, base_models_app, predict, report
 from cli.serve import ServeError, serve
@@ -16,7 +16,7 @@ from cli.train import meta_train_command
 
 app = typer.Typer(help=__doc__, no_args_is_help=True, add_completion=False)
 app.command("meta-train")(meta_train_command)
-app.command("evaluate")(evaluate)
+app.command("evaluate")(evaluate_checkpoint_command)
 app.add_typer(keys_app, name="keys")
 app.add_typer(domain_app, name="domain")
 app.add_typer(base_models_app, name="base-models")

@@ -22,9 +22,12 @@ from models.core import (
     ConfigError,
     FewShotNet,
     MetaConfig,
+    Params,
     backbone_params,
+    configs_from_card,
     git_commit,
     hardware,
+    model_from_checkpoint,
     utc_now,
 )
 from models.data import (
@@ -38,7 +41,7 @@ from models.data import (
     with_rotations,
 )
 from models.evaluation import evaluate_episodes
-from models.meta import Ranks, TrainState
+from models.meta import Ranks, TrainState, episodes_for
 
 DatasetKind = Literal["omniglot", "folder"]
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -96,6 +99,14 @@ def load_classes(
     return load_image_folder(path, channels=backbone.in_channels, image_size=backbone.image_size)
 
 
+def card_classes(
+    checkpoint: Checkpoint, data: Path | None, backbone: BackboneConfig
+) -> list[ClassImages]:
+    """The classes of the data a checkpoint's card names (read from ``data`` when given)."""
+    card_data = checkpoint.card["data"]
+    return load_classes(card_data["kind"], data or Path(card_data["path"]), backbone)
+
+
 @dataclass(frozen=True)
 class RunSetup:
     """Everything a meta-training run derives from its CLI arguments."""
@@ -128,7 +139,6 @@ def setup_run(args: dict[str, Any]) -> RunSetup:
     train = split.select(classes, "train")
     if args["rotations"]:
         train = with_rotations(train)
-    episode = {"way": meta.way, "shot": meta.shot, "query": meta.query}
     seed = args["seed"]
     return RunSetup(
         backbone=backbone,
@@ -142,9 +152,9 @@ def setup_run(args: dict[str, Any]) -> RunSetup:
             "rotations": args["rotations"],
             "split": split.to_dict(),
         },
-        train_sampler=EpisodeSampler(train, **episode, seed=seed, split_name="train"),
-        val_sampler=EpisodeSampler(
-            split.select(classes, "val"), **episode, seed=seed + 1, split_name="validation"
+        train_sampler=episodes_for(train, meta, seed=seed, split_name="train"),
+        val_sampler=episodes_for(
+            split.select(classes, "val"), meta, seed=seed + 1, split_name="validation"
         ),
         seed=seed,
     )
@@ -202,30 +212,8 @@ def training_card(
     }
 
 
-def configs_from_card(card: dict[str, Any]) -> tuple[BackboneConfig, MetaConfig]:
-    try:
-        return BackboneConfig.from_dict(card["backbone"]), MetaConfig.from_dict(card["meta"])
-    except (KeyError, TypeError) as error:
-        raise CheckpointError(f"card lacks a valid backbone/meta config: {error}") from error
-
-
-def model_from_checkpoint(checkpoint: Checkpoint) -> tuple[FewShotNet, MetaConfig]:
-    """The meta-trained module (batch-stat norm) with the checkpoint's backbone weights."""
-    backbone, meta = configs_from_card(checkpoint.card)
-    model = FewShotNet(backbone, n_way=meta.way)
-    expected = {k: tuple(v.shape) for k, v in backbone_params(model).items()}
-    found = {k: tuple(v.shape) for k, v in checkpoint.tensors.items()}
-    if expected != found:
-        raise CheckpointError(
-            f"weights do not fit the card's backbone config: expected {sorted(expected)} "
-            f"with their shapes, found {sorted(found)}"
-        )
-    model.load_state_dict(checkpoint.tensors, strict=False)
-    return model, meta
-
-
-def warm_start(model: FewShotNet, checkpoint: Checkpoint, run: RunSetup) -> FewShotNet:
-    """``model`` with the weights of ``checkpoint``, which must share the run's backbone and split
+def warm_start_weights(checkpoint: Checkpoint, run: RunSetup) -> Params:
+    """The backbone weights of ``checkpoint``, which must share the run's backbone and split
     (a warm start from another split would leak its test alphabets into training)."""
     backbone, _ = configs_from_card(checkpoint.card)
     if backbone != run.backbone:
@@ -233,8 +221,7 @@ def warm_start(model: FewShotNet, checkpoint: Checkpoint, run: RunSetup) -> FewS
     if split_from_card(checkpoint.card) != run.split:
         raise CheckpointError("--init was trained on another split: its test data could leak")
     source, _ = model_from_checkpoint(checkpoint)
-    model.load_state_dict(backbone_params(source), strict=False)
-    return model
+    return backbone_params(source)
 
 
 def lineage(checkpoint: Checkpoint) -> dict[str, Any]:

@@ -3,34 +3,26 @@
 from __future__ import annotations
 
 import logging
-from contextlib import nullcontext
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
-import torch
 import typer
 
 from cli import runs
 from cli.console import clear_errors, err, progress_bar
 from models.core import (
+    Checkpoint,
     CheckpointError,
     ConfigError,
-    FewShotNet,
     backbone_params,
     load_checkpoint,
     load_optimizer_state,
+    model_from_checkpoint,
     paths_of,
     pick_device,
 )
 from models.core import save_checkpoint as write_checkpoint
-from models.meta import (
-    StepMetrics,
-    TrainState,
-    make_optimizer,
-    meta_train,
-    optimizer_tensors,
-    restore_optimizer,
-)
+from models.meta import MetaTrainRun, Ranks, SaveCallback, StepMetrics, TrainState
 
 LOG_EVERY = 20  # iterations between plain log lines when stderr is not a terminal
 
@@ -86,88 +78,122 @@ def meta_train_command(
     logging.basicConfig(level=logging.WARNING)
     with clear_errors():
         ranks, torch_device = runs.init_distributed(pick_device(device))
-        weights_path, _ = paths_of(out)
-        if resume:
-            checkpoint = load_checkpoint(out)
-            args = {**checkpoint.card["cli_args"], "iterations": iterations}
-            err.print(
-                f"resuming {weights_path} at iteration {checkpoint.card['iterations']} "
-                "with the settings recorded in its card"
-            )
-        else:
-            if weights_path.exists():
-                raise ConfigError(f"{weights_path} exists: pass --resume or another --out")
-            skip = {"out", "device", "resume"}
-            args = {
-                k: (str(v) if isinstance(v, Path) else v)
-                for k, v in ctx.params.items()
-                if k not in skip
-            }
-            data_path = data.resolve() if data else runs.default_data_path()
-            args["data"] = str(data_path) if data_path else None
+        checkpoint = _checkpoint_to_resume(out) if resume else None
+        args = _run_args(ctx, out, data, checkpoint, iterations)
         run = runs.setup_run(args)
-        torch.manual_seed(run.seed)
-        model = FewShotNet(run.backbone, n_way=run.meta.way)
-        state = TrainState()
-        if resume:
-            if run.split != runs.split_from_card(checkpoint.card):
-                raise CheckpointError("the data no longer give the split recorded in the card")
-            model, _ = runs.model_from_checkpoint(checkpoint)
-            card = checkpoint.card
-            state = TrainState(card["iterations"], card["wall_time_s"], card["validation"])
+        training = MetaTrainRun(
+            run.backbone, run.meta, run.train_sampler, seed=run.seed, device=torch_device
+        )
+        if checkpoint is not None:
+            _resume(training, checkpoint, run)
         elif init is not None:
             source = load_checkpoint(init)
-            model = runs.warm_start(model, source, run)
+            training.load_backbone(runs.warm_start_weights(source, run))
             args["init_lineage"] = runs.lineage(source)  # the card says what it grew from
-        model.to(torch_device)
-        optimizer = make_optimizer(model, run.meta)
-        if resume:
-            restore_optimizer(optimizer, load_optimizer_state(checkpoint))
         command = runs.command_line(ctx, {"out": str(out), **args})
-        meta = run.meta
-
-        def save(current: TrainState) -> None:
-            card = runs.training_card(
-                run, current, args=args, device=torch_device, ranks=ranks, command=command
-            )
-            write_checkpoint(out, backbone_params(model), card, optimizer_tensors(optimizer))
-
-        lead = ranks.rank == 0  # only rank 0 validates, saves and reports
-        with progress_bar() if lead else nullcontext() as progress:
-            if lead:
-                bar = progress.add_task(
-                    f"{meta.algo} meta-train",
-                    total=iterations,
-                    completed=state.iteration,
-                    status="",
-                )
-
-            def on_step(iteration: int, metrics: StepMetrics) -> None:
-                status = _status(metrics, state.validation[-1] if state.validation else {})
-                progress.update(bar, completed=iteration, status=status)
-                if not err.is_terminal and iteration % LOG_EVERY == 0:
-                    err.print(f"iteration {iteration}/{iterations} {status}", soft_wrap=True)
-
-            meta_train(
-                model,
-                optimizer,
-                run.train_sampler,
-                meta,
-                state,
-                iterations=iterations,
-                validate_every=args["validate_every"],
-                device=torch_device,
-                ranks=ranks,
-                save=save if lead else None,
-                on_step=on_step if lead else None,
-                validate=runs.validation_fn(run, args["val_episodes"], torch_device)
-                if lead
-                else None,
-            )
+        save = _checkpoint_writer(out, training, run, args, ranks=ranks, command=command)
+        _train(training, run, args, iterations=iterations, ranks=ranks, save=save)
         runs.finish_distributed(ranks)
-        if lead:
+        if ranks.rank == 0:
+            state = training.state
             err.print(
-                f"wrote {weights_path} after {state.iteration} iterations "
+                f"wrote {paths_of(out)[0]} after {state.iteration} iterations "
                 f"({state.wall_time_s:.0f} s); last validation: {state.validation[-1:]}"
             )
     runs.exit_rank(ranks)
+
+
+def _checkpoint_to_resume(out: Path) -> Checkpoint:
+    checkpoint = load_checkpoint(out)
+    err.print(
+        f"resuming {checkpoint.weights_path} at iteration {checkpoint.card['iterations']} "
+        "with the settings recorded in its card"
+    )
+    return checkpoint
+
+
+def _run_args(
+    ctx: typer.Context,
+    out: Path,
+    data: Path | None,
+    checkpoint: Checkpoint | None,
+    iterations: int,
+) -> dict[str, Any]:
+    """The run's settings: the resumed card's (with the new ``iterations``) or the options'."""
+    if checkpoint is not None:
+        return {**checkpoint.card["cli_args"], "iterations": iterations}
+    weights_path, _ = paths_of(out)
+    if weights_path.exists():
+        raise ConfigError(f"{weights_path} exists: pass --resume or another --out")
+    skip = {"out", "device", "resume"}
+    args = {
+        k: (str(v) if isinstance(v, Path) else v) for k, v in ctx.params.items() if k not in skip
+    }
+    data_path = data.resolve() if data else runs.default_data_path()
+    args["data"] = str(data_path) if data_path else None
+    return args
+
+
+def _resume(training: MetaTrainRun, checkpoint: Checkpoint, run: runs.RunSetup) -> None:
+    if run.split != runs.split_from_card(checkpoint.card):
+        raise CheckpointError("the data no longer give the split recorded in the card")
+    model, _ = model_from_checkpoint(checkpoint)
+    card = checkpoint.card
+    training.restore(
+        backbone_params(model),
+        load_optimizer_state(checkpoint),
+        TrainState(card["iterations"], card["wall_time_s"], card["validation"]),
+    )
+
+
+def _checkpoint_writer(
+    out: Path,
+    training: MetaTrainRun,
+    run: runs.RunSetup,
+    args: dict[str, Any],
+    *,
+    ranks: Ranks,
+    command: str,
+) -> SaveCallback:
+    def save(current: TrainState) -> None:
+        card = runs.training_card(
+            run, current, args=args, device=training.device, ranks=ranks, command=command
+        )
+        write_checkpoint(out, training.backbone_params(), card, training.optimizer_tensors())
+
+    return save
+
+
+def _train(
+    training: MetaTrainRun,
+    run: runs.RunSetup,
+    args: dict[str, Any],
+    *,
+    iterations: int,
+    ranks: Ranks,
+    save: SaveCallback,
+) -> None:
+    """Train to ``iterations``; only rank 0 validates, saves and reports."""
+    if ranks.rank != 0:
+        training.train(iterations, validate_every=args["validate_every"], ranks=ranks)
+        return
+    state = training.state
+    with progress_bar() as progress:
+        bar = progress.add_task(
+            f"{run.meta.algo} meta-train", total=iterations, completed=state.iteration, status=""
+        )
+
+        def on_step(iteration: int, metrics: StepMetrics) -> None:
+            status = _status(metrics, state.validation[-1] if state.validation else {})
+            progress.update(bar, completed=iteration, status=status)
+            if not err.is_terminal and iteration % LOG_EVERY == 0:
+                err.print(f"iteration {iteration}/{iterations} {status}", soft_wrap=True)
+
+        training.train(
+            iterations,
+            validate_every=args["validate_every"],
+            ranks=ranks,
+            save=save,
+            on_step=on_step,
+            validate=runs.validation_fn(run, args["val_episodes"], training.device),
+        )

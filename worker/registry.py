@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from common.keys import JobKind
-from worker.evaluate import handle_evaluate
+from worker.evaluation_job import handle_evaluate
 from worker.handlers import handle_adapt
 from worker.meta_train import handle_meta_train
 

@@ -75,6 +75,17 @@ def _project(x_adv: Tensor, x: Tensor, eps: Tensor) -> Tensor:
     return torch.min(torch.max(x_adv, x - eps), x + eps).clamp(0.0, 1.0)
 
 
+def _start_directions(x: Tensor, start: Tensor | None, generator: torch.Generator | None) -> Tensor:
+    """``start`` (or uniform draws in [-1, 1]) scaled so that each example's largest entry is 1:
+    ``x + eps * direction`` then reaches the budget."""
+    if start is None:
+        start = 2 * torch.rand(x.shape, generator=generator, dtype=x.dtype).to(x.device) - 1
+    elif start.shape != x.shape:
+        raise ValueError(f"start {tuple(start.shape)} does not match x {tuple(x.shape)}")
+    shape = (-1,) + (1,) * (x.dim() - 1)
+    return start / start.flatten(1).abs().amax(1).clamp_min(1e-12).view(shape)
+
+
 def apgd(
     model: nn.Module,
     x: Tensor,
@@ -116,12 +127,7 @@ def apgd(
         return x.clone()
     eps = radius(eps, x)
     params = None if params is None else {k: v.detach() for k, v in params.items()}
-    shape = (-1,) + (1,) * (x.dim() - 1)
-    if start is None:
-        start = 2 * torch.rand(x.shape, generator=generator, dtype=x.dtype).to(x.device) - 1
-    elif start.shape != x.shape:
-        raise ValueError(f"start {tuple(start.shape)} does not match x {tuple(x.shape)}")
-    start = start / start.flatten(1).abs().amax(1).clamp_min(1e-12).view(shape)
+    start = _start_directions(x, start, generator)
     result = x.clone()
     with eval_mode(model):
         run = _Run(model, params, x, y, target, loss, eps, _project(x + eps * start, x, eps))

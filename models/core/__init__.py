@@ -5,10 +5,12 @@ from models.core.checkpoint import (
     Checkpoint,
     CheckpointError,
     atomic_write,
+    configs_from_card,
     git_commit,
     hardware,
     load_checkpoint,
     load_optimizer_state,
+    model_from_checkpoint,
     paths_of,
     save_checkpoint,
     sha256_of,
@@ -24,14 +26,17 @@ from models.core.config import (
 )
 from models.core.device import pick_device
 from models.core.networks import (
+    NORM_STATISTICS,
     FewShotNet,
     Params,
+    WeightsMismatch,
     backbone_params,
     calibrate_norm,
     cpu_fast_layout,
     deployable,
     inference_graph,
     init_head,
+    load_weights,
     logits_of,
 )
 from models.core.stats import (
@@ -44,6 +49,7 @@ from models.core.stats import (
 
 __all__ = [
     "DEFAULT_EPS_GRID",
+    "NORM_STATISTICS",
     "AdaptConfig",
     "BackboneConfig",
     "Checkpoint",
@@ -53,9 +59,11 @@ __all__ = [
     "HeadInit",
     "MetaConfig",
     "Params",
+    "WeightsMismatch",
     "atomic_write",
     "backbone_params",
     "calibrate_norm",
+    "configs_from_card",
     "cpu_fast_layout",
     "deployable",
     "git_commit",
@@ -64,8 +72,10 @@ __all__ = [
     "init_head",
     "load_checkpoint",
     "load_optimizer_state",
+    "load_weights",
     "logits_of",
     "mean_ci95",
+    "model_from_checkpoint",
     "paired_interval",
     "paths_of",
     "pick_device",

@@ -5,6 +5,7 @@ data and split, seed, steps, wall time, hardware, metrics, git commit, and the S
 tensor shapes of the weights file, so that loading refuses a card that does not describe its
 weights. ``NAME.optim.safetensors`` (optional) holds optimizer state for resuming. Every file is
 written to a temporary name and renamed into place; the card goes last.
+:func:`model_from_checkpoint` is the way from a checkpoint to the network it describes.
 """
 
 from __future__ import annotations
@@ -24,6 +25,9 @@ import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 from torch import Tensor
+
+from models.core.config import BackboneConfig, MetaConfig
+from models.core.networks import FewShotNet, WeightsMismatch, load_weights
 
 CARD_FORMAT = "robust-fewshot/checkpoint-v1"
 
@@ -144,6 +148,24 @@ def load_optimizer_state(checkpoint: Checkpoint) -> dict[str, Tensor]:
     if not checkpoint.optimizer_path.is_file():
         raise CheckpointError(f"no optimizer state to resume from: {checkpoint.optimizer_path}")
     return load_file(str(checkpoint.optimizer_path))
+
+
+def configs_from_card(card: dict[str, Any]) -> tuple[BackboneConfig, MetaConfig]:
+    try:
+        return BackboneConfig.from_dict(card["backbone"]), MetaConfig.from_dict(card["meta"])
+    except (KeyError, TypeError) as error:
+        raise CheckpointError(f"card lacks a valid backbone/meta config: {error}") from error
+
+
+def model_from_checkpoint(checkpoint: Checkpoint) -> tuple[FewShotNet, MetaConfig]:
+    """The meta-trained module (batch-stat norm, a fresh head of the card's ``way``) with the
+    checkpoint's backbone weights, and the card's meta config."""
+    backbone, meta = configs_from_card(checkpoint.card)
+    try:
+        model = load_weights(FewShotNet(backbone, n_way=meta.way), checkpoint.tensors)
+    except WeightsMismatch as error:
+        raise CheckpointError(f"weights do not fit the card's backbone config: {error}") from error
+    return model, meta
 
 
 def git_commit() -> str | None:

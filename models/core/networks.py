@@ -167,6 +167,44 @@ def calibrate_norm(model: FewShotNet, x_reference: Tensor) -> None:
     model.eval()
 
 
+class WeightsMismatch(ValueError):
+    """Tensors that do not fit the network they are loaded into."""
+
+
+NORM_STATISTICS = ("running_mean", "running_var", "num_batches_tracked")
+
+
+def load_weights(
+    model: FewShotNet,
+    weights: dict[str, Tensor],
+    *,
+    head: bool = False,
+    optional: tuple[str, ...] = (),
+) -> FewShotNet:
+    """``model``, in place, holding ``weights``: the one way from stored tensors to a network.
+
+    ``weights`` must name exactly the tensors of ``model``'s state dict, with their shapes: the
+    head's too with ``head`` (without it, ``model`` keeps its own head for the task at hand),
+    and those whose names end in one of ``optional`` may be absent. Values are copied into the
+    model's dtype and device. :class:`WeightsMismatch` names what is missing, unexpected or of
+    another shape."""
+    expected = {
+        name: tuple(value.shape)
+        for name, value in model.state_dict().items()
+        if head or not name.startswith("head.")
+    }
+    found = {name: tuple(value.shape) for name, value in weights.items()}
+    missing = sorted(k for k in set(expected) - set(found) if not k.endswith(optional))
+    unexpected = sorted(set(found) - set(expected))
+    reshaped = sorted(k for k in set(found) & set(expected) if found[k] != expected[k])
+    if missing or unexpected or reshaped:
+        raise WeightsMismatch(
+            f"missing {missing}, unexpected {unexpected}, of another shape {reshaped}"
+        )
+    model.load_state_dict({k: v.detach() for k, v in weights.items()}, strict=False)
+    return model
+
+
 def deployable(
     config: BackboneConfig,
     params: Params,
@@ -178,13 +216,10 @@ def deployable(
     n_way = params["head.weight"].shape[0]
     model = FewShotNet(config, n_way=n_way, frozen_norm=True)
     model.to(device=device or x_reference.device, dtype=params["head.weight"].dtype)
-    result = model.load_state_dict({k: v.detach() for k, v in params.items()}, strict=False)
-    param_names = {name for name, _ in model.named_parameters()}
-    missing = sorted(set(result.missing_keys) & param_names)
-    if missing or result.unexpected_keys:
-        raise ValueError(
-            f"params do not fit the model: missing {missing}, unexpected {result.unexpected_keys}"
-        )
+    try:
+        load_weights(model, params, head=True, optional=NORM_STATISTICS)
+    except WeightsMismatch as error:
+        raise ValueError(f"params do not fit the model: {error}") from error
     calibrate_norm(model, x_reference)
     return cpu_fast_layout(model)
 

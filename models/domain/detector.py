@@ -31,12 +31,15 @@ from safetensors.torch import load_file, save_file
 from torch import Tensor, nn
 
 from models.core import (
+    NORM_STATISTICS,
     BackboneConfig,
     Checkpoint,
     CheckpointError,
     FewShotNet,
     Params,
+    WeightsMismatch,
     atomic_write,
+    load_weights,
     paths_of,
     sha256_of,
 )
@@ -114,16 +117,12 @@ def _backbone_module(
 ) -> FewShotNet:
     """A frozen-norm Conv-4 in eval mode holding ``state``: every backbone weight (and, with
     ``with_norm``, every BatchNorm statistic) must be in it."""
+    optional = NORM_STATISTICS if not with_norm else ("num_batches_tracked",)
     model = FewShotNet(config, n_way=1, frozen_norm=True)
-    result = model.load_state_dict(state, strict=False)
-    optional = ("num_batches_tracked",) + (() if with_norm else ("running_mean", "running_var"))
-    missing = [
-        k for k in result.missing_keys if not k.startswith("head.") and not k.endswith(optional)
-    ]
-    if missing or result.unexpected_keys:
-        raise ValueError(
-            f"backbone weights do not fit: missing {missing}, extra {result.unexpected_keys}"
-        )
+    try:
+        load_weights(model, state, optional=optional)
+    except WeightsMismatch as error:
+        raise ValueError(f"backbone weights do not fit: {error}") from error
     return model.eval()
 
 

@@ -1,11 +1,10 @@
 """Episode evaluation under attack, its sanity checks and journal, Omniglot one-shot runs."""
 
-from models.evaluation.cells import Cell
+from models.evaluation.cells import Cell, EpisodeTally
 from models.evaluation.episodic import (
     DEFAULT_ATTACKS,
     DEFAULT_BLACKBOX,
     EpisodeEvaluation,
-    EpisodeTally,
     adapted_episode,
     attack_episode,
     episode_seed,
@@ -18,7 +17,7 @@ from models.evaluation.journal import (
     params_fingerprint,
     read_journal,
 )
-from models.evaluation.oneshot import evaluate_runs, load_runs
+from models.evaluation.oneshot import evaluate_one_shot_runs, load_one_shot_runs
 from models.evaluation.sanity import SANITY_EPS, TOLERANCE, Check, sanity_checks, untrusted_reason
 
 __all__ = [
@@ -36,8 +35,8 @@ __all__ = [
     "attack_episode",
     "episode_seed",
     "evaluate_episodes",
-    "evaluate_runs",
-    "load_runs",
+    "evaluate_one_shot_runs",
+    "load_one_shot_runs",
     "merge_journals",
     "params_fingerprint",
     "read_journal",

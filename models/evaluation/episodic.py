@@ -34,10 +34,9 @@ from models.core import (
     FewShotNet,
     HeadInit,
     Params,
-    mean_ci95,
 )
 from models.data import EpisodeSampler, Task
-from models.evaluation.cells import Cell
+from models.evaluation.cells import Cell, EpisodeTally
 from models.evaluation.journal import EpisodeJournal, params_fingerprint
 from models.evaluation.sanity import SANITY_EPS, Check, sanity_checks
 from models.meta import adapt_and_deploy
@@ -119,38 +118,6 @@ def attack_episode(
     return {"accuracy": rows, "blackbox": pairs}
 
 
-@dataclass
-class EpisodeTally:
-    """Episodes' results (:func:`attack_episode`) gathered into cells and black-box pairs."""
-
-    per_cell: dict[tuple[str, float], list[float]] = field(default_factory=dict)
-    paired: dict[float, list[tuple[float, float]]] = field(default_factory=dict)
-
-    def add(self, episode: dict[str, list]) -> None:
-        for attack, eps, accuracy in episode["accuracy"]:
-            self.per_cell.setdefault((attack, eps), []).append(accuracy)
-        for eps, black_accuracy, white in episode["blackbox"]:
-            self.paired.setdefault(eps, []).append((black_accuracy, white))
-
-    def cells(self) -> list[Cell]:
-        """Mean and 95% CI over episodes per (attack, eps), sorted by eps then attack."""
-        ordered = sorted(self.per_cell.items(), key=lambda kv: (kv[0][1], kv[0][0]))
-        return [
-            Cell(attack, eps, *mean_ci95(values), len(values)) for (attack, eps), values in ordered
-        ]
-
-    def pairs(self) -> list[tuple[float, float, float]]:
-        """``(eps, black-box accuracy, white-box worst)`` means over the black-box episodes."""
-        return [
-            (eps, sum(b for b, _ in rows) / len(rows), sum(w for _, w in rows) / len(rows))
-            for eps, rows in sorted(self.paired.items())
-        ]
-
-    @property
-    def blackbox_episodes(self) -> int:
-        return len(self.paired.get(0.0, []))
-
-
 def episode_seed(seed: int, index: int) -> int:
     """The seed of episode ``index``'s adaptation and attacks: its own, whatever ran before."""
     return seed * 1_000_003 + index
@@ -213,59 +180,107 @@ def evaluate_episodes(
         raise ConfigError(f"episodes must be at least 1, got {episodes}")
     if not 0 <= first_episode < episodes:
         raise ConfigError(f"first episode must lie in [0, {episodes}), got {first_episode}")
-    grid = sorted({0.0, *eps_grid, *((SANITY_EPS,) if sanity else ())})
     suite, skipped = runnable(parse_attacks(attacks), sampler.way)
-    black = parse_attacks([blackbox])[0] if isinstance(blackbox, str) else blackbox
-    journal = None
-    if journal_path is not None:
-        protocol = {
-            "backbone": params_fingerprint(backbone),
-            "config": asdict(config),
-            "episodes": sampler.describe(),
-            "head_init": head_init,
-            "adapt": adapt_config.protocol(),
-            "eps": grid,
-            "attacks": [a.name for a in suite],
-            "blackbox": None if black is None else black.name,
-            "blackbox_every": blackbox_every,
-            "seed": seed,
-        }
-        journal = EpisodeJournal(journal_path, protocol)
+    plan = EpisodePlan(
+        config,
+        backbone,
+        sampler,
+        adapt_config,
+        head_init,
+        grid=sorted({0.0, *eps_grid, *((SANITY_EPS,) if sanity else ())}),
+        suite=tuple(suite),
+        black=parse_attacks([blackbox])[0] if isinstance(blackbox, str) else blackbox,
+        blackbox_every=blackbox_every,
+        seed=seed,
+        device=device,
+    )
+    journal = None if journal_path is None else EpisodeJournal(journal_path, plan.protocol())
     tally = EpisodeTally()
     for index in range(first_episode, episodes):
         episode = journal.get(index) if journal is not None else None
         if episode is None:
-            task, model = adapted_episode(
-                config, backbone, sampler, index, adapt_config, head_init, seed, device
-            )
-            with_black = black is not None and index % blackbox_every == 0
-            episode = attack_episode(
-                model,
-                task.x_query,
-                task.y_query,
-                grid,
-                suite,
-                black if with_black else None,
-                generator=torch.Generator().manual_seed(episode_seed(seed, index)),
-            )
-            episode["index"] = index
+            episode = plan.measure(index)
             if journal is not None:
                 journal.record(episode)
         tally.add(episode)
         if on_episode is not None:
             on_episode(index + 1, episodes)
-    cells = tally.cells()
-    return EpisodeEvaluation(
-        cells=cells,
-        checks=sanity_checks(cells, chance=1 / sampler.way, blackbox_pairs=tally.pairs()),
-        way=sampler.way,
-        shot=sampler.shot,
-        query=sampler.query,
-        episodes=episodes - first_episode,
-        adapt=adapt_config,
-        attacks=[a.name for a in suite],
-        blackbox=None if black is None else black.name,
-        blackbox_episodes=tally.blackbox_episodes,
-        skipped=skipped,
-        first_episode=first_episode,
-    )
+    return plan.evaluation(tally, range(first_episode, episodes), skipped)
+
+
+@dataclass(frozen=True)
+class EpisodePlan:
+    """What every episode of one evaluation shares: the initialization, the episodes, the
+    adaptation, the eps grid and the attacks."""
+
+    config: BackboneConfig
+    backbone: Params
+    sampler: EpisodeSampler
+    adapt_config: AdaptConfig
+    head_init: HeadInit
+    grid: list[float]
+    suite: tuple[Attack, ...]
+    black: Attack | None
+    blackbox_every: int
+    seed: int
+    device: torch.device | str
+
+    def protocol(self) -> dict[str, object]:
+        """What decides the figures: a journal written under another protocol is refused."""
+        return {
+            "backbone": params_fingerprint(self.backbone),
+            "config": asdict(self.config),
+            "episodes": self.sampler.describe(),
+            "head_init": self.head_init,
+            "adapt": self.adapt_config.protocol(),
+            "eps": self.grid,
+            "attacks": [a.name for a in self.suite],
+            "blackbox": None if self.black is None else self.black.name,
+            "blackbox_every": self.blackbox_every,
+            "seed": self.seed,
+        }
+
+    def measure(self, index: int) -> dict[str, list]:
+        """Episode ``index`` adapted and attacked (:func:`attack_episode`), with its index."""
+        task, model = adapted_episode(
+            self.config,
+            self.backbone,
+            self.sampler,
+            index,
+            self.adapt_config,
+            self.head_init,
+            self.seed,
+            self.device,
+        )
+        with_black = self.black is not None and index % self.blackbox_every == 0
+        episode = attack_episode(
+            model,
+            task.x_query,
+            task.y_query,
+            self.grid,
+            self.suite,
+            self.black if with_black else None,
+            generator=torch.Generator().manual_seed(episode_seed(self.seed, index)),
+        )
+        return episode | {"index": index}
+
+    def evaluation(
+        self, tally: EpisodeTally, measured: range, skipped: dict[str, str]
+    ) -> EpisodeEvaluation:
+        """The figures of the ``measured`` episodes, their sanity checks included."""
+        cells = tally.cells()
+        way = self.sampler.way
+        return EpisodeEvaluation(
+            cells=cells,
+            checks=sanity_checks(cells, chance=1 / way, blackbox_pairs=tally.pairs()),
+            way=way,
+            shot=self.sampler.shot,
+            query=self.sampler.query,
+            episodes=len(measured),
+            adapt=self.adapt_config,
+            attacks=[a.name for a in self.suite],
+            blackbox=None if self.black is None else self.black.name,
+            blackbox_episodes=tally.blackbox_episodes,
+            skipped=skipped,
+            first_episode=measured.start,
+        )

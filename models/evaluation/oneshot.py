@@ -17,7 +17,7 @@ import torch
 from torch import Tensor
 
 from models.attacks import Attack, parse_attacks, runnable
-from models.core import AdaptConfig, BackboneConfig, HeadInit, Params
+from models.core import AdaptConfig, BackboneConfig, FewShotNet, HeadInit, Params
 from models.data import DataError, InputSpec, decode_for
 from models.evaluation.episodic import DEFAULT_ATTACKS, DEFAULT_BLACKBOX, attack_correctness
 from models.meta import adapt_and_deploy
@@ -37,7 +37,7 @@ def _image(path: Path, spec: InputSpec) -> Tensor:
     return torch.from_numpy(decode_for(spec, path.read_bytes(), source=str(path)))
 
 
-def load_runs(folder: Path | str, spec: InputSpec) -> list[OneShotRun]:
+def load_one_shot_runs(folder: Path | str, spec: InputSpec) -> list[OneShotRun]:
     """Every ``run*/class_labels.txt`` under ``folder``, sorted by run name."""
     folder = Path(folder)
     label_files = sorted(folder.glob("run*/class_labels.txt"))
@@ -68,7 +68,7 @@ def load_runs(folder: Path | str, spec: InputSpec) -> list[OneShotRun]:
     return runs
 
 
-def evaluate_runs(
+def evaluate_one_shot_runs(
     config: BackboneConfig,
     backbone: Params,
     runs: Sequence[OneShotRun],
@@ -93,27 +93,17 @@ def evaluate_runs(
     total = 0
     generator = torch.Generator().manual_seed(seed)
     for run in runs:
-        x_train = run.x_train.to(device=device, dtype=torch.float32) / 255
-        x_test = run.x_test.to(device=device, dtype=torch.float32) / 255
-        y_train = torch.arange(len(x_train), device=device)
         model = adapt_and_deploy(
             config,
             backbone,
-            x_train,
-            y_train,
-            n_way=len(x_train),
+            run.x_train.to(device=device, dtype=torch.float32) / 255,
+            torch.arange(len(run.x_train), device=device),
+            n_way=len(run.x_train),
             adapt_config=adapt_config,
             head_init=head_init,
         )
-        attacked = (x_test, run.y_test.to(device))
-        outcome = attack_correctness(
-            model, *attacked, eps_grid=grid, attacks=suite, generator=generator
-        )
-        if black is not None:  # its own cells only: worst stays over the white-box suite
-            by_black = attack_correctness(
-                model, *attacked, eps_grid=grid, attacks=[black], generator=generator
-            )
-            outcome.update({key: value for key, value in by_black.items() if key[0] == black.name})
+        x_test = run.x_test.to(device=device, dtype=torch.float32) / 255
+        outcome = attack_run(model, x_test, run.y_test.to(device), grid, suite, black, generator)
         errors = {key: int((~correct).sum()) for key, correct in outcome.items()}
         for key, count in errors.items():
             wrong[key] = wrong.get(key, 0) + count
@@ -126,12 +116,45 @@ def evaluate_runs(
                 if attack not in ("clean", "white-box") and eps > 0
             },
         }
+    result = error_rates(wrong, total, grid, suite, black)
+    result.update({"skipped": skipped, "runs": per_run, "items": total})
+    return result | {"adapt": adapt_config.__dict__}
+
+
+def attack_run(
+    model: FewShotNet,
+    x: Tensor,
+    y: Tensor,
+    grid: Sequence[float],
+    suite: Sequence[Attack],
+    black: Attack | None,
+    generator: torch.Generator,
+) -> dict[tuple[str, float], Tensor]:
+    """Per-item correctness of one run's adapted model under the suite and the black-box attack
+    (its own cells only: ``worst`` stays over the white-box suite)."""
+    outcome = attack_correctness(model, x, y, eps_grid=grid, attacks=suite, generator=generator)
+    if black is not None:
+        by_black = attack_correctness(
+            model, x, y, eps_grid=grid, attacks=[black], generator=generator
+        )
+        outcome.update({key: value for key, value in by_black.items() if key[0] == black.name})
+    return outcome
+
+
+def error_rates(
+    wrong: dict[tuple[str, float], int],
+    total: int,
+    grid: Sequence[float],
+    suite: Sequence[Attack],
+    black: Attack | None,
+) -> dict[str, Any]:
+    """Error rates over all runs' items, per eps, under the keys the result has always had."""
 
     def rates(attack: str | None) -> dict[str, float]:
         return {f"{eps:g}": wrong[(attack, eps)] / total for eps in grid if (attack, eps) in wrong}
 
     first_pgd = next((a.name for a in suite if a.kind == "pgd"), None)
-    result: dict[str, Any] = {
+    return {
         "clean_error": wrong[("clean", 0.0)] / total,
         "fgsm_error": rates("fgsm"),
         "pgd_error": rates(first_pgd),
@@ -140,7 +163,4 @@ def evaluate_runs(
         "blackbox_error": rates(None if black is None else black.name),
         "attacks": [attack.name for attack in suite],
         "blackbox": None if black is None else black.name,
-        "skipped": skipped,
     }
-    result.update({"runs": per_run, "items": total, "adapt": adapt_config.__dict__})
-    return result

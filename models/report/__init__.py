@@ -1,8 +1,9 @@
-"""The robustness report of one adapted model: attacks over folds, summary, recommendation."""
+"""The robustness report of one adapted model (attacks over folds, summary, recommendation), and
+one deployed model's accuracy under attack on labelled images (an evaluation job)."""
 
 from models.report.attacks import every_eps
+from models.report.labelled import accuracy_under_attack
 from models.report.robustness import (
-    evaluate_model,
     folds_of,
     report_units,
     robustness_report,
@@ -12,7 +13,7 @@ from models.report.summary import first_lines, headline_eps, recommend, report_s
 from models.report.unavailable import unfinished_report
 
 __all__ = [
-    "evaluate_model",
+    "accuracy_under_attack",
     "every_eps",
     "first_lines",
     "folds_of",

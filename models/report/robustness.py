@@ -23,10 +23,11 @@ import torch
 from torch import Tensor
 
 from models.attacks import Attack, parse_attacks, runnable
-from models.core import AdaptConfig, BackboneConfig, FewShotNet, HeadInit, Params
-from models.evaluation import SANITY_EPS, sanity_checks, untrusted_reason
+from models.core import AdaptConfig, BackboneConfig, HeadInit, Params
+from models.evaluation import SANITY_EPS, Cell, Check, sanity_checks, untrusted_reason
 from models.meta import adapt_and_deploy
 from models.report.attacks import (
+    Correctness,
     Deployed,
     Progress,
     attack_all,
@@ -79,6 +80,10 @@ def folds_of(y: Tensor, n_way: int) -> list[Tensor]:
 
 
 VALIDATION_SOURCE = "validation set uploaded by the user"
+NOTHING_HELD_OUT = (
+    "one shot per class and no validation set: there is nothing held out to measure robustness "
+    "on. Upload labelled validation images for a report."
+)
 
 
 def _splits(x_support, y_support, x_val, y_val, n_way) -> tuple[list[tuple], str]:
@@ -136,58 +141,20 @@ def robustness_report(
 ) -> dict[str, Any]:
     """The report as a JSON-ready dict (see the module docstring)."""
     grid = sorted({0.0, *eps_grid, SANITY_EPS})
-    variants = {
-        "robust": dataclasses.replace(adapt_config, adversarial=True),
-        "clean_only": dataclasses.replace(adapt_config, adversarial=False),
-    }
     suite, skipped = runnable(parse_attacks(attacks), n_way)
     splits, source = _splits(x_support, y_support, x_val, y_val, n_way)
     if not splits:
-        reason = (
-            "one shot per class and no validation set: there is nothing held out to "
-            "measure robustness on. Upload labelled validation images for a report."
-        )
-        return unavailable_report(reason, eps_grid, suite, adapt_config)
-    deployed: Deployed = []
-    done = 0
-    for fold, (x_fit, y_fit, x_held, y_held) in enumerate(splits):
-        models = {}
-        for name, variant in variants.items():
-            if on_progress is not None:
-                on_progress(
-                    done, f"measuring robustness: adapting fold {fold + 1} of {len(splits)}"
-                )
-            done += 1
-            torch.manual_seed(seed + fold)
-            models[name] = adapt_and_deploy(
-                config,
-                backbone,
-                x_fit,
-                y_fit,
-                n_way=n_way,
-                adapt_config=variant,
-                head_init=head_init,
-            )
-        deployed.append((models, x_held, y_held))
+        return unavailable_report(NOTHING_HELD_OUT, eps_grid, suite, adapt_config)
+    deployed = _adapt_folds(
+        config, backbone, splits, n_way, adapt_config, head_init, seed, on_progress
+    )
+    done = sum(len(models) for models, _, _ in deployed)
     correct_by, ran, over_budget = attack_all(
         deployed, suite, grid, seed, time_budget_s, on_progress, done
     )
     if on_progress is not None:
         on_progress(done + len(suite), "writing the report")
-    cells = {
-        name: [c for c in cells_from_correctness(by_key) if c.attack != "white-box"]
-        for name, by_key in correct_by.items()
-    }
-    worst = {name: {c.eps: c.mean for c in cs if c.attack == "worst"} for name, cs in cells.items()}
-    checks = {
-        name: sanity_checks(
-            cells[name],
-            chance=1 / n_way,
-            blackbox_pairs=blackbox_pairs(by_key, ran),
-            tolerance=tolerance_for(len(torch.cat(by_key[("clean", 0.0)]))),
-        )
-        for name, by_key in correct_by.items()
-    }
+    cells, checks = _cells_and_checks(correct_by, ran, n_way)
     served = "robust" if adapt_config.adversarial else "clean_only"
     untrusted = untrusted_reason(cells[served], checks, n_way)  # what the model serves
     summary, recommendation = first_lines(
@@ -209,12 +176,82 @@ def robustness_report(
         "available": True,
         "source": source,
         "examples": int(sum(len(split[3]) for split in splits)),
+        **_variants_section(cells, checks, grid),
+        "untrusted_reason": untrusted,
+    }
+
+
+def _variants_section(
+    cells: dict[str, list[Cell]], checks: dict[str, list[Check]], grid: Sequence[float]
+) -> dict[str, Any]:
+    """Both variants' cells, the robustness gain (worst-case accuracy, robust minus clean-only)
+    and the sanity checks, as the report states them."""
+    worst = {name: {c.eps: c.mean for c in cs if c.attack == "worst"} for name, cs in cells.items()}
+    return {
         "robust": [dataclasses.asdict(c) for c in cells["robust"]],
         "clean_only": [dataclasses.asdict(c) for c in cells["clean_only"]],
         "gain": {f"{eps:g}": worst["robust"][eps] - worst["clean_only"][eps] for eps in grid},
         "checks": {name: [dataclasses.asdict(c) for c in found] for name, found in checks.items()},
-        "untrusted_reason": untrusted,
     }
+
+
+def _adapt_folds(
+    config: BackboneConfig,
+    backbone: Params,
+    splits: list[tuple],
+    n_way: int,
+    adapt_config: AdaptConfig,
+    head_init: HeadInit,
+    seed: int,
+    on_progress: Progress | None,
+) -> Deployed:
+    """Each fold's robust and clean-only adaptations, deployed, with its held-out examples."""
+    variants = {
+        "robust": dataclasses.replace(adapt_config, adversarial=True),
+        "clean_only": dataclasses.replace(adapt_config, adversarial=False),
+    }
+    deployed: Deployed = []
+    done = 0
+    for fold, (x_fit, y_fit, x_held, y_held) in enumerate(splits):
+        models = {}
+        for name, variant in variants.items():
+            if on_progress is not None:
+                on_progress(
+                    done, f"measuring robustness: adapting fold {fold + 1} of {len(splits)}"
+                )
+            done += 1
+            torch.manual_seed(seed + fold)
+            models[name] = adapt_and_deploy(
+                config,
+                backbone,
+                x_fit,
+                y_fit,
+                n_way=n_way,
+                adapt_config=variant,
+                head_init=head_init,
+            )
+        deployed.append((models, x_held, y_held))
+    return deployed
+
+
+def _cells_and_checks(
+    correct_by: Correctness, ran: list[Attack], n_way: int
+) -> tuple[dict[str, list[Cell]], dict[str, list[Check]]]:
+    """Per variant: its cells (without ``white-box``) and its sanity checks."""
+    cells = {
+        name: [c for c in cells_from_correctness(by_key) if c.attack != "white-box"]
+        for name, by_key in correct_by.items()
+    }
+    checks = {
+        name: sanity_checks(
+            cells[name],
+            chance=1 / n_way,
+            blackbox_pairs=blackbox_pairs(by_key, ran),
+            tolerance=tolerance_for(len(torch.cat(by_key[("clean", 0.0)]))),
+        )
+        for name, by_key in correct_by.items()
+    }
+    return cells, checks
 
 
 def report_units(
@@ -225,51 +262,6 @@ def report_units(
     if adaptations == 0:
         return 0
     return adaptations + len(runnable(parse_attacks(attacks), n_way)[0])
-
-
-def evaluate_model(
-    model: FewShotNet,
-    x: Tensor,
-    y: Tensor,
-    *,
-    n_way: int,
-    eps_grid: Sequence[float],
-    attacks: Sequence[Attack] | str,
-    time_budget_s: float = math.inf,
-    seed: int = 0,
-) -> dict[str, Any]:
-    """One deployed model's accuracy under the suite on labelled images (an evaluation job)."""
-    grid = sorted({0.0, *eps_grid, SANITY_EPS})
-    suite, skipped = runnable(parse_attacks(attacks), n_way)
-    correct_by, ran, over_budget = attack_all(
-        [({"model": model}, x, y)], suite, grid, seed, time_budget_s
-    )
-    by_key = correct_by["model"]
-    cells = [c for c in cells_from_correctness(by_key) if c.attack != "white-box"]
-    checks = sanity_checks(
-        cells,
-        chance=1 / n_way,
-        blackbox_pairs=blackbox_pairs(by_key, ran),
-        tolerance=tolerance_for(len(y)),
-    )
-    untrusted = untrusted_reason(cells, {"model": checks}, n_way)
-    summary, _ = first_lines(
-        correct_by,
-        images=f"On your {len(y)} labelled images",
-        eps=headline_eps(grid, 0.1),
-        served=None,
-        untrusted=untrusted,
-        attacks=(len(ran), len(suite)),
-    )
-    return {
-        "summary": summary,
-        "untrusted_reason": untrusted,
-        "threat_model": threat_model(eps_grid, ran),
-        "attacks_skipped": {**skipped, **over_budget},
-        "examples": len(y),
-        "cells": [dataclasses.asdict(c) for c in cells],
-        "checks": [dataclasses.asdict(c) for c in checks],
-    }
 
 
 def _measured_settings(adapt_config: AdaptConfig) -> str:

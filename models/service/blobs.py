@@ -11,7 +11,13 @@ from safetensors import SafetensorError
 from safetensors.torch import load, save
 from torch import Tensor
 
-from models.core import BackboneConfig, FewShotNet, cpu_fast_layout
+from models.core import (
+    BackboneConfig,
+    FewShotNet,
+    WeightsMismatch,
+    cpu_fast_layout,
+    load_weights,
+)
 
 
 class ArtifactError(ValueError):
@@ -74,7 +80,7 @@ def load_adapted(data: bytes, device: torch.device) -> tuple[FewShotNet, dict[st
         BackboneConfig.from_dict(info["backbone"]), n_way=len(info["classes"]), frozen_norm=True
     )
     try:
-        model.load_state_dict(state)
-    except RuntimeError as error:
+        load_weights(model, state, head=True)
+    except WeightsMismatch as error:
         raise ArtifactError(f"stored weights do not fit their model: {error}") from error
     return cpu_fast_layout(model.to(device)).eval(), info

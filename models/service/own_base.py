@@ -25,18 +25,11 @@ from models.core import (
     ConfigError,
     FewShotNet,
     MetaConfig,
-    backbone_params,
 )
-from models.data import ClassImages, EpisodeSampler, decode_image
+from models.data import ClassImages, decode_image
 from models.domain import fit_domain
 from models.evaluation import evaluate_episodes
-from models.meta import (
-    TrainState,
-    make_optimizer,
-    meta_train,
-    optimizer_tensors,
-    restore_optimizer,
-)
+from models.meta import MetaTrainRun, TrainState, episodes_for
 from models.service.blobs import LabelledImages, read_safetensors
 
 MIN_CLASSES = 20  # 10+ to train on, 5 to validate, 5 to test 5-way episodes
@@ -127,23 +120,22 @@ class TrainRun:
             for index, name in enumerate(images.classes)
         }
         self.parts = {part: [by_name[n] for n in names] for part, names in job.split.items()}
-        meta = job.meta
-        self.sampler = EpisodeSampler(
-            self.parts["train"], way=5, shot=1, query=meta.query, seed=job.seed, split_name="train"
-        )
-        torch.manual_seed(job.seed)
-        self.model = FewShotNet(job.backbone, n_way=5).to(device)
-        self.optimizer = make_optimizer(self.model, meta)
-        self.state = TrainState()
+        train = episodes_for(self.parts["train"], job.meta, seed=job.seed, split_name="train")
+        self.run = MetaTrainRun(job.backbone, job.meta, train, seed=job.seed, device=device)
 
-    def _episodes(self, part: str, seed: int) -> EpisodeSampler:
-        return EpisodeSampler(self.parts[part], way=5, shot=1, query=4, seed=seed, split_name=part)
+    @property
+    def model(self) -> FewShotNet:
+        return self.run.model
+
+    @property
+    def state(self) -> TrainState:
+        return self.run.state
 
     def evaluate(self, part: str, episodes: int, attacks, progress=None):
         return evaluate_episodes(
             self.job.backbone,
-            backbone_params(self.model),
-            self._episodes(part, self.job.seed + 1),
+            self.run.backbone_params(),
+            episodes_for(self.parts[part], self.job.meta, seed=self.job.seed + 1, split_name=part),
             episodes=episodes,
             adapt_config=AdaptConfig(eps=self.job.eps),
             eps_grid=(self.job.eps,),
@@ -155,19 +147,18 @@ class TrainRun:
         )
 
     def snapshot(self) -> bytes:
-        tensors = {f"model.{k}": v for k, v in backbone_params(self.model).items()}
-        tensors |= {f"optim.{k}": v for k, v in optimizer_tensors(self.optimizer).items()}
+        tensors = {f"model.{k}": v for k, v in self.run.backbone_params().items()}
+        tensors |= {f"optim.{k}": v for k, v in self.run.optimizer_tensors().items()}
         cpu = {k: v.detach().cpu().contiguous() for k, v in tensors.items()}
         return save(cpu, metadata={"state": json.dumps(asdict(self.state))})
 
     def restore(self, data: bytes) -> None:
         tensors, metadata = read_safetensors(data)
-        weights = {k[6:]: v for k, v in tensors.items() if k.startswith("model.")}
-        self.model.load_state_dict(weights, strict=False)
-        restore_optimizer(
-            self.optimizer, {k[6:]: v for k, v in tensors.items() if k[:6] == "optim."}
+        self.run.restore(
+            {k[6:]: v for k, v in tensors.items() if k.startswith("model.")},
+            {k[6:]: v for k, v in tensors.items() if k.startswith("optim.")},
+            TrainState(**json.loads(metadata["state"])),
         )
-        self.state = TrainState(**json.loads(metadata["state"]))
 
     def train(self, on_step: Callable[[int], None], save_snapshot: Callable[[bytes], None]) -> None:
         def validate(_: FewShotNet) -> dict[str, Any]:
@@ -177,23 +168,17 @@ class TrainRun:
                 f"val_fgsm@{self.job.eps:g}": round(result.cell("fgsm", self.job.eps).mean, 4),
             }
 
-        meta_train(
-            self.model,
-            self.optimizer,
-            self.sampler,
-            self.job.meta,
-            self.state,
-            iterations=self.job.iterations,
+        self.run.train(
+            self.job.iterations,
             validate_every=self.job.validate_every,
             validate=validate,
             save=lambda _: save_snapshot(self.snapshot()),
             on_step=lambda iteration, _: on_step(iteration),
-            device=self.device,
         )
 
     def package(self, on_episode: Callable[[int, int], None]) -> tuple[dict[str, Tensor], dict]:
         """The base model's tensors (backbone + ``domain.*``) and card."""
-        job, params = self.job, backbone_params(self.model)
+        job, params = self.job, self.run.backbone_params()
         pixels = {
             p: torch.cat([c.images for c in cs]).float() / 255 for p, cs in self.parts.items()
         }

@@ -11,8 +11,7 @@ from PIL import Image
 from typer.testing import CliRunner
 
 from cli.main import app
-from cli.runs import model_from_checkpoint
-from models.core import load_checkpoint
+from models.core import load_checkpoint, model_from_checkpoint
 
 runner = CliRunner()
 SMALL = ["--width", "8", "--meta-batch", "2", "--query", "2", "--val-episodes", "2"]

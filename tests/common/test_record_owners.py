@@ -51,12 +51,6 @@ OWNERS = {
     "common/queue.py": "the queue's turns",
     "app/idempotency.py": "idempotent answers",
 }
-# raw reads of records whose owner is still to come: (file, variable) -> whose record.
-# An entry that no longer matches anything fails below: remove it then.
-NOT_YET_OWNED = {
-    ("app/routes/base_models.py", "record"): "a tenant's base model (issue 33, step 2)",
-    ("worker/meta_train.py", "current"): "a tenant's base model (issue 33, step 2)",
-}
 
 
 def _string(node: ast.AST) -> bool:
@@ -102,20 +96,12 @@ def test_only_the_owners_touch_raw_records():
         f"{path}:{line}: {what}"
         for path, tree in _sources()
         if path not in OWNERS
-        for line, what, variable in raw_uses(tree)
-        if (path, variable) not in NOT_YET_OWNED
+        for line, what, _ in raw_uses(tree)
     ]
     assert escaped == [], "raw record access outside its owner:\n" + "\n".join(escaped)
 
 
-def test_every_exemption_is_still_needed():
-    used = {
-        (path, variable)
-        for path, tree in _sources()
-        for _, _, variable in raw_uses(tree)
-        if variable is not None
-    }
-    assert set(NOT_YET_OWNED) - used == set(), "these now have an owner: remove the entries"
+def test_every_owner_exists():
     assert all((ROOT / path).exists() for path in OWNERS)
 
 

@@ -3,14 +3,20 @@
 from __future__ import annotations
 
 import json
+from dataclasses import asdict
 
 import pytest
 import torch
 
 from models.core import (
+    BackboneConfig,
     CheckpointError,
+    FewShotNet,
+    MetaConfig,
+    backbone_params,
     load_checkpoint,
     load_optimizer_state,
+    model_from_checkpoint,
     paths_of,
     save_checkpoint,
 )
@@ -84,3 +90,21 @@ def test_stems_with_dots_keep_their_name(tmp_path):
     ]
     assert paths_of(tmp_path / "eps0.05.optim.safetensors")[1].name == "eps0.05.json"
     assert load_optimizer_state(load_checkpoint(tmp_path / "eps0.05"))["state.0.step"] == 1
+
+
+def test_a_checkpoint_gives_the_network_its_card_describes(tmp_path):
+    backbone, meta = BackboneConfig(width=8, image_size=28), MetaConfig(way=3)
+    weights = backbone_params(FewShotNet(backbone, n_way=5))
+    card = {"backbone": asdict(backbone), "meta": asdict(meta)}
+    save_checkpoint(tmp_path / "run", weights, card)
+    model, loaded_meta = model_from_checkpoint(load_checkpoint(tmp_path / "run"))
+    assert loaded_meta == meta and model.head.out_features == 3 and not model.frozen_norm
+    for name, value in backbone_params(model).items():
+        assert torch.equal(value, weights[name])
+    wider = {**card, "backbone": asdict(BackboneConfig(width=16, image_size=28))}
+    save_checkpoint(tmp_path / "wider", weights, wider)
+    with pytest.raises(CheckpointError, match="do not fit the card's backbone config"):
+        model_from_checkpoint(load_checkpoint(tmp_path / "wider"))
+    save_checkpoint(tmp_path / "bare", weights, {"meta": asdict(meta)})
+    with pytest.raises(CheckpointError, match="lacks a valid backbone/meta config"):
+        model_from_checkpoint(load_checkpoint(tmp_path / "bare"))

@@ -9,14 +9,17 @@ import pytest
 import torch
 
 from models.core import (
+    NORM_STATISTICS,
     BackboneConfig,
     ConfigError,
     FewShotNet,
+    WeightsMismatch,
     backbone_params,
     calibrate_norm,
     deployable,
     inference_graph,
     init_head,
+    load_weights,
     logits_of,
 )
 from models.service import decode_weights, encode_weights, load_adapted
@@ -151,3 +154,26 @@ def test_a_deployed_cpu_model_runs_channels_last_equal_within_float_rounding(con
     loaded_convs = [m.weight for m in loaded.modules() if isinstance(m, torch.nn.Conv2d)]
     assert all(w.is_contiguous(memory_format=torch.channels_last) for w in loaded_convs)
     torch.testing.assert_close(loaded(x), deployed(x))
+
+
+def test_load_weights_takes_exactly_the_state_dict_it_is_told_to():
+    source = FewShotNet(TINY, n_way=3, frozen_norm=True)
+    state = {k: v + 1 for k, v in source.state_dict().items()}
+    backbone = {k: v for k, v in state.items() if not k.startswith("head.")}
+    loaded = load_weights(FewShotNet(TINY, n_way=3, frozen_norm=True), state, head=True)
+    for name, value in loaded.state_dict().items():
+        torch.testing.assert_close(value, state[name])
+    fresh_head = FewShotNet(TINY, n_way=5, frozen_norm=True)
+    head = fresh_head.head.weight.detach().clone()
+    load_weights(fresh_head, backbone)  # the head is the task's own
+    assert torch.equal(fresh_head.head.weight, head)
+    params = {k: v for k, v in backbone.items() if not k.endswith(NORM_STATISTICS)}
+    load_weights(FewShotNet(TINY, frozen_norm=True), params, optional=NORM_STATISTICS)
+    for weights, options, message in (
+        (backbone, {"head": True}, r"missing \['head.bias', 'head.weight'\]"),
+        (state, {}, r"unexpected \['head.bias', 'head.weight'\]"),
+        (params, {}, r"missing \['features.0.1.num_batches_tracked'"),
+        ({**backbone, "features.0.0.bias": torch.zeros(7)}, {}, r"shape \['features.0.0.bias'\]"),
+    ):
+        with pytest.raises(WeightsMismatch, match=message):
+            load_weights(FewShotNet(TINY, n_way=3, frozen_norm=True), weights, **options)

@@ -121,7 +121,8 @@ def test_saved_detector_loads_with_the_same_verdicts_and_refuses_tampering(fitte
 def test_the_shipped_detector_accepts_test_alphabet_drawings_and_refuses_colour_shapes(
     omniglot_path,
 ):
-    from cli.runs import model_from_checkpoint, split_from_card
+    from cli.runs import split_from_card
+    from models.core import model_from_checkpoint
     from models.data import omniglot_drawings
 
     checkpoint = load_checkpoint("models/pretrained/adml-omniglot")

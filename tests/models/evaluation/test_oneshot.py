@@ -11,7 +11,7 @@ from typer.testing import CliRunner
 
 from cli.main import app
 from models.data import DataError, InputSpec
-from models.evaluation import load_runs
+from models.evaluation import load_one_shot_runs
 
 
 def _write_runs(root: Path, omniglot: Path) -> Path:
@@ -43,7 +43,7 @@ def _write_runs(root: Path, omniglot: Path) -> Path:
 
 def test_runs_are_parsed_and_scored(omniglot_path, tmp_path, base_models_dir):
     runs = _write_runs(tmp_path / "runs", omniglot_path)
-    loaded = load_runs(runs, InputSpec(1, 28, True))
+    loaded = load_one_shot_runs(runs, InputSpec(1, 28, True))
     assert [r.name for r in loaded] == ["run01", "run02"]
     assert loaded[0].x_train.shape == (20, 1, 28, 28) and sorted(loaded[0].y_test.tolist()) == list(
         range(20)
@@ -85,11 +85,11 @@ def test_runs_are_parsed_and_scored(omniglot_path, tmp_path, base_models_dir):
 
 def test_bad_runs_folders(tmp_path):
     with pytest.raises(DataError, match=r"no runNN/class_labels\.txt"):
-        load_runs(tmp_path, InputSpec(1, 28, True))
+        load_one_shot_runs(tmp_path, InputSpec(1, 28, True))
     (tmp_path / "run01").mkdir()
     (tmp_path / "run01" / "class_labels.txt").write_text("only-one-field\n")
     with pytest.raises(DataError, match="expected 'test/item training/class'"):
-        load_runs(tmp_path, InputSpec(1, 28, True))
+        load_one_shot_runs(tmp_path, InputSpec(1, 28, True))
     (tmp_path / "run01" / "class_labels.txt").write_text("run01/test/a.png run01/training/b.png\n")
     with pytest.raises(DataError, match="missing image"):
-        load_runs(tmp_path, InputSpec(1, 28, True))
+        load_one_shot_runs(tmp_path, InputSpec(1, 28, True))

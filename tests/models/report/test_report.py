@@ -1,12 +1,12 @@
-"""The service's robustness report and evaluation: the suite it names is the suite it ran,
-the worst case is per image, the time budget skips attacks and says so."""
+"""The service's robustness report: the suite it names is the suite it ran, the worst case is
+per image, the time budget skips attacks and says so."""
 
 from __future__ import annotations
 
 import torch
 
-from models.core import AdaptConfig, FewShotNet, backbone_params, deployable, init_head
-from models.report import evaluate_model, robustness_report
+from models.core import AdaptConfig, FewShotNet, backbone_params
+from models.report import robustness_report
 from tests.conftest import TINY, synthetic_task
 
 SUITE = "fgsm,pgd-3,apgd-ce-4,apgd-t-4,square-15"
@@ -66,29 +66,6 @@ def test_an_unavailable_report_still_states_its_threat_model():
         attacks=SUITE,
     )
     assert not report["available"] and "apgd-t-4" in report["threat_model"]["attacks"]
-
-
-def test_an_evaluation_skips_what_cannot_run_on_its_classes():
-    torch.manual_seed(0)
-    model = FewShotNet(TINY, n_way=3)
-    task = synthetic_task(3, 2, 4, seed=3)
-    theta = backbone_params(model)
-    head = init_head(model, theta, task.x_support, task.y_support, 3, "proto")
-    deployed = deployable(TINY, {**theta, **head}, task.x_support)
-    result = evaluate_model(
-        deployed, task.x_query, task.y_query, n_way=3, eps_grid=(0.1,), attacks=SUITE
-    )
-    assert result["examples"] == 12
-    assert "needs at least 4 classes" in result["attacks_skipped"]["apgd-t-4"]
-    assert {c["attack"] for c in result["cells"]} == {
-        "clean",
-        "fgsm",
-        "pgd-3",
-        "apgd-ce-4",
-        "apgd-dlr-4",  # in place of apgd-t-4: the report keeps a DLR-loss attack on 3 classes
-        "square-15",
-        "worst",
-    }
 
 
 def test_a_report_at_chance_or_with_a_failed_check_is_not_summarised():

@@ -83,27 +83,37 @@ def adapt(
             for warning in created.get("warnings", []):
                 err.print(f"[yellow]warning:[/] {warning}", soft_wrap=True, highlight=False)
             if wait:
-                with progress_bar() as bar:
-                    task = bar.add_task("adapting", total=None, status="queued")
-
-                    def show(job: dict) -> None:
-                        progress = job["progress"]
-                        bar.update(
-                            task,
-                            completed=progress["step"],
-                            total=progress["total"] or None,
-                            status=progress["phase"] if job["state"] == "running" else job["state"],
-                        )
-
-                    api.wait(created["job_id"], on_progress=show, until=until)
+                _wait_with_progress(api, created["job_id"], until)
     except ApiError as error:
-        for detail in error.details:
-            where = f"{detail.get('field')} #{detail.get('index')} ({detail.get('filename')})"
-            err.print(f"  {where}: {detail.get('reason')}", soft_wrap=True, highlight=False)
+        _print_details(error)
         raise fail(error) from error
     except (JobFailed, ValueError, OSError, httpx.HTTPError) as error:
         raise fail(error) from error
     typer.echo(created["model_id"])
+
+
+def _wait_with_progress(api: FewShotClient, job_id: str, until: str) -> None:
+    """Wait for the job (``until`` 'finished' or 'model') behind a progress bar."""
+    with progress_bar() as bar:
+        task = bar.add_task("adapting", total=None, status="queued")
+
+        def show(job: dict) -> None:
+            progress = job["progress"]
+            bar.update(
+                task,
+                completed=progress["step"],
+                total=progress["total"] or None,
+                status=progress["phase"] if job["state"] == "running" else job["state"],
+            )
+
+        api.wait(job_id, on_progress=show, until=until)
+
+
+def _print_details(error: ApiError) -> None:
+    """Each refused input the API named: field, index, file name and reason."""
+    for detail in error.details:
+        where = f"{detail.get('field')} #{detail.get('index')} ({detail.get('filename')})"
+        err.print(f"  {where}: {detail.get('reason')}", soft_wrap=True, highlight=False)
 
 
 def predict(

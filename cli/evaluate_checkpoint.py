@@ -5,20 +5,22 @@ from __future__ import annotations
 import json
 import logging
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from rich.table import Table
 
 from cli import runs
 from cli.console import clear_errors, err, out_console, progress_bar
-from models.attacks import parse_attacks
+from models.attacks import Attack, parse_attacks
 from models.core import (
     DEFAULT_EPS_GRID,
     AdaptConfig,
     ConfigError,
+    FewShotNet,
     backbone_params,
     load_checkpoint,
+    model_from_checkpoint,
     pick_device,
 )
 from models.data import EpisodeSampler, InputSpec
@@ -27,8 +29,8 @@ from models.evaluation import (
     DEFAULT_BLACKBOX,
     EpisodeEvaluation,
     evaluate_episodes,
-    evaluate_runs,
-    load_runs,
+    evaluate_one_shot_runs,
+    load_one_shot_runs,
 )
 
 
@@ -70,7 +72,7 @@ def _parse_eps(text: str) -> tuple[float, ...]:
     return values
 
 
-def evaluate(
+def evaluate_checkpoint_command(
     checkpoint_path: Annotated[Path, typer.Argument(metavar="CHECKPOINT")],
     episodes: int = 100,
     way: int = 5,
@@ -132,20 +134,11 @@ def evaluate(
     with clear_errors():
         if split not in ("test", "val"):
             raise ConfigError("--split must be 'test' or 'val'")
-        eps_grid = _parse_eps(eps)
-        suite = parse_attacks(attacks)
-        black = None if blackbox.strip().lower() == "none" else parse_attacks([blackbox])[0]
-        if blackbox_every < 1:
-            raise ConfigError("--blackbox-every must be >= 1")
-        if episodes < 1:
-            raise ConfigError("--episodes must be at least 1")
-        if not 0 <= first_episode < episodes:
-            raise ConfigError(f"--first-episode must lie in [0, --episodes={episodes})")
-        if first_episode and runs_dir is not None:
-            raise ConfigError("--first-episode splits episodes; --runs evaluates whole runs")
+        eps_grid, suite, black = _attack_options(eps, attacks, blackbox)
+        _check_episode_options(episodes, first_episode, blackbox_every, one_shot_runs=runs_dir)
         torch_device = pick_device(device)
         checkpoint = load_checkpoint(checkpoint_path)
-        model, meta = runs.model_from_checkpoint(checkpoint)
+        model, meta = model_from_checkpoint(checkpoint)
         adapt_config = AdaptConfig(
             steps=adapt_steps,
             lr=adapt_lr,
@@ -164,31 +157,19 @@ def evaluate(
             "device": torch_device,
         }
         if runs_dir is not None:
-            one_shot = load_runs(runs_dir, InputSpec.from_card(checkpoint.card))
-            result = evaluate_runs(model.config, backbone_params(model), one_shot, **common)
+            one_shot = load_one_shot_runs(runs_dir, InputSpec.from_card(checkpoint.card))
+            result = evaluate_one_shot_runs(
+                model.config, backbone_params(model), one_shot, **common
+            )
             _emit({"checkpoint": str(checkpoint.weights_path), **result}, output, as_json=True)
             return
-        card_data = checkpoint.card["data"]
-        classes = runs.load_classes(
-            card_data["kind"], data or Path(card_data["path"]), model.config
-        )
+        classes = runs.card_classes(checkpoint, data, model.config)
         held_out = runs.split_from_card(checkpoint.card).select(classes, split)
         sampler = EpisodeSampler(
             held_out, way=way, shot=shot, query=query, seed=seed, split_name=split
         )
-        with progress_bar() as progress:
-            bar = progress.add_task("evaluate", total=episodes, status="")
-            evaluation = evaluate_episodes(
-                model.config,
-                backbone_params(model),
-                sampler,
-                episodes=episodes,
-                blackbox_every=blackbox_every,
-                journal_path=journal,
-                first_episode=first_episode,
-                **common,
-                on_episode=lambda done, total: _advance(progress, bar, done, total),
-            )
+        episode_options = {"blackbox_every": blackbox_every, "first_episode": first_episode}
+        evaluation = _evaluate_episodes(model, sampler, episodes, journal, episode_options, common)
     payload = {"checkpoint": str(checkpoint.weights_path), "split": split, **evaluation.to_dict()}
     _emit(payload, output, as_json=as_json)
     if not as_json:
@@ -196,6 +177,52 @@ def evaluate(
             evaluation,
             f"{checkpoint.weights_path.name}: {way}-way {shot}-shot, {split} split, "
             f"{'adversarial' if adversarial else 'clean'} adaptation",
+        )
+
+
+def _attack_options(
+    eps: str, attacks: str, blackbox: str
+) -> tuple[tuple[float, ...], list[Attack], Attack | None]:
+    """The eps grid, the white-box suite and the black-box attack the options name."""
+    eps_grid = _parse_eps(eps)
+    suite = parse_attacks(attacks)
+    black = None if blackbox.strip().lower() == "none" else parse_attacks([blackbox])[0]
+    return eps_grid, suite, black
+
+
+def _check_episode_options(
+    episodes: int, first_episode: int, blackbox_every: int, *, one_shot_runs: Path | None
+) -> None:
+    if blackbox_every < 1:
+        raise ConfigError("--blackbox-every must be >= 1")
+    if episodes < 1:
+        raise ConfigError("--episodes must be at least 1")
+    if not 0 <= first_episode < episodes:
+        raise ConfigError(f"--first-episode must lie in [0, --episodes={episodes})")
+    if first_episode and one_shot_runs is not None:
+        raise ConfigError("--first-episode splits episodes; --runs evaluates whole runs")
+
+
+def _evaluate_episodes(
+    model: FewShotNet,
+    sampler: EpisodeSampler,
+    episodes: int,
+    journal: Path | None,
+    episode_options: dict[str, Any],
+    common: dict[str, Any],
+) -> EpisodeEvaluation:
+    """:func:`evaluate_episodes` of the checkpoint's backbone, with a progress bar."""
+    with progress_bar() as progress:
+        bar = progress.add_task("evaluate", total=episodes, status="")
+        return evaluate_episodes(
+            model.config,
+            backbone_params(model),
+            sampler,
+            episodes=episodes,
+            journal_path=journal,
+            **episode_options,
+            **common,
+            on_episode=lambda done, total: _advance(progress, bar, done, total),
         )
 
 

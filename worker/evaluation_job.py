@@ -8,7 +8,7 @@ import json
 import redis
 
 from common.job_record import JobRecord
-from models.report import evaluate_model
+from models.report import accuracy_under_attack
 from models.service import EvaluateJob, load_adapted
 from worker.handlers import (
     HandlerContext,
@@ -36,7 +36,7 @@ def handle_evaluate(
     settings = EvaluateJob.from_json(job.settings)
     x, y = tensors_of(labelled, ctx.device)
     progress(0, 1, "measuring robustness")
-    evaluation = evaluate_model(
+    evaluation = accuracy_under_attack(
         model,
         x,
         y,
