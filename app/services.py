@@ -12,13 +12,10 @@ import torch
 from torch import Tensor
 
 from app.batching import MicroBatcher
-from common.jobs import JobStore
-from common.keys import Keys
 from common.lru import LruCache, TtlCache
-from common.queue import JobQueue
 from common.settings import Settings
-from common.stores import Stores
-from common.tenant_base_models import BaseModelResolver, TenantBaseModels
+from common.stores import Stores, UsesStores
+from common.tenant_base_models import BaseModelResolver
 from models.core import FewShotNet, inference_graph
 from models.report import unfinished_report
 from models.service import BaseModel, BaseModels, decode_base_model, load_adapted, report_suite
@@ -58,7 +55,7 @@ class ModelCache(LruCache):
 
 
 @dataclass
-class Services:
+class Services(UsesStores):
     settings: Settings
     client: redis.Redis
     base_models: BaseModels
@@ -90,23 +87,6 @@ class Services:
         self.ready_records = TtlCache(10_000, ttl_s=self.settings.model_record_cache_s)
         # made inside the app's event loop (lifespan): the threads of blocking work
         self.blocking = anyio.CapacityLimiter(self.settings.blocking_threads)
-
-    @property
-    def keys(self) -> Keys:
-        return self.stores.keys
-
-    @property
-    def store(self) -> JobStore:
-        """The job store (``stores.jobs``)."""
-        return self.stores.jobs
-
-    @property
-    def queue(self) -> JobQueue:
-        return self.stores.queue
-
-    @property
-    def tenant_bases(self) -> TenantBaseModels:
-        return self.stores.tenant_bases
 
     def close(self) -> None:
         self.plain_batches.close()

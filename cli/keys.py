@@ -12,13 +12,12 @@ from cli.console import err, fail
 from common.api_keys import ApiKey, ApiKeyError, ApiKeys
 from common.settings import get_settings
 from common.stores import Stores
-from models.report import unfinished_report
 
 app = typer.Typer(help=__doc__, no_args_is_help=True, add_completion=False)
 
 
 def _api_keys() -> ApiKeys:
-    return Stores.build(get_settings(), None, unfinished_report).api_keys
+    return Stores.build(get_settings(), None).api_keys
 
 
 @app.command("create")

@@ -3,10 +3,10 @@ in one transaction that also enforces the tenant's caps (models, active jobs).""
 
 from __future__ import annotations
 
-import dataclasses
 import logging
 import time
 from collections.abc import Callable
+from dataclasses import replace
 
 import redis
 
@@ -59,23 +59,23 @@ class JobCreation:
         WATCH; None: no cap). ModelCapReached when all of the tenant's models are pending;
         TooManyJobs when it has ``max_active`` queued and running jobs (None: no limit).
         ``guard`` may raise to refuse, reading keys of ``watch`` after WATCH;
-        ``extra(pipe, job_id)`` adds writes to the same transaction."""
+        ``extra(pipe, job_id)`` adds writes to the same transaction. ``model_id``: the model
+        the job works on (an evaluation's); a job that makes ``new_model`` works on that one."""
+        job_id = new_id("job")
+        model = None
+        if new_model is not None:  # pending, made by this job
+            model = replace(new_model, state=ModelState.PENDING, job_id=job_id, tenant=tenant)
         job = JobRecord(
-            id=new_id("job"),
+            id=job_id,
             kind=kind,
             state=JobState.QUEUED,
             tenant=tenant,
             created=now(),
             base_model=base_model,
             settings=settings,
-            model_id=model_id,
+            model_id=model.id if model is not None else model_id,
             request_id=current_request_id() or "",  # the worker logs under the same id
         )
-        model = None
-        if new_model is not None:
-            model = dataclasses.replace(
-                new_model, state=ModelState.PENDING, job_id=job.id, tenant=tenant
-            )
 
         def apply(pipe: Pipeline) -> None:
             done = self._finished_members(pipe, job.tenant, max_active)

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 
 import redis
 
+from common.job_errors import JobNotFound
 from common.job_record import JobRecord
 from common.keys import JobKind, JobState, Keys
 
@@ -80,9 +81,9 @@ class JobIndex:
             pipe.hgetall(self.keys.job(job_id))
         records = []
         for (_, job_id, cell), raw in zip(chosen, pipe.execute(), strict=True):
-            if not raw:  # deleted or expired early: drop it from the index
+            try:
+                records.append(JobRecord.from_hash(raw))
+            except JobNotFound:  # deleted or expired early (or a stray write): unlist it
                 self.client.zrem(cell, job_id)
                 total -= 1
-                continue
-            records.append(JobRecord.from_hash(raw))
         return records, total

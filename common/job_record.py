@@ -13,7 +13,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 
 from common.hash_codec import Fields, RawHash, decoded, encoded, json_or_none, moment
-from common.job_errors import MODEL_DELETED
+from common.job_errors import MODEL_DELETED, JobNotFound
 from common.keys import JobKind, JobState
 
 
@@ -43,8 +43,11 @@ class JobRecord:
 
     @classmethod
     def from_hash(cls, raw: RawHash) -> JobRecord:
-        """The record a job's hash holds; KeyError when it lacks id, kind or state."""
+        """The record a job's hash holds; JobNotFound when it lacks id, kind or state (a
+        hash a late write left behind after the record expired is no job)."""
         text = decoded(raw)
+        if not {"id", "kind", "state"} <= text.keys():
+            raise JobNotFound(text.get("id", "(no id)"))
         return cls(
             id=text["id"],
             kind=JobKind(text["kind"]),

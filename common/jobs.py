@@ -57,6 +57,10 @@ class JobStore(JobCreation, JobCancellation):
     def index(self) -> JobIndex:
         return JobIndex(self.client, self.keys, self.job_ttl_s)
 
+    def exists(self, job_id: str) -> bool:
+        """Whether the job's record is still there (not expired, not lost)."""
+        return bool(self.client.exists(self.keys.job(job_id)))
+
     def get(self, job_id: str, tenant: str | None = None) -> JobRecord:
         """The job's record; JobNotFound when absent or (given ``tenant``) another tenant's."""
         raw = self.client.hgetall(self.keys.job(job_id))

@@ -19,6 +19,10 @@ from common.settings import Settings
 from common.tenant_base_models import BaseModelResolver, TenantBaseModels
 
 
+def _cannot_end_jobs(*_: Any) -> Any:
+    raise RuntimeError("these stores were built without unfinished_report: they cannot end jobs")
+
+
 @dataclass(frozen=True)
 class Stores:
     """Every record store of one Redis under one key prefix, sized by one ``settings``."""
@@ -37,10 +41,11 @@ class Stores:
         cls,
         settings: Settings,
         client: redis.Redis | None,
-        unfinished_report: UnfinishedReport,
+        unfinished_report: UnfinishedReport | None = None,
     ) -> Stores:
         """The stores over ``client`` (None: a new client of ``settings.redis_url``);
-        ``unfinished_report``: models.report.unfinished_report (common imports no models)."""
+        ``unfinished_report``: models.report.unfinished_report (common imports no models);
+        without it (``fewshot keys``, which needs no torch) the stores cannot end a job."""
         if client is None:
             client = redis.Redis.from_url(settings.redis_url)
         keys = Keys(settings.key_prefix)
@@ -49,7 +54,11 @@ class Stores:
             client=client,
             keys=keys,
             jobs=JobStore(
-                client, keys, settings.job_ttl_s, settings.model_ttl_s, unfinished_report
+                client,
+                keys,
+                settings.job_ttl_s,
+                settings.model_ttl_s,
+                unfinished_report or _cannot_end_jobs,
             ),
             queue=JobQueue(client, keys, settings.claim_idle_ms),
             models=ModelStore(client, keys, settings.model_ttl_s),
@@ -70,3 +79,31 @@ class Stores:
         """Workers whose last heartbeat is at most ``settings.worker_live_s`` old."""
         since = (time.time() if now is None else now) - self.settings.worker_live_s
         return int(self.client.zcount(self.keys.workers, since, "+inf"))
+
+
+class UsesStores:
+    """Short names for what a process uses most of its ``stores`` (the API's Services, the
+    worker, a job handler's context): one definition instead of one per class."""
+
+    stores: Stores
+
+    @property
+    def keys(self) -> Keys:
+        return self.stores.keys
+
+    @property
+    def store(self) -> JobStore:
+        """The job store (``stores.jobs``)."""
+        return self.stores.jobs
+
+    @property
+    def queue(self) -> JobQueue:
+        return self.stores.queue
+
+    @property
+    def models(self) -> ModelStore:
+        return self.stores.models
+
+    @property
+    def tenant_bases(self) -> TenantBaseModels:
+        return self.stores.tenant_bases

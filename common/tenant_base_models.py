@@ -56,6 +56,8 @@ class TenantBaseModel:
     settings: dict[str, Any] | None = None  # the job's settings but the class split
     validation: list[dict[str, Any]] | None = None  # the latest validation, while it trains
     metrics: dict[str, Any] | None = None  # once ready: its test on unseen classes
+    # fields a newer version wrote: kept as they were when this version writes the record back
+    unknown: dict[str, Any] = dataclasses.field(default_factory=dict, compare=False)
 
     @classmethod
     def training(
@@ -74,15 +76,19 @@ class TenantBaseModel:
 
     @classmethod
     def from_json(cls, text: bytes | str) -> TenantBaseModel:
-        """A stored record; fields this version does not know are ignored."""
+        """A stored record; fields this version does not know are kept aside, unread."""
         stored = json.loads(text)
-        known = {f.name for f in dataclasses.fields(cls)}
+        known = {f.name for f in dataclasses.fields(cls)} - {"unknown"}
         fields = {k: v for k, v in stored.items() if k in known}
-        return cls(**(fields | {"state": BaseModelState(stored["state"])}))
+        unknown = {k: v for k, v in stored.items() if k not in known}
+        state = BaseModelState(stored["state"])
+        return cls(**(fields | {"state": state, "unknown": unknown}))
 
     def to_dict(self) -> dict[str, Any]:
-        """The stored fields (what the API lists of the record)."""
-        return {k: v for k, v in dataclasses.asdict(self).items() if v is not None}
+        """The stored fields (what the API lists of the record), unknown ones included."""
+        own = dataclasses.asdict(self)
+        own.pop("unknown")
+        return self.unknown | {k: v for k, v in own.items() if v is not None}
 
     def to_json(self) -> str:
         return json.dumps(self.to_dict())
@@ -100,8 +106,8 @@ class TenantBaseModel:
             return self.state
         if job_state in (JobState.QUEUED, JobState.RUNNING):
             return BaseModelState.TRAINING
-        if job_state == JobState.SUCCEEDED:  # read between the job's end and this record's
-            return BaseModelState.READY
+        if job_state == JobState.SUCCEEDED:  # read between the job's end and this record's:
+            return BaseModelState.TRAINING  # not usable until the record itself is ready
         if job_state == JobState.CANCELLED:
             return BaseModelState.CANCELLED
         return BaseModelState.FAILED

@@ -21,13 +21,11 @@ import torch
 
 from common.job_record import JobRecord
 from common.jobs import ExtraWrites, ModelWrites
-from common.keys import Keys, ModelState
-from common.model_store import ModelStore
-from common.stores import Stores
+from common.keys import ModelState
+from common.stores import Stores, UsesStores
 from common.tenant_base_models import (
     BaseModelResolver,
     BaseModelUnavailable,
-    TenantBaseModels,
 )
 from models.attacks import parse_attacks
 from models.core import ConfigError
@@ -77,7 +75,7 @@ class Publish:
 
 
 @dataclass(frozen=True)
-class HandlerContext:
+class HandlerContext(UsesStores):
     """What every handler works with: the stores (common.stores), base models by name, the
     device it computes on."""
 
@@ -94,20 +92,8 @@ class HandlerContext:
         return self.stores.client
 
     @property
-    def keys(self) -> Keys:
-        return self.stores.keys
-
-    @property
     def model_ttl_s(self) -> int:
         return self.stores.settings.model_ttl_s
-
-    @property
-    def models(self) -> ModelStore:
-        return self.stores.models
-
-    @property
-    def tenant_bases(self) -> TenantBaseModels:
-        return self.stores.tenant_bases
 
     def base_model(self, tenant: str, name: str) -> BaseModel:
         return self.resolver.get(tenant, name)

@@ -17,11 +17,8 @@ from dataclasses import dataclass, field
 import redis
 import torch
 
-from common.jobs import JobStore
-from common.keys import Keys
-from common.queue import JobQueue
 from common.settings import Settings
-from common.stores import Stores
+from common.stores import Stores, UsesStores
 from models.core import pick_device
 from models.report import unfinished_report
 from models.service import BaseModels
@@ -36,7 +33,7 @@ MAX_ERRORS_IN_A_ROW = 10  # unexpected errors with nothing served between: the w
 
 
 @dataclass
-class Worker(JobAttempts):
+class Worker(JobAttempts, UsesStores):
     settings: Settings
     client: redis.Redis
     base_models: BaseModels
@@ -54,19 +51,6 @@ class Worker(JobAttempts):
         self._warned_entry: str | None = None  # the entry last warned about (warn once)
         self._last_progress = 0.0  # monotonic time of the held job's start or last progress
         self._halted = threading.Event()  # set once the serve loop has ended
-
-    @property
-    def keys(self) -> Keys:
-        return self.stores.keys
-
-    @property
-    def store(self) -> JobStore:
-        """The job store (``stores.jobs``)."""
-        return self.stores.jobs
-
-    @property
-    def queue(self) -> JobQueue:
-        return self.stores.queue
 
     def heartbeat(self) -> None:
         """Say this worker is alive: in Redis (for /readyz), in its alive file (for the

@@ -261,7 +261,6 @@ def _create_adaptation(
             tenant=caller.tenant,
             base_model=base.name,
             settings=model.settings,
-            model_id=model.id,
             new_model=model,
             model_cap=settings.max_models_per_tenant,
             max_active=settings.max_jobs_per_tenant,

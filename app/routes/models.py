@@ -59,7 +59,7 @@ def report_gone(services: Services, record: ModelRecord) -> str | None:
     it); None while its job exists, or when the report is not pending."""
     if record.report_progress != ReportState.PENDING:
         return None
-    if services.client.exists(services.keys.job(record.job_id or "")):
+    if record.job_id and services.store.exists(record.job_id):
         return None
     return f"the report was not finished: its job {record.job_id} is gone (expired or lost)"
 

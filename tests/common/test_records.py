@@ -3,6 +3,9 @@ record lacks get their one fallback, and a record writes back the hash it was re
 
 from __future__ import annotations
 
+import pytest
+
+from common.job_errors import JobNotFound
 from common.job_record import JobChange, JobRecord
 from common.keys import JobKind, JobState, ModelState, ReportState
 from common.model_record import ModelChange, ModelRecord, ModelStatus
@@ -49,6 +52,16 @@ def test_a_job_lacking_fields_gets_their_fallbacks():
     assert job.model_id is None and job.created is None and not job.cancel_requested
     assert not job.published and job.run_seconds is None
     assert JobRecord.from_hash({**job.fields(), "started": ""}).started is None
+
+
+@pytest.mark.parametrize(
+    "raw", [{}, {b"step": b"3", b"total": b"9"}, {"id": "job_1", "kind": "adapt"}]
+)
+def test_a_hash_without_id_kind_and_state_is_no_job(raw):
+    """A late progress write after the record expired leaves such a hash: not found, not a
+    crash."""
+    with pytest.raises(JobNotFound):
+        JobRecord.from_hash(raw)
 
 
 def test_a_job_change_writes_only_what_it_changes():

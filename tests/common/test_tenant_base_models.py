@@ -36,8 +36,10 @@ def test_a_stored_record_reads_and_writes_back_the_same():
     record = TenantBaseModel.from_json(json.dumps(STORED))
     assert record.state == BaseModelState.READY and record.metrics == {"test_clean": 0.6}
     assert json.loads(record.to_json()) == STORED
-    unknown = TenantBaseModel.from_json(json.dumps(STORED | {"later": 1}))
-    assert unknown == record  # a field of a later version is ignored
+    later = TenantBaseModel.from_json(json.dumps(STORED | {"later": 1}))
+    assert later == record  # a field of a later version is not read ...
+    rewritten = later.ready(metrics={"test_clean": 0.7}, validation=[])
+    assert json.loads(rewritten.to_json())["later"] == 1  # ... and survives a write back
 
 
 def test_a_training_record_writes_no_fields_it_does_not_have():
@@ -61,6 +63,7 @@ def test_a_training_record_writes_no_fields_it_does_not_have():
     [
         (JobState.QUEUED, BaseModelState.TRAINING),
         (JobState.RUNNING, BaseModelState.TRAINING),
+        (JobState.SUCCEEDED, BaseModelState.TRAINING),  # usable once its record is ready
         (JobState.FAILED, BaseModelState.FAILED),
         (JobState.CANCELLED, BaseModelState.CANCELLED),
         (None, BaseModelState.FAILED),  # the job's record expired
