@@ -30,7 +30,8 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from cli.serve import start_embedded_redis, stop_all
+from cli.local_redis import LocalRedis
+from cli.serve import stop_all
 from common.keys import Keys
 from common.settings import PRETRAINED_DIR, Settings
 from models.core import AdaptConfig
@@ -139,8 +140,8 @@ def redis_for(folder: Path) -> tuple[str, list[subprocess.Popen]]:
     """REDIS_URL, else an embedded Redis in ``folder``: (url, processes to stop last)."""
     if os.environ.get("REDIS_URL"):
         return os.environ["REDIS_URL"], []
-    process, url = start_embedded_redis(folder)
-    return url, [process]
+    local = LocalRedis(folder)  # a fresh folder: its lock is free
+    return local.url, [local.start()]
 
 
 def start_service(

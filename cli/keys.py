@@ -1,14 +1,18 @@
-"""``fewshot keys``: create, list and revoke the API keys of the service's Redis (REDIS_URL)."""
+"""``fewshot keys``: create, list and revoke the API keys of the service's Redis (REDIS_URL, else
+the embedded Redis of ``fewshot serve`` / ``make run``, whether it runs or not)."""
 
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Annotated
 
 import redis
 import typer
 
 from cli.console import err, fail
+from cli.local_redis import LocalRedisError, configured_redis_url, redis_for_command
 from common.api_keys import ApiKey, ApiKeyError, ApiKeys
 from common.settings import get_settings
 from common.stores import Stores
@@ -16,8 +20,20 @@ from common.stores import Stores
 app = typer.Typer(help=__doc__, no_args_is_help=True, add_completion=False)
 
 
-def _api_keys() -> ApiKeys:
-    return Stores.build(get_settings(), None).api_keys
+@contextmanager
+def _api_keys() -> Iterator[ApiKeys]:
+    """The keys of the service's Redis: REDIS_URL, else the local service's embedded Redis
+    (the one `fewshot serve` runs, or started on its files for this command); says which."""
+    settings = get_settings()
+    configured = configured_redis_url()
+    with redis_for_command(settings.data_dir, configured) as url:
+        where = "REDIS_URL" if configured else f"embedded, data in {settings.data_dir}"
+        err.print(f"Redis: {url} ({where})", soft_wrap=True)
+        client = redis.Redis.from_url(url)
+        try:
+            yield Stores.build(settings, client).api_keys
+        finally:
+            client.close()
 
 
 @app.command("create")
@@ -27,8 +43,9 @@ def create(
 ) -> None:
     """Make a key and print its token once (only its SHA-256 is stored)."""
     try:
-        key_id, token = _api_keys().create(tenant, name)
-    except (ApiKeyError, redis.RedisError) as error:
+        with _api_keys() as api_keys:
+            key_id, token = api_keys.create(tenant, name)
+    except (ApiKeyError, redis.RedisError, LocalRedisError) as error:
         raise fail(error) from error
     err.print(f"key {key_id} for tenant {tenant!r}; the token is shown only now:")
     typer.echo(token)
@@ -38,8 +55,9 @@ def create(
 def list_keys() -> None:
     """Key ids, tenants, names and creation times as JSON lines (never the tokens)."""
     try:
-        listed = _api_keys().list()
-    except redis.RedisError as error:
+        with _api_keys() as api_keys:
+            listed = api_keys.list()
+    except (redis.RedisError, LocalRedisError) as error:
         raise fail(error) from error
     for key in listed:
         typer.echo(json.dumps(_listing(key)))
@@ -61,8 +79,9 @@ def revoke(
 ) -> None:
     """Revoke a key: running API processes refuse it within FEWSHOT_AUTH_CACHE_S (2 s)."""
     try:
-        _api_keys().revoke(key_id)
-    except (ApiKeyError, redis.RedisError) as error:
+        with _api_keys() as api_keys:
+            api_keys.revoke(key_id)
+    except (ApiKeyError, redis.RedisError, LocalRedisError) as error:
         raise fail(error) from error
     bound = get_settings().auth_cache_s
     err.print(f"key {key_id} revoked: API processes refuse it within {bound:g} s")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import tempfile
 from functools import lru_cache
 from pathlib import Path
@@ -12,6 +13,14 @@ from pydantic import AliasChoices, Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 LOOPBACK = frozenset({"127.0.0.1", "localhost", "::1"})
+
+
+def default_data_dir() -> Path:
+    """Where a local service keeps what it must remember (the user's data directory, XDG)."""
+    base = os.environ.get("XDG_DATA_HOME") or Path.home() / ".local" / "share"
+    return Path(base) / "robust-fewshot"
+
+
 PRETRAINED_DIR = Path(__file__).resolve().parents[1] / "models" / "pretrained"
 LIVE_WITHIN_BEATS = 3  # a worker is live while its last heartbeat is at most this many old
 
@@ -66,6 +75,9 @@ class Settings(BaseSettings):
     report_time_budget_s: float = Field(120.0, gt=0, le=3600)  # later attacks are skipped
 
     # storage
+    # the local service's data (`fewshot serve`, `make run`): the embedded Redis's append-only
+    # file and the artifacts; kept across restarts, wiped by `fewshot data wipe`
+    data_dir: Path = Field(default_factory=default_data_dir)
     job_ttl_s: int = Field(7 * 86400, ge=60)
     model_ttl_s: int = Field(30 * 86400, ge=60)
 

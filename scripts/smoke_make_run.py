@@ -15,6 +15,7 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 import urllib.error
 import urllib.request
@@ -154,6 +155,8 @@ def main() -> int:
     marker = f"FEWSHOT_SMOKE_{uuid.uuid4().hex}"
     env = {k: v for k, v in os.environ.items() if k != "REDIS_URL"}
     env.update({"PORT": str(port), marker: "1", "FEWSHOT_LOG_FORMAT": "text"})
+    data_dir = tempfile.TemporaryDirectory(prefix="fewshot-smoke-")  # not the user's data
+    env["FEWSHOT_DATA_DIR"] = data_dir.name
     started = time.monotonic()
     server = subprocess.Popen(["make", "run"], cwd=ROOT, env=env, start_new_session=True)
     try:
@@ -168,6 +171,8 @@ def main() -> int:
         if server.poll() is None:
             os.killpg(server.pid, signal.SIGKILL)
         return 1
+    finally:
+        data_dir.cleanup()
     print(
         f"smoke: make run (embedded Redis) ready in {ready_s:.1f} s; adaptation + prediction "
         f"('{label}') done at {served_s:.1f} s; stopped by Ctrl-C with no process left",

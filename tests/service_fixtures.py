@@ -60,6 +60,13 @@ def prefix(redis_url: str) -> Iterator[str]:
         client.delete(*keys)
 
 
+def free_port() -> int:
+    """A TCP port on the loopback interface that nothing listens on now."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
 def keys_under(redis_url: str, prefix: str) -> list[bytes]:
     return sorted(redis.Redis.from_url(redis_url).scan_iter(match=f"{prefix}:*"))
 

@@ -17,7 +17,7 @@ import redis
 from fastapi.testclient import TestClient
 
 from app.main import create_app
-from cli.serve import redis_binary
+from cli.local_redis import redis_binary
 from common.api_keys import ApiKeys
 from common.keys import Keys
 from tests.app.test_api import assert_error, support, wait_for
