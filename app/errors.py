@@ -13,6 +13,7 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from common.artifacts import ArtifactCorrupt, ArtifactMissing, ArtifactsUnavailable
 from common.job_errors import JobConflict, JobNotFound, TooManyJobs
 from common.tenant_base_models import BaseModelUnavailable
 from models.core import CheckpointError
@@ -116,6 +117,9 @@ def install_error_handlers(app: FastAPI) -> None:
         BaseModelUnavailable: _answer(422, "unknown_base_model"),
         CheckpointError: _answer(500, "corrupt_artifact", logged="unreadable base model"),
         ArtifactError: _answer(500, "corrupt_artifact", logged="corrupt stored artifact"),
+        ArtifactsUnavailable: _answer(503, "artifacts_unavailable", {"Retry-After": "10"}),
+        ArtifactMissing: _answer(500, "artifact_missing", logged="blob missing from the store"),
+        ArtifactCorrupt: _answer(500, "artifact_corrupt", logged="blob differs from its record"),
         redis.RedisError: _redis_error,
         RequestValidationError: _invalid_request,
         StarletteHTTPException: _http_error,

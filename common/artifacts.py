@@ -38,21 +38,21 @@ NAME_PATTERN = re.compile(r"^[A-Za-z0-9_-]+(/[A-Za-z0-9_.-]+)*$")  # relative, n
 TEMPORARY_PREFIX = ".tmp-"  # a folder store's blobs being written; a dead writer's are swept
 
 
-class ArtifactError(Exception):
+class ArtifactStoreError(Exception):
     """A blob cannot be had as its record says. ``code`` is the API's stable error code."""
 
     code = "artifact_error"
 
 
-class ArtifactMissing(ArtifactError):
+class ArtifactMissing(ArtifactStoreError):
     code = "artifact_missing"
 
 
-class ArtifactCorrupt(ArtifactError):
+class ArtifactCorrupt(ArtifactStoreError):
     code = "artifact_corrupt"
 
 
-class ArtifactsUnavailable(ArtifactError):
+class ArtifactsUnavailable(ArtifactStoreError):
     """The store cannot be reached, is full, or refuses access: try again later."""
 
     code = "artifacts_unavailable"

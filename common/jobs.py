@@ -46,12 +46,8 @@ class JobStore(JobCreation, JobCancellation):
     client: redis.Redis
     keys: Keys
     job_ttl_s: int
-    model_ttl_s: int
+    models: ModelStore
     unfinished_report: UnfinishedReport  # models.report.unfinished_report
-
-    @property
-    def models(self) -> ModelStore:
-        return ModelStore(self.client, self.keys, self.model_ttl_s)
 
     @property
     def index(self) -> JobIndex:

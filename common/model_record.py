@@ -13,8 +13,15 @@ import json
 from dataclasses import asdict, dataclass, replace
 from typing import Any, ClassVar
 
+from common.artifacts import BlobRef
 from common.hash_codec import Fields, RawHash, decoded, encoded, json_or_none, moment
 from common.keys import ModelState, ReportState
+
+
+def blob_or_none(text: str | None) -> BlobRef | None:
+    """A blob field (JSON of its name, SHA-256 and size): None when absent or empty."""
+    value = json_or_none(text)
+    return None if value is None else BlobRef.from_dict(value)
 
 
 @dataclass(frozen=True)
@@ -38,6 +45,8 @@ class ModelRecord:
     report_summary: dict[str, Any] | None = None  # headline of its report, once it has one
     evicted: float | None = None  # when it was evicted to keep its tenant under the cap
     evicted_reason: str | None = None
+    weights: BlobRef | None = None  # its weights in the artifact store, once published (None:
+    # not published, or a record of a version that kept weights in Redis)
 
     @classmethod
     def from_hash(cls, raw: RawHash) -> ModelRecord:
@@ -63,6 +72,7 @@ class ModelRecord:
             report_summary=json_or_none(text.get("report_summary")),
             evicted=moment(text.get("evicted")),
             evicted_reason=text.get("evicted_reason"),
+            weights=blob_or_none(text.get("weights")),
         )
 
     def fields(self) -> Fields:
@@ -91,6 +101,7 @@ class ModelChange:
     report_summary: dict[str, Any] | None = None
     evicted: float | None = None
     evicted_reason: str | None = None
+    weights: BlobRef | None = None
 
     def fields(self) -> Fields:
         return encoded(asdict(self))

@@ -19,6 +19,7 @@ ends otherwise).
 from __future__ import annotations
 
 import json
+import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -26,10 +27,13 @@ from typing import Any
 
 import redis
 
+from common.artifacts import ArtifactStore, ArtifactsUnavailable, BlobRef
 from common.keys import Keys, ModelState, ReportState
-from common.model_record import ModelChange, ModelRecord, ModelStatus
+from common.model_record import ModelChange, ModelRecord, ModelStatus, blob_or_none
 
+logger = logging.getLogger(__name__)
 EVICTED_RECORD_TTL_S = 7 * 86400
+WEIGHTS_FOLDER = "models"  # the artifact store's folder of adapted weights, one folder a model
 Pipeline = redis.client.Pipeline
 
 
@@ -43,11 +47,16 @@ class ModelCapReached(Exception):
 UnfinishedReport = Callable[[str, bytes | None], tuple[dict[str, Any], dict[str, Any]]]
 
 
+def _text(raw: bytes | None) -> str | None:
+    return None if raw is None else raw.decode()
+
+
 @dataclass(frozen=True)
 class ModelStore:
     client: redis.Redis
     keys: Keys
     model_ttl_s: int
+    artifacts: ArtifactStore  # where the weights are (common.artifacts)
 
     # reads (each a command Redis serves even when it is full)
 
@@ -78,7 +87,22 @@ class ModelStore:
         return records, int(self.client.zcard(index))
 
     def weights(self, model_id: str) -> bytes | None:
-        return self.client.get(self.keys.model_weights(model_id))
+        """The model's weights (None: not published, expired or deleted), read from the
+        artifact store and checked against the SHA-256 its record keeps (ArtifactMissing,
+        ArtifactCorrupt, ArtifactsUnavailable); a record of a version that kept weights in
+        Redis is served from there."""
+        ref = self.weights_ref(model_id)
+        if ref is None:
+            return self.client.get(self.keys.model_weights(model_id))
+        return self.artifacts.get(ref)
+
+    def weights_ref(self, model_id: str) -> BlobRef | None:
+        """The blob the record names as its weights (None: none, or no record)."""
+        return blob_or_none(_text(self.client.hget(self.keys.model(model_id), "weights")))
+
+    def put_weights(self, model_id: str, weights: bytes) -> BlobRef:
+        """Store the weights as a blob, before any record names it (ArtifactsUnavailable)."""
+        return self.artifacts.put(f"{WEIGHTS_FOLDER}/{model_id}", weights, ".safetensors")
 
     def report(self, model_id: str) -> bytes | None:
         return self.client.get(self.keys.model_report(model_id))
@@ -126,8 +150,9 @@ class ModelStore:
     def evict_writes(
         self, pipe: Pipeline, tenant: str, victims: list[str], expired: list[str], cap: int
     ) -> None:
-        for model_id in victims:
+        for model_id in victims:  # their blobs, named no more, go with the next sweep
             pipe.delete(self.keys.model_weights(model_id), self.keys.model_report(model_id))
+            pipe.hdel(self.keys.model(model_id), "weights")
             evicted = ModelChange(
                 state=ModelState.EVICTED,
                 evicted=round(time.time(), 3),
@@ -148,19 +173,19 @@ class ModelStore:
         self,
         pipe: Pipeline,
         model_id: str,
-        weights: bytes,
+        weights: BlobRef,
         report: dict,
         summary: dict,
         *,
         done: bool = False,
     ) -> None:
-        """Ready: it answers predictions. Its report is pending until :meth:`report_writes`,
-        unless ``done`` (published with its finished report)."""
-        ttl = self.model_ttl_s
-        pipe.set(self.keys.model_weights(model_id), weights, ex=ttl)
+        """Ready: it answers predictions, with ``weights`` (:meth:`put_weights`, stored
+        before). Its report is pending until :meth:`report_writes`, unless ``done``
+        (published with its finished report)."""
         state = ReportState.DONE if done else ReportState.PENDING
         self._report_writes(pipe, model_id, report, summary, state)
-        self._state_writes(pipe, model_id, ModelState.READY)
+        change = ModelChange(state=ModelState.READY, weights=weights)
+        pipe.hset(self.keys.model(model_id), mapping=change.fields())
 
     def report_writes(self, pipe: Pipeline, model_id: str, report: dict, summary: dict) -> None:
         """The finished report of a published model."""
@@ -212,4 +237,18 @@ class ModelStore:
             keys.model(model_id), keys.model_weights(model_id), keys.model_report(model_id)
         )
         self.client.zrem(keys.models_index(tenant), model_id)
+        if record.weights is not None:  # named no more: a store that is down leaves it to
+            try:  # the sweep, which deletes what no record names
+                self.artifacts.delete([record.weights.name])
+            except ArtifactsUnavailable as error:
+                logger.warning("weights of deleted model %s left to the sweep: %s", model_id, error)
         return record
+
+    def named_weights(self, names: list[str]) -> set[str]:
+        """Which of these blob names (``models/<id>/<sha>.safetensors``) a record names."""
+        ids = [name.split("/")[1] if name.count("/") == 2 else "" for name in names]
+        pipe = self.client.pipeline(transaction=False)
+        for model_id in ids:
+            pipe.hget(self.keys.model(model_id), "weights")
+        named = (blob_or_none(_text(raw)) for raw in pipe.execute())
+        return {ref.name for ref in named if ref is not None}

@@ -78,6 +78,14 @@ class Settings(BaseSettings):
     # the local service's data (`fewshot serve`, `make run`): the embedded Redis's append-only
     # file and the artifacts; kept across restarts, wiped by `fewshot data wipe`
     data_dir: Path = Field(default_factory=default_data_dir)
+    # where blobs live (adapted weights): a folder (a path or file:///path) or object storage
+    # (s3://bucket/prefix, gs://..., az://...; credentials from the provider's environment
+    # variables, docs/scaling.md); empty: the folder "artifacts" in data_dir
+    artifacts_url: str = ""
+    # a blob that no record names (its writer died, its record expired or was evicted) is
+    # deleted by the worker's sweep once it is this old; the sweep runs every artifact_sweep_s
+    artifact_grace_s: float = Field(3600.0, ge=60)
+    artifact_sweep_s: float = Field(600.0, ge=1)
     job_ttl_s: int = Field(7 * 86400, ge=60)
     model_ttl_s: int = Field(30 * 86400, ge=60)
 
@@ -122,6 +130,11 @@ class Settings(BaseSettings):
     max_base_models_per_tenant: int = Field(3, ge=1)  # records, training or ready
     max_meta_iterations: int = Field(5000, ge=1)  # meta-steps one upload may ask for
     max_archive_images: int = Field(5000, ge=20)  # images in one dataset archive
+
+    @property
+    def artifacts_location(self) -> str:
+        """The artifact store's URL or folder (``artifacts_url``, else in ``data_dir``)."""
+        return self.artifacts_url or str(self.data_dir / "artifacts")
 
     @property
     def image_formats(self) -> frozenset[str]:

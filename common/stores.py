@@ -10,6 +10,7 @@ from typing import Any
 import redis
 
 from common.api_keys import ApiKeys
+from common.artifacts import open_store
 from common.jobs import JobStore
 from common.keys import Keys
 from common.lru import LruCache
@@ -49,6 +50,9 @@ class Stores:
         if client is None:
             client = redis.Redis.from_url(settings.redis_url)
         keys = Keys(settings.key_prefix)
+        models = ModelStore(
+            client, keys, settings.model_ttl_s, open_store(settings.artifacts_location)
+        )
         return cls(
             settings=settings,
             client=client,
@@ -57,11 +61,11 @@ class Stores:
                 client,
                 keys,
                 settings.job_ttl_s,
-                settings.model_ttl_s,
+                models,
                 unfinished_report or _cannot_end_jobs,
             ),
             queue=JobQueue(client, keys, settings.claim_idle_ms),
-            models=ModelStore(client, keys, settings.model_ttl_s),
+            models=models,
             tenant_bases=TenantBaseModels(client, keys),
             api_keys=ApiKeys(client, keys),
         )

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import shutil
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -11,6 +14,18 @@ from models.core import BackboneConfig
 from models.data import Task
 
 pytest_plugins = ["tests.service_fixtures"]
+
+# what the service keeps on disk (the artifact store's default folder, the embedded Redis of
+# `fewshot serve`) goes to a folder of this test session, never the user's data directory
+SESSION_DATA_DIR = None if "FEWSHOT_DATA_DIR" in os.environ else tempfile.mkdtemp(prefix="fewshot-")
+if SESSION_DATA_DIR is not None:
+    os.environ["FEWSHOT_DATA_DIR"] = SESSION_DATA_DIR
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    if SESSION_DATA_DIR is not None:
+        shutil.rmtree(SESSION_DATA_DIR)
+
 
 OMNIGLOT = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "omniglot"
 TINY = BackboneConfig(in_channels=1, image_size=8, width=4, blocks=2)

@@ -23,9 +23,11 @@ from PIL import Image
 
 from app.main import create_app
 from app.serving import server_config
+from common.artifacts import open_store
 from common.jobs import JobStore
 from common.keys import Keys, ModelState
 from common.model_record import ModelRecord
+from common.model_store import ModelStore
 from common.settings import Settings
 from common.stores import Stores
 from models.core import BackboneConfig, FewShotNet, MetaConfig, backbone_params, save_checkpoint
@@ -77,8 +79,10 @@ def service_stores(settings: Settings, client: redis.Redis | None = None) -> Sto
 
 
 def job_store(client: redis.Redis, keys: Keys, ttl_s: int = 600) -> JobStore:
-    """A job store as the service builds one, its jobs and models kept ``ttl_s``."""
-    return JobStore(client, keys, ttl_s, ttl_s, unfinished_report)
+    """A job store as the service builds one, its jobs and models kept ``ttl_s``, blobs in the
+    tests' data folder (tests/conftest.py)."""
+    models = ModelStore(client, keys, ttl_s, open_store(Settings().artifacts_location))
+    return JobStore(client, keys, ttl_s, models, unfinished_report)
 
 
 def new_model(model_id: str, created: float = 1.0, tenant: str = "t1") -> ModelRecord:

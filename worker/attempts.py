@@ -13,6 +13,7 @@ from functools import partial
 
 import redis
 
+from common.artifacts import ArtifactStoreError
 from common.job_record import JobRecord
 from common.jobs import (
     CancelRequested,
@@ -134,6 +135,8 @@ class JobAttempts:
             raise  # the store is unreachable: leave the job pending, to be taken over later
         except CancelRequested:
             ended = self._end(job_id, attempt, JobState.CANCELLED)
+        except ArtifactStoreError as error:  # the store is down or full, or a blob is bad
+            ended = self._end(job_id, attempt, JobState.FAILED, error.code, str(error))
         except USER_ERRORS as error:
             ended = self._end(job_id, attempt, JobState.FAILED, "invalid_job", str(error))
         except Exception as error:  # a bug: fail loudly, never silently

@@ -19,6 +19,7 @@ from typing import Any
 import redis
 import torch
 
+from common.artifacts import BlobRef
 from common.job_record import JobRecord
 from common.jobs import ExtraWrites, ModelWrites
 from common.keys import ModelState
@@ -126,9 +127,10 @@ def handle_adapt(
     published = publish_model is not None and _published(ctx, job)
     steps = 0 if published else settings.adapt_config.steps
     total = steps + _report_units(settings, support, validation)
-    weights = None
+    weights = None  # the blob of its weights, stored before any record names it
     if not published:
-        weights = _adapt(ctx, job, base, settings, support, partial(_of, progress, 0, total))
+        adapted = _adapt(ctx, job, base, settings, support, partial(_of, progress, 0, total))
+        weights = ctx.models.put_weights(job.model_id or "", adapted)
     if publish_model is not None and weights is not None:
         pending = _pending_report(settings, job.id)
         if publish_model(partial(ctx.models.published_writes, weights=weights, **pending)):
@@ -185,7 +187,7 @@ def _adapt(
 
 
 def _model_writes(
-    ctx: HandlerContext, weights: bytes | None, report: dict[str, Any]
+    ctx: HandlerContext, weights: BlobRef | None, report: dict[str, Any]
 ) -> ModelWrites:
     """What the job's success writes of its model: its report, and its weights unless
     published already (``weights`` None)."""

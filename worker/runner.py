@@ -17,6 +17,8 @@ from dataclasses import dataclass, field
 import redis
 import torch
 
+from common.artifact_sweep import sweep_weights
+from common.artifacts import ArtifactStoreError
 from common.settings import Settings
 from common.stores import Stores, UsesStores
 from models.core import pick_device
@@ -93,6 +95,20 @@ class Worker(JobAttempts, UsesStores):
             except (redis.RedisError, OSError):
                 logger.exception("heartbeat failed; retrying in %.1f s", self.settings.heartbeat_s)
 
+    def _sweep_until_stopped(self) -> None:
+        """Delete, every ``artifact_sweep_s``, the blobs no record names (common.artifact_sweep);
+        in its own thread, so that a slow store never delays a heartbeat."""
+        while not self._halted.is_set():
+            try:
+                sweep_weights(self.models, self.settings.artifact_grace_s)
+            except (ArtifactStoreError, redis.RedisError, OSError):
+                logger.exception("artifact sweep failed; next try in %.0f s", self._sweep_s)
+            self._halted.wait(self._sweep_s)
+
+    @property
+    def _sweep_s(self) -> float:
+        return self.settings.artifact_sweep_s
+
     def run(self) -> None:
         """Serve until ``stop`` is set; heartbeats come from a thread, even during a job."""
         if not self._start_up():
@@ -100,6 +116,8 @@ class Worker(JobAttempts, UsesStores):
         self._halted.clear()
         beating = threading.Thread(target=self._beat_until_stopped, name="heartbeat", daemon=True)
         beating.start()
+        sweeping = threading.Thread(target=self._sweep_until_stopped, name="sweep", daemon=True)
+        sweeping.start()
         logger.info(
             "worker %s serving on %s with %d torch thread(s)",
             self.name,
@@ -113,6 +131,7 @@ class Worker(JobAttempts, UsesStores):
             self.stop.set()
             self._halted.set()
             beating.join()
+            sweeping.join()
             self.settings.worker_alive_file.unlink(missing_ok=True)
             self._deregister()
         logger.info("worker %s stopped", self.name)

@@ -1,0 +1,123 @@
+"""Adapted weights live in the artifact store, not in Redis: the record names the blob and its
+SHA-256; delete removes the blob, the sweep collects what no record names, a record of the
+version that kept weights in Redis still serves, and a store that is down answers 503
+``artifacts_unavailable`` for predictions while the rest of the API answers."""
+
+from __future__ import annotations
+
+import os
+import time
+
+import pytest
+from fastapi.testclient import TestClient
+
+from app.main import create_app
+from common.artifact_sweep import sweep_weights
+from common.artifacts import FolderStore, open_store
+from common.settings import Settings
+from tests.app.test_api import assert_error, support, wait_for
+from tests.common.s3_server import start_s3_server
+from tests.service_fixtures import image_bytes, service_stores
+
+pytestmark = pytest.mark.redis
+
+
+@pytest.fixture
+def local_settings(settings: Settings, tmp_path) -> Settings:
+    return settings.model_copy(update={"artifacts_url": str(tmp_path / "artifacts")})
+
+
+def adapted_model(client: TestClient) -> str:
+    files, data = support(classes=2, shots=2)
+    created = client.post("/v1/adaptations", files=files, data={**data, "steps": "2"})
+    assert created.status_code == 202, created.text
+    assert wait_for(client, created.json()["job_id"])["state"] == "succeeded"
+    return created.json()["model_id"]
+
+
+def predict(client: TestClient, model_id: str):
+    files = [("images", ("q.png", image_bytes(1, 7), "image/png"))]
+    return client.post(f"/v1/models/{model_id}/predictions", files=files)
+
+
+def test_weights_are_a_checked_blob_and_redis_keeps_a_small_record(local_settings, start_worker):
+    start_worker(local_settings)
+    stores = service_stores(local_settings)
+    with TestClient(create_app(local_settings)) as client:
+        model_id = adapted_model(client)
+        ref = stores.models.weights_ref(model_id)
+        assert ref is not None and ref.name.startswith(f"models/{model_id}/")
+        assert stores.client.get(stores.keys.model_weights(model_id)) is None
+        assert predict(client, model_id).status_code == 200
+        # Redis holds the record, index entry and report: no weights
+        keys = [stores.keys.model(model_id), stores.keys.model_report(model_id)]
+        held = sum(int(stores.client.memory_usage(key) or 0) for key in keys)
+        assert held < 64 * 1024, held
+        assert client.delete(f"/v1/models/{model_id}").status_code in (200, 204)
+    assert list(stores.models.artifacts.list(f"models/{model_id}/")) == []
+
+
+def test_the_sweep_deletes_only_old_blobs_no_record_names(local_settings, start_worker):
+    start_worker(local_settings)
+    stores = service_stores(local_settings)
+    with TestClient(create_app(local_settings)) as client:
+        model_id = adapted_model(client)
+    artifacts = stores.models.artifacts
+    assert isinstance(artifacts, FolderStore)
+    named = stores.models.weights_ref(model_id)
+    orphan = artifacts.put("models/model_00000000000000000000", b"left by a dead worker")
+    young = artifacts.put("models/model_11111111111111111111", b"its record is coming")
+    long_ago = time.time() - 7200
+    for ref in (named, orphan):  # both old; only the orphan has no record
+        os.utime(artifacts.root / ref.name, (long_ago, long_ago))
+    assert sweep_weights(stores.models, grace_s=3600) == 1
+    left = {b.name for b in artifacts.list("models/")}
+    assert left == {named.name, young.name}
+
+
+def test_a_record_that_kept_its_weights_in_redis_still_serves(local_settings, start_worker):
+    """An upgrade: models adapted by the version that stored weights in Redis keep
+    answering (their records name no blob)."""
+    start_worker(local_settings)
+    stores = service_stores(local_settings)
+    with TestClient(create_app(local_settings)) as client:
+        model_id = adapted_model(client)
+        ref = stores.models.weights_ref(model_id)
+        weights = stores.models.artifacts.get(ref)
+        stores.client.set(stores.keys.model_weights(model_id), weights)  # the old layout
+        stores.client.hdel(stores.keys.model(model_id), "weights")
+        stores.models.artifacts.delete([ref.name])
+        assert predict(client, model_id).status_code == 200
+
+
+def test_a_store_that_is_down_answers_503_for_weights_only(settings, start_worker, monkeypatch):
+    server = start_s3_server()
+    try:
+        for name, value in server.environment().items():
+            monkeypatch.setenv(name, value)
+        s3 = settings.model_copy(update={"artifacts_url": f"s3://{server.new_bucket()}"})
+        start_worker(s3)
+        with TestClient(create_app(s3)) as client:
+            model_id = adapted_model(client)
+            assert open_store(s3.artifacts_url).get(service_stores(s3).models.weights_ref(model_id))
+            server.stop()
+            with TestClient(create_app(s3)) as fresh:  # a new process: nothing cached
+                assert_error(predict(fresh, model_id), 503, "artifacts_unavailable")
+                assert fresh.get(f"/v1/models/{model_id}").status_code == 200
+                assert fresh.get("/v1/jobs").status_code == 200
+    finally:
+        server.stop()
+
+
+def test_a_blob_altered_behind_the_store_is_refused(local_settings, start_worker):
+    start_worker(local_settings)
+    stores = service_stores(local_settings)
+    with TestClient(create_app(local_settings)) as client:
+        model_id = adapted_model(client)
+    ref = stores.models.weights_ref(model_id)
+    path = stores.models.artifacts.root / ref.name
+    data = bytearray(path.read_bytes())
+    data[-1] ^= 0xFF
+    path.write_bytes(bytes(data))
+    with TestClient(create_app(local_settings)) as client:
+        assert_error(predict(client, model_id), 500, "artifact_corrupt")
