@@ -28,12 +28,17 @@ class ServedModel:
     model: FewShotNet  # eval mode, frozen norms: attacks run on it
     forward: Callable[[Tensor], Tensor]  # the same model compiled for inference (no gradients)
     info: dict[str, Any]  # classes, input spec, base model
+    nbytes: int  # memory it holds, about: its weights twice (the model and the compiled graph)
+
+
+def served_bytes(served: ServedModel) -> int:
+    return served.nbytes
 
 
 @dataclass
 class ModelCache(LruCache):
     """Adapted models deserialized and compiled once, kept in memory, least recently used
-    evicted."""
+    evicted past ``capacity`` bytes (``weight``: :func:`served_bytes`)."""
 
     hits: int = 0
     misses: int = 0
@@ -48,7 +53,7 @@ class ModelCache(LruCache):
         if data is None:
             return None
         model, info = load_adapted(data, torch.device("cpu"))
-        served = ServedModel(model, inference_graph(model), info)
+        served = ServedModel(model, inference_graph(model), info, 2 * len(data))
         self.misses += 1
         self.put(model_id, served)
         return served
@@ -72,7 +77,7 @@ class Services(UsesStores):
 
     def __post_init__(self) -> None:
         self.stores = Stores.build(self.settings, self.client, unfinished_report)
-        self.cache = ModelCache(self.settings.model_cache_size)
+        self.cache = ModelCache(self.settings.model_cache_mb * 2**20, served_bytes)
         self.report_pngs = LruCache(self.settings.model_cache_size)
         self.report_attacks = report_suite(self.settings.report_attacks)
         self.resolver = self.stores.base_model_resolver(self.base_models, decode_base_model)

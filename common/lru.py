@@ -5,17 +5,26 @@ from __future__ import annotations
 import threading
 import time
 from collections import OrderedDict
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 
+def one(_: Any) -> int:
+    return 1
+
+
 @dataclass
 class LruCache:
-    """Values by key, the least recently used evicted past ``capacity``; thread-safe."""
+    """Values by key, the least recently used evicted once their weights add up past
+    ``capacity`` (each value weighs 1 unless ``weight`` says otherwise, e.g. its bytes; the
+    value just put always stays); thread-safe."""
 
     capacity: int
+    weight: Callable[[Any], int] = one
     _items: OrderedDict[str, Any] = field(default_factory=OrderedDict)
     _lock: threading.Lock = field(default_factory=threading.Lock)
+    _total: int = 0
 
     def get(self, key: str) -> Any | None:
         with self._lock:
@@ -25,13 +34,21 @@ class LruCache:
 
     def put(self, key: str, value: Any) -> None:
         with self._lock:
+            if key in self._items:
+                self._total -= self.weight(self._items.pop(key))
             self._items[key] = value
-            while len(self._items) > self.capacity:
-                self._items.popitem(last=False)
+            self._total += self.weight(value)
+            while self._total > self.capacity and len(self._items) > 1:
+                self._total -= self.weight(self._items.popitem(last=False)[1])
 
     def drop(self, key: str) -> None:
         with self._lock:
-            self._items.pop(key, None)
+            if key in self._items:
+                self._total -= self.weight(self._items.pop(key))
+
+    @property
+    def total_weight(self) -> int:
+        return self._total
 
     def __len__(self) -> int:
         return len(self._items)

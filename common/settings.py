@@ -102,7 +102,9 @@ class Settings(BaseSettings):
     device: str = "auto"
 
     # serving
-    model_cache_size: int = Field(32, ge=1)
+    model_cache_size: int = Field(32, ge=1)  # report charts kept drawn, per API process
+    # adapted models kept loaded per API process, in MiB (a 5-way Conv-4 holds about 0.9 MiB)
+    model_cache_mb: int = Field(512, ge=1)
     # tenants' own base models decoded and kept in memory, by the API and by each worker
     base_model_cache_size: int = Field(8, ge=1)
     blocking_threads: int = Field(4, ge=1)  # API threads for decoding, uploads, Redis calls
