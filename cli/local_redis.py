@@ -102,6 +102,7 @@ class LocalRedis:
 
     def start(self) -> subprocess.Popen:
         """redis-server on this folder's files; the caller holds the lock and stops it."""
+        self.folder.mkdir(parents=True, exist_ok=True)
         process = subprocess.Popen(
             [
                 redis_binary(),
