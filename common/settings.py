@@ -77,7 +77,7 @@ class Settings(BaseSettings):
     # storage
     # the local service's data (`fewshot serve`, `make run`): the embedded Redis's append-only
     # file and the artifacts; kept across restarts, wiped by `fewshot data wipe`
-    data_dir: Path = Field(default_factory=default_data_dir)
+    data_dir: Path = default_data_dir()
     job_ttl_s: int = Field(7 * 86400, ge=60)
     model_ttl_s: int = Field(30 * 86400, ge=60)
 
