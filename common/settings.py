@@ -77,7 +77,7 @@ class Settings(BaseSettings):
     # storage
     # the local service's data (`fewshot serve`, `make run`): the embedded Redis's append-only
     # file and the artifacts; kept across restarts, wiped by `fewshot data wipe`
-    data_dir: Path = Field(default_factory=default_data_dir)
+    data_dir: Path = default_data_dir()
     # where blobs live (adapted weights): a folder (a path or file:///path) or object storage
     # (s3://bucket/prefix, gs://..., az://...; credentials from the provider's environment
     # variables, docs/scaling.md); empty: the folder "artifacts" in data_dir
