@@ -50,7 +50,8 @@ FROM ${PYTHON_IMAGE}
 LABEL org.opencontainers.image.title="robust-fewshot" \
       org.opencontainers.image.description="Robust few-shot image classification: API and worker"
 RUN groupadd --gid 10001 fewshot \
-    && useradd --no-log-init --create-home --uid 10001 --gid 10001 --shell /usr/sbin/nologin fewshot
+    && useradd --no-log-init --create-home --uid 10001 --gid 10001 --shell /usr/sbin/nologin fewshot \
+    && mkdir /artifacts && chown 10001:10001 /artifacts  # a new volume here takes its owner
 COPY --from=build /opt/venv /opt/venv
 ENV PATH=/opt/venv/bin:$PATH \
     PYTHONUNBUFFERED=1 \

@@ -5,7 +5,7 @@ Usage: python benchmarks/model_storage.py [--models 10000] [--adapted 5] [--arti
        [--predictions 200]
 
 1. ``--adapted`` models go the whole way: an adaptation job (the shipped base model, 5-way
-   1-shot on drawn images, report=quick) run by a real worker; Redis memory per model is read
+   2-shot on drawn images, report=quick) run by a real worker; Redis memory per model is read
    with MEMORY USAGE over its record, report and index entry.
 2. ``--models`` more are published through the store's real publishing path (a job created,
    started and finished with the model's weights blob and report, as the worker does), reusing
@@ -66,9 +66,11 @@ def drawing(cls: int, index: int) -> bytes:
     return buffer.getvalue()
 
 
-def adapt(client: TestClient, n_way: int = 5) -> str:
-    files = [("images", (f"{c}.png", drawing(c, 0), "image/png")) for c in range(n_way)]
-    data = {"labels": [f"class-{c}" for c in range(n_way)], "report": "quick"}
+def adapt(client: TestClient, n_way: int = 5, shots: int = 2) -> str:
+    """A 5-way 2-shot model with a quick report (2 shots: the report has figures)."""
+    pairs = [(c, i) for c in range(n_way) for i in range(shots)]
+    files = [("images", (f"{c}_{i}.png", drawing(c, i), "image/png")) for c, i in pairs]
+    data = {"labels": [f"class-{c}" for c, _ in pairs], "report": "quick"}
     created = client.post("/v1/adaptations", files=files, data=data)
     assert created.status_code == 202, created.text
     while True:

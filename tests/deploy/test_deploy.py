@@ -147,3 +147,10 @@ def test_docker_compose_config_validates(profile):
     )
     assert result.returncode == 0, result.stderr
     assert yaml.safe_load(result.stdout)["services"]["redis"]["image"].startswith("redis:7")
+
+
+def test_the_api_and_every_worker_mount_the_one_artifacts_volume(compose):
+    location = compose["x-settings"]["FEWSHOT_ARTIFACTS_URL"].split(":-")[1].rstrip("}")
+    assert "artifacts" in compose["volumes"]
+    for name in ("api", "worker", "worker-cpu"):
+        assert f"artifacts:{location}" in compose["services"][name]["volumes"], name

@@ -54,3 +54,14 @@ def test_probes_images_and_identity_match_the_compose_file():
     settings = documents()["ConfigMap/fewshot-settings"]["data"]
     assert settings["REDIS_URL"].startswith("redis://redis:6379/")
     assert documents()["Service/redis"]["spec"]["ports"][0]["port"] == 6379
+
+
+def test_the_api_and_the_workers_share_the_artifact_store():
+    location = documents()["ConfigMap/fewshot-settings"]["data"]["FEWSHOT_ARTIFACTS_URL"]
+    claim = documents()["PersistentVolumeClaim/fewshot-artifacts"]
+    assert claim["spec"]["accessModes"] == ["ReadWriteMany"]
+    for name in ("Deployment/fewshot-api", "Deployment/fewshot-worker"):
+        pod = documents()[name]["spec"]["template"]["spec"]
+        volumes = {v["name"]: v["persistentVolumeClaim"]["claimName"] for v in pod["volumes"]}
+        mounts = {m["mountPath"]: m["name"] for m in pod["containers"][0]["volumeMounts"]}
+        assert volumes[mounts[location]] == "fewshot-artifacts", name
