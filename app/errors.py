@@ -62,7 +62,7 @@ ERROR_MEANINGS = {
     415: "unsupported media type or image format",
     422: "invalid input; nothing was stored",
     429: "rate limit of the API key, or the tenant's job limit, reached; see Retry-After",
-    503: "Redis unavailable, or the service is not ready; retry later",
+    503: "Redis or the artifact store unavailable, or the service is not ready; retry later",
     507: "the job store (Redis) is full; nothing was stored",
 }
 

@@ -71,6 +71,12 @@ class LocalRedis:
     def url(self) -> str:
         return f"unix://{self.folder / 'redis.sock'}"
 
+    def make_folders(self) -> None:
+        """The data folder and its Redis folder, readable by their owner only: they hold
+        uploaded images, reports and API key digests."""
+        for folder in (self.data_dir, self.folder):
+            folder.mkdir(mode=0o700, parents=True, exist_ok=True)
+
     def answers(self) -> bool:
         try:
             return bool(redis.Redis.from_url(self.url, socket_timeout=2).ping())
@@ -80,8 +86,9 @@ class LocalRedis:
     @contextmanager
     def held(self, who: str) -> Iterator[None]:
         """Hold the folder's lock (LocalRedisError when another process holds it)."""
-        self.folder.mkdir(parents=True, exist_ok=True)
-        handle: IO[str] = open(self.folder / "lock", "a+")  # noqa: SIM115 (held until exit)
+        self.make_folders()
+        lock = os.open(self.folder / "lock", os.O_RDWR | os.O_CREAT, 0o600)
+        handle: IO[str] = os.fdopen(lock, "a+")  # held until the block ends
         try:
             try:
                 fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -102,7 +109,7 @@ class LocalRedis:
 
     def start(self) -> subprocess.Popen:
         """redis-server on this folder's files; the caller holds the lock and stops it."""
-        self.folder.mkdir(parents=True, exist_ok=True)
+        self.make_folders()
         process = subprocess.Popen(
             [
                 redis_binary(),

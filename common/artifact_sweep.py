@@ -12,24 +12,39 @@ from __future__ import annotations
 
 import logging
 import time
+from threading import Event
 
+from common.artifacts import ArtifactStoreError
 from common.model_store import WEIGHTS_FOLDER, ModelStore
 
 logger = logging.getLogger(__name__)
 BATCH = 500  # blob names checked against Redis in one pipeline
 
 
-def sweep_weights(models: ModelStore, grace_s: float, now: float | None = None) -> int:
-    """Delete the adapted weights that no model record names and are older than ``grace_s``;
-    how many were deleted."""
+def sweep_weights(
+    models: ModelStore, grace_s: float, now: float | None = None, stop: Event | None = None
+) -> int:
+    """Delete the adapted weights older than ``grace_s`` that the sweep need not keep (no
+    record names them, and their model is not pending); how many were deleted. Checked and
+    deleted batch by batch, so little time passes between a check and its delete; a batch the
+    store refuses is logged and left for the next sweep; ``stop`` ends it between batches."""
     cutoff = (time.time() if now is None else now) - grace_s
     old = [b.name for b in models.artifacts.list(f"{WEIGHTS_FOLDER}/") if b.modified < cutoff]
-    unnamed = []
+    deleted = 0
     for start in range(0, len(old), BATCH):
+        if stop is not None and stop.is_set():
+            break
         batch = old[start : start + BATCH]
-        named = models.named_weights(batch)
-        unnamed += [name for name in batch if name not in named]
-    models.artifacts.delete(unnamed)
-    if unnamed:
-        logger.info("artifact sweep deleted %d blob(s) no record names", len(unnamed))
-    return len(unnamed)
+        kept = models.kept_weights(batch)
+        unnamed = [name for name in batch if name not in kept]
+        try:
+            models.artifacts.delete(unnamed)
+        except ArtifactStoreError as error:
+            logger.warning(
+                "artifact sweep: %d blob(s) left for the next sweep: %s", len(unnamed), error
+            )
+            continue
+        deleted += len(unnamed)
+    if deleted:
+        logger.info("artifact sweep deleted %d blob(s) no record names", deleted)
+    return deleted

@@ -102,6 +102,17 @@ def check_name(name: str) -> str:
     return name
 
 
+def listable(name: str) -> bool:
+    """Whether a listed name is one this store could have written; others (a file someone put
+    there by hand) are logged and left alone, never deleted."""
+    try:
+        check_name(name)
+    except ValueError:
+        logger.warning("artifact store: %r is no blob name; left alone", name)
+        return False
+    return True
+
+
 def blob_ref(folder: str, data: bytes, ext: str) -> BlobRef:
     """The content-addressed name and hash of ``data`` in ``folder``."""
     sha = hashlib.sha256(data).hexdigest()
@@ -180,7 +191,8 @@ class FolderStore:
                 except FileNotFoundError:  # deleted while listing
                     continue
                 name = path.relative_to(self.root).as_posix()
-                yield StoredBlob(name, stat.st_mtime, stat.st_size)
+                if listable(name):
+                    yield StoredBlob(name, stat.st_mtime, stat.st_size)
 
 
 def _fsync_folder(folder: Path) -> None:

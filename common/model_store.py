@@ -244,11 +244,17 @@ class ModelStore:
                 logger.warning("weights of deleted model %s left to the sweep: %s", model_id, error)
         return record
 
-    def named_weights(self, names: list[str]) -> set[str]:
-        """Which of these blob names (``models/<id>/<sha>.safetensors``) a record names."""
+    def kept_weights(self, names: list[str]) -> set[str]:
+        """Which of these blob names (``models/<id>/...``) the sweep must keep: those a record
+        names, and every blob of a model still pending (its job stored the blob and names it
+        when it publishes, however long Redis keeps it waiting)."""
         ids = [name.split("/")[1] if name.count("/") == 2 else "" for name in names]
         pipe = self.client.pipeline(transaction=False)
         for model_id in ids:
-            pipe.hget(self.keys.model(model_id), "weights")
-        named = (blob_or_none(_text(raw)) for raw in pipe.execute())
-        return {ref.name for ref in named if ref is not None}
+            pipe.hmget(self.keys.model(model_id), ["state", "weights"])
+        kept = set()
+        for name, (state, weights) in zip(names, pipe.execute(), strict=True):
+            ref = blob_or_none(_text(weights))
+            if _text(state) == ModelState.PENDING or (ref is not None and ref.name == name):
+                kept.add(name)
+        return kept

@@ -28,6 +28,7 @@ from common.artifacts import (
     StoredBlob,
     blob_ref,
     check_name,
+    listable,
     verified,
 )
 
@@ -96,7 +97,8 @@ class ObjectStore:
         try:
             for batch in obstore.list(self.store, prefix=prefix or None):
                 for meta in batch:
-                    modified = meta["last_modified"].timestamp()
-                    yield StoredBlob(str(meta["path"]), modified, int(meta["size"]))
+                    if listable(name := str(meta["path"])):
+                        modified = meta["last_modified"].timestamp()
+                        yield StoredBlob(name, modified, int(meta["size"]))
         except BaseError as error:
             raise ArtifactsUnavailable(f"artifact store unreachable: {error}") from error

@@ -18,7 +18,6 @@ import redis
 import torch
 
 from common.artifact_sweep import sweep_weights
-from common.artifacts import ArtifactStoreError
 from common.settings import Settings
 from common.stores import Stores, UsesStores
 from models.core import pick_device
@@ -100,8 +99,8 @@ class Worker(JobAttempts, UsesStores):
         in its own thread, so that a slow store never delays a heartbeat."""
         while not self._halted.is_set():
             try:
-                sweep_weights(self.models, self.settings.artifact_grace_s)
-            except (ArtifactStoreError, redis.RedisError, OSError):
+                sweep_weights(self.models, self.settings.artifact_grace_s, stop=self._halted)
+            except Exception:  # whatever it was, the next sweep tries again: never a dead thread
                 logger.exception("artifact sweep failed; next try in %.0f s", self._sweep_s)
             self._halted.wait(self._sweep_s)
 

@@ -14,10 +14,11 @@ from fastapi.testclient import TestClient
 from app.main import create_app
 from common.artifact_sweep import sweep_weights
 from common.artifacts import FolderStore, open_store
+from common.keys import JobKind
 from common.settings import Settings
 from tests.app.test_api import assert_error, support, wait_for
 from tests.common.s3_server import start_s3_server
-from tests.service_fixtures import image_bytes, service_stores
+from tests.service_fixtures import eventually, image_bytes, new_model, service_stores
 
 pytestmark = pytest.mark.redis
 
@@ -58,21 +59,30 @@ def test_weights_are_a_checked_blob_and_redis_keeps_a_small_record(local_setting
 
 
 def test_the_sweep_deletes_only_old_blobs_no_record_names(local_settings, start_worker):
-    start_worker(local_settings)
+    worker = start_worker(local_settings)
     stores = service_stores(local_settings)
     with TestClient(create_app(local_settings)) as client:
         model_id = adapted_model(client)
+    worker.stop.set()  # the pending job below must stay pending
+    eventually(worker._halted.is_set, "the worker stops")
     artifacts = stores.models.artifacts
     assert isinstance(artifacts, FolderStore)
     named = stores.models.weights_ref(model_id)
     orphan = artifacts.put("models/model_00000000000000000000", b"left by a dead worker")
     young = artifacts.put("models/model_11111111111111111111", b"its record is coming")
+    pending = new_model("model_22222222222222222222", tenant="local")
+    stores.jobs.create(
+        JobKind.ADAPT, b"", tenant="local", base_model="b", settings="{}", new_model=pending
+    )
+    waiting = artifacts.put(f"models/{pending.id}", b"its job waits for a full Redis")
+    odd = artifacts.root / "models" / "by hand~"
+    odd.write_bytes(b"not a blob name")
     long_ago = time.time() - 7200
-    for ref in (named, orphan):  # both old; only the orphan has no record
-        os.utime(artifacts.root / ref.name, (long_ago, long_ago))
+    for path in [artifacts.root / r.name for r in (named, orphan, waiting)] + [odd]:
+        os.utime(path, (long_ago, long_ago))  # all old; only the orphan is no one's
     assert sweep_weights(stores.models, grace_s=3600) == 1
     left = {b.name for b in artifacts.list("models/")}
-    assert left == {named.name, young.name}
+    assert left == {named.name, young.name, waiting.name} and odd.exists()
 
 
 def test_a_record_that_kept_its_weights_in_redis_still_serves(local_settings, start_worker):
