@@ -24,8 +24,9 @@ BATCH = 500  # blob names checked against Redis in one pipeline
 def sweep_weights(
     models: ModelStore, grace_s: float, now: float | None = None, stop: Event | None = None
 ) -> int:
-    """Delete the adapted weights older than ``grace_s`` that the sweep need not keep (no
-    record names them, and their model is not pending); how many were deleted. Checked and
+    """Delete the blobs of adapted models (weights, finished reports) older than ``grace_s``
+    that the sweep need not keep (no record names them, no job is still to name them); how
+    many were deleted. Checked and
     deleted batch by batch, so little time passes between a check and its delete; a batch the
     store refuses is logged and left for the next sweep; ``stop`` ends it between batches."""
     cutoff = (time.time() if now is None else now) - grace_s
@@ -35,7 +36,7 @@ def sweep_weights(
         if stop is not None and stop.is_set():
             break
         batch = old[start : start + BATCH]
-        kept = models.kept_weights(batch)
+        kept = models.kept_blobs(batch)
         unnamed = [name for name in batch if name not in kept]
         try:
             models.artifacts.delete(unnamed)

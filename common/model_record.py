@@ -47,6 +47,8 @@ class ModelRecord:
     evicted_reason: str | None = None
     weights: BlobRef | None = None  # its weights in the artifact store, once published (None:
     # not published, or a record of a version that kept weights in Redis)
+    report_blob: BlobRef | None = None  # its finished report in the artifact store (None: a
+    # report without figures yet, pending or unfinished, or of a version that kept it in Redis)
 
     @classmethod
     def from_hash(cls, raw: RawHash) -> ModelRecord:
@@ -73,6 +75,7 @@ class ModelRecord:
             evicted=moment(text.get("evicted")),
             evicted_reason=text.get("evicted_reason"),
             weights=blob_or_none(text.get("weights")),
+            report_blob=blob_or_none(text.get("report_blob")),
         )
 
     def fields(self) -> Fields:
@@ -102,6 +105,7 @@ class ModelChange:
     evicted: float | None = None
     evicted_reason: str | None = None
     weights: BlobRef | None = None
+    report_blob: BlobRef | None = None
 
     def fields(self) -> Fields:
         return encoded(asdict(self))

@@ -104,8 +104,18 @@ class ModelStore:
         """Store the weights as a blob, before any record names it (ArtifactsUnavailable)."""
         return self.artifacts.put(f"{WEIGHTS_FOLDER}/{model_id}", weights, ".safetensors")
 
+    def put_report(self, model_id: str, report: dict[str, Any]) -> BlobRef:
+        """Store a finished report as a blob, before any record names it."""
+        data = json.dumps(report).encode()
+        return self.artifacts.put(f"{WEIGHTS_FOLDER}/{model_id}", data, ".report.json")
+
     def report(self, model_id: str) -> bytes | None:
-        return self.client.get(self.keys.model_report(model_id))
+        """The report's JSON: a finished one from the artifact store (checked), one without
+        figures yet (pending, unfinished) or of an earlier version from Redis."""
+        ref = blob_or_none(_text(self.client.hget(self.keys.model(model_id), "report_blob")))
+        if ref is None:
+            return self.client.get(self.keys.model_report(model_id))
+        return self.artifacts.get(ref)
 
     # inside a caller's transaction: reads in immediate mode after WATCH, writes after MULTI
 
@@ -152,7 +162,7 @@ class ModelStore:
     ) -> None:
         for model_id in victims:  # their blobs, named no more, go with the next sweep
             pipe.delete(self.keys.model_weights(model_id), self.keys.model_report(model_id))
-            pipe.hdel(self.keys.model(model_id), "weights")
+            pipe.hdel(self.keys.model(model_id), "weights", "report_blob")
             evicted = ModelChange(
                 state=ModelState.EVICTED,
                 evicted=round(time.time(), 3),
@@ -174,7 +184,7 @@ class ModelStore:
         pipe: Pipeline,
         model_id: str,
         weights: BlobRef,
-        report: dict,
+        report: dict | BlobRef,
         summary: dict,
         *,
         done: bool = False,
@@ -187,8 +197,10 @@ class ModelStore:
         change = ModelChange(state=ModelState.READY, weights=weights)
         pipe.hset(self.keys.model(model_id), mapping=change.fields())
 
-    def report_writes(self, pipe: Pipeline, model_id: str, report: dict, summary: dict) -> None:
-        """The finished report of a published model."""
+    def report_writes(
+        self, pipe: Pipeline, model_id: str, report: dict | BlobRef, summary: dict
+    ) -> None:
+        """The finished report of a published model (a blob, :meth:`put_report`)."""
         self._report_writes(pipe, model_id, report, summary, ReportState.DONE)
 
     def plan_unfinished(
@@ -205,12 +217,23 @@ class ModelStore:
         return writes
 
     def _report_writes(
-        self, pipe: Pipeline, model_id: str, report: dict, summary: dict, state: ReportState
+        self,
+        pipe: Pipeline,
+        model_id: str,
+        report: dict | BlobRef,
+        summary: dict,
+        state: ReportState,
     ) -> None:
+        """A report in Redis (a dict: pending or unfinished, a few hundred bytes) or named as
+        a blob (a finished report, stored before)."""
         ttl = self.model_ttl_s
-        pipe.set(self.keys.model_report(model_id), json.dumps(report), ex=ttl)
+        blob = report if isinstance(report, BlobRef) else None
+        if blob is None:
+            pipe.set(self.keys.model_report(model_id), json.dumps(report), ex=ttl)
+        else:
+            pipe.delete(self.keys.model_report(model_id))
         pipe.expire(self.keys.model_weights(model_id), ttl)
-        change = ModelChange(report_state=state, report_summary=summary)
+        change = ModelChange(report_state=state, report_summary=summary, report_blob=blob)
         pipe.hset(self.keys.model(model_id), mapping=change.fields())
         pipe.expire(self.keys.model(model_id), ttl)
 
@@ -237,24 +260,29 @@ class ModelStore:
             keys.model(model_id), keys.model_weights(model_id), keys.model_report(model_id)
         )
         self.client.zrem(keys.models_index(tenant), model_id)
-        if record.weights is not None:  # named no more: a store that is down leaves it to
+        blobs = [ref.name for ref in (record.weights, record.report_blob) if ref is not None]
+        if blobs:  # named no more: a store that is down leaves them to
             try:  # the sweep, which deletes what no record names
-                self.artifacts.delete([record.weights.name])
+                self.artifacts.delete(blobs)
             except ArtifactsUnavailable as error:
                 logger.warning("weights of deleted model %s left to the sweep: %s", model_id, error)
         return record
 
-    def kept_weights(self, names: list[str]) -> set[str]:
+    def kept_blobs(self, names: list[str]) -> set[str]:
         """Which of these blob names (``models/<id>/...``) the sweep must keep: those a record
-        names, and every blob of a model still pending (its job stored the blob and names it
-        when it publishes, however long Redis keeps it waiting)."""
+        names, and every blob of a model whose job is still to name one (pending, or its
+        report pending: the job stored the blob and names it when it ends, however long a
+        full Redis keeps it waiting)."""
         ids = [name.split("/")[1] if name.count("/") == 2 else "" for name in names]
+        fields = ["state", "report_state", "weights", "report_blob"]
         pipe = self.client.pipeline(transaction=False)
         for model_id in ids:
-            pipe.hmget(self.keys.model(model_id), ["state", "weights"])
+            pipe.hmget(self.keys.model(model_id), fields)
         kept = set()
-        for name, (state, weights) in zip(names, pipe.execute(), strict=True):
-            ref = blob_or_none(_text(weights))
-            if _text(state) == ModelState.PENDING or (ref is not None and ref.name == name):
+        for name, values in zip(names, pipe.execute(), strict=True):
+            state, report_state, *refs = (_text(value) for value in values)
+            named = {ref.name for ref in map(blob_or_none, refs) if ref is not None}
+            awaited = state == ModelState.PENDING or report_state == ReportState.PENDING
+            if awaited or name in named:
                 kept.add(name)
         return kept

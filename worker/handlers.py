@@ -136,7 +136,7 @@ def handle_adapt(
         if publish_model(partial(ctx.models.published_writes, weights=weights, **pending)):
             weights = None  # published: the job's success writes its report only
     report = _report(ctx, base, settings, support, validation, partial(_of, progress, steps, total))
-    return Publish(model_writes=_model_writes(ctx, weights, report))
+    return Publish(model_writes=_model_writes(ctx, job.model_id or "", weights, report))
 
 
 def _of(progress: Progress, offset: int, total: int, done: int, phase: str) -> None:
@@ -187,17 +187,19 @@ def _adapt(
 
 
 def _model_writes(
-    ctx: HandlerContext, weights: BlobRef | None, report: dict[str, Any]
+    ctx: HandlerContext, model_id: str, weights: BlobRef | None, report: dict[str, Any]
 ) -> ModelWrites:
-    """What the job's success writes of its model: its report, and its weights unless
-    published already (``weights`` None)."""
+    """What the job's success writes of its model: its report (a blob, stored now, before the
+    transaction that names it), and its weights unless published already (``weights``
+    None)."""
     summary = report_summary(report)
+    stored = ctx.models.put_report(model_id, report)
 
     def publish(pipe: redis.client.Pipeline, model_id: str) -> None:
         if weights is None:  # published already
-            ctx.models.report_writes(pipe, model_id, report, summary)
+            ctx.models.report_writes(pipe, model_id, stored, summary)
         else:
-            ctx.models.published_writes(pipe, model_id, weights, report, summary, done=True)
+            ctx.models.published_writes(pipe, model_id, weights, stored, summary, done=True)
 
     return publish
 

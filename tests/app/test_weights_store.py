@@ -1,5 +1,5 @@
-"""Adapted weights live in the artifact store, not in Redis: the record names the blob and its
-SHA-256; delete removes the blob, the sweep collects what no record names, a record of the
+"""Adapted weights and finished reports live in the artifact store, not in Redis: the record
+names each blob and its SHA-256; delete removes them, the sweep collects what no record names, a record of the
 version that kept weights in Redis still serves, and a store that is down answers 503
 ``artifacts_unavailable`` for predictions while the rest of the API answers."""
 
@@ -50,12 +50,14 @@ def test_weights_are_a_checked_blob_and_redis_keeps_a_small_record(local_setting
         assert ref is not None and ref.name.startswith(f"models/{model_id}/")
         assert stores.client.get(stores.keys.model_weights(model_id)) is None
         assert predict(client, model_id).status_code == 200
-        # Redis holds the record, index entry and report: no weights
-        keys = [stores.keys.model(model_id), stores.keys.model_report(model_id)]
-        held = sum(int(stores.client.memory_usage(key) or 0) for key in keys)
-        assert held < 64 * 1024, held
+        record = stores.models.get(model_id, "local")
+        assert record is not None and record.report_blob is not None  # a report with figures
+        assert stores.client.get(stores.keys.model_report(model_id)) is None
+        assert client.get(f"/v1/models/{model_id}/report").json()["available"]
+        held = int(stores.client.memory_usage(stores.keys.model(model_id)) or 0)
+        assert held < 8 * 1024, held  # the record alone: no weights, no report
         assert client.delete(f"/v1/models/{model_id}").status_code in (200, 204)
-    assert list(stores.models.artifacts.list(f"models/{model_id}/")) == []
+    assert list(stores.models.artifacts.list(f"models/{model_id}/")) == []  # both blobs gone
 
 
 def test_the_sweep_deletes_only_old_blobs_no_record_names(local_settings, start_worker):
@@ -67,7 +69,9 @@ def test_the_sweep_deletes_only_old_blobs_no_record_names(local_settings, start_
     eventually(worker._halted.is_set, "the worker stops")
     artifacts = stores.models.artifacts
     assert isinstance(artifacts, FolderStore)
-    named = stores.models.weights_ref(model_id)
+    record = stores.models.get(model_id, "local")
+    assert record is not None and record.weights and record.report_blob
+    named, report = record.weights, record.report_blob
     orphan = artifacts.put("models/model_00000000000000000000", b"left by a dead worker")
     young = artifacts.put("models/model_11111111111111111111", b"its record is coming")
     pending = new_model("model_22222222222222222222", tenant="local")
@@ -78,11 +82,11 @@ def test_the_sweep_deletes_only_old_blobs_no_record_names(local_settings, start_
     odd = artifacts.root / "models" / "by hand~"
     odd.write_bytes(b"not a blob name")
     long_ago = time.time() - 7200
-    for path in [artifacts.root / r.name for r in (named, orphan, waiting)] + [odd]:
+    for path in [artifacts.root / r.name for r in (named, report, orphan, waiting)] + [odd]:
         os.utime(path, (long_ago, long_ago))  # all old; only the orphan is no one's
     assert sweep_weights(stores.models, grace_s=3600) == 1
     left = {b.name for b in artifacts.list("models/")}
-    assert left == {named.name, young.name, waiting.name} and odd.exists()
+    assert left == {named.name, report.name, young.name, waiting.name} and odd.exists()
 
 
 def test_a_record_that_kept_its_weights_in_redis_still_serves(local_settings, start_worker):
