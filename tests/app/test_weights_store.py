@@ -1,7 +1,8 @@
 """Adapted weights and finished reports live in the artifact store, not in Redis: the record
 names each blob and its SHA-256; delete removes them, the sweep collects what no record
-names, a record of the version that kept weights in Redis still serves, and a store that is down answers 503
-``artifacts_unavailable`` for predictions while the rest of the API answers."""
+names, a record of the version that kept weights in Redis still serves, and a store that is
+down answers 503 ``artifacts_unavailable`` for predictions while the rest of the API
+answers."""
 
 from __future__ import annotations
 

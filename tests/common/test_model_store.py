@@ -49,7 +49,7 @@ def test_the_oldest_finished_model_makes_room_and_says_so(capped, start_worker):
         gone = client.post(f"/v1/models/{first['model_id']}/predictions", files=query)
         assert_error(gone, 410, "model_evicted")
         assert "cap of 2 models" in gone.json()["error"]["message"]
-        assert not services.client.exists(services.keys.model_weights(first["model_id"]))
+        assert services.store.models.weights(first["model_id"]) is None
         listed = [m["model_id"] for m in client.get("/v1/models").json()["models"]]
         assert listed == [third["model_id"], second["model_id"]]
 

@@ -103,6 +103,7 @@ def test_twenty_jobs_survive_random_sigkills(settings):
     assert counts[("adapt", "succeeded")] == JOBS  # each job succeeded exactly once
     attempts = {job_id: int(job["attempt"]) for job_id, job in zip(job_ids, jobs, strict=True)}
     assert all(attempts[job_id] > 1 for job_id in killed_mid_job), attempts  # taken over
-    weights = {client.get(keys.model_weights(f"model_{n}")) for n in range(JOBS)}
+    models = job_store(client, keys).models
+    weights = {models.weights(f"model_{n}") for n in range(JOBS)}
     assert None not in weights and len(weights) == 1  # same input: identical results
     assert client.xlen(keys.stream) == 0

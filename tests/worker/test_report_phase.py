@@ -135,7 +135,7 @@ def test_deleting_a_model_whose_report_is_pending_stops_its_job(
         assert finished["state"] == "cancelled", finished
         assert_error(client.get(job["model_url"]), 404, "model_not_found")
         services = client.app.state.services
-        assert not services.client.exists(services.keys.model_report(created["model_id"]))
+        assert services.store.models.report(created["model_id"]) is None
 
 
 def test_a_job_given_back_during_the_report_keeps_its_model_and_is_not_adapted_again(
@@ -151,7 +151,7 @@ def test_a_job_given_back_during_the_report_keeps_its_model_and_is_not_adapted_a
         created = _adapt(client)
         job = _published(client, created)
         services = client.app.state.services
-        weights = services.client.get(services.keys.model_weights(created["model_id"]))
+        weights = services.store.models.weights(created["model_id"])
         first.stop.set()  # SIGTERM: the job goes back to the queue at its next progress call
         eventually(
             lambda: client.get(f"/v1/jobs/{created['job_id']}").json()["state"] == "queued",
@@ -166,7 +166,7 @@ def test_a_job_given_back_during_the_report_keeps_its_model_and_is_not_adapted_a
         finished = wait_for(client, created["job_id"])
         assert finished["state"] == "succeeded" and finished["attempt"] == 2, finished
         assert adaptations == [1]  # the second attempt went straight to the report
-        assert services.client.get(services.keys.model_weights(created["model_id"])) == weights
+        assert services.store.models.weights(created["model_id"]) == weights
         assert client.get(job["model_url"]).json()["report_state"] == "done"
 
 
@@ -306,6 +306,6 @@ def test_a_model_whose_job_is_gone_does_not_hold_a_slot_of_the_cap(
             assert wait_for(client, accepted.json()["job_id"])["state"] == "succeeded"
             assert client.get(model_url).json()["state"] == "evicted"
             model_id = created["model_id"]
-            assert not services.client.exists(services.keys.model_weights(model_id))
-            assert not services.client.exists(services.keys.model_report(model_id))
+            assert services.store.models.weights(model_id) is None
+            assert services.store.models.report(model_id) is None
             assert "lost its record while running" in caplog.text, caplog.text

@@ -129,7 +129,7 @@ def test_a_job_survives_its_worker_killed_mid_job(settings):
     assert job["state"] == "succeeded", job
     assert job["attempt"] == "2" and job["worker"].endswith(f"-{second.pid}")
     client = redis.Redis.from_url(settings.redis_url)
-    assert client.exists(Keys(settings.key_prefix).model_weights("model_w"))
+    assert service_stores(settings, client).models.weights("model_w")  # its blob, checked
     assert client.xlen(Keys(settings.key_prefix).stream) == 0  # acknowledged and deleted
 
 
@@ -163,7 +163,6 @@ def test_a_poison_job_fails_after_too_many_deliveries(settings):
 
 def test_handlers_are_deterministic_so_a_rerun_publishes_the_same_model(settings):
     client = redis.Redis.from_url(settings.redis_url)
-    keys = Keys(settings.key_prefix)
     job_id = _create_job(settings, steps=3, augment=2)  # random affine copies: seeded by the job
     context = HandlerContext.build(
         service_stores(settings, client),
@@ -178,9 +177,7 @@ def test_handlers_are_deterministic_so_a_rerun_publishes_the_same_model(settings
         pipe = client.pipeline()
         publish.model_writes(pipe, "model_w")
         pipe.execute()
-        published.append(
-            (client.get(keys.model_weights("model_w")), client.get(keys.model_report("model_w")))
-        )
+        published.append((context.models.weights("model_w"), context.models.report("model_w")))
     assert published[0] == published[1]
 
 
@@ -206,7 +203,6 @@ def test_an_adaptation_reports_its_phases_and_ends_at_its_total(settings):
 
 def test_a_clean_only_job_serves_the_clean_only_fine_tune_and_says_so(settings):
     client = redis.Redis.from_url(settings.redis_url)
-    keys = Keys(settings.key_prefix)
     context = HandlerContext.build(
         service_stores(settings, client),
         load_base_models(settings.base_models_dir),
@@ -221,8 +217,8 @@ def test_a_clean_only_job_serves_the_clean_only_fine_tune_and_says_so(settings):
         pipe = client.pipeline()
         publish.model_writes(pipe, model_id)
         pipe.execute()
-        report = json.loads(client.get(keys.model_report(model_id)))
-        served[model_id] = (client.get(keys.model_weights(model_id)), report)
+        report = json.loads(context.models.report(model_id))
+        served[model_id] = (context.models.weights(model_id), report)
     (robust_weights, robust), (clean_weights, clean_only) = served["model_r"], served["model_c"]
     assert robust["served"] == "robust" and clean_only["served"] == "clean_only"
     assert clean_only["adapt"]["adversarial"] is False and robust_weights != clean_weights
@@ -245,7 +241,7 @@ def test_a_running_job_is_cancelled_between_steps(settings):
     assert job["state"] == "cancelled" and int(job["step"]) < 1000
     client = redis.Redis.from_url(settings.redis_url)
     assert client.hget(Keys(settings.key_prefix).model("model_w"), "state") == b"cancelled"
-    assert not client.exists(Keys(settings.key_prefix).model_weights("model_w"))
+    assert service_stores(settings, client).models.weights_ref("model_w") is None
 
 
 def test_an_untrusted_report_gets_no_headline_figures():
