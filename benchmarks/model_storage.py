@@ -114,9 +114,10 @@ def publish(stores: Stores, template: ModelRecord, weights: bytes, report: dict,
     stores.queue.client.xtrim(stores.keys.stream, maxlen=0)  # nobody is to run it
     attempt = stores.jobs.start(job_id, "benchmark", 3)
     ref = stores.models.put_weights(model.id, weights)
+    report_ref = stores.models.put_report(model.id, report)
 
     def writes(pipe: redis.client.Pipeline, model_id: str) -> None:
-        stores.models.published_writes(pipe, model_id, ref, report, summary, done=True)
+        stores.models.published_writes(pipe, model_id, ref, report_ref, summary, done=True)
 
     stores.jobs.finish(job_id, attempt, JobState.SUCCEEDED, model_writes=writes)
     return model.id
@@ -219,9 +220,11 @@ def publish_many(stores: Stores, model_id: str, count: int) -> list[str]:
     print(f"Redis bytes per model (MEMORY USAGE of its own keys): {own:.0f} median")
     blobs = list(stores.models.artifacts.list("models/"))
     total = sum(b.size for b in blobs)
+    reports = sum(b.size for b in blobs if b.name.endswith(".report.json"))
     print(
-        f"artifact store: {len(blobs)} blobs, {total / 2**20:.1f} MiB, "
-        f"{total / len(blobs) / 1024:.0f} KiB per model"
+        f"artifact store: {len(blobs)} blobs, {total / 2**20:.1f} MiB: "
+        f"{total / len(published) / 1024:.0f} KiB per model, of which its report "
+        f"{reports / len(published) / 1024:.1f} KiB"
     )
     return published
 
