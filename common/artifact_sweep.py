@@ -15,7 +15,8 @@ import time
 from threading import Event
 
 from common.artifacts import ArtifactStoreError
-from common.model_store import WEIGHTS_FOLDER, ModelStore
+from common.model_blobs import WEIGHTS_FOLDER
+from common.model_store import ModelStore
 
 logger = logging.getLogger(__name__)
 BATCH = 500  # blob names checked against Redis in one pipeline

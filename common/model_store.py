@@ -29,11 +29,11 @@ import redis
 
 from common.artifacts import ArtifactStore, ArtifactsUnavailable, BlobRef
 from common.keys import Keys, ModelState, ReportState
-from common.model_record import ModelChange, ModelRecord, ModelStatus, blob_or_none
+from common.model_blobs import ModelBlobs
+from common.model_record import ModelChange, ModelRecord, ModelStatus
 
 logger = logging.getLogger(__name__)
 EVICTED_RECORD_TTL_S = 7 * 86400
-WEIGHTS_FOLDER = "models"  # the artifact store's folder of adapted weights, one folder a model
 Pipeline = redis.client.Pipeline
 
 
@@ -47,12 +47,8 @@ class ModelCapReached(Exception):
 UnfinishedReport = Callable[[str, bytes | None], tuple[dict[str, Any], dict[str, Any]]]
 
 
-def _text(raw: bytes | None) -> str | None:
-    return None if raw is None else raw.decode()
-
-
 @dataclass(frozen=True)
-class ModelStore:
+class ModelStore(ModelBlobs):
     client: redis.Redis
     keys: Keys
     model_ttl_s: int
@@ -85,37 +81,6 @@ class ModelStore:
             else:
                 self.client.zrem(index, raw_id)
         return records, int(self.client.zcard(index))
-
-    def weights(self, model_id: str) -> bytes | None:
-        """The model's weights (None: not published, expired or deleted), read from the
-        artifact store and checked against the SHA-256 its record keeps (ArtifactMissing,
-        ArtifactCorrupt, ArtifactsUnavailable); a record of a version that kept weights in
-        Redis is served from there."""
-        ref = self.weights_ref(model_id)
-        if ref is None:
-            return self.client.get(self.keys.model_weights(model_id))
-        return self.artifacts.get(ref)
-
-    def weights_ref(self, model_id: str) -> BlobRef | None:
-        """The blob the record names as its weights (None: none, or no record)."""
-        return blob_or_none(_text(self.client.hget(self.keys.model(model_id), "weights")))
-
-    def put_weights(self, model_id: str, weights: bytes) -> BlobRef:
-        """Store the weights as a blob, before any record names it (ArtifactsUnavailable)."""
-        return self.artifacts.put(f"{WEIGHTS_FOLDER}/{model_id}", weights, ".safetensors")
-
-    def put_report(self, model_id: str, report: dict[str, Any]) -> BlobRef:
-        """Store a finished report as a blob, before any record names it."""
-        data = json.dumps(report).encode()
-        return self.artifacts.put(f"{WEIGHTS_FOLDER}/{model_id}", data, ".report.json")
-
-    def report(self, model_id: str) -> bytes | None:
-        """The report's JSON: a finished one from the artifact store (checked), one without
-        figures yet (pending, unfinished) or of an earlier version from Redis."""
-        ref = blob_or_none(_text(self.client.hget(self.keys.model(model_id), "report_blob")))
-        if ref is None:
-            return self.client.get(self.keys.model_report(model_id))
-        return self.artifacts.get(ref)
 
     # inside a caller's transaction: reads in immediate mode after WATCH, writes after MULTI
 
@@ -267,22 +232,3 @@ class ModelStore:
             except ArtifactsUnavailable as error:
                 logger.warning("weights of deleted model %s left to the sweep: %s", model_id, error)
         return record
-
-    def kept_blobs(self, names: list[str]) -> set[str]:
-        """Which of these blob names (``models/<id>/...``) the sweep must keep: those a record
-        names, and every blob of a model whose job is still to name one (pending, or its
-        report pending: the job stored the blob and names it when it ends, however long a
-        full Redis keeps it waiting)."""
-        ids = [name.split("/")[1] if name.count("/") == 2 else "" for name in names]
-        fields = ["state", "report_state", "weights", "report_blob"]
-        pipe = self.client.pipeline(transaction=False)
-        for model_id in ids:
-            pipe.hmget(self.keys.model(model_id), fields)
-        kept = set()
-        for name, values in zip(names, pipe.execute(), strict=True):
-            state, report_state, *refs = (_text(value) for value in values)
-            named = {ref.name for ref in map(blob_or_none, refs) if ref is not None}
-            awaited = state == ModelState.PENDING or report_state == ReportState.PENDING
-            if awaited or name in named:
-                kept.add(name)
-        return kept

@@ -90,9 +90,11 @@ def test_the_sweep_deletes_only_old_blobs_no_record_names(local_settings, start_
     assert left == {named.name, report.name, young.name, waiting.name} and odd.exists()
 
 
-def test_a_record_that_kept_its_weights_in_redis_still_serves(local_settings, start_worker):
-    """An upgrade: models adapted by the version that stored weights in Redis keep
-    answering (their records name no blob)."""
+def test_a_record_that_kept_its_weights_in_redis_serves_and_moves_them(
+    local_settings, start_worker
+):
+    """An upgrade: models adapted by the version that stored weights in Redis keep answering,
+    and their first read moves the weights into the artifact store."""
     start_worker(local_settings)
     stores = service_stores(local_settings)
     with TestClient(create_app(local_settings)) as client:
@@ -102,6 +104,11 @@ def test_a_record_that_kept_its_weights_in_redis_still_serves(local_settings, st
         stores.client.set(stores.keys.model_weights(model_id), weights)  # the old layout
         stores.client.hdel(stores.keys.model(model_id), "weights")
         stores.models.artifacts.delete([ref.name])
+        assert predict(client, model_id).status_code == 200
+    # that first read moved them: the record names a blob, Redis holds them no more
+    assert stores.models.weights_ref(model_id) == ref  # the same bytes, the same name
+    assert stores.client.get(stores.keys.model_weights(model_id)) is None
+    with TestClient(create_app(local_settings)) as client:  # a new process: read from the store
         assert predict(client, model_id).status_code == 200
 
 

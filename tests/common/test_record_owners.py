@@ -45,6 +45,7 @@ OWNERS = {
     "common/job_cancel.py": "the job store: cancellation",
     "common/job_index.py": "the job store: the tenant's job index",
     "common/model_store.py": "the model store",
+    "common/model_blobs.py": "the model store (its blobs)",
     "common/tenant_base_models.py": "tenants' base-model records",
     "common/api_keys.py": "API-key records",
     "common/telemetry.py": "job counts and run-time histograms",
