@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -42,10 +43,30 @@ class ModelCache(LruCache):
 
     hits: int = 0
     misses: int = 0
+    _loading: dict[str, threading.Lock] = field(default_factory=dict)  # one load per model
+    _loading_guard: threading.Lock = field(default_factory=threading.Lock)
 
     def load(self, model_id: str, load_bytes: Callable[[], bytes | None]) -> ServedModel | None:
-        """The model, from memory or deserialized from ``load_bytes()`` (None: no weights)."""
+        """The model, from memory or deserialized from ``load_bytes()`` (None: no weights).
+        Concurrent requests for a model not loaded yet wait for one load (a stampede on a cold
+        model reads, checks and compiles it once, holding one blocking thread, not N)."""
         served = self.get(model_id)
+        if served is not None:
+            self.hits += 1
+            return served
+        with self._loading_guard:
+            lock = self._loading.setdefault(model_id, threading.Lock())
+        with lock:
+            try:
+                return self._load_once(model_id, load_bytes)
+            finally:
+                with self._loading_guard:
+                    self._loading.pop(model_id, None)
+
+    def _load_once(
+        self, model_id: str, load_bytes: Callable[[], bytes | None]
+    ) -> ServedModel | None:
+        served = self.get(model_id)  # loaded by the request this one waited for
         if served is not None:
             self.hits += 1
             return served
