@@ -124,7 +124,9 @@ def test_a_revoked_key_stops_within_auth_cache_s_in_every_process(keyed):
         services = first.app.state.services
         api_keys = ApiKeys(services.client, services.keys)
         key_id, token = api_keys.create("acme")
-        for client in (first, second):  # both processes now hold the key in their caches
+        # both processes now hold the key in their caches; ``first`` last, so that its entry,
+        # checked next, is fresh however slowly a loaded machine served ``second``
+        for client in (second, first):
             assert client.get("/v1/models", headers=bearer(token)).status_code == 200
         assert services.callers.get(digest(token)) is not None
         api_keys.revoke(key_id)  # as `fewshot keys revoke` does, from another process
