@@ -20,8 +20,10 @@ record names. Two backends, chosen by one URL (``FEWSHOT_ARTIFACTS_URL``):
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import hashlib
+import json
 import logging
 import os
 import re
@@ -95,6 +97,11 @@ class ArtifactStore(Protocol):
     def list(self, prefix: str = "") -> Iterator[StoredBlob]: ...
 
 
+def blob_or_none(text: str | None) -> BlobRef | None:
+    """A record's blob field (JSON of its name, SHA-256 and size): None when absent or empty."""
+    return BlobRef.from_dict(json.loads(text)) if text else None
+
+
 def check_name(name: str) -> str:
     parts = name.split("/")
     if len(name) > 512 or not NAME_PATTERN.fullmatch(name) or {".", ".."} & set(parts):
@@ -159,7 +166,10 @@ class FolderStore:
             os.replace(temporary, target)
             _fsync_folder(target.parent)
         except OSError as error:
-            temporary.unlink(missing_ok=True)
+            # the error raised below says what failed; a temporary that cannot be removed (its
+            # folder is unusable) is one the sweep removes later
+            with contextlib.suppress(OSError):
+                temporary.unlink(missing_ok=True)
             raise _unavailable(error, f"writing {ref.name}") from error
         return ref
 

@@ -7,6 +7,7 @@ import json
 import redis
 
 from common import redis_scripts
+from common.job_blobs import JobBlobs
 from common.job_create import now
 from common.job_errors import JobConflict, JobNotFound
 from common.job_record import JobRecord
@@ -19,7 +20,7 @@ def unfinished(job_id: str, state: JobState) -> str:
     return f"the report was not finished: its job {job_id} was {state.value}"
 
 
-class JobCancellation:
+class JobCancellation(JobBlobs):
     """:meth:`cancel` of :class:`~common.jobs.JobStore` (which provides these attributes)."""
 
     client: redis.Redis
@@ -59,6 +60,8 @@ class JobCancellation:
             summary,
         )
         outcome = answer[0].decode()
+        if outcome in ("running", "cancelled"):  # the record names neither any more
+            self.free_blobs(job_id, [job.input, job.snapshot if outcome == "cancelled" else None])
         if outcome == "missing":
             raise JobNotFound(job_id)
         if outcome == "finished":

@@ -1,5 +1,6 @@
-"""Creating a job: its record, input, queue entry and (for an adaptation) its pending model,
-in one transaction that also enforces the tenant's caps (models, active jobs)."""
+"""Creating a job: its input stored as a blob, then its record, queue entry and (for an
+adaptation) its pending model, in one transaction that also enforces the tenant's caps (models,
+active jobs)."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from dataclasses import replace
 
 import redis
 
+from common.job_blobs import JobBlobs
 from common.job_errors import TooManyJobs
 from common.job_index import JobIndex
 from common.job_record import JobRecord
@@ -28,7 +30,7 @@ def now() -> float:
     return round(time.time(), 3)
 
 
-class JobCreation:
+class JobCreation(JobBlobs):
     """:meth:`create` of :class:`~common.jobs.JobStore` (which provides these attributes)."""
 
     client: redis.Redis
@@ -62,6 +64,7 @@ class JobCreation:
         ``extra(pipe, job_id)`` adds writes to the same transaction. ``model_id``: the model
         the job works on (an evaluation's); a job that makes ``new_model`` works on that one."""
         job_id = new_id("job")
+        stored_input = self.put_input(job_id, payload)  # before the record that names it
         model = None
         if new_model is not None:  # pending, made by this job
             model = replace(new_model, state=ModelState.PENDING, job_id=job_id, tenant=tenant)
@@ -75,6 +78,7 @@ class JobCreation:
             settings=settings,
             model_id=model.id if model is not None else model_id,
             request_id=current_request_id() or "",  # the worker logs under the same id
+            input=stored_input,
         )
 
         def apply(pipe: Pipeline) -> None:
@@ -87,23 +91,28 @@ class JobCreation:
             pipe.multi()
             if extra is not None:
                 extra(pipe, job.id)
-            self._job_writes(pipe, job, payload, done)
+            self._job_writes(pipe, job, done)
             if model is not None:
                 self.models.evict_writes(pipe, job.tenant, *room, model_cap or 0)
                 self.models.create_writes(pipe, model)
 
         watched = [self.keys.tenant_jobs(job.tenant)]
         watched += [self.keys.models_index(job.tenant)] if model else []
-        self.client.transaction(apply, *watched, *watch)
+        try:
+            self.client.transaction(apply, *watched, *watch)
+        except (redis.ConnectionError, redis.TimeoutError):
+            raise  # it may have been applied: the input is left to the sweep if not
+        except Exception:  # refused (caps, guard, Redis full): no record names the input
+            self.free_blobs(job.id, [stored_input])
+            raise
         self._dispatch(job.id)
         return job.id
 
-    def _job_writes(self, pipe: Pipeline, job: JobRecord, payload: bytes, done: list[str]) -> None:
-        """The queued job (record, input, queue entry, index cell, count) and its tenant's
+    def _job_writes(self, pipe: Pipeline, job: JobRecord, done: list[str]) -> None:
+        """The queued job (record, queue entry, index cell, count) and its tenant's
         set of active jobs, less ``done`` (finished or gone), inside the caller's MULTI."""
         pipe.hset(self.keys.job(job.id), mapping=job.fields())
         pipe.expire(self.keys.job(job.id), self.job_ttl_s)
-        pipe.set(self.keys.job_input(job.id), payload, ex=self.job_ttl_s)
         JobQueue(self.client, self.keys, 0).enqueue_writes(pipe, job.tenant, job.id)
         self.index.move_writes(pipe, job, JobState.QUEUED)
         count_state(pipe, self.keys, job.kind.value, JobState.QUEUED.value)

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass
 
+from common.artifacts import BlobRef, blob_or_none
 from common.hash_codec import Fields, RawHash, decoded, encoded, json_or_none, moment
 from common.job_errors import MODEL_DELETED, JobNotFound
 from common.keys import JobKind, JobState
@@ -40,6 +41,11 @@ class JobRecord:
     finished: float | None = None
     model_ready: float | None = None  # when an adaptation published its model
     error: dict[str, str] | None = None  # code and message, when it failed or was stopped
+    # its blobs in the artifact store (common.job_blobs); None: none, or an earlier version's
+    # job whose input or result is a Redis key
+    input: BlobRef | None = None  # the images it works on, until it finishes
+    snapshot: BlobRef | None = None  # a meta-training's latest snapshot, until it finishes
+    result: BlobRef | None = None  # an evaluation's report, once succeeded
 
     @classmethod
     def from_hash(cls, raw: RawHash) -> JobRecord:
@@ -68,6 +74,9 @@ class JobRecord:
             finished=moment(text.get("finished")),
             model_ready=moment(text.get("model_ready")),
             error=json_or_none(text.get("error")),
+            input=blob_or_none(text.get("input")),
+            snapshot=blob_or_none(text.get("snapshot")),
+            result=blob_or_none(text.get("result")),
         )
 
     def fields(self) -> Fields:
@@ -108,6 +117,8 @@ class JobChange:
     finished: float | None = None
     model_ready: float | None = None
     error: dict[str, str] | None = None
+    snapshot: BlobRef | None = None
+    result: BlobRef | None = None
 
     def fields(self) -> Fields:
         return encoded(asdict(self))

@@ -11,14 +11,13 @@ cannot overwrite the new owner's work. The model an adaptation makes is written 
 from __future__ import annotations
 
 import contextlib
-import json
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
 
 import redis
 
+from common.artifacts import ArtifactStore
 from common.job_cancel import JobCancellation, unfinished
 from common.job_create import JobCreation, now
 from common.job_errors import (
@@ -48,6 +47,10 @@ class JobStore(JobCreation, JobCancellation):
     job_ttl_s: int
     models: ModelStore
     unfinished_report: UnfinishedReport  # models.report.unfinished_report
+
+    @property
+    def artifacts(self) -> ArtifactStore:
+        return self.models.artifacts
 
     @property
     def index(self) -> JobIndex:
@@ -81,8 +84,10 @@ class JobStore(JobCreation, JobCancellation):
         is this job's), apply it with ``extra`` and the model's writes (:meth:`_model_change`)."""
         key = self.keys.job(job_id)
         result: dict[str, JobChange | None] = {}
+        spent: list[JobRecord] = []  # the job, when this change finishes it
 
         def apply(pipe: redis.client.Pipeline) -> None:
+            spent.clear()  # a retry after a concurrent change decides anew
             raw = pipe.hgetall(key)
             if not raw:
                 raise JobNotFound(job_id)
@@ -103,8 +108,9 @@ class JobStore(JobCreation, JobCancellation):
                 self.index.move_writes(pipe, job, new_state, job.state)
             if change.state is not None:
                 self._count(pipe, job, change.state, change.finished)
-                if new_state.finished:  # its support set is not needed
-                    pipe.delete(self.keys.job_input(job_id))
+                if new_state.finished:  # its input and snapshot are not needed
+                    self.spent_writes(pipe, job)
+                    spent.append(job)
                     pipe.srem(self.keys.tenant_jobs(job.tenant), job_id)
             if extra is not None:
                 extra(pipe)
@@ -112,6 +118,8 @@ class JobStore(JobCreation, JobCancellation):
                 model_change(pipe, model_id)
 
         self.client.transaction(apply, key)
+        for job in spent:
+            self.free_blobs(job_id, [job.input, job.snapshot])
         return result["change"]
 
     def _model_change(
@@ -268,7 +276,3 @@ class JobStore(JobCreation, JobCancellation):
 
         changes = self._transition(job_id, decide, enqueue, self.models.failed_writes)
         return changes is not None
-
-    def result(self, job_id: str) -> dict[str, Any] | None:
-        raw = self.client.get(self.keys.job_result(job_id))
-        return None if raw is None else json.loads(raw)

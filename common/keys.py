@@ -108,6 +108,10 @@ class Keys:
         return f"{self.prefix}:workers"  # sorted set: worker name -> last heartbeat (unix s)
 
     @property
+    def artifact_sweep_lease(self) -> str:
+        return f"{self.prefix}:artifacts:sweep-lease"  # string: the worker sweeping (PX lease)
+
+    @property
     def job_counts(self) -> str:
         return f"{self.prefix}:metrics:jobs"  # hash: "kind:state" -> jobs that entered it
 

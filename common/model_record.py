@@ -13,15 +13,9 @@ import json
 from dataclasses import asdict, dataclass, replace
 from typing import Any, ClassVar
 
-from common.artifacts import BlobRef
+from common.artifacts import BlobRef, blob_or_none
 from common.hash_codec import Fields, RawHash, decoded, encoded, json_or_none, moment
 from common.keys import ModelState, ReportState
-
-
-def blob_or_none(text: str | None) -> BlobRef | None:
-    """A blob field (JSON of its name, SHA-256 and size): None when absent or empty."""
-    value = json_or_none(text)
-    return None if value is None else BlobRef.from_dict(value)
 
 
 @dataclass(frozen=True)

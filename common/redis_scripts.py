@@ -48,10 +48,11 @@ end
 # KEYS: job, its input, job counts, its model (or the job again), its tenant's active jobs and
 # queue, its queued and cancelled index cells, its model's report; ARGV: now, kind, job id when
 # it makes a model, job TTL, the unfinished report and record summary (JSON) for a model an
-# earlier attempt published (it stays ready). Its first write is a DEL (allowed when Redis is
-# full); Redis then lets the script's later writes through, which keeps it atomic (6.2 and 7
-# alike). It frees the job's input and moves one index entry: it grows nothing that it does not
-# free (a pending report is replaced by a shorter one).
+# earlier attempt published (it stays ready). Its first writes are a DEL and an HDEL (allowed
+# when Redis is full); once one of them has removed something, Redis lets the script's later
+# writes through, which keeps it atomic (6.2 and 7 alike). It unnames the job's input (an
+# earlier version's: deletes it) and moves one index entry: it grows nothing that it does not
+# free (a pending report is replaced by a shorter one). The caller deletes the unnamed blobs.
 CANCEL = """
 local state = redis.call('HGET', KEYS[1], 'state')
 if not state then return {'missing'} end
@@ -59,10 +60,12 @@ if state == 'succeeded' or state == 'failed' or state == 'cancelled' then
   return {'finished', state}
 end
 redis.call('DEL', KEYS[2])
+redis.call('HDEL', KEYS[1], 'input')
 if state ~= 'queued' then
   redis.call('HSET', KEYS[1], 'cancel_requested', '1')
   return {'running'}
 end
+redis.call('HDEL', KEYS[1], 'snapshot')
 redis.call('HSET', KEYS[1], 'state', 'cancelled', 'finished', ARGV[1])
 redis.call('HINCRBY', KEYS[3], ARGV[2] .. ':cancelled', 1)
 redis.call('SREM', KEYS[5], KEYS[1]:match('[^:]+$'))

@@ -66,7 +66,7 @@ class Stores:
             ),
             queue=JobQueue(client, keys, settings.claim_idle_ms),
             models=models,
-            tenant_bases=TenantBaseModels(client, keys),
+            tenant_bases=TenantBaseModels(client, keys, models.artifacts),
             api_keys=ApiKeys(client, keys),
         )
 

@@ -1,8 +1,9 @@
 """Base models a tenant meta-trained on its own classes: records, weights, lookup.
 
 A record (``keys.base_models(tenant)``, name -> JSON) is written with the meta-training job
-that makes it, in the same transaction; the job's success writes the weights and marks the
-record ready, in the transaction that finishes the job. A record still ``training`` whose job
+that makes it, in the same transaction; the job stores the weights in the artifact store
+(``base-models/t-<tenant>/<name>/``), then its success names them and marks the record ready, in
+the transaction that finishes the job. A record still ``training`` whose job
 failed, was cancelled or expired is shown with that job's state. Shipped base models and a
 tenant's own share one namespace: a tenant cannot take a shipped name.
 """
@@ -11,6 +12,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import logging
 import re
 import time
 from collections.abc import Callable
@@ -20,10 +22,13 @@ from typing import Any
 
 import redis
 
+from common.artifacts import ArtifactStore, ArtifactStoreError, BlobRef, blob_or_none
 from common.keys import JobState, Keys
 from common.lru import LruCache
 
 NAME_PATTERN = re.compile(r"[a-z0-9][a-z0-9-]{1,39}")
+BASES_FOLDER = "base-models"  # the artifact store's folder of tenants' base models
+logger = logging.getLogger(__name__)
 
 
 class BaseModelNameTaken(Exception):
@@ -56,6 +61,7 @@ class TenantBaseModel:
     settings: dict[str, Any] | None = None  # the job's settings but the class split
     validation: list[dict[str, Any]] | None = None  # the latest validation, while it trains
     metrics: dict[str, Any] | None = None  # once ready: its test on unseen classes
+    weights: BlobRef | None = None  # once ready: its blob (None: an earlier version's, in Redis)
     # fields a newer version wrote: kept as they were when this version writes the record back
     unknown: dict[str, Any] = dataclasses.field(default_factory=dict, compare=False)
 
@@ -82,7 +88,8 @@ class TenantBaseModel:
         fields = {k: v for k, v in stored.items() if k in known}
         unknown = {k: v for k, v in stored.items() if k not in known}
         state = BaseModelState(stored["state"])
-        return cls(**(fields | {"state": state, "unknown": unknown}))
+        weights = blob_or_none(json.dumps(stored["weights"])) if "weights" in stored else None
+        return cls(**(fields | {"state": state, "weights": weights, "unknown": unknown}))
 
     def to_dict(self) -> dict[str, Any]:
         """The stored fields (what the API lists of the record), unknown ones included."""
@@ -93,11 +100,21 @@ class TenantBaseModel:
     def to_json(self) -> str:
         return json.dumps(self.to_dict())
 
-    def ready(self, metrics: dict[str, Any], validation: list[dict[str, Any]]) -> TenantBaseModel:
-        """This record once its job has succeeded."""
+    def ready(
+        self, metrics: dict[str, Any], validation: list[dict[str, Any]], weights: BlobRef
+    ) -> TenantBaseModel:
+        """This record once its job has succeeded and stored its ``weights``."""
         return dataclasses.replace(
-            self, state=BaseModelState.READY, metrics=metrics, validation=validation
+            self,
+            state=BaseModelState.READY,
+            metrics=metrics,
+            validation=validation,
+            weights=weights,
         )
+
+    def shown(self) -> dict[str, Any]:
+        """What a tenant sees of the record: where its weights lie is the service's business."""
+        return {k: v for k, v in self.to_dict().items() if k != "weights"}
 
     def shown_state(self, job_state: JobState | None) -> BaseModelState:
         """The state to show, given its job's (None: the job's record is gone): a record still
@@ -117,10 +134,16 @@ class TenantBaseModel:
         return f"{tenant}/{self.name}/{self.job_id}"
 
 
+def blob_folder(tenant: str, name: str) -> str:
+    """Its blobs' folder (``t-``: a tenant named "." or ".." is no path step)."""
+    return f"{BASES_FOLDER}/t-{tenant}/{name}"
+
+
 @dataclass(frozen=True)
 class TenantBaseModels:
     client: redis.Redis
     keys: Keys
+    artifacts: ArtifactStore
 
     def records(self, tenant: str) -> list[TenantBaseModel]:
         raw = self.client.hgetall(self.keys.base_models(tenant))
@@ -165,14 +188,21 @@ class TenantBaseModels:
         self.client.transaction(apply, key)
         return written[0]
 
+    def put_weights(self, tenant: str, name: str, blob: bytes) -> BlobRef:
+        """Store a trained base model, before its ready record names it."""
+        return self.artifacts.put(blob_folder(tenant, name), blob, ".safetensors")
+
     def ready_writes(
-        self, pipe: redis.client.Pipeline, tenant: str, record: TenantBaseModel, blob: bytes
+        self, pipe: redis.client.Pipeline, tenant: str, record: TenantBaseModel
     ) -> None:
-        pipe.set(self.keys.base_model(tenant, record.name), blob)
+        """Name its weights (stored by :meth:`put_weights`) and mark it ready."""
         pipe.hset(self.keys.base_models(tenant), record.name, record.to_json())
 
-    def weights(self, tenant: str, name: str) -> bytes | None:
-        return self.client.get(self.keys.base_model(tenant, name))
+    def weights(self, tenant: str, record: TenantBaseModel) -> bytes | None:
+        """Its weights, checked against the record (None: an earlier version's, gone)."""
+        if record.weights is not None:
+            return self.artifacts.get(record.weights)
+        return self.client.get(self.keys.base_model(tenant, record.name))
 
     def delete(self, tenant: str, name: str) -> TenantBaseModel | None:
         record = self.record(tenant, name)
@@ -182,7 +212,33 @@ class TenantBaseModels:
         pipe.hdel(self.keys.base_models(tenant), name)
         pipe.delete(self.keys.base_model(tenant, name))
         pipe.execute()
+        if record.weights is not None:
+            try:
+                self.artifacts.delete([record.weights.name])
+            except ArtifactStoreError as error:
+                logger.warning(
+                    "base model %s/%s: weights left to the sweep: %s", tenant, name, error
+                )
         return record
+
+    def kept_blobs(self, names: list[str]) -> set[str]:
+        """Which of these blob names (``base-models/t-<tenant>/<name>/...``) the sweep must
+        keep: those a record names, and those of a record still training (its job stored them
+        and names them when it ends)."""
+        pipe = self.client.pipeline(transaction=False)
+        for name in names:
+            parts = name.split("/")
+            tenant = parts[1][2:] if len(parts) == 4 and parts[1].startswith("t-") else ""
+            pipe.hget(self.keys.base_models(tenant), parts[2] if tenant else "")
+        kept = set()
+        for name, raw in zip(names, pipe.execute(), strict=True):
+            record = None if raw is None else TenantBaseModel.from_json(raw)
+            if record is None:
+                continue
+            named = record.weights is not None and record.weights.name == name
+            if named or record.state == BaseModelState.TRAINING:
+                kept.add(name)
+        return kept
 
 
 @dataclass(frozen=True)
@@ -209,7 +265,7 @@ class BaseModelResolver:
         key = record.cache_key(tenant)
         loaded = self.cache.get(key)
         if loaded is None:
-            blob = self.store.weights(tenant, name)
+            blob = self.store.weights(tenant, record)
             if blob is None:
                 raise BaseModelUnavailable(
                     f"the weights of base model {name!r} are gone; train it again"

@@ -3,9 +3,7 @@ the user sent with the job."""
 
 from __future__ import annotations
 
-import json
-
-import redis
+from functools import partial
 
 from common.job_record import JobRecord
 from models.report import accuracy_under_attack
@@ -28,7 +26,7 @@ def handle_evaluate(
     _publish_model: PublishModel | None = None,
 ) -> Publish:
     """Accuracy of an adapted model under attack on the user's labelled images."""
-    labelled, _ = stored_input(ctx, job.id)
+    labelled, _ = stored_input(ctx, job)
     weights = ctx.models.weights(job.model_id)
     if weights is None:
         raise JobInputMissing(f"model {job.model_id} has expired or was deleted")
@@ -52,7 +50,5 @@ def handle_evaluate(
         **evaluation,
     }
 
-    def publish(pipe: redis.client.Pipeline) -> None:
-        pipe.set(ctx.keys.job_result(job.id), json.dumps(result), ex=ctx.model_ttl_s)
-
-    return Publish(job_writes=publish)
+    stored = ctx.store.put_result(job.id, result)  # before the success that names it
+    return Publish(job_writes=partial(ctx.store.result_writes, job_id=job.id, result=stored))

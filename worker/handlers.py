@@ -104,10 +104,13 @@ def tensors_of(images: LabelledImages, device: torch.device) -> tuple[torch.Tens
     return images.images.to(device=device, dtype=torch.float32) / 255.0, images.labels.to(device)
 
 
-def stored_input(ctx: HandlerContext, job_id: str) -> tuple[LabelledImages, LabelledImages | None]:
-    data = ctx.client.get(ctx.keys.job_input(job_id))
+def stored_input(
+    ctx: HandlerContext, job: JobRecord
+) -> tuple[LabelledImages, LabelledImages | None]:
+    """The job's images (and validation images) from the artifact store."""
+    data = ctx.store.input(job)
     if data is None:
-        raise JobInputMissing(f"the input of job {job_id} has expired or was deleted")
+        raise JobInputMissing(f"the input of job {job.id} has expired or was deleted")
     return decode_images(data)
 
 
@@ -121,7 +124,7 @@ def handle_adapt(
     report is computed), then report on it. Without ``publish_model`` the model is published
     with its report when the job succeeds. An attempt that finds the model published by an
     earlier one (a worker died while reporting) goes straight to the report."""
-    support, validation = stored_input(ctx, job.id)
+    support, validation = stored_input(ctx, job)
     base = ctx.base_model(job.tenant, job.base_model)
     settings = AdaptJob.from_json(job.settings)
     published = publish_model is not None and _published(ctx, job)

@@ -9,8 +9,7 @@ finishes the job, and deletes the snapshot.
 from __future__ import annotations
 
 import time
-
-import redis
+from functools import partial
 
 from common.job_errors import CancelRequested
 from common.job_record import JobRecord
@@ -27,17 +26,16 @@ def handle_meta_train(
 ) -> Publish:
     settings = BaseTrainJob.from_json(job.settings)
     _still_wanted(ctx, job, settings.name)
-    images, _ = stored_input(ctx, job.id)
+    images, _ = stored_input(ctx, job)
     run = TrainRun(settings, images, ctx.device)
-    snapshot_key = ctx.keys.job_snapshot(job.id)
-    snapshot = ctx.client.get(snapshot_key)
+    snapshot = ctx.store.snapshot(job)
     if snapshot is not None:
         run.restore(snapshot)
     total = settings.iterations + settings.eval_episodes
     progress(run.state.iteration, total, "meta-training")
 
     def keep(data: bytes) -> None:
-        ctx.client.set(snapshot_key, data, ex=ctx.model_ttl_s)
+        ctx.store.keep_snapshot(job.id, job.attempt, data)
         latest = run.state.validation[-1:]  # shown while it trains
         if not ctx.tenant_bases.show_validation(job.tenant, settings.name, job.id, latest):
             raise CancelRequested(f"base model {settings.name!r} was deleted while it trained")
@@ -54,16 +52,15 @@ def handle_meta_train(
         )
     )
     card |= {"created": time.time(), "job_id": job.id, "description": settings.description}
-    blob = encode_base_model(tensors, card)
+    stored = ctx.tenant_bases.put_weights(
+        job.tenant, settings.name, encode_base_model(tensors, card)
+    )  # before the record that names them
     record = _still_wanted(ctx, job, settings.name).ready(
-        metrics=card["metrics"], validation=card["validation"][-1:]
+        metrics=card["metrics"], validation=card["validation"][-1:], weights=stored
     )
-
-    def publish(pipe: redis.client.Pipeline) -> None:
-        ctx.tenant_bases.ready_writes(pipe, job.tenant, record, blob)
-        pipe.delete(snapshot_key)
-
-    return Publish(job_writes=publish)
+    return Publish(
+        job_writes=partial(ctx.tenant_bases.ready_writes, tenant=job.tenant, record=record)
+    )
 
 
 def _still_wanted(ctx: HandlerContext, job: JobRecord, name: str) -> TenantBaseModel:

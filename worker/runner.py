@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 import redis
 import torch
 
-from common.artifact_sweep import sweep_weights
+from common.artifact_sweep import sweep_artifacts, take_lease
 from common.settings import Settings
 from common.stores import Stores, UsesStores
 from models.core import pick_device
@@ -95,11 +95,13 @@ class Worker(JobAttempts, UsesStores):
                 logger.exception("heartbeat failed; retrying in %.1f s", self.settings.heartbeat_s)
 
     def _sweep_until_stopped(self) -> None:
-        """Delete, every ``artifact_sweep_s``, the blobs no record names (common.artifact_sweep);
-        in its own thread, so that a slow store never delays a heartbeat."""
+        """Delete, every ``artifact_sweep_s``, the blobs no record names (common.artifact_sweep),
+        when no other worker has in that time (the lease); in its own thread, so that a slow
+        store never delays a heartbeat."""
         while not self._halted.is_set():
             try:
-                sweep_weights(self.models, self.settings.artifact_grace_s, stop=self._halted)
+                if take_lease(self.stores, self.name, self._sweep_s):
+                    sweep_artifacts(self.stores, self.settings.artifact_grace_s, stop=self._halted)
             except Exception:  # whatever it was, the next sweep tries again: never a dead thread
                 logger.exception("artifact sweep failed; next try in %.0f s", self._sweep_s)
             self._halted.wait(self._sweep_s)

@@ -46,7 +46,7 @@ router = APIRouter(prefix="/v1/base-models", tags=["base models"], responses=API
 def _tenant_view(record: TenantBaseModel, services: Services, tenant: str) -> dict[str, Any]:
     """One of the tenant's base models as listed: its record; while it trains, its job's state
     and progress; once ready, what the base model says of itself."""
-    view: dict[str, Any] = {**record.to_dict(), "scope": "tenant"}
+    view: dict[str, Any] = {**record.shown(), "scope": "tenant"}
     if record.state == BaseModelState.TRAINING:
         try:
             job = services.store.get(record.job_id, tenant)

@@ -68,7 +68,7 @@ def job_with_result(job: JobRecord, services: Services) -> dict[str, Any]:
     """The job's JSON and, for a succeeded evaluation, its result."""
     view = job_view(job, services)
     if job.kind == JobKind.EVALUATE and job.state == JobState.SUCCEEDED:
-        view["result"] = services.store.result(job.id)
+        view["result"] = services.store.result(job)
     return view
 
 

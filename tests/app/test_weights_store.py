@@ -13,7 +13,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from app.main import create_app
-from common.artifact_sweep import sweep_weights
+from common.artifact_sweep import sweep_artifacts
 from common.artifacts import FolderStore, open_store
 from common.keys import JobKind
 from common.settings import Settings
@@ -85,7 +85,7 @@ def test_the_sweep_deletes_only_old_blobs_no_record_names(local_settings, start_
     long_ago = time.time() - 7200
     for path in [artifacts.root / r.name for r in (named, report, orphan, waiting)] + [odd]:
         os.utime(path, (long_ago, long_ago))  # all old; only the orphan is no one's
-    assert sweep_weights(stores.models, grace_s=3600) == 1
+    assert sweep_artifacts(stores, grace_s=3600) == 1
     left = {b.name for b in artifacts.list("models/")}
     assert left == {named.name, report.name, young.name, waiting.name} and odd.exists()
 

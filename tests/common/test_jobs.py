@@ -63,7 +63,8 @@ def test_create_stores_everything_and_enqueues(parts):
     job_id = _create(store)
     job = store.get(job_id)
     assert job.state == JobState.QUEUED and job.attempt == 0 and job.kind == JobKind.ADAPT
-    assert client.get(keys.job_input(job_id)) == b"payload"
+    assert store.input(job) == b"payload" and job.input is not None  # a blob, not a key
+    assert not client.exists(keys.job_input(job_id))
     assert 0 < client.ttl(keys.job(job_id)) <= 600
     assert client.hget(keys.model("model_x"), "job_id").decode() == job_id
     delivery = queue.next("w1", block_ms=10)

@@ -43,6 +43,7 @@ OWNERS = {
     "common/jobs.py": "the job store: transitions",
     "common/job_create.py": "the job store: creation",
     "common/job_cancel.py": "the job store: cancellation",
+    "common/job_blobs.py": "the job store: its blobs",
     "common/job_index.py": "the job store: the tenant's job index",
     "common/model_store.py": "the model store",
     "common/model_blobs.py": "the model store (its blobs)",

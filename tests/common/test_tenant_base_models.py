@@ -9,6 +9,7 @@ from types import SimpleNamespace
 import pytest
 import redis
 
+from common.artifacts import BlobRef, FolderStore
 from common.keys import JobState, Keys
 from common.lru import LruCache
 from common.tenant_base_models import (
@@ -19,6 +20,7 @@ from common.tenant_base_models import (
     TenantBaseModels,
 )
 
+WEIGHTS = BlobRef("base-models/t-t1/shapes/" + "a" * 64 + ".safetensors", "a" * 64, 9)
 STORED = {  # as the API and the worker have written it (the route, then the ready job)
     "name": "shapes",
     "state": "ready",
@@ -38,8 +40,10 @@ def test_a_stored_record_reads_and_writes_back_the_same():
     assert json.loads(record.to_json()) == STORED
     later = TenantBaseModel.from_json(json.dumps(STORED | {"later": 1}))
     assert later == record  # a field of a later version is not read ...
-    rewritten = later.ready(metrics={"test_clean": 0.7}, validation=[])
+    rewritten = later.ready(metrics={"test_clean": 0.7}, validation=[], weights=WEIGHTS)
     assert json.loads(rewritten.to_json())["later"] == 1  # ... and survives a write back
+    assert TenantBaseModel.from_json(rewritten.to_json()).weights == WEIGHTS
+    assert "weights" not in rewritten.shown()  # where it lies is not the tenant's business
 
 
 def test_a_training_record_writes_no_fields_it_does_not_have():
@@ -53,7 +57,7 @@ def test_a_training_record_writes_no_fields_it_does_not_have():
         "settings",
         "job_id",
     }
-    ready = record.ready(metrics={"test_clean": 0.5}, validation=[])
+    ready = record.ready(metrics={"test_clean": 0.5}, validation=[], weights=WEIGHTS)
     assert ready.state == BaseModelState.READY and ready.validation == []
     assert ready.created == record.created
 
@@ -77,9 +81,9 @@ def test_a_training_record_shows_its_jobs_state(job_state, shown):
 
 
 @pytest.mark.redis
-def test_validation_is_shown_only_on_the_record_of_its_job(redis_url, prefix):
+def test_validation_is_shown_only_on_the_record_of_its_job(redis_url, prefix, tmp_path):
     client, keys = redis.Redis.from_url(redis_url), Keys(prefix)
-    store = TenantBaseModels(client, keys)
+    store = TenantBaseModels(client, keys, FolderStore(tmp_path))
     pipe = client.pipeline()
     store.create_writes(pipe, "t1", TenantBaseModel("shapes", BaseModelState.TRAINING, "job_1"))
     pipe.execute()
@@ -92,9 +96,11 @@ def test_validation_is_shown_only_on_the_record_of_its_job(redis_url, prefix):
 
 
 @pytest.mark.redis
-def test_the_resolver_serves_only_ready_records_and_forgets_deleted_ones(redis_url, prefix):
+def test_the_resolver_serves_only_ready_records_and_forgets_deleted_ones(
+    redis_url, prefix, tmp_path
+):
     client, keys = redis.Redis.from_url(redis_url), Keys(prefix)
-    store = TenantBaseModels(client, keys)
+    store = TenantBaseModels(client, keys, FolderStore(tmp_path))
     no_shipped = SimpleNamespace(by_name={})
     resolver = BaseModelResolver(no_shipped, store, lambda name, blob: (name, blob), LruCache(2))
     training = TenantBaseModel("shapes", BaseModelState.TRAINING, "job_1")
@@ -103,10 +109,15 @@ def test_the_resolver_serves_only_ready_records_and_forgets_deleted_ones(redis_u
     pipe.execute()
     with pytest.raises(BaseModelUnavailable, match=r"\(it is training\)"):
         resolver.get("t1", "shapes")
+    stored = store.put_weights("t1", "shapes", b"weights")  # before the record names it
+    assert store.kept_blobs([stored.name]) == {stored.name}  # its record still trains
     pipe = client.pipeline()
-    store.ready_writes(pipe, "t1", training.ready({}, []), b"weights")
+    store.ready_writes(pipe, "t1", training.ready({}, [], weights=stored))
     pipe.execute()
     assert resolver.get("t1", "shapes") == ("shapes", b"weights")
     assert len(resolver.cache) == 1
+    assert store.kept_blobs([stored.name, stored.name + "x"]) == {stored.name}
     resolver.forget("t1", store.delete("t1", "shapes"))
     assert len(resolver.cache) == 0
+    assert not (tmp_path / stored.name).exists()  # deleted with its record
+    assert store.kept_blobs([stored.name]) == set()

@@ -11,7 +11,7 @@ import torch
 
 from common.job_errors import CancelRequested
 from common.job_record import JobRecord
-from common.keys import JobKind
+from common.keys import JobKind, JobState
 from common.tenant_base_models import BaseModelState, TenantBaseModel
 from models.service import (
     BaseTrainJob,
@@ -68,6 +68,7 @@ def _setup(settings) -> tuple[HandlerContext, str, JobRecord]:
     context = HandlerContext.build(
         stores, load_base_models(settings.base_models_dir), torch.device("cpu")
     )
+    assert stores.jobs.start(job_id, "worker-1", 3) == 1  # as a worker starts it
     return context, job_id, stores.jobs.get(job_id)
 
 
@@ -80,8 +81,11 @@ def test_a_stopped_run_resumes_from_its_snapshot_and_publishes(settings):
 
     with pytest.raises(Stop):
         handle_meta_train(context, job, stop_at_five)
-    snapshot = context.client.get(context.keys.job_snapshot(job_id))
-    assert snapshot is not None  # written at iterations 2 and 4
+    job = context.store.get(job_id)
+    assert job.snapshot is not None and context.store.snapshot(job) is not None
+    listed = context.models.artifacts.list(f"jobs/{job_id}/")
+    snapshots = [b.name for b in listed if b.name.endswith(".snapshot")]
+    assert snapshots == [job.snapshot.name]  # written at iterations 2 and 4: the first deleted
     shown = context.tenant_bases.record("t1", "shapes")
     assert shown.state == BaseModelState.TRAINING and shown.validation[0]["iteration"] == 4
     steps: list[tuple[int, int]] = []
@@ -91,15 +95,18 @@ def test_a_stopped_run_resumes_from_its_snapshot_and_publishes(settings):
         steps.append((step, total))
         phases.append(phase)
 
+    assert context.store.start(job_id, "worker-2", 3) == 2  # the worker died; another resumes
+    job = context.store.get(job_id)
     publish = handle_meta_train(context, job, record_progress)
     assert steps[0] == (4, 8) and steps[1] == (5, 8)  # from the snapshot, not from zero
     assert phases[1] == "meta-training: step 5 of 6"
     assert phases[-1] == "testing on unseen classes: episode 2 of 2"
     assert [s for s, _ in steps][-3:] == [6, 7, 8]  # then the 2 test episodes
-    pipe = context.client.pipeline()
-    publish.job_writes(pipe)
-    pipe.execute()
-    assert context.client.get(context.keys.job_snapshot(job_id)) is None
+    context.store.finish(job_id, 2, JobState.SUCCEEDED, extra=publish.job_writes)
+    assert context.store.get(job_id).snapshot is None
+    assert not [
+        b for b in context.models.artifacts.list(f"jobs/{job_id}/") if ".snapshot" in b.name
+    ]
     record = context.tenant_bases.record("t1", "shapes")
     assert record.state == BaseModelState.READY and record.job_id == job_id
     base = context.base_model("t1", "shapes")
@@ -110,7 +117,8 @@ def test_a_stopped_run_resumes_from_its_snapshot_and_publishes(settings):
 def test_a_base_model_deleted_while_it_trains_is_not_published(settings):
     context, _, job = _setup(settings)
     context.tenant_bases.delete("t1", "shapes")
+    stored_before = list(context.models.artifacts.list("base-models/t-t1/shapes/"))
     with pytest.raises(CancelRequested, match="deleted while it trained"):
         handle_meta_train(context, job, lambda step, total, phase=None: None)
     assert context.tenant_bases.record("t1", "shapes") is None
-    assert context.client.get(context.keys.base_model("t1", "shapes")) is None
+    assert list(context.models.artifacts.list("base-models/t-t1/shapes/")) == stored_before
