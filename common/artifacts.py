@@ -158,11 +158,10 @@ class FolderStore:
         target = self._path(ref.name)
         temporary = target.parent / f"{TEMPORARY_PREFIX}{uuid.uuid4().hex}"
         try:
-            target.parent.mkdir(parents=True, exist_ok=True)
-            with open(temporary, "wb") as handle:
-                handle.write(data)
-                handle.flush()
-                os.fsync(handle.fileno())
+            try:
+                self._write(temporary, data)
+            except FileNotFoundError:  # its folder, emptied, was removed meanwhile: once more
+                self._write(temporary, data)
             os.replace(temporary, target)
             _fsync_folder(target.parent)
         except OSError as error:
@@ -172,6 +171,14 @@ class FolderStore:
                 temporary.unlink(missing_ok=True)
             raise _unavailable(error, f"writing {ref.name}") from error
         return ref
+
+    @staticmethod
+    def _write(temporary: Path, data: bytes) -> None:
+        temporary.parent.mkdir(parents=True, exist_ok=True)
+        with open(temporary, "wb") as handle:
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
 
     def get(self, ref: BlobRef) -> bytes:
         try:
@@ -183,11 +190,17 @@ class FolderStore:
         return verified(ref, data)
 
     def delete(self, names: list[str]) -> None:
+        """Delete the blobs, and their folders once empty (a job's, a model's)."""
         for name in names:
+            path = self._path(name)
             try:
-                self._path(name).unlink(missing_ok=True)
+                path.unlink(missing_ok=True)
             except OSError as error:
                 raise _unavailable(error, f"deleting {name}") from error
+            if path.parent != self.root:
+                # not empty (another blob of the same job or model), or gone already: kept
+                with contextlib.suppress(OSError):
+                    path.parent.rmdir()
 
     def list(self, prefix: str = "") -> Iterator[StoredBlob]:
         start = self.root / prefix if prefix else self.root

@@ -11,9 +11,15 @@ from typing import Any
 
 import redis
 
-from common.artifacts import ArtifactStore, ArtifactsUnavailable, BlobRef
+from common.artifacts import (
+    ArtifactCorrupt,
+    ArtifactMissing,
+    ArtifactStore,
+    ArtifactsUnavailable,
+    BlobRef,
+)
 from common.keys import Keys, ModelState, ReportState
-from common.model_record import ModelChange, blob_or_none
+from common.model_record import ModelChange, ModelRecord, blob_or_none
 
 logger = logging.getLogger(__name__)
 WEIGHTS_FOLDER = "models"  # the artifact store's folder of adapted models, one folder a model
@@ -86,13 +92,45 @@ class ModelBlobs:
             return self.client.get(self.keys.model_report(model_id))
         return self.artifacts.get(ref)
 
+    def report_chart(self, record: ModelRecord) -> bytes | None:
+        """Its finished report drawn, as stored (None: not drawn yet, or its report is not
+        finished); a cache: a chart missing or damaged in the store is None, to draw again."""
+        if record.report_chart is None:
+            return None
+        try:
+            return self.artifacts.get(record.report_chart)
+        except (ArtifactMissing, ArtifactCorrupt) as error:
+            logger.warning("chart of model %s drawn again: %s", record.id, error)
+            return None
+
+    def keep_report_chart(self, record: ModelRecord, png: bytes) -> None:
+        """Store the chart of ``record``'s finished report and name it, while the record still
+        names that report (a chart of no finished report is not kept; one the record does not
+        come to name is left to the sweep)."""
+        if record.report_blob is None:
+            return
+        try:
+            chart = self.artifacts.put(f"{WEIGHTS_FOLDER}/{record.id}", png, ".report.png")
+        except ArtifactsUnavailable as error:  # drawn again next time
+            logger.warning("chart of model %s not kept: %s", record.id, error)
+            return
+        key = self.keys.model(record.id)
+
+        def apply(pipe: Pipeline) -> None:
+            if blob_or_none(text_of(pipe.hget(key, "report_blob"))) != record.report_blob:
+                return  # deleted, evicted or expired meanwhile
+            pipe.multi()
+            pipe.hset(key, mapping=ModelChange(report_chart=chart).fields())
+
+        self.client.transaction(apply, key)
+
     def kept_blobs(self, names: list[str]) -> set[str]:
         """Which of these blob names (``models/<id>/...``) the sweep must keep: those a record
         names, and every blob of a model whose job is still to name one (pending, or its
         report pending: the job stored the blob and names it when it ends, however long a
         full Redis keeps it waiting)."""
         ids = [name.split("/")[1] if name.count("/") == 2 else "" for name in names]
-        fields = ["state", "report_state", "weights", "report_blob"]
+        fields = ["state", "report_state", "weights", "report_blob", "report_chart"]
         pipe = self.client.pipeline(transaction=False)
         for model_id in ids:
             pipe.hmget(self.keys.model(model_id), fields)

@@ -43,6 +43,7 @@ class ModelRecord:
     # not published, or a record of a version that kept weights in Redis)
     report_blob: BlobRef | None = None  # its finished report in the artifact store (None: a
     # report without figures yet, pending or unfinished, or of a version that kept it in Redis)
+    report_chart: BlobRef | None = None  # its finished report drawn (PNG), once first asked for
 
     @classmethod
     def from_hash(cls, raw: RawHash) -> ModelRecord:
@@ -70,6 +71,7 @@ class ModelRecord:
             evicted_reason=text.get("evicted_reason"),
             weights=blob_or_none(text.get("weights")),
             report_blob=blob_or_none(text.get("report_blob")),
+            report_chart=blob_or_none(text.get("report_chart")),
         )
 
     def fields(self) -> Fields:
@@ -100,6 +102,7 @@ class ModelChange:
     evicted_reason: str | None = None
     weights: BlobRef | None = None
     report_blob: BlobRef | None = None
+    report_chart: BlobRef | None = None
 
     def fields(self) -> Fields:
         return encoded(asdict(self))

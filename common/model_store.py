@@ -127,7 +127,7 @@ class ModelStore(ModelBlobs):
     ) -> None:
         for model_id in victims:  # their blobs, named no more, go with the next sweep
             pipe.delete(self.keys.model_weights(model_id), self.keys.model_report(model_id))
-            pipe.hdel(self.keys.model(model_id), "weights", "report_blob")
+            pipe.hdel(self.keys.model(model_id), "weights", "report_blob", "report_chart")
             evicted = ModelChange(
                 state=ModelState.EVICTED,
                 evicted=round(time.time(), 3),
@@ -225,7 +225,8 @@ class ModelStore(ModelBlobs):
             keys.model(model_id), keys.model_weights(model_id), keys.model_report(model_id)
         )
         self.client.zrem(keys.models_index(tenant), model_id)
-        blobs = [ref.name for ref in (record.weights, record.report_blob) if ref is not None]
+        named = (record.weights, record.report_blob, record.report_chart)
+        blobs = [ref.name for ref in named if ref is not None]
         if blobs:  # named no more: a store that is down leaves them to
             try:  # the sweep, which deletes what no record names
                 self.artifacts.delete(blobs)

@@ -2,7 +2,8 @@
 # The stack under docker compose, end to end (cpu profile): build the image, bring up redis, api
 # and worker-cpu, wait until all are healthy and /readyz says ready, create an API key, adapt a
 # real Omniglot support set and predict; kill and recreate the redis container and find job,
-# model and key intact (AOF volume); SIGTERM the worker in the middle of a job and see the job
+# model and key intact (AOF volume); remove and recreate the api and worker containers and
+# predict with the same model (its weights on the artifacts volume); SIGTERM the worker in the middle of a job and see the job
 # finish after it restarts; `down -v` and nothing left. Bounded by COMPOSE_TEST_TIMEOUT_S (600).
 # Needs docker, docker-compose (1.29 or v2), ../shared/data/omniglot and the venv (make).
 # Without a registry, run scripts/airgap_base_images.sh first (it makes the base images).
@@ -73,6 +74,12 @@ step "kill and recreate redis: job $job, model $model and the key must survive (
 "${compose[@]}" rm -f redis >/dev/null 2>&1
 "${compose[@]}" up -d redis >/dev/null 2>&1
 healthy redis
+until curl -fsS "$url/readyz" >/dev/null 2>&1; do [ "$(left)" -gt 0 ] || exit 1; sleep 1; done
+within "$py" scripts/compose_e2e.py check "$url" "$key" "$job" "$model"
+step "recreate the api and worker containers: model $model must still predict (artifacts volume)"
+"${compose[@]}" rm -f -s api worker-cpu >/dev/null 2>&1
+"${compose[@]}" up -d api worker-cpu >/dev/null 2>&1
+for service in worker-cpu api; do healthy "$service"; done
 until curl -fsS "$url/readyz" >/dev/null 2>&1; do [ "$(left)" -gt 0 ] || exit 1; sleep 1; done
 within "$py" scripts/compose_e2e.py check "$url" "$key" "$job" "$model"
 step "SIGTERM the worker mid-job: the job goes back to the queue and finishes after a restart"

@@ -156,14 +156,17 @@ def get_report_png(caller: CallerDep, model_id: ModelIdDep, services: ServicesDe
     """The report as a chart: accuracy vs eps per attack, robust vs clean-only adaptation."""
     record = settled(services, ready_record(services, model_id, caller.tenant))  # tenant's, ready
     pending = record.report_progress == ReportState.PENDING
-    # a finished report never changes: drawn once, kept until deleted; a pending one is kept
-    # apart (its chart says "being computed") and never cached by clients
+    # a finished report never changes: drawn once, kept in the artifact store beside it until
+    # deleted, and in this process; a pending one is kept apart (its chart says "being
+    # computed") and never cached by clients
     cache_key = f"{model_id}:pending" if pending else model_id
-    png = services.report_pngs.get(cache_key)
+    png = services.report_pngs.get(cache_key) or services.models.report_chart(record)
     if png is None:
         report = get_report(caller=caller, model_id=model_id, services=services)
         png = report_png(report, title=f"model {model_id}")
-        services.report_pngs.put(cache_key, png)
+        if not pending:
+            services.models.keep_report_chart(record, png)
+    services.report_pngs.put(cache_key, png)
     cache = "no-store" if pending else "private, max-age=60"
     return Response(png, media_type="image/png", headers={"Cache-Control": cache})
 

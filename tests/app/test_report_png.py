@@ -28,7 +28,16 @@ def test_report_png(settings, worker_thread):
         assert cached == response.content  # drawn once, then served from memory
         again = client.get(f"/v1/models/{created['model_id']}/report.png")
         assert again.content == response.content
+        model_id = created["model_id"]
+        chart = services.models.get(model_id, "local").report_chart
+        assert chart is not None  # kept in the artifact store beside its report
+        assert services.models.artifacts.get(chart) == response.content
+        with TestClient(create_app(settings)) as other:  # another process: drawn by the first
+            report = services.models.get(model_id, "local").report_blob
+            services.models.artifacts.delete([report.name])  # the chart alone answers
+            assert other.get(f"/v1/models/{model_id}/report.png").content == response.content
         assert client.delete(f"/v1/models/{created['model_id']}").status_code == 204
         assert services.report_pngs.get(created["model_id"]) is None
         gone = client.get(f"/v1/models/{created['model_id']}/report.png")
         assert_error(gone, 404, "model_not_found")
+        assert list(services.models.artifacts.list(f"models/{model_id}/")) == []

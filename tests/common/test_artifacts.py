@@ -174,3 +174,15 @@ def test_the_s3_server_is_real(s3_server):
     with urllib.request.urlopen(f"{s3_server.endpoint}/") as answer:
         assert answer.status == 200
     assert s3_server.process.pid != os.getpid()
+
+
+def test_a_folder_goes_with_its_last_blob(tmp_path):
+    store = FolderStore(tmp_path)
+    weights = store.put("jobs/job_1", b"input", ".input")
+    result = store.put("jobs/job_1", b"result", ".result.json")
+    store.delete([weights.name])
+    assert (tmp_path / "jobs" / "job_1").is_dir()  # its result is still there
+    store.delete([result.name])
+    assert not (tmp_path / "jobs" / "job_1").exists() and (tmp_path / "jobs").is_dir()
+    again = store.put("jobs/job_1", b"input", ".input")  # the folder is made again
+    assert store.get(again) == b"input"
