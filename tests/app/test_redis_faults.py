@@ -19,6 +19,7 @@ from fastapi.testclient import TestClient
 from app.main import create_app
 from cli.local_redis import redis_binary
 from common.api_keys import ApiKeys
+from common.artifacts import FolderStore
 from common.keys import Keys
 from tests.app.test_api import assert_error, support, wait_for
 from tests.service_fixtures import eventually, image_bytes
@@ -123,24 +124,24 @@ def test_redis_down_answers_503_with_retry_after_and_recovers(own_redis, setting
 
 
 def test_a_full_redis_answers_507_and_stores_nothing_half(tmp_path, settings):
-    full = OwnRedis(tmp_path, "--maxmemory", "3mb", "--maxmemory-policy", "noeviction")
+    full = OwnRedis(tmp_path, "--maxmemory-policy", "noeviction")
     full.start()
     try:
+        artifacts = tmp_path / "artifacts"
         settings = settings.model_copy(
-            update={"redis_url": full.url, "max_shots": 20, "max_jobs_per_tenant": 100}
+            update={"redis_url": full.url, "artifacts_url": str(artifacts)}
         )
         with TestClient(create_app(settings)) as client:
-            answers = []
-            for _ in range(40):
-                files, data = support(classes=4, shots=20)
-                answers.append(client.post("/v1/adaptations", files=files, data=data))
-                if answers[-1].status_code != 202:
-                    break
-            assert_error(answers[-1], 507, "storage_full")
-            assert answers[-1].headers["Retry-After"] == "60"
-            accepted = sum(a.status_code == 202 for a in answers)
-            listed = client.get("/v1/models").json()  # reads still work
-            assert listed["total"] == accepted  # the refused upload left no model behind
+            files, data = support(classes=4, shots=2)
+            assert client.post("/v1/adaptations", files=files, data=data).status_code == 202
+            filled = redis.Redis.from_url(full.url)  # full now: below what it holds
+            filled.config_set("maxmemory", filled.info("memory")["used_memory"] // 2)
+            refused = client.post("/v1/adaptations", files=files, data=data)
+            assert_error(refused, 507, "storage_full")
+            assert refused.headers["Retry-After"] == "60"
+            assert client.get("/v1/models").json()["total"] == 1  # reads still work
+        inputs = list(FolderStore(artifacts).list("jobs/"))
+        assert len(inputs) == 1  # the accepted job's: the refused one's input was removed
     finally:
         full.kill()
 

@@ -5,6 +5,7 @@ worker, a real API, a real (small) filesystem."""
 from __future__ import annotations
 
 import errno
+import os
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
@@ -39,13 +40,14 @@ def small_folder(tmp_path: Path) -> Iterator[Path]:
 
 def fill(folder: Path) -> None:
     """Write until the filesystem is full."""
-    with open(folder / "filler", "wb") as filler:
-        try:
-            while True:
-                filler.write(b"\0" * 4096)
-                filler.flush()
-        except OSError as error:
-            assert error.errno == errno.ENOSPC, error  # full: what this is for
+    descriptor = os.open(folder / "filler", os.O_WRONLY | os.O_CREAT)
+    try:
+        while True:
+            os.write(descriptor, b"\0" * 4096)
+    except OSError as error:
+        assert error.errno == errno.ENOSPC, error  # full: what this is for
+    finally:
+        os.close(descriptor)
 
 
 def test_a_store_full_during_an_adaptation_fails_it_with_artifacts_unavailable(
