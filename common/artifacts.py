@@ -150,16 +150,19 @@ class FolderStore:
         ref = blob_ref(folder, data, ext)
         target = self._path(ref.name)
         temporary = target.parent / f"{TEMPORARY_PREFIX}{uuid.uuid4().hex}"
+        opened = False  # a folder that cannot be made or written leaves no temporary file
         try:
             target.parent.mkdir(parents=True, exist_ok=True)
             with open(temporary, "wb") as handle:
+                opened = True
                 handle.write(data)
                 handle.flush()
                 os.fsync(handle.fileno())
             os.replace(temporary, target)
             _fsync_folder(target.parent)
         except OSError as error:
-            temporary.unlink(missing_ok=True)
+            if opened:
+                temporary.unlink(missing_ok=True)
             raise _unavailable(error, f"writing {ref.name}") from error
         return ref
 

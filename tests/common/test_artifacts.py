@@ -174,3 +174,13 @@ def test_the_s3_server_is_real(s3_server):
     with urllib.request.urlopen(f"{s3_server.endpoint}/") as answer:
         assert answer.status == 200
     assert s3_server.process.pid != os.getpid()
+
+
+def test_a_folder_that_cannot_be_made_is_unavailable(tmp_path):
+    """A store below a file (a volume not mounted where a file lies; refused even as root)."""
+    (tmp_path / "file").write_bytes(b"")
+    store = FolderStore(tmp_path / "file" / "artifacts")
+    with pytest.raises(ArtifactsUnavailable, match="unusable"):
+        store.put("models/m", b"weights", ".bin")
+    with pytest.raises(ArtifactsUnavailable):
+        store.get(BlobRef("models/m/x.bin", "0" * 64, 7))
