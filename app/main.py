@@ -34,6 +34,7 @@ from app.routes import (
     predictions,
 )
 from app.services import Services
+from common.artifact_health import StoreProbe, warn_if_unshared
 from common.settings import Settings, get_settings
 from models.service import load_base_models
 
@@ -90,6 +91,8 @@ async def lifespan(settings: Settings | None, app: FastAPI) -> AsyncIterator[Non
     services = Services(chosen, client, base)
     services.queue.ensure_group()
     app.state.services = services
+    app.state.artifact_probe = StoreProbe(services.models.artifacts)  # for /readyz
+    warn_if_unshared(chosen)
     registry = app.state.request_metrics.registry
     collector = ServiceCollector(services)
     registry.register(collector)

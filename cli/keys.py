@@ -12,28 +12,18 @@ import redis
 import typer
 
 from cli.console import err, fail
-from cli.local_redis import LocalRedisError, configured_redis_url, redis_for_command
+from cli.local_redis import LocalRedisError, command_stores
 from common.api_keys import ApiKey, ApiKeyError, ApiKeys
 from common.settings import get_settings
-from common.stores import Stores
 
 app = typer.Typer(help=__doc__, no_args_is_help=True, add_completion=False)
 
 
 @contextmanager
 def _api_keys() -> Iterator[ApiKeys]:
-    """The keys of the service's Redis: REDIS_URL, else the local service's embedded Redis
-    (the one `fewshot serve` runs, or started on its files for this command); says which."""
-    settings = get_settings()
-    configured = configured_redis_url()
-    with redis_for_command(settings.data_dir, configured) as url:
-        where = "REDIS_URL" if configured else f"embedded, data in {settings.data_dir}"
-        err.print(f"Redis: {url} ({where})", soft_wrap=True)
-        client = redis.Redis.from_url(url)
-        try:
-            yield Stores.build(settings, client).api_keys
-        finally:
-            client.close()
+    """The keys of the service's Redis (:func:`cli.local_redis.command_stores`); says which."""
+    with command_stores(lambda line: err.print(line, soft_wrap=True)) as stores:
+        yield stores.api_keys
 
 
 @app.command("create")

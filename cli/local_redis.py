@@ -17,13 +17,16 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO
 
 import redis
+
+from common.settings import get_settings
+from common.stores import Stores
 
 START_TIMEOUT_S = 10.0
 PR_SET_PDEATHSIG = 1  # linux/prctl.h
@@ -171,3 +174,20 @@ def redis_for_command(data_dir: Path, configured_url: str | None) -> Iterator[st
             yield local.url
         finally:
             stop(process)
+
+
+@contextmanager
+def command_stores(echo: Callable[[str], None]) -> Iterator[Stores]:
+    """The stores of the service's Redis for a CLI command: REDIS_URL, else the local
+    service's embedded Redis (the one `fewshot serve` runs, or started on its files for this
+    command); ``echo`` is told which."""
+    settings = get_settings()
+    configured = configured_redis_url()
+    with redis_for_command(settings.data_dir, configured) as url:
+        where = "REDIS_URL" if configured else f"embedded, data in {settings.data_dir}"
+        echo(f"Redis: {url} ({where})")
+        client = redis.Redis.from_url(url)
+        try:
+            yield Stores.build(settings, client)
+        finally:
+            client.close()

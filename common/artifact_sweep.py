@@ -10,8 +10,8 @@ blob a record names is never deleted, whatever its age.
 
 Each folder has its owner, who says which blobs it must keep: adapted models
 (:class:`~common.model_store.ModelStore`), jobs (:class:`~common.jobs.JobStore`) and tenants'
-base models (:class:`~common.tenant_base_models.TenantBaseModels`). Other folders are left
-alone. One sweep at a time across all workers: a worker sweeps only when it takes the lease.
+base models (:class:`~common.tenant_base_models.TenantBaseModels`); the readiness probe's
+blobs (``health/``) are kept by none. Other folders are left alone. One sweep at a time across all workers: a worker sweeps only when it takes the lease.
 """
 
 from __future__ import annotations
@@ -21,6 +21,7 @@ import time
 from collections.abc import Callable
 from threading import Event
 
+from common.artifact_health import HEALTH_FOLDER
 from common.artifacts import ArtifactStore, ArtifactStoreError
 from common.job_blobs import JOBS_FOLDER
 from common.model_blobs import WEIGHTS_FOLDER
@@ -38,6 +39,7 @@ def owners(stores: Stores) -> dict[str, KeptBlobs]:
         WEIGHTS_FOLDER: stores.models.kept_blobs,
         JOBS_FOLDER: stores.jobs.kept_job_blobs,
         BASES_FOLDER: stores.tenant_bases.kept_blobs,
+        HEALTH_FOLDER: lambda names: set(),  # a probe's blob lives for a moment
     }
 
 

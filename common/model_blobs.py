@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 import redis
@@ -19,7 +21,7 @@ from common.artifacts import (
     BlobRef,
 )
 from common.keys import Keys, ModelState, ReportState
-from common.model_record import ModelChange, ModelRecord, blob_or_none
+from common.model_record import ModelChange, ModelRecord, ModelStatus, blob_or_none
 
 logger = logging.getLogger(__name__)
 WEIGHTS_FOLDER = "models"  # the artifact store's folder of adapted models, one folder a model
@@ -28,6 +30,28 @@ Pipeline = redis.client.Pipeline
 
 def text_of(raw: bytes | None) -> str | None:
     return None if raw is None else raw.decode()
+
+
+@dataclass(frozen=True)
+class BlobKind:
+    """A blob of a model: the record's field that names it, its name's ending, and the key
+    where an earlier version kept it in Redis."""
+
+    field: str  # ModelChange's field
+    ext: str
+    legacy_key: Callable[[Keys, str], str]
+    finished_only: bool  # moved out of Redis only once finished (a report)
+
+    def movable(self, status: ModelStatus, named: bytes | None) -> bool:
+        """Whether the record (its status, and its field's value) takes this blob from Redis:
+        it exists, names none yet, and for a report, the report is finished."""
+        if status.state is None or named is not None:
+            return False
+        return status.report_finished or not self.finished_only
+
+
+WEIGHTS = BlobKind("weights", ".safetensors", Keys.model_weights, finished_only=False)
+REPORT = BlobKind("report_blob", ".report.json", Keys.model_report, finished_only=True)
 
 
 class ModelBlobs:
@@ -45,31 +69,53 @@ class ModelBlobs:
         ref = self.weights_ref(model_id)
         if ref is not None:
             return self.artifacts.get(ref)
-        legacy = self.client.get(self.keys.model_weights(model_id))
+        legacy = self.legacy(WEIGHTS, model_id)
         if legacy is not None:
-            self._move_legacy_weights(model_id, legacy)
+            try:
+                self.move_legacy(WEIGHTS, model_id, legacy)
+            except ArtifactsUnavailable as error:  # served from Redis meanwhile
+                logger.warning("weights of model %s stay in Redis for now: %s", model_id, error)
         return legacy
 
-    def _move_legacy_weights(self, model_id: str, weights: bytes) -> None:
-        """Upgrade on first read: weights an earlier version kept in Redis become a blob the
-        record names, and leave Redis. A store that is down leaves them where they are (they
-        are served from Redis meanwhile); a record gone meanwhile leaves an orphan blob to
-        the sweep."""
-        try:
-            ref = self.put_weights(model_id, weights)
-        except ArtifactsUnavailable as error:
-            logger.warning("weights of model %s stay in Redis for now: %s", model_id, error)
-            return
-        record, legacy = self.keys.model(model_id), self.keys.model_weights(model_id)
+    def legacy(self, kind: BlobKind, model_id: str) -> bytes | None:
+        """What an earlier version kept of the blob in Redis (None: nothing)."""
+        return self.client.get(kind.legacy_key(self.keys, model_id))
 
-        def apply(pipe: Pipeline) -> None:
-            if not pipe.exists(record) or pipe.hget(record, "weights") is not None:
-                return  # deleted, or moved by another process meanwhile
+    def movable(self, kind: BlobKind, model_ids: list[str]) -> list[bool]:
+        """Whether each model's record takes its blob out of Redis (:meth:`BlobKind.movable`),
+        read in one pipeline."""
+        pipe = self.client.pipeline(transaction=False)
+        for model_id in model_ids:
+            pipe.hmget(self.keys.model(model_id), [*ModelStatus.FIELDS, kind.field])
+        return [self._movable(kind, values) for values in pipe.execute()]
+
+    @staticmethod
+    def _movable(kind: BlobKind, values: list[bytes | None]) -> bool:
+        *status, named = values
+        return kind.movable(ModelStatus.from_values(status), named)
+
+    def move_legacy(self, kind: BlobKind, model_id: str, data: bytes) -> bool:
+        """Upgrade: a blob an earlier version kept in Redis (``data``, as read from there)
+        becomes a blob the record names, and leaves Redis, in a transaction that WATCHes the
+        record and the Redis key; whether it moved. A record deleted meanwhile, one that
+        names a blob already or takes none (a report not finished), or a key that changed,
+        is left alone (a blob stored for nothing is an orphan, left to the sweep).
+        ArtifactsUnavailable: the store refused it; nothing changed."""
+        if not self.movable(kind, [model_id])[0]:
+            return False  # checked again in the transaction: this one saves a needless blob
+        ref = self.artifacts.put(f"{WEIGHTS_FOLDER}/{model_id}", data, kind.ext)
+        record, legacy = self.keys.model(model_id), kind.legacy_key(self.keys, model_id)
+
+        def apply(pipe: Pipeline) -> bool:
+            values = pipe.hmget(record, [*ModelStatus.FIELDS, kind.field])
+            if not self._movable(kind, values) or pipe.get(legacy) != data:
+                return False
             pipe.multi()
-            pipe.hset(record, mapping=ModelChange(weights=ref).fields())
+            pipe.hset(record, mapping=ModelChange(**{kind.field: ref}).fields())
             pipe.delete(legacy)
+            return True
 
-        self.client.transaction(apply, record, legacy)
+        return bool(self.client.transaction(apply, record, legacy, value_from_callable=True))
 
     def weights_ref(self, model_id: str) -> BlobRef | None:
         """The blob the record names as its weights (None: none, or no record)."""
@@ -77,12 +123,12 @@ class ModelBlobs:
 
     def put_weights(self, model_id: str, weights: bytes) -> BlobRef:
         """Store the weights as a blob, before any record names it (ArtifactsUnavailable)."""
-        return self.artifacts.put(f"{WEIGHTS_FOLDER}/{model_id}", weights, ".safetensors")
+        return self.artifacts.put(f"{WEIGHTS_FOLDER}/{model_id}", weights, WEIGHTS.ext)
 
     def put_report(self, model_id: str, report: dict[str, Any]) -> BlobRef:
         """Store a finished report as a blob, before any record names it."""
         data = json.dumps(report).encode()
-        return self.artifacts.put(f"{WEIGHTS_FOLDER}/{model_id}", data, ".report.json")
+        return self.artifacts.put(f"{WEIGHTS_FOLDER}/{model_id}", data, REPORT.ext)
 
     def report(self, model_id: str) -> bytes | None:
         """The report's JSON: a finished one from the artifact store (checked), one without

@@ -133,6 +133,12 @@ class ModelStatus:
         return self.state if self.job_id == job_id else None
 
     @property
+    def report_finished(self) -> bool:
+        """Ready with its report done (a record from before the report phase: done when
+        ready); a pending or unfinished report is not."""
+        return self.state == ModelState.READY and self.report_state in (None, ReportState.DONE)
+
+    @property
     def awaits_a_job(self) -> bool:
         """A job is still to make it (pending) or its report (report pending)."""
         return self.state == ModelState.PENDING or self.report_state == ReportState.PENDING

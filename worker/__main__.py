@@ -7,8 +7,10 @@ import sys
 import redis
 import torch
 
+from common.artifacts import ArtifactStoreError
 from common.logs import configure_logging
 from common.settings import get_settings
+from models.core import ConfigError
 from models.service import load_base_models
 from worker.runner import Worker
 
@@ -19,11 +21,15 @@ if settings.worker_torch_threads:
 # torch imports its compiler stack on the first optimizer it makes (~1.5 s on 2 cores): here,
 # at start, rather than inside the first job
 torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=0.1)
-worker = Worker(
-    settings,
-    redis.Redis.from_url(settings.redis_url),
-    load_base_models(settings.base_models_dir, settings.default_base_model),
-)
+try:
+    worker = Worker(
+        settings,
+        redis.Redis.from_url(settings.redis_url),
+        load_base_models(settings.base_models_dir, settings.default_base_model),
+    )
+except (ConfigError, ArtifactStoreError) as error:  # a bad device, an unusable artifact store
+    logging.getLogger("worker").critical("worker cannot start: %s", error)
+    sys.exit(2)
 
 
 def on_signal(signum: int, _frame: object) -> None:

@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 import redis
 import torch
 
+from common.artifact_health import require_usable, warn_if_unshared
 from common.artifact_sweep import sweep_artifacts, take_lease
 from common.settings import Settings
 from common.stores import Stores, UsesStores
@@ -31,6 +32,7 @@ logger = logging.getLogger(__name__)
 FORGET_WORKERS_AFTER_S = 3600  # heartbeats older than this are dropped from the workers set
 MAX_BACKOFF_S = 5.0  # longest wait between tries while Redis is unavailable or full
 MAX_ERRORS_IN_A_ROW = 10  # unexpected errors with nothing served between: the worker stops
+START_PROBE_TIMEOUT_S = 10.0  # the artifact store's probe at start-up (object storage retries)
 
 
 @dataclass
@@ -44,6 +46,9 @@ class Worker(JobAttempts, UsesStores):
     def __post_init__(self) -> None:
         self.stores = Stores.build(self.settings, self.client, unfinished_report)
         device = pick_device(self.settings.device)  # ConfigError: stop at start-up
+        warn_if_unshared(self.settings)
+        # ArtifactsUnavailable: stop at start-up, rather than fail every job it takes
+        require_usable(self.models.artifacts, START_PROBE_TIMEOUT_S)
         self.context = HandlerContext.build(self.stores, self.base_models, device)
         self._outage_s = 0.0
         self._errors_in_a_row = 0  # unexpected errors since the last delivery served

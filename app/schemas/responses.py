@@ -38,6 +38,7 @@ class Ready(Closed):
     status: Literal["ready"]
     redis: bool
     base_models: bool
+    artifacts: bool = Field(description="the artifact store wrote, read and deleted a probe")
     workers: int = Field(description="workers whose heartbeat is fresh")
 
 

@@ -186,3 +186,13 @@ def test_a_folder_goes_with_its_last_blob(tmp_path):
     assert not (tmp_path / "jobs" / "job_1").exists() and (tmp_path / "jobs").is_dir()
     again = store.put("jobs/job_1", b"input", ".input")  # the folder is made again
     assert store.get(again) == b"input"
+
+
+def test_a_folder_that_cannot_be_made_is_unavailable(tmp_path):
+    """A store below a file (a volume not mounted where a file lies; refused even as root)."""
+    (tmp_path / "file").write_bytes(b"")
+    store = FolderStore(tmp_path / "file" / "artifacts")
+    with pytest.raises(ArtifactsUnavailable, match="unusable"):
+        store.put("models/m", b"weights", ".bin")
+    with pytest.raises(ArtifactsUnavailable):
+        store.get(BlobRef("models/m/x.bin", "0" * 64, 7))

@@ -158,11 +158,12 @@ def test_the_sweep_keeps_what_records_name_in_every_folder(stores):
     bases.ready_writes(pipe, "t1", named)
     pipe.execute()
     deleted_base = bases.put_weights("t1", "deleted", b"its record was deleted")
+    probe = stores.models.artifacts.put("health", b"a probe that died before its delete")
     young = stores.jobs.put_input("job_young", b"its record is coming")
     everything = blobs(stores, "")
     _age(stores, everything - {young.name})
-    assert sweep_artifacts(stores, grace_s=3600) == len(gone) + 1
-    assert blobs(stores, "") == everything - gone - {deleted_base.name}
+    assert sweep_artifacts(stores, grace_s=3600) == len(gone) + 2
+    assert blobs(stores, "") == everything - gone - {deleted_base.name, probe.name}
     assert {awaited.name, ready.name, young.name} <= blobs(stores, "")
 
 
