@@ -10,8 +10,9 @@ blob a record names is never deleted, whatever its age.
 
 Each folder has its owner, who says which blobs it must keep: adapted models
 (:class:`~common.model_store.ModelStore`), jobs (:class:`~common.jobs.JobStore`) and tenants'
-base models (:class:`~common.tenant_base_models.TenantBaseModels`); the readiness probe's
-blobs (``health/``) are kept by none. Other folders are left alone. One sweep at a time across all workers: a worker sweeps only when it takes the lease.
+base models (:class:`~common.tenant_base_models.TenantBaseModels`); the readiness probe's blobs
+(``health/``) are kept by none. Other folders are left alone. One sweep at a time across all
+workers: a worker sweeps only when it takes the lease.
 """
 
 from __future__ import annotations
