@@ -71,8 +71,9 @@ def migrate(
         bool, typer.Option("--dry-run", help="count what would move; change nothing")
     ] = False,
 ) -> None:
-    """Move adapted models' weights and finished reports that an earlier version kept in Redis
-    into the artifact store (FEWSHOT_ARTIFACTS_URL), model by model, each in a transaction;
+    """Move adapted models' weights and finished reports, and tenants' base models, that an
+    earlier version kept in Redis into the artifact store (FEWSHOT_ARTIFACTS_URL), model by
+    model, each in a transaction;
     safe while the service runs, and again (a second run moves nothing). Prints the counts
     as JSON; exits 1 when the store refused any (they stay in Redis: run it again)."""
     echo = lambda text: err.print(text, soft_wrap=True, highlight=False)  # noqa: E731
@@ -83,7 +84,10 @@ def migrate(
             if not dry_run:
                 require_usable(artifacts, PROBE_TIMEOUT_S)
             counts = migrate_to_artifacts(
-                stores.models, dry_run=dry_run, progress=_progress_printer(echo)
+                stores.models,
+                stores.tenant_bases,
+                dry_run=dry_run,
+                progress=_progress_printer(echo),
             )
     except (redis.RedisError, LocalRedisError, ArtifactsUnavailable, ValueError) as error:
         raise fail(f"{error} (stopped: what moved stays moved; run it again)") from error
@@ -109,7 +113,8 @@ def _progress_printer(echo: Callable[[str], None]) -> Progress:
 def _summary(counts: MigrationCounts, dry_run: bool) -> str:
     verb = "would move" if dry_run else "moved"
     text = (
-        f"{verb} {counts.weights} model weights and {counts.reports} finished reports; "
+        f"{verb} {counts.weights} model weights, {counts.reports} finished reports and "
+        f"{counts.base_models} base models; "
         f"{counts.skipped} left in Redis on purpose (reports not finished, records gone or "
         f"moved already); {counts.failed} refused by the store"
     )

@@ -24,10 +24,10 @@ from threading import Event
 
 from common.artifact_health import HEALTH_FOLDER
 from common.artifacts import ArtifactStore, ArtifactStoreError
+from common.base_model_blobs import BASES_FOLDER
 from common.job_blobs import JOBS_FOLDER
 from common.model_blobs import WEIGHTS_FOLDER
 from common.stores import Stores
-from common.tenant_base_models import BASES_FOLDER
 
 logger = logging.getLogger(__name__)
 BATCH = 500  # blob names checked against Redis in one pipeline

@@ -140,7 +140,16 @@ class Keys:
         return f"{self.prefix}:tenant:{tenant}:base-models"  # hash: name -> JSON record
 
     def base_model(self, tenant: str, name: str) -> str:
-        return f"{self.prefix}:tenant:{tenant}:base-model:{name}"  # bytes: weights + card
+        # bytes: weights + card, as an earlier version kept them (now a blob the record names)
+        return f"{self.prefix}:tenant:{tenant}:base-model:{name}"
+
+    def base_model_of(self, key: str) -> tuple[str, str] | None:
+        """(tenant, name) of a :meth:`base_model` key; None for another key."""
+        head = f"{self.prefix}:tenant:"
+        tenant, marker, name = key.removeprefix(head).partition(":base-model:")
+        if not key.startswith(head) or not marker or ":" in tenant or not name:
+            return None
+        return tenant, name
 
     def model(self, model_id: str) -> str:
         return f"{self.prefix}:model:{model_id}"  # hash: the model record

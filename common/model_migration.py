@@ -15,9 +15,11 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 from common.artifacts import ArtifactsUnavailable
+from common.base_model_record import BaseModelState
 from common.keys import is_id
 from common.model_blobs import REPORT, WEIGHTS, BlobKind
 from common.model_store import ModelStore
+from common.tenant_base_models import TenantBaseModels
 
 logger = logging.getLogger(__name__)
 BATCH = 200  # keys asked of each SCAN call (its COUNT), checked in one pipeline
@@ -29,6 +31,7 @@ class MigrationCounts:
     weights: int = 0  # moved (or, in a dry run, to move)
     reports: int = 0
     skipped: int = 0  # left in Redis: a report not finished, a record gone or moved already
+    base_models: int = 0  # tenants' own base models
     failed: int = 0  # the store refused them: still in Redis, still served from there
     stopped: bool = False  # stopped early: MAX_FAILURES_IN_A_ROW failures with no success
 
@@ -43,11 +46,25 @@ Progress = Callable[[MigrationCounts], None]
 
 
 def migrate_to_artifacts(
-    models: ModelStore, *, dry_run: bool = False, progress: Progress | None = None
+    models: ModelStore,
+    bases: TenantBaseModels | None = None,
+    *,
+    dry_run: bool = False,
+    progress: Progress | None = None,
 ) -> MigrationCounts:
-    """Move every model's weights, then every finished report, still in Redis into the
-    artifact store; ``dry_run``: count what would move, change nothing. ``progress`` is
-    called with the counts so far after each batch."""
+    """Move every model's weights, then every finished report, then (given ``bases``) every
+    tenant's ready base model still in Redis into the artifact store; ``dry_run``: count what
+    would move, change nothing. ``progress`` is called with the counts so far after each
+    batch."""
+    counts = _migrate_models(models, dry_run, progress)
+    if bases is not None and not counts.stopped:
+        _migrate_base_models(bases, dry_run, counts)
+    return counts
+
+
+def _migrate_models(
+    models: ModelStore, dry_run: bool, progress: Progress | None
+) -> MigrationCounts:
     counts = MigrationCounts()
     failures_in_a_row = 0
     for kind in (WEIGHTS, REPORT):
@@ -84,6 +101,30 @@ def _move(models: ModelStore, kind: BlobKind, model_id: str, counts: MigrationCo
     else:
         counts.skipped += 1
     return True
+
+
+def _migrate_base_models(bases: TenantBaseModels, dry_run: bool, counts: MigrationCounts) -> None:
+    """Tenants' ready base models whose weights are under a Redis key (few: a cap a tenant)."""
+    for raw in bases.client.scan_iter(match=bases.keys.base_model("*", "*"), count=BATCH):
+        found = bases.keys.base_model_of(raw.decode())
+        record = None if found is None else bases.record(*found)
+        weights = None if found is None else bases.client.get(raw)
+        in_redis = record is not None and weights is not None and record.weights is None
+        if not in_redis or record.state != BaseModelState.READY:  # nothing to move, or not yet
+            counts.skipped += 1
+        elif dry_run:
+            counts.base_models += 1
+        else:
+            try:
+                moved = bases.move_legacy(found[0], record, weights)
+            except ArtifactsUnavailable as error:
+                logger.warning("base model %s stays in Redis: %s", found, error)
+                counts.failed += 1
+                continue
+            if moved:
+                counts.base_models += 1
+            else:  # changed meanwhile: left alone
+                counts.skipped += 1
 
 
 def legacy_ids(models: ModelStore, kind: BlobKind) -> Iterator[list[str]]:

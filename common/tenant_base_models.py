@@ -1,4 +1,5 @@
-"""Base models a tenant meta-trained on its own classes: records, weights, lookup.
+"""Base models a tenant meta-trained on its own classes: the store of their records
+(:mod:`common.base_model_record`) and blobs (:mod:`common.base_model_blobs`), and the lookup.
 
 A record (``keys.base_models(tenant)``, name -> JSON) is written with the meta-training job
 that makes it, in the same transaction; the job stores the weights in the artifact store
@@ -11,23 +12,21 @@ tenant's own share one namespace: a tenant cannot take a shipped name.
 from __future__ import annotations
 
 import dataclasses
-import json
 import logging
 import re
-import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from enum import StrEnum
 from typing import Any
 
 import redis
 
-from common.artifacts import ArtifactStore, ArtifactStoreError, BlobRef, blob_or_none
-from common.keys import JobState, Keys
+from common.artifacts import ArtifactStore, ArtifactStoreError
+from common.base_model_blobs import BaseModelBlobs
+from common.base_model_record import BaseModelState, TenantBaseModel
+from common.keys import Keys
 from common.lru import LruCache
 
 NAME_PATTERN = re.compile(r"[a-z0-9][a-z0-9-]{1,39}")
-BASES_FOLDER = "base-models"  # the artifact store's folder of tenants' base models
 logger = logging.getLogger(__name__)
 
 
@@ -39,108 +38,8 @@ class BaseModelUnavailable(LookupError):
     """No shipped base model and no ready one of the tenant's has that name."""
 
 
-class BaseModelState(StrEnum):
-    """A tenant base model's state: stored (training, ready) or shown (all four)."""
-
-    TRAINING = "training"
-    READY = "ready"
-    FAILED = "failed"  # shown: its job failed, or the job's record expired
-    CANCELLED = "cancelled"  # shown: its job was cancelled
-
-
 @dataclass(frozen=True)
-class TenantBaseModel:
-    """One of a tenant's base models as stored; fields that are None are not written."""
-
-    name: str
-    state: BaseModelState
-    job_id: str  # the meta-training job that makes it: a re-created name is another model
-    created: float | None = None  # unix seconds
-    classes: int | None = None  # in the uploaded archive
-    images: int | None = None
-    settings: dict[str, Any] | None = None  # the job's settings but the class split
-    validation: list[dict[str, Any]] | None = None  # the latest validation, while it trains
-    metrics: dict[str, Any] | None = None  # once ready: its test on unseen classes
-    weights: BlobRef | None = None  # once ready: its blob (None: an earlier version's, in Redis)
-    # fields a newer version wrote: kept as they were when this version writes the record back
-    unknown: dict[str, Any] = dataclasses.field(default_factory=dict, compare=False)
-
-    @classmethod
-    def training(
-        cls, name: str, job_id: str, classes: int, images: int, settings: dict[str, Any]
-    ) -> TenantBaseModel:
-        """The record written with the job that trains it."""
-        return cls(
-            name,
-            BaseModelState.TRAINING,
-            job_id,
-            created=time.time(),
-            classes=classes,
-            images=images,
-            settings=settings,
-        )
-
-    @classmethod
-    def from_json(cls, text: bytes | str) -> TenantBaseModel:
-        """A stored record; fields this version does not know are kept aside, unread."""
-        stored = json.loads(text)
-        known = {f.name for f in dataclasses.fields(cls)} - {"unknown"}
-        fields = {k: v for k, v in stored.items() if k in known}
-        unknown = {k: v for k, v in stored.items() if k not in known}
-        state = BaseModelState(stored["state"])
-        weights = blob_or_none(json.dumps(stored["weights"])) if "weights" in stored else None
-        return cls(**(fields | {"state": state, "weights": weights, "unknown": unknown}))
-
-    def to_dict(self) -> dict[str, Any]:
-        """The stored fields (what the API lists of the record), unknown ones included."""
-        own = dataclasses.asdict(self)
-        own.pop("unknown")
-        return self.unknown | {k: v for k, v in own.items() if v is not None}
-
-    def to_json(self) -> str:
-        return json.dumps(self.to_dict())
-
-    def ready(
-        self, metrics: dict[str, Any], validation: list[dict[str, Any]], weights: BlobRef
-    ) -> TenantBaseModel:
-        """This record once its job has succeeded and stored its ``weights``."""
-        return dataclasses.replace(
-            self,
-            state=BaseModelState.READY,
-            metrics=metrics,
-            validation=validation,
-            weights=weights,
-        )
-
-    def shown(self) -> dict[str, Any]:
-        """What a tenant sees of the record: where its weights lie is the service's business."""
-        return {k: v for k, v in self.to_dict().items() if k != "weights"}
-
-    def shown_state(self, job_state: JobState | None) -> BaseModelState:
-        """The state to show, given its job's (None: the job's record is gone): a record still
-        training shows how its job ended."""
-        if self.state != BaseModelState.TRAINING:
-            return self.state
-        if job_state in (JobState.QUEUED, JobState.RUNNING):
-            return BaseModelState.TRAINING
-        if job_state == JobState.SUCCEEDED:  # read between the job's end and this record's:
-            return BaseModelState.TRAINING  # not usable until the record itself is ready
-        if job_state == JobState.CANCELLED:
-            return BaseModelState.CANCELLED
-        return BaseModelState.FAILED
-
-    def cache_key(self, tenant: str) -> str:
-        """Its decoded weights' key in a cache (a re-created name is another model)."""
-        return f"{tenant}/{self.name}/{self.job_id}"
-
-
-def blob_folder(tenant: str, name: str) -> str:
-    """Its blobs' folder (``t-``: a tenant named "." or ".." is no path step)."""
-    return f"{BASES_FOLDER}/t-{tenant}/{name}"
-
-
-@dataclass(frozen=True)
-class TenantBaseModels:
+class TenantBaseModels(BaseModelBlobs):
     client: redis.Redis
     keys: Keys
     artifacts: ArtifactStore
@@ -188,22 +87,6 @@ class TenantBaseModels:
         self.client.transaction(apply, key)
         return written[0]
 
-    def put_weights(self, tenant: str, name: str, blob: bytes) -> BlobRef:
-        """Store a trained base model, before its ready record names it."""
-        return self.artifacts.put(blob_folder(tenant, name), blob, ".safetensors")
-
-    def ready_writes(
-        self, pipe: redis.client.Pipeline, tenant: str, record: TenantBaseModel
-    ) -> None:
-        """Name its weights (stored by :meth:`put_weights`) and mark it ready."""
-        pipe.hset(self.keys.base_models(tenant), record.name, record.to_json())
-
-    def weights(self, tenant: str, record: TenantBaseModel) -> bytes | None:
-        """Its weights, checked against the record (None: an earlier version's, gone)."""
-        if record.weights is not None:
-            return self.artifacts.get(record.weights)
-        return self.client.get(self.keys.base_model(tenant, record.name))
-
     def delete(self, tenant: str, name: str) -> TenantBaseModel | None:
         record = self.record(tenant, name)
         if record is None:
@@ -220,25 +103,6 @@ class TenantBaseModels:
                     "base model %s/%s: weights left to the sweep: %s", tenant, name, error
                 )
         return record
-
-    def kept_blobs(self, names: list[str]) -> set[str]:
-        """Which of these blob names (``base-models/t-<tenant>/<name>/...``) the sweep must
-        keep: those a record names, and those of a record still training (its job stored them
-        and names them when it ends)."""
-        pipe = self.client.pipeline(transaction=False)
-        for name in names:
-            parts = name.split("/")
-            tenant = parts[1][2:] if len(parts) == 4 and parts[1].startswith("t-") else ""
-            pipe.hget(self.keys.base_models(tenant), parts[2] if tenant else "")
-        kept = set()
-        for name, raw in zip(names, pipe.execute(), strict=True):
-            record = None if raw is None else TenantBaseModel.from_json(raw)
-            if record is None:
-                continue
-            named = record.weights is not None and record.weights.name == name
-            if named or record.state == BaseModelState.TRAINING:
-                kept.add(name)
-        return kept
 
 
 @dataclass(frozen=True)

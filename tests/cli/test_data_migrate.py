@@ -76,7 +76,8 @@ def test_an_upgrade_moves_the_blobs_and_the_model_still_predicts(
     assert code == 0, output
     assert counts == {
         "dry_run": False,
-        **{"weights": 2, "reports": 1, "skipped": 1, "failed": 0, "stopped": False},
+        **{"weights": 2, "reports": 1, "base_models": 0, "skipped": 1, "failed": 0},
+        "stopped": False,
     }
     record = stores.models.get(model_id, "local")
     assert record is not None and record.weights and record.report_blob

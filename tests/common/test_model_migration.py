@@ -20,6 +20,7 @@ from common.keys import Keys, ModelState, ReportState
 from common.model_blobs import REPORT, WEIGHTS
 from common.model_migration import migrate_to_artifacts
 from common.model_store import ModelStore
+from common.tenant_base_models import BaseModelState, TenantBaseModel, TenantBaseModels
 from tests.service_fixtures import new_model
 
 pytestmark = pytest.mark.redis
@@ -176,3 +177,35 @@ def test_a_report_that_changed_meanwhile_is_not_moved(models):
     assert models.move_legacy(REPORT, m, b'{"an": "older report"}') is False
     assert named(models, m) == (None, None)
     assert models.client.get(models.keys.model_report(m)) is not None
+
+
+def test_tenants_base_models_move_too(models):
+    bases = TenantBaseModels(models.client, models.keys, models.artifacts)
+    pipe = models.client.pipeline()
+    ready = TenantBaseModel("shapes", BaseModelState.READY, "job_1")
+    bases.create_writes(pipe, "t1", ready)  # as an earlier version wrote it: no blob named
+    bases.create_writes(pipe, "t1", TenantBaseModel("other", BaseModelState.TRAINING, "job_2"))
+    pipe.set(models.keys.base_model("t1", "shapes"), b"its weights")
+    pipe.set(models.keys.base_model("t1", "other"), b"a key with no ready record")
+    pipe.execute()
+    assert migrate_to_artifacts(models, bases, dry_run=True).base_models == 1
+    assert bases.record("t1", "shapes").weights is None  # a dry run changes nothing
+    counts = migrate_to_artifacts(models, bases)
+    assert counts.base_models == 1 and counts.skipped == 1 and counts.failed == 0
+    moved = bases.record("t1", "shapes")
+    assert moved.weights is not None and bases.weights("t1", moved) == b"its weights"
+    assert not models.client.exists(models.keys.base_model("t1", "shapes"))
+    assert models.client.exists(models.keys.base_model("t1", "other"))  # left alone
+    assert migrate_to_artifacts(models, bases).base_models == 0
+
+
+def test_a_base_model_of_an_earlier_version_moves_on_its_first_read(models):
+    bases = TenantBaseModels(models.client, models.keys, models.artifacts)
+    pipe = models.client.pipeline()
+    bases.create_writes(pipe, "t1", TenantBaseModel("shapes", BaseModelState.READY, "job_1"))
+    pipe.set(models.keys.base_model("t1", "shapes"), b"its weights")
+    pipe.execute()
+    assert bases.weights("t1", bases.record("t1", "shapes")) == b"its weights"  # from Redis
+    moved = bases.record("t1", "shapes")
+    assert moved.weights is not None and models.artifacts.get(moved.weights) == b"its weights"
+    assert not models.client.exists(models.keys.base_model("t1", "shapes"))

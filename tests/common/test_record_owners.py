@@ -48,6 +48,8 @@ OWNERS = {
     "common/model_store.py": "the model store",
     "common/model_blobs.py": "the model store (its blobs)",
     "common/tenant_base_models.py": "tenants' base-model records",
+    "common/base_model_record.py": "a tenant's base-model record",
+    "common/base_model_blobs.py": "tenants' base-model records (their blobs)",
     "common/api_keys.py": "API-key records",
     "common/telemetry.py": "job counts and run-time histograms",
     "common/queue.py": "the queue's turns",
