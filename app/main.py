@@ -33,6 +33,7 @@ from app.routes import (
     operations,
     predictions,
 )
+from app.schemas.forms import describe_default_base_model
 from app.services import Services
 from common.artifact_health import StoreProbe, warn_if_unshared
 from common.settings import Settings, get_settings
@@ -89,6 +90,8 @@ async def lifespan(settings: Settings | None, app: FastAPI) -> AsyncIterator[Non
     client = redis.Redis.from_url(chosen.redis_url)
     base = load_base_models(chosen.base_models_dir, chosen.default_base_model)
     services = Services(chosen, client, base)
+    if base.default is not None:  # the adaptation form's example: a base model it has
+        describe_default_base_model(app.openapi(), base.get(None))
     services.queue.ensure_group()
     app.state.services = services
     app.state.artifact_probe = StoreProbe(services.models.artifacts)  # for /readyz

@@ -55,6 +55,23 @@ def serve(host: str, port: int, workers: int, data_dir: Path, echo) -> int:
             stop_redis(redis_process, STOP_GRACE_S)
 
 
+def start_banner(url: str, workers: int, auth: str) -> list[str]:
+    """What ``fewshot serve`` prints once its children run: where the API is, and a curl
+    command that works as printed (with keys, once FEWSHOT_API_KEY holds one)."""
+    header = "" if auth == "open" else '-H "Authorization: Bearer $FEWSHOT_API_KEY" '
+    lines = [
+        f"API on {url} (docs: {url}/docs), {workers} worker(s). Ctrl-C stops everything.",
+        f"try: curl {header}-F images=@a1.png -F labels=a -F images=@b1.png -F labels=b "
+        f"{url}/v1/adaptations",
+    ]
+    if header:
+        lines.append(
+            "     (API keys are on: export FEWSHOT_API_KEY=<the token that "
+            "`fewshot keys create --tenant NAME` prints>; fewshot-client reads it too)"
+        )
+    return lines
+
+
 def run_service(host: str, port: int, workers: int, redis_url: str, data_dir: Path, echo) -> int:
     """The API and the workers on ``redis_url`` until a signal or a child's death."""
     stopping = {"signal": None}
@@ -78,12 +95,8 @@ def run_service(host: str, port: int, workers: int, redis_url: str, data_dir: Pa
             for _ in range(workers)
         ),
     ]
-    url = f"http://{host}:{port}"
-    echo(f"API on {url} (docs: {url}/docs), {workers} worker(s). Ctrl-C stops everything.")
-    echo(
-        f"try: curl -F images=@a1.png -F labels=a -F images=@b1.png -F labels=b "
-        f"{url}/v1/adaptations"
-    )
+    for line in start_banner(f"http://{host}:{port}", workers, env["FEWSHOT_AUTH"]):
+        echo(line)
     try:
         while stopping["signal"] is None:
             dead = [p for p in children if p.poll() is not None]

@@ -15,6 +15,7 @@ from app.deps import ServicesDep
 from app.domain_check import support_warnings
 from app.errors import API_ERRORS, ApiError
 from app.idempotency import Claim, idempotency_key, run_once
+from app.schemas.forms import ADAPTATION_CHOICES, ADAPTATION_FORM
 from app.schemas.responses import UploadAccepted, documented
 from app.services import Services
 from app.uploads import (
@@ -45,91 +46,10 @@ from models.service import (
 
 router = APIRouter(prefix="/v1/adaptations", tags=["adaptations"], responses=API_ERRORS)
 
-ADAPTATIONS = {"robust": True, "clean_only": False}  # form value -> adversarial fine-tune
+# form value -> adversarial fine-tune
+ADAPTATIONS = dict(zip(ADAPTATION_CHOICES, (True, False), strict=True))
 # sending any of these asks for the plain adaptation, not a base model's one-shot recipe
 ADAPTATION_FIELDS = ("steps", "lr", "eps", "augment")
-
-UPLOAD_SCHEMA = {
-    "requestBody": {
-        "required": True,
-        "content": {
-            "multipart/form-data": {
-                "schema": {
-                    "type": "object",
-                    "required": ["images", "labels"],
-                    "properties": {
-                        "images": {
-                            "type": "array",
-                            "items": {"type": "string", "format": "binary"},
-                            "description": "support images (PNG, JPEG, ...), repeated",
-                        },
-                        "labels": {
-                            "type": "array",
-                            "items": {"type": "string"},
-                            "description": "one label per image, same order",
-                        },
-                        "val_images": {
-                            "type": "array",
-                            "items": {"type": "string", "format": "binary"},
-                        },
-                        "val_labels": {"type": "array", "items": {"type": "string"}},
-                        "base_model": {"type": "string"},
-                        "steps": {
-                            "type": "integer",
-                            "minimum": 0,
-                            "description": f"adaptation steps; default {AdaptJob.steps}, "
-                            "or the base model's one-shot recipe (below)",
-                        },
-                        "lr": {"type": "number", "exclusiveMinimum": 0, "maximum": 1},
-                        "eps": {"type": "number", "minimum": 0},
-                        "augment": {
-                            "type": "integer",
-                            "minimum": 0,
-                            "maximum": MAX_AUGMENT,
-                            "description": "random affine copies (rotation, scale, shift) of "
-                            "each support image, drawn again at every step and fine-tuned on "
-                            "with their FGSM copies; (1 + augment) x support images must stay "
-                            "within the files-per-request limit; default 0. A robust job that "
-                            "sends none of steps, lr, eps and augment, for a support set of "
-                            "one image per class, gets its base model's one-shot recipe "
-                            "instead, where one was measured and it fits the limits "
-                            "(GET /v1/base-models: one_shot_adaptation)",
-                        },
-                        "adaptation": {
-                            "type": "string",
-                            "enum": list(ADAPTATIONS),
-                            "default": "robust",
-                            "description": "the adaptation the model serves: robust (clean + "
-                            "FGSM copies) or clean_only; the report measures both and "
-                            "recommends one",
-                        },
-                        "report": {
-                            "type": "string",
-                            "enum": list(REPORT_LEVELS),
-                            "default": "full",
-                            "description": "the robustness report: full (the strong attack "
-                            "suite), quick (FGSM and APGD-CE-20: a cheaper upper bound) or "
-                            "none (the model is ready sooner; its report says none was asked)",
-                        },
-                        "name": {
-                            "type": "string",
-                            "maxLength": 100,
-                            "description": "a name for the model (shown in lists)",
-                        },
-                        "description": {"type": "string", "maxLength": 500},
-                        "allow_out_of_domain": {
-                            "type": "boolean",
-                            "description": "adapt even if images look unlike the base model's "
-                            "training images (otherwise 422 out_of_domain); the model then "
-                            "carries a warning",
-                        },
-                    },
-                }
-            }
-        },
-    }
-}
-
 
 MAX_NAME, MAX_DESCRIPTION = 100, 500  # characters of a model's name and description
 
@@ -198,7 +118,7 @@ def check_augmented_size(job: AdaptJob, support_size: int, settings: Settings) -
 @router.post(
     "",
     status_code=202,
-    openapi_extra=UPLOAD_SCHEMA,
+    openapi_extra=ADAPTATION_FORM,
     response_model=None,
     responses=documented(UploadAccepted, "the adaptation job, queued", 202),
 )

@@ -139,8 +139,13 @@ class FewShotClient:
         }
         return self._call("POST", "/v1/adaptations", files=files, data=data).json()
 
-    def adapt_folder(self, folder: Path | str, **settings: Any) -> dict[str, Any]:
-        return self.adapt(labelled_folder(Path(folder)), **settings)
+    def adapt_folder(
+        self, folder: Path | str, validation: Path | str | None = None, **settings: Any
+    ) -> dict[str, Any]:
+        """:meth:`adapt` on a folder of class folders; ``validation``, another such folder
+        (same class names), is sent as the validation images of the robustness report."""
+        held_out = () if validation is None else labelled_folder(Path(validation))
+        return self.adapt(labelled_folder(Path(folder)), held_out, **settings)
 
     def cancel(self, job_id: str) -> dict[str, Any]:
         return self._call("POST", f"/v1/jobs/{job_id}/cancel").json()

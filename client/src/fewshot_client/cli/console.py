@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
+import httpx
 import typer
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
@@ -18,8 +19,25 @@ DEFAULT_URL = "http://127.0.0.1:8000"
 
 def fail(error: Exception) -> typer.Exit:
     """Print ``error`` as one red line; the exit (status 2) for the caller to raise."""
-    err.print(f"[bold red]error:[/] {error}", soft_wrap=True, highlight=False)
+    err.print(f"[bold red]error:[/] {explain(error)}", soft_wrap=True, highlight=False)
     return typer.Exit(2)
+
+
+def explain(error: Exception) -> str:
+    """``error`` in words; a service that cannot be reached is named with its URL and how to
+    point the command elsewhere."""
+    if not isinstance(error, httpx.TransportError):
+        return str(error)
+    try:
+        url = error.request.url
+    except RuntimeError:  # an error raised outside a request: no URL to name
+        return str(error)
+    service = f"{url.scheme}://{url.netloc.decode()}"
+    return (
+        f"cannot reach the service at {service} ({error.__class__.__name__}: {error} "
+        f"on {url.path}); is it running? --url or FEWSHOT_URL sets its address "
+        f"(default {DEFAULT_URL})"
+    )
 
 
 def progress_bar() -> Progress:

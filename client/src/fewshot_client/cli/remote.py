@@ -30,6 +30,13 @@ def adapt(
     folder: Annotated[Path, typer.Argument(help="one subfolder of images per class")],
     url: Url = DEFAULT_URL,
     api_key: ApiKey = None,
+    validation: Annotated[
+        Path | None,
+        typer.Option(
+            help="labelled validation images for the robustness report: one subfolder per "
+            "class, named like the support set's (a report on one image per class needs them)"
+        ),
+    ] = None,
     steps: Annotated[
         int | None,
         typer.Option(help="adaptation steps (default 20; see --augment)"),
@@ -71,6 +78,7 @@ def adapt(
         with FewShotClient(url, api_key) as api:
             created = api.adapt_folder(
                 folder,
+                validation,
                 steps=steps,
                 eps=eps,
                 augment=augment,
@@ -142,13 +150,18 @@ def predict(
             image.name,
             prediction["label"],
             f"{prediction['top'][0]['probability']:.3f}",
-            "" if survives is None else str(survives),
-            "unknown" if in_domain is None else ("yes" if in_domain else "[red]NO[/]"),
+            "not checked" if survives is None else yes_no(survives),
+            "unknown" if in_domain is None else yes_no(in_domain),
         )
     out_console.print(table)
     for image, prediction in zip(images, predictions, strict=True):
         if prediction.get("domain_warning"):
             out_console.print(f"[yellow]{image.name}[/]: {prediction['domain_warning']}")
+
+
+def yes_no(value: bool) -> str:
+    """A yes/no cell in the console's words; no in red."""
+    return "yes" if value else "[red]no[/]"
 
 
 def report(
