@@ -9,17 +9,10 @@ from typing import Any
 from starlette.datastructures import FormData, UploadFile
 
 from app.errors import ApiError
-from app.uploads import files_of, optional_text
+from app.uploads import files_of, form_flag
 from models.service import BaseModel, LabelledImages
 
 SHOWN = 5  # images named in the message; ``details`` lists them all
-
-
-def parse_flag(form: FormData, name: str) -> bool:
-    value = (optional_text(form, name) or "false").lower()
-    if value not in ("true", "false", "1", "0"):
-        raise ApiError(422, "invalid_setting", f"{name} must be true or false")
-    return value in ("true", "1")
 
 
 def foreign_images(
@@ -55,7 +48,7 @@ def support_warnings(
 ) -> list[str]:
     """Warnings for the model's record; 422 when images are foreign and the form does not allow
     it. Nothing is stored before this returns."""
-    allow = parse_flag(form, "allow_out_of_domain")
+    allow = form_flag(form, "allow_out_of_domain")
     uploads = [
         ("images", files_of(form, "images"), support),
         ("val_images", files_of(form, "val_images"), validation),
