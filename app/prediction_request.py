@@ -109,6 +109,10 @@ def parse_json(body: bytes, settings: Settings) -> Asked:
         parsed = PredictionBody.model_validate_json(body)
     except ValidationError as error:
         first = error.errors()[0]
+        if first["loc"] == ("robustness",):  # the form's rule and answer (form_flag)
+            raise ApiError(
+                422, "invalid_setting", f"robustness must be true or false, got {first['input']!r}"
+            ) from error
         where = ".".join(str(part) for part in first["loc"]) or "body"
         raise ApiError(422, "invalid_request", f"{where}: {first['msg']}") from error
     _check_count(len(parsed.images), settings)
