@@ -20,7 +20,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from app.errors import ApiError
 from common.settings import Settings
 from models.data import InputSpec, clean_labels, decode_for, image_size
-from models.report.words import plural
+from models.report import plural
 from models.service import LabelledImages
 
 
@@ -155,6 +155,15 @@ def check_labels(labels: list[str], count: int, field: str) -> None:
         )
 
 
+def _classes(names: list[str]) -> str:
+    """'class 'a' has' or 'classes ['a', 'b'] have' (at most 5 named)."""
+    return f"class {names[0]!r} has" if len(names) == 1 else f"classes {names[:5]} have"
+
+
+def _labels(names: list[str]) -> str:
+    return f"label {names[0]!r} is" if len(names) == 1 else f"labels {names[:5]} are"
+
+
 @dataclass(frozen=True)
 class SupportUpload:
     support: LabelledImages
@@ -179,7 +188,9 @@ def check_support_shape(labels: list[str], settings: Settings) -> list[str]:
     over = sorted(c for c, n in counts.items() if n > settings.max_shots)
     if over:
         raise ApiError(
-            422, "too_many_shots", f"classes {over[:5]} have more than {settings.max_shots} images"
+            422,
+            "too_many_shots",
+            f"{_classes(over)} more than {settings.max_shots} images, the limit per class",
         )
     return classes
 
@@ -206,7 +217,7 @@ def read_labelled(
         raise ApiError(
             422,
             "unknown_label",
-            f"labels {unknown[:5]} are not classes of the support set {classes[:10]}",
+            f"{_labels(unknown)} not among the support set's classes {classes[:10]}",
         )
     images = decode_files(files, spec, settings)
     index = {name: i for i, name in enumerate(classes)}

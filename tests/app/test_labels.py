@@ -106,6 +106,9 @@ def test_messages_count_in_words(client):
     response = client.post("/v1/adaptations", files=files, data={"labels": ["a"]})
     assert_error(response, 422, "labels_mismatch")
     assert response.json()["error"]["message"].startswith("3 files in 'images' but 1 label:")
+    response = adapt(client, ["a", "b"], val_labels=["zzz"])
+    assert_error(response, 422, "unknown_label")
+    assert response.json()["error"]["message"].startswith("label 'zzz' is not among the support")
 
 
 def test_evaluation_labels_follow_the_same_rule(client, worker_thread):
