@@ -65,8 +65,8 @@ def charge(services: Services, caller: Caller, action: str, cost: int = 1) -> No
         raise ApiError(
             429,
             "rate_limited",
-            f"more than {per_minute} {action} units per minute for this key (a plain request "
-            f"is 1; see GET /v1/limits); retry in {retry_after} s",
+            f"this key has used its {per_minute} rate-limit units per minute for {action} (a "
+            f"plain request is 1 unit; see GET /v1/limits); retry in {retry_after} s",
             headers={"Retry-After": str(retry_after)},
         )
 

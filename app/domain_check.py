@@ -9,17 +9,11 @@ from typing import Any
 from starlette.datastructures import FormData, UploadFile
 
 from app.errors import ApiError
-from app.uploads import files_of, optional_text
+from app.uploads import files_of, form_flag
+from models.report import plural
 from models.service import BaseModel, LabelledImages
 
 SHOWN = 5  # images named in the message; ``details`` lists them all
-
-
-def parse_flag(form: FormData, name: str) -> bool:
-    value = (optional_text(form, name) or "false").lower()
-    if value not in ("true", "false", "1", "0"):
-        raise ApiError(422, "invalid_setting", f"{name} must be true or false")
-    return value in ("true", "1")
 
 
 def foreign_images(
@@ -55,7 +49,7 @@ def support_warnings(
 ) -> list[str]:
     """Warnings for the model's record; 422 when images are foreign and the form does not allow
     it. Nothing is stored before this returns."""
-    allow = parse_flag(form, "allow_out_of_domain")
+    allow = form_flag(form, "allow_out_of_domain")
     uploads = [
         ("images", files_of(form, "images"), support),
         ("val_images", files_of(form, "val_images"), validation),
@@ -66,18 +60,19 @@ def support_warnings(
     knows = base.domain_summary()["description"]
     named = ", ".join(f"{f['field']} #{f['index']} ({f['filename']})" for f in foreign[:SHOWN])
     more = f" and {len(foreign) - SHOWN} more" if len(foreign) > SHOWN else ""
+    which = f"{len(foreign)} of {plural(checked, 'image')} {'does' if len(foreign) == 1 else 'do'}"
     if not allow:
         raise ApiError(
             422,
             "out_of_domain",
-            f"{len(foreign)} of {checked} images do not look like what base model {base.name} "
+            f"{which} not look like what base model {base.name} "
             f"knows ({knows}): {named}{more}. First: {foreign[0]['reason']}. Use a base model "
             "made for this kind of image, or send allow_out_of_domain=true to adapt anyway "
             "(the model and its report then carry a warning).",
             details=foreign,
         )
     return [
-        f"{len(foreign)} of {checked} images do not look like what base model {base.name} knows "
+        f"{which} not look like what base model {base.name} knows "
         f"({knows}): {named}{more}. They were accepted because the request allowed it; "
         "accuracy and robustness figures may not hold for such images."
     ]

@@ -17,7 +17,7 @@ from common.artifacts import ArtifactCorrupt, ArtifactMissing, ArtifactsUnavaila
 from common.job_errors import JobConflict, JobNotFound, TooManyJobs
 from common.tenant_base_models import BaseModelUnavailable
 from models.core import CheckpointError
-from models.data import ArchiveError, DataError, UnsupportedFormat
+from models.data import AmbiguousLabels, ArchiveError, DataError, InvalidLabel, UnsupportedFormat
 from models.service import ArtifactError, UnknownBaseModel
 
 logger = logging.getLogger(__name__)
@@ -109,6 +109,8 @@ def install_error_handlers(app: FastAPI) -> None:
         ApiError: _api_error,
         UnsupportedFormat: _answer(415, "unsupported_image_format"),
         ArchiveError: _answer(422, "invalid_archive"),
+        InvalidLabel: _answer(422, "invalid_label"),
+        AmbiguousLabels: _answer(422, "ambiguous_labels"),
         DataError: _answer(422, "invalid_image"),
         JobNotFound: _job_not_found,
         TooManyJobs: _answer(429, "too_many_jobs", {"Retry-After": "30"}),

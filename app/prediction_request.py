@@ -10,12 +10,12 @@ from dataclasses import dataclass
 
 from fastapi import Request
 from pydantic import BaseModel as Schema
-from pydantic import ConfigDict, Field, ValidationError
+from pydantic import ConfigDict, Field, StrictBool, ValidationError
 from starlette.datastructures import FormData
 
 from app.errors import ApiError
 from app.schemas.forms import PREDICTION_FORM
-from app.uploads import files_of, form_number, optional_text, read_bytes
+from app.uploads import files_of, form_flag, form_number, read_bytes
 from common.settings import Settings
 
 MAX_JSON_IMAGES = 1000  # a hard bound before the setting's (max_predict_files) is checked
@@ -32,7 +32,7 @@ class PredictionBody(Schema):
 
     model_config = ConfigDict(extra="forbid")
     images: list[Base64Image] = Field(min_length=1, max_length=MAX_JSON_IMAGES)
-    robustness: bool = False
+    robustness: StrictBool = False  # true or false, as the form's field (app.uploads.form_flag)
     eps: float = 0.1
     top_k: int = 3
 
@@ -109,6 +109,10 @@ def parse_json(body: bytes, settings: Settings) -> Asked:
         parsed = PredictionBody.model_validate_json(body)
     except ValidationError as error:
         first = error.errors()[0]
+        if first["loc"] == ("robustness",):  # the form's rule and answer (form_flag)
+            raise ApiError(
+                422, "invalid_setting", f"robustness must be true or false, got {first['input']!r}"
+            ) from error
         where = ".".join(str(part) for part in first["loc"]) or "body"
         raise ApiError(422, "invalid_request", f"{where}: {first['msg']}") from error
     _check_count(len(parsed.images), settings)
@@ -149,12 +153,10 @@ def parse_form(form: FormData, settings: Settings) -> Asked:
     if not files:
         raise ApiError(422, "no_images", "send images as repeated 'images' file fields")
     _check_count(len(files), settings)
-    robustness = (optional_text(form, "robustness") or "false").lower()
-    if robustness not in ("true", "false", "1", "0"):
-        raise ApiError(422, "invalid_setting", "robustness must be true or false")
+    robustness = form_flag(form, "robustness")
     eps = form_number(form, "eps", float, 0.0, settings.max_eps, 0.1)
     top_k = form_number(form, "top_k", int, 1, 50, 3)
-    return Asked(read_bytes(files, settings), robustness in ("true", "1"), eps, top_k)
+    return Asked(read_bytes(files, settings), robustness, eps, top_k)
 
 
 @dataclass(frozen=True)

@@ -19,10 +19,9 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from app.errors import ApiError
 from common.settings import Settings
-from models.data import InputSpec, decode_for, image_size
+from models.data import InputSpec, clean_labels, decode_for, image_size
+from models.report import plural
 from models.service import LabelledImages
-
-MAX_LABEL_CHARS = 100
 
 
 async def read_form(request: Request, settings: Settings) -> FormData:
@@ -60,11 +59,19 @@ def files_of(form: FormData, field: str) -> list[UploadFile]:
     return values  # type: ignore[return-value]
 
 
-def texts_of(form: FormData, field: str) -> list[str]:
+def texts_of(form: FormData, field: str, strip: bool = True) -> list[str]:
+    """The form's ``field`` values, stripped unless ``strip`` is False (labels: as sent)."""
     values = form.getlist(field)
     if any(not isinstance(v, str) for v in values):
         raise ApiError(422, "invalid_field", f"{field!r} fields must be text, not files")
-    return [v.strip() for v in values]  # type: ignore[union-attr]
+    return [v.strip() if strip else v for v in values]  # type: ignore[union-attr]
+
+
+def labels_of(form: FormData, *fields: str) -> list[str]:
+    """The labels of ``fields`` together, in the stored spelling (models.data.labels: 422
+    ``invalid_label`` or ``ambiguous_labels``), so that two spellings of one label are refused
+    even when one is a support and the other a validation label."""
+    return clean_labels(label for field in fields for label in texts_of(form, field, strip=False))
 
 
 def optional_text(form: FormData, field: str) -> str | None:
@@ -72,6 +79,15 @@ def optional_text(form: FormData, field: str) -> str | None:
     if len(texts) > 1:
         raise ApiError(422, "invalid_field", f"{field!r} given {len(texts)} times")
     return texts[0] if texts and texts[0] != "" else None
+
+
+def form_flag(form: FormData, name: str) -> bool:
+    """The form's ``name`` field as a boolean: the text true or false (any case), as JSON's
+    true and false; absent or empty: false. Nothing else ("1", "yes") is guessed at."""
+    text = (optional_text(form, name) or "false").lower()
+    if text not in ("true", "false"):
+        raise ApiError(422, "invalid_setting", f"{name} must be true or false, got {text!r}")
+    return text == "true"
 
 
 def form_number(form: FormData, name: str, cast: type, low: float, high: float, default: Any):
@@ -129,16 +145,23 @@ def decode_named(named: list[tuple[str, bytes]], spec: InputSpec, settings: Sett
 
 
 def check_labels(labels: list[str], count: int, field: str) -> None:
+    """One label per file of ``field``; what a label may be is :func:`labels_of`'s."""
     if len(labels) != count:
         raise ApiError(
             422,
             "labels_mismatch",
-            f"{count} {field} files but {len(labels)} labels: send one label per image, "
-            "in the same order",
+            f"{plural(count, 'file')} in {field!r} but {plural(len(labels), 'label')}: "
+            "send one label per image, in the same order",
         )
-    bad = [label for label in labels if not label or len(label) > MAX_LABEL_CHARS]
-    if bad:
-        raise ApiError(422, "invalid_label", f"labels must be 1 to {MAX_LABEL_CHARS} characters")
+
+
+def _classes(names: list[str]) -> str:
+    """'class 'a' has' or 'classes ['a', 'b'] have' (at most 5 named)."""
+    return f"class {names[0]!r} has" if len(names) == 1 else f"classes {names[:5]} have"
+
+
+def _labels(names: list[str]) -> str:
+    return f"label {names[0]!r} is" if len(names) == 1 else f"labels {names[:5]} are"
 
 
 @dataclass(frozen=True)
@@ -155,7 +178,8 @@ def check_support_shape(labels: list[str], settings: Settings) -> list[str]:
         raise ApiError(
             422,
             "too_few_classes",
-            f"{len(classes)} class(es); a support set needs at least {settings.min_classes}",
+            f"{plural(len(classes), 'class', 'classes')} ({', '.join(map(repr, classes))}); "
+            f"a support set needs at least {settings.min_classes}",
         )
     if len(classes) > settings.max_classes:
         raise ApiError(
@@ -164,7 +188,9 @@ def check_support_shape(labels: list[str], settings: Settings) -> list[str]:
     over = sorted(c for c, n in counts.items() if n > settings.max_shots)
     if over:
         raise ApiError(
-            422, "too_many_shots", f"classes {over[:5]} have more than {settings.max_shots} images"
+            422,
+            "too_many_shots",
+            f"{_classes(over)} more than {settings.max_shots} images, the limit per class",
         )
     return classes
 
@@ -177,11 +203,13 @@ def read_labelled(
     settings: Settings,
     classes: list[str] | None = None,
 ) -> LabelledImages | None:
-    """Images with labels; ``classes`` given: every label must be one of them."""
-    files, labels = files_of(form, images_field), texts_of(form, labels_field)
-    if not files and not labels:
+    """Images with labels (in their stored spelling, :func:`labels_of`); ``classes`` given:
+    every label must be one of them."""
+    files, sent = files_of(form, images_field), texts_of(form, labels_field, strip=False)
+    if not files and not sent:
         return None
-    check_labels(labels, len(files), images_field)
+    check_labels(sent, len(files), images_field)
+    labels = labels_of(form, labels_field)
     if classes is None:
         classes = check_support_shape(labels, settings)
     unknown = sorted(set(labels) - set(classes))
@@ -189,7 +217,7 @@ def read_labelled(
         raise ApiError(
             422,
             "unknown_label",
-            f"labels {unknown[:5]} are not classes of the support set {classes[:10]}",
+            f"{_labels(unknown)} not among the support set's classes {classes[:10]}",
         )
     images = decode_files(files, spec, settings)
     index = {name: i for i, name in enumerate(classes)}

@@ -65,5 +65,5 @@ class JobCancellation(JobBlobs):
         if outcome == "missing":
             raise JobNotFound(job_id)
         if outcome == "finished":
-            raise JobConflict(f"job {job_id} has already {answer[1].decode()}")
+            raise JobConflict(f"job {job_id} has already ended: {answer[1].decode()}")
         return outcome

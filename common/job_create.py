@@ -141,7 +141,7 @@ class JobCreation(JobBlobs):
         active = len(members) - len(done)
         if max_active is not None and active >= max_active:
             raise TooManyJobs(
-                f"{active} jobs of this tenant are queued or running; the limit is {max_active}:"
-                " wait for one to finish or cancel one"
+                f"this tenant has reached its limit of queued or running jobs ({max_active}): "
+                "wait for one to finish or cancel one"
             )
         return done

@@ -104,8 +104,8 @@ class ModelStore(ModelBlobs):
                 victims.append(model_id)
         if excess > len(victims):
             raise ModelCapReached(
-                f"tenant {tenant!r} has {cap} models and all are still being adapted or "
-                "reported on; wait for one to finish or delete one"
+                f"tenant {tenant!r} has reached its limit of models ({cap}) and all are still "
+                "being adapted or reported on; wait for one to finish or delete one"
             )
         return victims, expired
 
@@ -131,8 +131,8 @@ class ModelStore(ModelBlobs):
             evicted = ModelChange(
                 state=ModelState.EVICTED,
                 evicted=round(time.time(), 3),
-                evicted_reason=f"evicted to keep the tenant under its cap of {cap} "
-                "models (oldest first among those no job still makes)",
+                evicted_reason=f"evicted to keep the tenant within its limit of models ({cap}; "
+                "the oldest go first among those no job is still making)",
             )
             pipe.hset(self.keys.model(model_id), mapping=evicted.fields())
             pipe.expire(self.keys.model(model_id), EVICTED_RECORD_TTL_S)

@@ -58,7 +58,7 @@ class TenantBaseModels(BaseModelBlobs):
         if pipe.hexists(key, name):
             raise BaseModelNameTaken(f"you already have a base model named {name!r}")
         if pipe.hlen(key) >= cap:
-            raise ValueError(f"you have {cap} base models, the limit: delete one first")
+            raise ValueError(f"you have reached the limit of base models ({cap}): delete one first")
 
     def create_writes(
         self, pipe: redis.client.Pipeline, tenant: str, record: TenantBaseModel

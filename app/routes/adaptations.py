@@ -22,6 +22,7 @@ from app.uploads import (
     check_labels,
     files_of,
     form_number,
+    labels_of,
     optional_text,
     read_form,
     read_labelled,
@@ -199,6 +200,7 @@ def _labelled(
     images, labels = files_of(form, "images"), texts_of(form, "labels")
     if images or labels:  # a mismatch is named as such, not as a setting that counts images
         check_labels(labels, len(images), "images")
+    labels_of(form, "labels", "val_labels")  # one spelling per label across both sets
     check_augmented_size(job_settings, len(images), settings)  # before decoding
     support = read_labelled(form, "images", "labels", base.spec, settings)
     if support is None:

@@ -29,6 +29,7 @@ from common.tenant_base_models import (
     TenantBaseModel,
 )
 from models.data import ArchiveLimits, read_class_archive
+from models.report import plural
 from models.service import (
     MIN_CLASSES,
     MIN_IMAGES_PER_CLASS,
@@ -101,7 +102,9 @@ def _job_settings(form: FormData, services: Services, classes: list[str]) -> Bas
     name = optional_text(form, "name") or ""
     if not NAME_PATTERN.fullmatch(name):
         raise ApiError(
-            422, "invalid_name", "name must be 2-40 characters: a-z, 0-9 and '-', not first"
+            422,
+            "invalid_name",
+            "name must be 2-40 characters of a-z, 0-9 and '-', not starting with '-'",
         )
     if name in services.base_models.by_name:
         raise ApiError(409, "name_taken", f"{name!r} is a shipped base model's name")
@@ -158,7 +161,8 @@ def _read_archive(form: FormData, settings: Settings) -> ClassArchive:
         raise ApiError(
             422,
             "invalid_dataset",
-            f"the archive has {len(archive)} classes and {count} images; a base model needs at "
+            f"the archive has {plural(len(archive), 'class', 'classes')} and "
+            f"{plural(count, 'image')}; a base model needs at "
             f"least {MIN_CLASSES} classes of at least {MIN_IMAGES_PER_CLASS} images each, and "
             f"at most {settings.max_archive_images} images"
             + (f" (too few images in {small[:5]})" if small else ""),

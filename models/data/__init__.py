@@ -20,10 +20,20 @@ from models.data.decode import (
     image_size,
 )
 from models.data.episodes import EpisodeSampler, Task
+from models.data.labels import (
+    MAX_LABEL_CHARS,
+    AmbiguousLabels,
+    InvalidLabel,
+    LabelError,
+    clean_label,
+    clean_labels,
+)
 
 __all__ = [
+    "MAX_LABEL_CHARS",
     "MAX_ROTATION_DEG",
     "MAX_SHIFT",
+    "AmbiguousLabels",
     "ArchiveError",
     "ArchiveLimits",
     "ClassImages",
@@ -31,9 +41,13 @@ __all__ = [
     "EpisodeSampler",
     "GroupSplit",
     "InputSpec",
+    "InvalidLabel",
+    "LabelError",
     "Task",
     "UnsupportedFormat",
     "affine_copies",
+    "clean_label",
+    "clean_labels",
     "decode_for",
     "decode_image",
     "image_size",

@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from pathlib import PurePosixPath
 
 from models.data.decode import DataError
+from models.data.labels import clean_labels
 
 JUNK_NAMES = {".DS_Store", "Thumbs.db", "desktop.ini"}
 
@@ -60,7 +61,9 @@ def _zip_members(data: bytes, limits: ArchiveLimits) -> Iterator[tuple[PurePosix
         archive = zipfile.ZipFile(io.BytesIO(data))
         infos = archive.infolist()
     except (zipfile.BadZipFile, zipfile.LargeZipFile, ValueError, EOFError) as error:
-        raise ArchiveError(f"not a readable zip archive: {error}") from error
+        raise ArchiveError(
+            "the file starts as a zip archive but cannot be read as one (damaged or truncated)"
+        ) from error
     if len(infos) > limits.max_entries:
         raise ArchiveError(f"{len(infos)} members; the limit is {limits.max_entries}")
     declared = 0
@@ -102,7 +105,9 @@ def _tar_members(data: bytes, limits: ArchiveLimits) -> Iterator[tuple[PurePosix
     try:
         archive = tarfile.open(fileobj=io.BytesIO(data), mode="r:*")  # noqa: SIM115 (in memory)
     except (tarfile.TarError, EOFError, OSError) as error:
-        raise ArchiveError(f"not a readable zip or tar archive: {error}") from error
+        raise ArchiveError(
+            "the file is not a zip or tar archive (tar may be gzip, bzip2 or xz compressed)"
+        ) from error
     total, count = 0, 0
     try:
         for member in archive:
@@ -129,13 +134,15 @@ def _tar_members(data: bytes, limits: ArchiveLimits) -> Iterator[tuple[PurePosix
                 raise ArchiveError(f"member {member.name!r} cannot be read")
             yield path, handle.read(limits.max_member_bytes + 1)
     except (tarfile.TarError, EOFError, OSError, zlib.error, lzma.LZMAError) as error:
-        raise ArchiveError(f"the tar archive is damaged: {error}") from error
+        raise ArchiveError("the tar archive is damaged or truncated") from error
 
 
 def read_class_archive(
     data: bytes, limits: ArchiveLimits = ArchiveLimits()
 ) -> dict[str, list[tuple[str, bytes]]]:
-    """Class name -> [(member path, bytes)], classes sorted, files sorted within a class."""
+    """Class name -> [(member path, bytes)], classes sorted, files sorted within a class. The
+    class names are the folder names under the label rule (models.data.labels): a folder name
+    with an invisible character, or two folders that name one class, are refused."""
     is_zip = data[:4] in (b"PK\x03\x04", b"PK\x05\x06")
     members = list(_zip_members(data, limits) if is_zip else _tar_members(data, limits))
     if not members:
@@ -151,4 +158,5 @@ def read_class_archive(
                 "CLASS/IMAGE (or TOP/CLASS/IMAGE), one folder per class"
             )
         classes.setdefault(parts[0], []).append((str(path), content))
-    return {name: sorted(files) for name, files in sorted(classes.items())}
+    named = zip(clean_labels(classes, what="class folder"), classes, strict=True)
+    return {name: sorted(classes[folder]) for name, folder in sorted(named)}

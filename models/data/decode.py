@@ -75,8 +75,19 @@ def _check_header(
         raise DataError(f"image {source} is animated ({image.n_frames} frames); send one frame")
 
 
+def _too_many_pixels(source: str, max_pixels: int | None, error: Exception) -> DataError:
+    """Pillow's own refusal (its error past twice ``Image.MAX_IMAGE_PIXELS``, raised before the
+    header checks run; its warning past once, where warnings are errors) told as the service's
+    limit, as :func:`_check_header` tells a smaller large image."""
+    factor = 2 if isinstance(error, Image.DecompressionBombError) else 1
+    bound = factor * Image.MAX_IMAGE_PIXELS if Image.MAX_IMAGE_PIXELS else None
+    pixels = f"more than {bound} pixels" if bound else "too many pixels"
+    allowed = f"the {max_pixels} allowed" if max_pixels is not None else "can be decoded safely"
+    return DataError(f"image {source} has {pixels}, more than {allowed}")
+
+
 @contextmanager
-def _decoding(source: str) -> Iterator[None]:
+def _decoding(source: str, max_pixels: int | None) -> Iterator[None]:
     """Every failure of every decoder inside becomes a DataError naming ``source``."""
     try:
         yield
@@ -86,8 +97,10 @@ def _decoding(source: str) -> Iterator[None]:
         raise DataError(
             f"cannot read image {source}: it is not an image in a format that can be read"
         ) from error
-    except Image.DecompressionBombError as error:
-        raise DataError(f"image {source} is too large to decode: {error}") from error
+    # the warning is an exception only where warnings are errors; the header check refuses
+    # such an image (past max_pixels) otherwise
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as error:
+        raise _too_many_pixels(source, max_pixels, error) from error
     except Exception as error:  # untrusted bytes: any failure of any decoder is the file's fault
         raise DataError(
             f"cannot read image {source}: the file is damaged or malformed "
@@ -104,7 +117,7 @@ def image_size(
 ) -> tuple[int, int]:
     """(width, height) read from the header alone, after the header checks of
     :func:`decode_image`: cheap enough to budget a whole request before decoding any of it."""
-    with _decoding(source), Image.open(io.BytesIO(data)) as image:
+    with _decoding(source, max_pixels), Image.open(io.BytesIO(data)) as image:
         _check_header(image, source, max_pixels, formats)
         return image.size
 
@@ -125,7 +138,7 @@ def decode_image(
     e.g. PNG, JPEG; an MPO camera JPEG counts as JPEG and its first frame is read), width x
     height within ``max_pixels``, one frame only. Every decoder failure is a :class:`DataError`.
     """
-    with _decoding(source), Image.open(io.BytesIO(data)) as image:
+    with _decoding(source, max_pixels), Image.open(io.BytesIO(data)) as image:
         _check_header(image, source, max_pixels, formats)
         image = _flatten(ImageOps.exif_transpose(image))
         image = image.convert("L" if channels == 1 else "RGB")

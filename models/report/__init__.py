@@ -11,6 +11,7 @@ from models.report.robustness import (
 )
 from models.report.summary import first_lines, headline_eps, recommend, report_summary
 from models.report.unavailable import unfinished_report
+from models.report.words import plural
 
 __all__ = [
     "accuracy_under_attack",
@@ -18,6 +19,7 @@ __all__ = [
     "first_lines",
     "folds_of",
     "headline_eps",
+    "plural",
     "recommend",
     "report_summary",
     "report_units",

@@ -16,6 +16,7 @@ from models.evaluation import SANITY_EPS, sanity_checks, untrusted_reason
 from models.report.attacks import attack_all, blackbox_pairs, cells_from_correctness, tolerance_for
 from models.report.robustness import threat_model
 from models.report.summary import first_lines, headline_eps
+from models.report.words import plural
 
 
 def accuracy_under_attack(
@@ -46,7 +47,7 @@ def accuracy_under_attack(
     untrusted = untrusted_reason(cells, {"model": checks}, n_way)
     summary, _ = first_lines(
         correct_by,
-        images=f"On your {len(y)} labelled images",
+        images=f"On your {plural(len(y), 'labelled image')}",
         eps=headline_eps(grid, 0.1),
         served=None,
         untrusted=untrusted,

@@ -37,11 +37,12 @@ from models.report.attacks import (
 )
 from models.report.summary import first_lines, headline_eps
 from models.report.unavailable import unavailable
+from models.report.words import plural
 
 DESCRIPTIONS = {
     "fgsm": "FGSM (Goodfellow et al. 2015): one signed-gradient step of size eps",
     "pgd": "PGD (Madry et al. 2018): {budget} steps of 2.5*eps/{budget} from a random start, "
-    "{restarts} restart(s)",
+    "{restarts}",
     "apgd-ce": "APGD-CE (Croce & Hein 2020): {budget} steps, cross-entropy loss",
     "apgd-dlr": "APGD-DLR (Croce & Hein 2020): {budget} steps, DLR loss",
     "apgd-t": "APGD-T (Croce & Hein 2020): {budget} steps per target, targeted DLR loss",
@@ -58,7 +59,7 @@ def threat_model(eps_grid: Sequence[float], attacks: Sequence[Attack]) -> dict[s
         "attacks each image on its own",
         "attacks": {
             attack.name: DESCRIPTIONS[attack.kind].format(
-                budget=attack.budget, restarts=attack.restarts
+                budget=attack.budget, restarts=plural(attack.restarts, "restart")
             )
             for attack in attacks
         }
@@ -99,7 +100,7 @@ def _splits(x_support, y_support, x_val, y_val, n_way) -> tuple[list[tuple], str
 def _images_phrase(splits: list[tuple], from_validation: bool) -> str:
     held_out = sum(len(split[3]) for split in splits)
     if from_validation:
-        return f"On your {held_out} validation images"
+        return f"On your {plural(held_out, 'validation image')}"
     return (
         f"On {held_out} of your images, each held out in turn ({len(splits)}-fold cross-validation)"
     )

@@ -98,6 +98,13 @@ def test_rate_limits_answer_429_with_retry_after_per_key(client, tokens, monkeyp
     assert [a.status_code for a in answers] == [422, 422, 422, 429]
     assert_error(answers[-1], 429, "rate_limited")
     assert answers[-1].headers["Retry-After"] == "45"  # until the window ends
+    assert (
+        answers[-1]
+        .json()["error"]["message"]
+        .startswith(
+            "this key has used its 3 rate-limit units per minute for uploads (a plain request is 1 "
+        )
+    )
     other = client.post("/v1/adaptations", files=support()[0], data=bad, headers=globex)
     assert other.status_code == 422  # another key has its own budget
     query = [("images", ("q.png", image_bytes(0, 5), "image/png"))]

@@ -8,13 +8,16 @@ import time
 import httpx
 import pytest
 from fastapi.testclient import TestClient
+from PIL import Image
 
 from app.main import create_app
 from models.data import decode_image
 from tests.app.test_api import assert_error, support
 from tests.hostile_images import (
     CORPUS,
+    encode,
     fuzzed_files,
+    huge_dimensions,
     raises_beyond_documented_errors,
     slow_png,
 )
@@ -64,6 +67,26 @@ def test_fuzzed_files_never_answer_5xx(client):
 def served_defaults(settings):
     """The test settings with the service's default pixel limits (16 Mpx, 64 Mi-pixels)."""
     return settings.model_copy(update={"max_pixels": 4096 * 4096, "max_request_pixels": 2**26})
+
+
+def test_a_png_bomb_is_told_the_service_limit_as_a_large_image_is(settings):
+    """20000 x 20000 pixels in 48 KB: Pillow refuses it before the service's header check;
+    the answer is the service's limit all the same, as for a 5000 x 5000 image."""
+    bomb, large = huge_dimensions(), encode(Image.new("1", (5000, 5000)), "PNG")
+    messages = []
+    with TestClient(create_app(served_defaults(settings))) as client:
+        for name, data in (("bomb.png", bomb), ("large.png", large)):
+            files, fields = support(classes=2, shots=2)
+            files[0] = ("images", (name, data, "image/png"))
+            response = client.post("/v1/adaptations", files=files, data=fields)
+            assert_error(response, 422, "invalid_image")
+            messages.append(response.json()["error"]["message"])
+    assert (
+        messages[1] == f"image #1 (large.png) has 5000x5000 pixels, more than the {4096**2} allowed"
+    )
+    assert messages[0].startswith("image #1 (bomb.png) has more than ")
+    assert messages[0].endswith(f"pixels, more than the {4096**2} allowed")
+    assert "bomb" not in messages[0].replace("bomb.png", "")  # not Pillow's "decompression bomb"
 
 
 def test_too_many_pixels_in_one_request_are_refused_before_decoding(settings):

@@ -58,7 +58,9 @@ def test_bad_archives_and_settings_are_refused_and_store_nothing(clients, redis_
     client, headers = clients
     acme = headers["acme"]
     stored_before = stored(redis_url, prefix)
-    good = archive_of(shape_dataset(20, 5, size=16))
+    good = archive_of(twenty := shape_dataset(20, 5, size=16))
+    dataset = dict(list(twenty.items())[:19]) | {"x": list(twenty.values())[19]}
+    bad_folder = archive_of({**dataset, "al\u200bpha": dataset["x"]})
     cases = [
         (archive_of(shape_dataset(19, 5, size=16)), {}, 422, "invalid_dataset"),
         (archive_of(shape_dataset(20, 4, size=16)), {}, 422, "invalid_dataset"),
@@ -69,6 +71,8 @@ def test_bad_archives_and_settings_are_refused_and_store_nothing(clients, redis_
             422,
             "invalid_image",
         ),
+        (bad_folder, {}, 422, "invalid_label"),
+        (archive_of({**dataset, "x ": dataset["x"]}), {}, 422, "ambiguous_labels"),
         (good, {"name": "Bad Name!"}, 422, "invalid_name"),
         (good, {"name": "tiny-adml"}, 409, "name_taken"),  # a shipped model's
         (good, {"channels": "2"}, 422, "invalid_setting"),
@@ -76,6 +80,13 @@ def test_bad_archives_and_settings_are_refused_and_store_nothing(clients, redis_
     ]
     for data, fields, status, code in cases:
         assert_error(create(client, acme, data, **fields), status, code)
+    folder = create(client, acme, bad_folder).json()["error"]["message"]
+    assert r"class folder 'al\u200bpha' contains U+200B ZERO WIDTH SPACE" in folder
+    not_an_archive = create(client, acme, b"\x1f\x8b not a tar").json()["error"]["message"]
+    assert (
+        not_an_archive
+        == "the file is not a zip or tar archive (tar may be gzip, bzip2 or xz compressed)"
+    )
     traversal = io.BytesIO()
     with zipfile.ZipFile(traversal, "w") as archive:
         archive.writestr("../../etc/cron.d/x.png", b"x")

@@ -33,6 +33,24 @@ def test_json_predictions_match_multipart_and_bad_bodies_are_refused(client, wor
     robust = client.post(url, json={**body, "robustness": True, "eps": 0.05}).json()
     assert all(p["robustness"]["eps"] == 0.05 for p in robust["predictions"])
 
+    # one rule for the flag: true or false (JSON's booleans, the form's words), nothing guessed
+    for sent in ("yes", "true", 1, "1", None):
+        refused = client.post(url, json={**body, "robustness": sent})
+        assert_error(refused, 422, "invalid_setting")
+        assert (
+            refused.json()["error"]["message"] == f"robustness must be true or false, got {sent!r}"
+        )
+    for sent in ("yes", "1", "on"):
+        refused = client.post(url, files=as_files, data={"robustness": sent})
+        assert_error(refused, 422, "invalid_setting")
+        assert (
+            refused.json()["error"]["message"] == f"robustness must be true or false, got {sent!r}"
+        )
+    form = {"robustness": "True", "eps": "0.05", "top_k": "2"}
+    by_word = client.post(url, files=as_files, data=form).json()
+    assert by_word["predictions"] == robust["predictions"]  # the same attack as JSON's true
+    assert client.post(url, json={**body, "robustness": False}).json() == by_json.json()
+
     not_base64 = {"images": [{"name": "x.png", "data": "%%%not base64%%%"}]}
     assert_error(client.post(url, json=not_base64), 422, "invalid_image")
     text = {"images": [{"data": base64.b64encode(b"hello").decode()}]}

@@ -101,7 +101,7 @@ def test_cancel_queued_running_and_finished(parts):
     assert store.cancel(queued) == "cancelled"
     assert store.get(queued).state == JobState.CANCELLED
     assert client.hget(keys.model("model_x"), "state") == b"cancelled"
-    with pytest.raises(JobConflict, match="already cancelled"):
+    with pytest.raises(JobConflict, match="has already ended: cancelled"):
         store.cancel(queued)
     running = _create(store, model=False)
     attempt = store.start(running, "w1", 3)
@@ -193,7 +193,7 @@ def test_a_tenant_may_hold_only_so_many_unfinished_jobs(parts):
         return _evaluation(store, tenant, max_active=2)
 
     first, second = create("a"), create("a")
-    with pytest.raises(TooManyJobs, match="2 jobs of this tenant are queued or running"):
+    with pytest.raises(TooManyJobs, match=r"its limit of queued or running jobs \(2\)"):
         create("a")
     assert create("b")  # another tenant is not affected
     assert store.cancel(first) == "cancelled"  # a finished job frees its place

@@ -8,7 +8,13 @@ import zipfile
 
 import pytest
 
-from models.data import ArchiveError, ArchiveLimits, read_class_archive
+from models.data import (
+    AmbiguousLabels,
+    ArchiveError,
+    ArchiveLimits,
+    InvalidLabel,
+    read_class_archive,
+)
 
 PNG = b"\x89PNG\r\n\x1a\n" + b"\x00" * 100  # content is not decoded here
 
@@ -133,5 +139,22 @@ def test_links_devices_and_encryption_are_refused():
 
 @pytest.mark.parametrize("junk", [b"", b"not an archive at all", b"PK\x03\x04garbage", PNG])
 def test_what_is_not_an_archive_is_a_clear_error(junk):
-    with pytest.raises(ArchiveError, match="not a readable"):
+    with pytest.raises(ArchiveError) as refused:
         read_class_archive(junk)
+    message = str(refused.value)
+    assert "not a zip or tar archive" in message or "cannot be read as one" in message
+    for internals in ("method", "ReadError", "header", "\n", "File is not"):
+        assert internals not in message, message
+
+
+def test_class_folder_names_follow_the_label_rule():
+    """Folder names are labels: NFC and trimmed; an invisible character or two folders that
+    name one class are refused, each naming the folder as written."""
+    decomposed = "cafe\u0301"
+    classes = read_class_archive(zipped({f"{decomposed}/1.png": PNG, "dogs /a.png": PNG}))
+    assert list(classes) == ["café", "dogs"]  # stored composed and trimmed
+    assert classes["café"] == [(f"{decomposed}/1.png", PNG)]  # members keep their paths
+    with pytest.raises(InvalidLabel, match=r"'al\\u200bpha'.*U\+200B ZERO WIDTH SPACE"):
+        read_class_archive(zipped({"al\u200bpha/1.png": PNG, "beta/1.png": PNG}))
+    with pytest.raises(AmbiguousLabels, match="'dogs' and 'dogs '"):
+        read_class_archive(tarred({"dogs/1.png": PNG, "dogs /2.png": PNG}))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import io
+import warnings
 
 import numpy as np
 import pytest
@@ -70,3 +71,17 @@ def test_fuzzed_files_raise_only_data_errors():
     for data in files:
         with contextlib.suppress(DataError):
             decoded(data, max_pixels=4096 * 4096)
+
+
+def test_pillows_bomb_warning_as_an_error_is_the_service_limit_too():
+    """Between Pillow's warning (89 Mpx) and its error (179 Mpx) an image opens with a warning;
+    where warnings are errors, the refusal still states the service's limit."""
+    data = encode(Image.new("1", (10000, 10000)), "PNG")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", Image.DecompressionBombWarning)
+        with pytest.raises(DataError) as refused:
+            decode_image(data, channels=1, size=28, source="#1 (w.png)", max_pixels=4096**2)
+    assert str(refused.value) == (
+        f"image #1 (w.png) has more than {Image.MAX_IMAGE_PIXELS} pixels, "
+        f"more than the {4096**2} allowed"
+    )

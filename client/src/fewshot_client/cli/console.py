@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import unicodedata
 from typing import Annotated
 
 import httpx
 import typer
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+from rich.text import Text
 
 err = Console(stderr=True)
 out_console = Console()
@@ -15,6 +17,19 @@ out_console = Console()
 Url = Annotated[str, typer.Option(envvar="FEWSHOT_URL", help="the service")]
 ApiKey = Annotated[str | None, typer.Option(envvar="FEWSHOT_API_KEY", help="bearer API key")]
 DEFAULT_URL = "http://127.0.0.1:8000"
+
+
+def plain(text: str) -> Text:
+    """``text`` from the service (a label, a name) for the terminal: never read as rich markup,
+    and every control, format or other invisible character escaped as Python writes it
+    (``\\x1b``, ``\\u202e``), so a label stored before the service refused them cannot move
+    the cursor, recolour the terminal or reverse the line."""
+    return Text("".join(_visible(char) for char in text))
+
+
+def _visible(char: str) -> str:
+    category = unicodedata.category(char)
+    return repr(char)[1:-1] if category[0] == "C" or category in ("Zl", "Zp") else char
 
 
 def fail(error: Exception) -> typer.Exit:

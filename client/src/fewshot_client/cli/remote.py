@@ -22,6 +22,7 @@ from fewshot_client.cli.console import (
     err,
     fail,
     out_console,
+    plain,
     progress_bar,
 )
 
@@ -148,7 +149,7 @@ def predict(
         in_domain = prediction.get("in_domain")
         table.add_row(
             image.name,
-            prediction["label"],
+            plain(prediction["label"]),
             f"{prediction['top'][0]['probability']:.3f}",
             "not checked" if survives is None else yes_no(survives),
             "unknown" if in_domain is None else yes_no(in_domain),
