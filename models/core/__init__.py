@@ -25,6 +25,7 @@ from models.core.config import (
     MetaConfig,
 )
 from models.core.device import pick_device
+from models.core.inference import inference_graph
 from models.core.networks import (
     NORM_STATISTICS,
     FewShotNet,
@@ -34,7 +35,6 @@ from models.core.networks import (
     calibrate_norm,
     cpu_fast_layout,
     deployable,
-    inference_graph,
     init_head,
     load_weights,
     logits_of,

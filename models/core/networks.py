@@ -14,10 +14,6 @@ BatchNorm has two regimes:
 
 from __future__ import annotations
 
-import logging
-import warnings
-from collections.abc import Callable
-
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
@@ -25,7 +21,6 @@ from torch.func import functional_call
 
 from models.core.config import BackboneConfig, HeadInit
 
-logger = logging.getLogger(__name__)
 Params = dict[str, Tensor]
 
 
@@ -61,37 +56,6 @@ class FewShotNet(nn.Module):
     def forward(self, x: Tensor, features_only: bool = False) -> Tensor:
         features = self.features(x)
         return features if features_only else self.head(features)
-
-
-def inference_graph(
-    model: FewShotNet, *, features_only: bool = False
-) -> Callable[[Tensor], Tensor]:
-    """``model`` (frozen norms) compiled for inference on CPU: traced with TorchScript, its
-    BatchNorm folded into the convolutions and run by oneDNN (``optimize_for_inference``).
-
-    Maps ``[B, C, S, S]`` in [0, 1] to logits ``[B, n_way]`` (features ``[B, D]`` with
-    ``features_only``) for any batch size, equal to ``model`` within float rounding (tested)
-    and faster on CPU (3-4x the NCHW eager module, benchmarks/predict_throughput.py; less
-    against the channels-last one of :func:`cpu_fast_layout`); no gradients flow through
-    it (attacks use ``model``). TorchScript is deprecated from torch 2.10 but works in the
-    pinned torch; where it does not, the eager module is returned and a warning logged.
-    """
-    if not model.frozen_norm:
-        raise ValueError("only a frozen-norm model has fixed BatchNorm statistics to fold")
-    module = (model.features if features_only else model).eval()
-    parameter = next(model.parameters())
-    side = model.config.image_size
-    example = torch.zeros(
-        2, model.config.in_channels, side, side, dtype=parameter.dtype, device=parameter.device
-    )
-    try:
-        with torch.no_grad(), warnings.catch_warnings():
-            warnings.simplefilter("ignore", DeprecationWarning)  # said above, once
-            traced = torch.jit.trace(module, example, check_trace=False)
-            return torch.jit.optimize_for_inference(traced)
-    except (AttributeError, RuntimeError) as error:  # a torch without (this) TorchScript
-        logger.warning("serving the eager model: TorchScript could not compile it (%s)", error)
-        return module
 
 
 def backbone_params(model: FewShotNet) -> Params:

@@ -207,7 +207,7 @@ class DomainDetector:
     def feature_model(self, config: BackboneConfig, backbone: Params) -> FewShotNet:
         """The frozen-norm backbone :meth:`check` embeds with: build it once, pass it often
         (as is, or compiled by
-        ``models.core.networks.inference_graph(..., features_only=True)``)."""
+        ``models.core.inference.inference_graph(..., features_only=True)``)."""
         return _backbone_module(config, {**backbone, **self.norm_buffers})
 
     def check(
