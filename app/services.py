@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import logging
 import threading
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -21,15 +23,25 @@ from models.core import FewShotNet, inference_graph
 from models.report import unfinished_report
 from models.service import BaseModel, BaseModels, decode_base_model, load_adapted, report_suite
 
+logger = logging.getLogger(__name__)
 
-@dataclass(frozen=True)
+
+@dataclass
 class ServedModel:
-    """An adapted model as the API serves it."""
+    """An adapted model as the API serves it: eagerly until its inference graph, compiled off
+    the request path (:class:`ModelCache`), is swapped in."""
 
     model: FewShotNet  # eval mode, frozen norms: attacks run on it
-    forward: Callable[[Tensor], Tensor]  # the same model compiled for inference (no gradients)
     info: dict[str, Any]  # classes, input spec, base model
-    nbytes: int  # memory it holds, about: its weights twice (the model and the compiled graph)
+    nbytes: int  # memory it holds, about: its weights twice (the model and its graph, counted
+    # from the start: the model's weight in the cache does not change when its graph comes)
+    graph: Callable[[Tensor], Tensor] | None = None  # set once, whole, by the compiling thread
+
+    @property
+    def forward(self) -> Callable[[Tensor], Tensor]:
+        """What predictions run (no gradients): the compiled graph, or the model until then."""
+        graph = self.graph
+        return self.model if graph is None else graph
 
 
 def served_bytes(served: ServedModel) -> int:
@@ -38,18 +50,23 @@ def served_bytes(served: ServedModel) -> int:
 
 @dataclass
 class ModelCache(LruCache):
-    """Adapted models deserialized and compiled once, kept in memory, least recently used
-    evicted past ``capacity`` bytes (``weight``: :func:`served_bytes`)."""
+    """Adapted models deserialized once, kept in memory, least recently used evicted past
+    ``capacity`` bytes (``weight``: :func:`served_bytes`). A model loaded answers at once with
+    its eager module; its inference graph is compiled on one background thread (``compiler``)
+    and swapped in when ready, so compiling (~10 ms of CPU) stays off the first request."""
 
     hits: int = 0
     misses: int = 0
+    compiler: ThreadPoolExecutor = field(
+        default_factory=lambda: ThreadPoolExecutor(1, thread_name_prefix="graph-compiler")
+    )
     _loading: dict[str, threading.Lock] = field(default_factory=dict)  # one load per model
     _loading_guard: threading.Lock = field(default_factory=threading.Lock)
 
     def load(self, model_id: str, load_bytes: Callable[[], bytes | None]) -> ServedModel | None:
         """The model, from memory or deserialized from ``load_bytes()`` (None: no weights).
         Concurrent requests for a model not loaded yet wait for one load (a stampede on a cold
-        model reads, checks and compiles it once, holding one blocking thread, not N)."""
+        model reads and checks it once, holding one blocking thread, not N)."""
         served = self.get(model_id)
         if served is not None:
             self.hits += 1
@@ -74,10 +91,32 @@ class ModelCache(LruCache):
         if data is None:
             return None
         model, info = load_adapted(data, torch.device("cpu"))
-        served = ServedModel(model, inference_graph(model), info, 2 * len(data))
+        served = ServedModel(model, info, 2 * len(data))
         self.misses += 1
         self.put(model_id, served)
+        try:
+            self.compiler.submit(self._compile, model_id, served)
+        except RuntimeError:  # closed: the process is stopping; the model is served eagerly
+            logger.info("model %s is served without an inference graph: closing", model_id)
         return served
+
+    def _compile(self, model_id: str, served: ServedModel) -> None:
+        """Swap the model's graph in, on the compiling thread; none for a model evicted while
+        it waited. A failure leaves the model served eagerly, and is logged."""
+        if self.peek(model_id) is not served:
+            return
+        try:
+            served.graph = inference_graph(served.model)
+        except Exception:
+            logger.exception("model %s is served without an inference graph", model_id)
+
+    def wait_for_graphs(self) -> None:
+        """Wait until the graphs of the models loaded so far are swapped in (tests, benchmarks)."""
+        self.compiler.submit(lambda: None).result()
+
+    def close(self) -> None:
+        """Stop compiling: graphs not started are dropped, the one under way is waited for."""
+        self.compiler.shutdown(wait=True, cancel_futures=True)
 
 
 @dataclass
@@ -117,6 +156,7 @@ class Services(UsesStores):
     def close(self) -> None:
         self.plain_batches.close()
         self.attack_batches.close()
+        self.cache.close()
 
     def base_model(self, tenant: str, name: str | None) -> BaseModel:
         """A shipped base model or the tenant's own (UnknownBaseModel: neither)."""

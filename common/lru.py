@@ -32,6 +32,11 @@ class LruCache:
                 self._items.move_to_end(key)
             return self._items.get(key)
 
+    def peek(self, key: str) -> Any | None:
+        """The value, not marked as used."""
+        with self._lock:
+            return self._items.get(key)
+
     def put(self, key: str, value: Any) -> None:
         with self._lock:
             if key in self._items:

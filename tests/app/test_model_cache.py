@@ -11,7 +11,7 @@ import torch
 
 from app.services import ModelCache, served_bytes
 from models.core import FewShotNet
-from models.service import encode_weights
+from models.service import encode_weights, probabilities
 from tests.service_fixtures import SMALL_BACKBONE
 
 
@@ -52,3 +52,46 @@ def test_models_are_evicted_by_the_bytes_they_hold():
         assert cache.load(name, lambda: data) is not None
     assert len(cache) == 2 and cache.get("m1") is None
     assert cache.total_weight == 4 * len(data)
+
+
+def held_compiler(cache: ModelCache) -> threading.Event:
+    """Holds the cache's compiling thread until the event is set: a graph not compiled yet."""
+    release = threading.Event()
+    cache.compiler.submit(release.wait)
+    return release
+
+
+def test_a_cold_model_answers_eagerly_then_the_same_from_its_graph_swapped_in():
+    data = stored_model()
+    cache = ModelCache(2**30, served_bytes)
+    release = held_compiler(cache)
+    served = cache.load("model_a", lambda: data)
+    images = torch.randint(0, 256, (5, 1, 28, 28), dtype=torch.uint8)
+    assert served.graph is None and served.forward is served.model  # not compiled on the load
+    eager = probabilities(served.forward, images)
+    assert cache.total_weight == 2 * len(data)  # the graph to come is counted from the start
+    release.set()
+    cache.wait_for_graphs()
+    assert served.graph is not None and served.forward is served.graph
+    torch.testing.assert_close(probabilities(served.forward, images), eager, atol=1e-5, rtol=0)
+    assert cache.total_weight == 2 * len(data) and cache.get("model_a") is served
+
+
+def test_a_model_evicted_before_its_turn_is_not_compiled():
+    data = stored_model()
+    cache = ModelCache(3 * len(data), served_bytes)  # room for one model
+    release = held_compiler(cache)
+    first = cache.load("m1", lambda: data)
+    second = cache.load("m2", lambda: data)
+    release.set()
+    cache.wait_for_graphs()
+    assert cache.get("m1") is None and first.graph is None
+    assert second.graph is not None
+
+
+def test_a_closed_cache_still_serves_models_eagerly():
+    data = stored_model()
+    cache = ModelCache(2**30, served_bytes)
+    cache.close()
+    served = cache.load("model_a", lambda: data)
+    assert served is not None and served.forward is served.model

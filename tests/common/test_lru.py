@@ -26,3 +26,12 @@ def test_a_byte_bound_cache_evicts_until_the_bytes_fit_and_counts_replacements_o
     assert len(cache) == 1 and cache.get("big") is not None
     cache.drop("big")
     assert cache.total_weight == 0 and len(cache) == 0
+
+
+def test_peek_does_not_mark_a_value_used():
+    cache = LruCache(2)
+    cache.put("a", 1)
+    cache.put("b", 2)
+    assert cache.peek("a") == 1 and cache.peek("missing") is None
+    cache.put("c", 3)  # "a" is still the least recently used
+    assert cache.get("a") is None and cache.get("b") == 2
