@@ -1,8 +1,8 @@
 """What one adapted model costs in Redis and in the artifact store, at scale, and how fast a
 model that no API process has loaded yet answers its first prediction.
 
-Usage: python benchmarks/model_storage.py [--models 10000] [--adapted 5] [--artifacts URL]
-       [--predictions 200]
+Usage: python benchmarks/model_storage.py [--models 10000] [--adapted 5] [--predictions 200]
+       [--artifacts URL | --s3-server]
 
 1. ``--adapted`` models go the whole way: an adaptation job (the shipped base model, 5-way
    2-shot on drawn images, report=quick) run by a real worker; Redis memory per model is read
@@ -12,10 +12,14 @@ Usage: python benchmarks/model_storage.py [--models 10000] [--adapted 5] [--arti
    the first model's weights and report; Redis ``used_memory`` before and after, and the
    artifact store's bytes.
 3. Predictions through the API (in-process, open mode): a model not in the API's cache (cold,
-   its weights read from the store) and the same model again (hot), ``--predictions`` each.
+   its weights read from the store, one after another: each one's graph compiles in the
+   background while the next is asked) and the same model again once the graphs are compiled
+   (hot), ``--predictions`` each.
 
 Redis: an embedded one in a fresh folder (or REDIS_URL, under a private key prefix).
-Artifacts: a fresh folder, or ``--artifacts`` (e.g. s3://bucket with AWS_* variables).
+Artifacts: a fresh folder, or ``--artifacts`` (e.g. s3://bucket with AWS_* variables), or with
+``--s3-server`` a fresh bucket of an S3 server started for the run on this machine (moto, as the
+tests use: tests/common/s3_server.py), so cold predictions read weights over S3's protocol.
 """
 
 from __future__ import annotations
@@ -23,6 +27,7 @@ from __future__ import annotations
 import argparse
 import io
 import json
+import os
 import random
 import statistics
 import sys
@@ -50,6 +55,7 @@ from common.settings import Settings
 from common.stores import Stores
 from models.report import unfinished_report
 from models.service import load_base_models
+from tests.common.s3_server import start_s3_server
 from worker.runner import Worker
 
 
@@ -147,17 +153,25 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--models", type=int, default=10_000)
     parser.add_argument("--adapted", type=int, default=5)
-    parser.add_argument("--artifacts", default="")
     parser.add_argument("--predictions", type=int, default=200)
+    store = parser.add_mutually_exclusive_group()
+    store.add_argument("--artifacts", default="")
+    store.add_argument("--s3-server", action="store_true", help="artifacts in a local S3 server")
     args = parser.parse_args()
     base_models = load_base_models(Settings().base_models_dir)
     print_header(base_models.default)
+    s3 = start_s3_server() if args.s3_server else None
     with tempfile.TemporaryDirectory() as folder:
         redis_url, processes = redis_for(Path(folder))
         try:
+            if s3 is not None:
+                os.environ.update(s3.environment())
+                args.artifacts = f"s3://{s3.new_bucket()}"
             run(args, redis_url, Path(folder), base_models)
         finally:
             stop_all(processes)
+            if s3 is not None:
+                s3.stop()
 
 
 def run(args: argparse.Namespace, redis_url: str, folder: Path, base_models) -> None:
@@ -182,6 +196,7 @@ def run(args: argparse.Namespace, redis_url: str, folder: Path, base_models) -> 
         chosen = random.Random(1).sample(published, min(args.predictions, len(published)))
         cold = time_predictions(client, chosen, hot=False)
         print(f"prediction, model not in the API's cache: {percentiles(cold)}")
+        client.app.state.services.cache.wait_for_graphs()  # hot: compiled graphs answer
         hot = time_predictions(client, chosen[:50], hot=True)
         print(f"prediction, model in the API's cache:     {percentiles(hot)}")
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+import tempfile
 import time
 import urllib.error
 import urllib.request
@@ -61,21 +62,23 @@ def start_s3_server() -> S3Server:
         pytest.skip(f"no S3 test server: moto[server] is not installed ({error})")
     port = free_port()
     command = [sys.executable, "-c", "from moto.server import main; main()"]
-    process = subprocess.Popen(
-        [*command, "-H", "127.0.0.1", "-p", str(port)],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-    )
-    server = S3Server(process, port)
-    deadline = time.monotonic() + START_TIMEOUT_S
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            error = process.stderr.read().decode() if process.stderr else ""
-            pytest.skip(f"the S3 test server did not start: {error[-500:]}")
-        try:
-            with urllib.request.urlopen(f"{server.endpoint}/", timeout=1):
-                return server
-        except (urllib.error.URLError, ConnectionError, TimeoutError):
-            time.sleep(0.1)
+    # its log to a file, not a pipe: the log of every request would fill a pipe nobody reads,
+    # and the server would stop answering (a benchmark's thousands of requests)
+    with tempfile.TemporaryFile() as log:
+        process = subprocess.Popen(
+            [*command, "-H", "127.0.0.1", "-p", str(port)], stdout=subprocess.DEVNULL, stderr=log
+        )
+        server = S3Server(process, port)
+        deadline = time.monotonic() + START_TIMEOUT_S
+        while time.monotonic() < deadline:
+            if process.poll() is not None:
+                log.seek(0)
+                error = log.read().decode(errors="replace")
+                pytest.skip(f"the S3 test server did not start: {error[-500:]}")
+            try:
+                with urllib.request.urlopen(f"{server.endpoint}/", timeout=1):
+                    return server
+            except (urllib.error.URLError, ConnectionError, TimeoutError):
+                time.sleep(0.1)
     server.stop()
     pytest.skip(f"the S3 test server did not answer within {START_TIMEOUT_S:.0f} s")
