@@ -4,7 +4,7 @@
 # real Omniglot support set and predict; kill and recreate the redis container and find job,
 # model and key intact (AOF volume); remove and recreate the api and worker containers and
 # predict with the same model (its weights on the artifacts volume); SIGTERM the worker in the middle of a job and see the job
-# finish after it restarts; `down -v` and nothing left. Bounded by COMPOSE_TEST_TIMEOUT_S (600).
+# finish after it restarts; `down -v` and nothing left. Bounded by COMPOSE_TEST_TIMEOUT_S (780; .ci/run allows 900).
 # Needs docker, docker-compose (1.29 or v2), ../shared/data/omniglot and the venv (make).
 # Without a registry, run scripts/airgap_base_images.sh first (it makes the base images).
 set -euo pipefail
@@ -17,7 +17,7 @@ export FEWSHOT_PORT=${FEWSHOT_PORT:-18000} FEWSHOT_LOG_LEVEL=WARNING
 # reports with the cheap attacks only: the test is about the stack, not about robustness
 export FEWSHOT_REPORT_ATTACKS=fgsm,pgd-20 FEWSHOT_REPORT_TIME_BUDGET_S=20
 url="http://127.0.0.1:${FEWSHOT_PORT}"
-budget=${COMPOSE_TEST_TIMEOUT_S:-600}
+budget=${COMPOSE_TEST_TIMEOUT_S:-780}
 started=$(date +%s)
 if docker compose version >/dev/null 2>&1; then compose=(docker compose); else compose=(docker-compose); fi
 no_env=$(mktemp)  # an empty env file: a local .env is not read (Compose 1.29 refuses /dev/null)
