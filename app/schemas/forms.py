@@ -207,6 +207,6 @@ def describe_default_base_model(document: dict[str, Any], base: BaseModel) -> No
     """The adaptation form in an OpenAPI ``document`` names this service's default base model
     and its eps, so the example Swagger UI fills in is one the service accepts."""
     body = document["paths"]["/v1/adaptations"]["post"]["requestBody"]
-    fields = body["content"]["multipart/form-data"]["schema"]["properties"]
-    fields["base_model"].update(default=base.name, example=base.name)
-    fields["eps"].update(default=base.meta.eps, example=base.meta.eps)
+    properties = body["content"]["multipart/form-data"]["schema"]["properties"]
+    properties["base_model"].update(default=base.name, example=base.name)
+    properties["eps"].update(default=base.meta.eps, example=base.meta.eps)

@@ -81,8 +81,9 @@ def test_ids_are_checked_before_they_name_a_redis_key(client, settings):
     assert client.get(f"/v1/jobs/{job_id}").status_code == 200  # the real ids exist
     assert client.get(f"/v1/models/{model_id}").status_code == 200
     before = stored_keys(settings)
-    # the job's input is a string key beside its record: once a 503 (WRONGTYPE)
-    assert f"{settings.key_prefix}:job:{job_id}:input".encode() in before
+    # an earlier version kept the job's input as a string key beside its record (a forged id
+    # naming it was once a 503, WRONGTYPE); it is a blob now, and forged ids stay 404
+    assert f"{settings.key_prefix}:job:{job_id}".encode() in before
     assert_error(client.get(f"/v1/jobs/{job_id}:input"), 404, "job_not_found")
     assert_error(client.post(f"/v1/jobs/{job_id}:input/cancel"), 404, "job_not_found")
     for forged in (f"{model_id}:weights", f"{model_id}:report", "*", model_id.upper()):

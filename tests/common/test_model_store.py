@@ -44,11 +44,11 @@ def test_the_oldest_finished_model_makes_room_and_says_so(capped, start_worker):
         assert wait_for(client, third["job_id"])["state"] == "succeeded"
 
         evicted = client.get(f"/v1/models/{first['model_id']}").json()
-        assert evicted["state"] == "evicted" and "cap of 2 models" in evicted["evicted_reason"]
+        assert evicted["state"] == "evicted" and "limit of models (2;" in evicted["evicted_reason"]
         query = [("images", ("q.png", image_bytes(0, 3), "image/png"))]
         gone = client.post(f"/v1/models/{first['model_id']}/predictions", files=query)
         assert_error(gone, 410, "model_evicted")
-        assert "cap of 2 models" in gone.json()["error"]["message"]
+        assert "limit of models (2;" in gone.json()["error"]["message"]
         assert services.store.models.weights(first["model_id"]) is None
         listed = [m["model_id"] for m in client.get("/v1/models").json()["models"]]
         assert listed == [third["model_id"], second["model_id"]]
