@@ -26,14 +26,14 @@ Correctness = dict[str, dict[tuple[str, float], list[Tensor]]]  # variant -> (at
 
 
 def cells_from_correctness(correct: dict[tuple[str, float], list[Tensor]]) -> list[Cell]:
-    """Per-image accuracy cells with their Wilson 95% interval (``low``, ``high``; ``ci95`` is
-    its half-width, for readers of the symmetric form)."""
+    """Per-image accuracy cells with their Wilson 95% interval (``low``, ``high``; no ``ci95``:
+    a symmetric half-width would read past 0% or 100% at small n)."""
     cells = []
     for (attack, eps), parts in sorted(correct.items(), key=lambda kv: (kv[0][1], kv[0][0])):
         outcome = torch.cat(parts)
         n, successes = len(outcome), int(outcome.sum())
         low, high = wilson_interval(successes, n)
-        cells.append(Cell(attack, eps, successes / n, (high - low) / 2, n, low, high))
+        cells.append(Cell(attack, eps, successes / n, None, n, low, high))
     return cells
 
 

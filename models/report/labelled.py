@@ -58,6 +58,6 @@ def accuracy_under_attack(
         "threat_model": threat_model(eps_grid, ran),
         "attacks_skipped": {**skipped, **over_budget},
         "examples": len(y),
-        "cells": [dataclasses.asdict(c) for c in cells],
+        "cells": [c.to_json() for c in cells],
         "checks": [dataclasses.asdict(c) for c in checks],
     }

@@ -188,8 +188,8 @@ def _variants_section(
     and the sanity checks, as the report states them."""
     worst = {name: {c.eps: c.mean for c in cs if c.attack == "worst"} for name, cs in cells.items()}
     return {
-        "robust": [dataclasses.asdict(c) for c in cells["robust"]],
-        "clean_only": [dataclasses.asdict(c) for c in cells["clean_only"]],
+        "robust": [c.to_json() for c in cells["robust"]],
+        "clean_only": [c.to_json() for c in cells["clean_only"]],
         "gain": {f"{eps:g}": worst["robust"][eps] - worst["clean_only"][eps] for eps in grid},
         "checks": {name: [dataclasses.asdict(c) for c in found] for name, found in checks.items()},
     }

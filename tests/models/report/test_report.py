@@ -41,6 +41,10 @@ def test_the_report_runs_and_names_the_whole_suite_and_the_worst_case_is_per_ima
         names = {check["name"] for check in report["checks"][variant]}
         assert {"blackbox_weaker", "iterative_le_fgsm", "chance_at_large_eps"} <= names
     assert set(report["gain"]) == {"0", "0.1", "0.5"}
+    # one form of interval per cell: Wilson bounds, no symmetric half-width past 0% or 100%
+    for cell in report["robust"] + report["clean_only"]:
+        assert "ci95" not in cell, cell
+        assert 0.0 <= cell["low"] <= cell["mean"] <= cell["high"] <= 1.0, cell
 
 
 def test_a_spent_time_budget_skips_the_later_attacks_and_says_so():
@@ -77,7 +81,7 @@ def test_a_report_at_chance_or_with_a_failed_check_is_not_summarised():
     at_chance = [Cell("clean", 0.0, 0.25, 0.2, 12)]
     reason = untrusted_reason(at_chance, passed, 4)
     assert "25% (95% interval from 5%), not clearly above chance (25% for 4 classes)" in reason
-    wilson = [Cell("clean", 0.0, 0.5, 0.2, 12, low=0.25, high=0.75)]  # its low bound decides
+    wilson = [Cell("clean", 0.0, 0.5, None, 12, low=0.25, high=0.75)]  # its low bound decides
     assert "not clearly above chance" in untrusted_reason(wilson, passed, 4)
     unsure = [Cell("clean", 0.0, 0.3, 0.26, 12)]  # above chance, but not clearly
     assert "not clearly above chance" in untrusted_reason(unsure, passed, 4)
