@@ -159,7 +159,9 @@ def _report_units(
     if settings.report == "none":
         return 0
     n_way, has_validation = len(support.classes), validation is not None
-    return report_units(support.labels, n_way, has_validation, settings.attacks)
+    return report_units(
+        support.labels, n_way, has_validation, settings.attacks, settings.adapt_config
+    )
 
 
 def _adapt(

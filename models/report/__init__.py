@@ -2,7 +2,7 @@
 one deployed model's accuracy under attack on labelled images (an evaluation job)."""
 
 from models.report.attacks import every_eps
-from models.report.labelled import accuracy_under_attack
+from models.report.labelled import accuracy_under_attack, evaluation_units
 from models.report.robustness import (
     folds_of,
     report_units,
@@ -14,6 +14,7 @@ from models.report.unavailable import unfinished_report
 
 __all__ = [
     "accuracy_under_attack",
+    "evaluation_units",
     "every_eps",
     "first_lines",
     "folds_of",

@@ -17,10 +17,18 @@ from models.attacks import Attack, correct, suite_correctness
 from models.core import FewShotNet, wilson_interval
 from models.evaluation import TOLERANCE, Cell
 
-# (units done, what runs now in words), before each unit (an adaptation, an attack over every
-# fold) and once at the end; it may raise to cancel.
+# (units done, what runs now in words), before each unit (an adaptation step, an attack on one
+# adapted model) and once at the end; it may raise to cancel.
 # Units: see :func:`models.report.robustness.report_units`.
 Progress = Callable[[int, str], None]
+VARIANT_WORDS = {"robust": "robust", "clean_only": "clean-only", "model": "served"}
+
+
+def fold_words(fold: int, folds: int) -> str:
+    """ ", fold 2 of 5" when there are folds to tell apart; nothing for one held-out set."""
+    return f", fold {fold + 1} of {folds}" if folds > 1 else ""
+
+
 Deployed = list[tuple[dict[str, FewShotNet], Tensor, Tensor]]  # per fold: models, x, y held out
 Correctness = dict[str, dict[tuple[str, float], list[Tensor]]]  # variant -> (attack, eps) -> folds
 
@@ -59,16 +67,23 @@ def attack_all(
             )
     ran: list[Attack] = []
     skipped: dict[str, str] = {}
+    runs = sum(len(models) for models, _, _ in deployed)  # adapted models, each attacked
     for number, attack in enumerate(attacks, 1):
         if ran and time.monotonic() - started > time_budget_s:
             skipped[attack.name] = f"time budget of {time_budget_s:g} s spent"
             continue
-        if on_progress is not None:
-            phase = f"measuring robustness: attack {number} of {len(attacks)} ({attack.name})"
-            on_progress(units_done + number - 1, phase)
         ran.append(attack)
+        run = 0
         for fold, (models, x, y) in enumerate(deployed):
             for name, model in models.items():
+                if on_progress is not None:
+                    on_progress(
+                        units_done + (number - 1) * runs + run,
+                        f"measuring robustness: {attack.name} (attack {number} of {len(attacks)}) "
+                        f"on the {VARIANT_WORDS.get(name, name)} variant"
+                        f"{fold_words(fold, len(deployed))}",
+                    )
+                run += 1
                 generator = torch.Generator().manual_seed(seed + fold)
                 per_eps = every_eps(model, x, y, attack, grid, generator, clean[(fold, name)])
                 for eps, outcome in zip(grid, per_eps, strict=True):

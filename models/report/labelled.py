@@ -13,7 +13,13 @@ from torch import Tensor
 from models.attacks import Attack, parse_attacks, runnable
 from models.core import FewShotNet
 from models.evaluation import SANITY_EPS, sanity_checks, untrusted_reason
-from models.report.attacks import attack_all, blackbox_pairs, cells_from_correctness, tolerance_for
+from models.report.attacks import (
+    Progress,
+    attack_all,
+    blackbox_pairs,
+    cells_from_correctness,
+    tolerance_for,
+)
 from models.report.robustness import threat_model
 from models.report.summary import first_lines, headline_eps
 
@@ -28,13 +34,17 @@ def accuracy_under_attack(
     attacks: Sequence[Attack] | str,
     time_budget_s: float = math.inf,
     seed: int = 0,
+    on_progress: Progress | None = None,
 ) -> dict[str, Any]:
-    """One deployed model's accuracy under the suite on labelled images (an evaluation job)."""
+    """One deployed model's accuracy under the suite on labelled images (an evaluation job);
+    progress in :func:`evaluation_units`."""
     grid = sorted({0.0, *eps_grid, SANITY_EPS})
     suite, skipped = runnable(parse_attacks(attacks), n_way)
     correct_by, ran, over_budget = attack_all(
-        [({"model": model}, x, y)], suite, grid, seed, time_budget_s
+        [({"model": model}, x, y)], suite, grid, seed, time_budget_s, on_progress
     )
+    if on_progress is not None:
+        on_progress(len(suite), "writing the result")
     by_key = correct_by["model"]
     cells = [c for c in cells_from_correctness(by_key) if c.attack != "white-box"]
     checks = sanity_checks(
@@ -61,3 +71,8 @@ def accuracy_under_attack(
         "cells": [c.to_json() for c in cells],
         "checks": [dataclasses.asdict(c) for c in checks],
     }
+
+
+def evaluation_units(attacks: Sequence[Attack] | str, n_way: int) -> int:
+    """Progress units of :func:`accuracy_under_attack`: one per attack that can run."""
+    return max(len(runnable(parse_attacks(attacks), n_way)[0]), 1)

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import torch
@@ -27,12 +27,14 @@ from models.core import AdaptConfig, BackboneConfig, HeadInit, Params
 from models.evaluation import SANITY_EPS, Cell, Check, sanity_checks, untrusted_reason
 from models.meta import adapt_and_deploy
 from models.report.attacks import (
+    VARIANT_WORDS,
     Correctness,
     Deployed,
     Progress,
     attack_all,
     blackbox_pairs,
     cells_from_correctness,
+    fold_words,
     tolerance_for,
 )
 from models.report.summary import first_lines, headline_eps
@@ -148,12 +150,13 @@ def robustness_report(
     deployed = _adapt_folds(
         config, backbone, splits, n_way, adapt_config, head_init, seed, on_progress
     )
-    done = sum(len(models) for models, _, _ in deployed)
+    adapted = sum(len(models) for models, _, _ in deployed)
+    done = adapted * adaptation_units(adapt_config)
     correct_by, ran, over_budget = attack_all(
         deployed, suite, grid, seed, time_budget_s, on_progress, done
     )
     if on_progress is not None:
-        on_progress(done + len(suite), "writing the report")
+        on_progress(done + adapted * len(suite), "writing the report")
     cells, checks = _cells_and_checks(correct_by, ran, n_way)
     served = "robust" if adapt_config.adversarial else "clean_only"
     untrusted = untrusted_reason(cells[served], checks, n_way)  # what the model serves
@@ -215,11 +218,9 @@ def _adapt_folds(
     for fold, (x_fit, y_fit, x_held, y_held) in enumerate(splits):
         models = {}
         for name, variant in variants.items():
-            if on_progress is not None:
-                on_progress(
-                    done, f"measuring robustness: adapting fold {fold + 1} of {len(splits)}"
-                )
-            done += 1
+            where = f"the {VARIANT_WORDS[name]} variant{fold_words(fold, len(splits))}"
+            on_step = _adapting(on_progress, done, where)
+            on_step(0, adapt_config.steps)
             torch.manual_seed(seed + fold)
             models[name] = adapt_and_deploy(
                 config,
@@ -229,9 +230,28 @@ def _adapt_folds(
                 n_way=n_way,
                 adapt_config=variant,
                 head_init=head_init,
+                on_step=on_step,
             )
+            done += adaptation_units(adapt_config)
         deployed.append((models, x_held, y_held))
     return deployed
+
+
+def _adapting(on_progress: Progress | None, done: int, where: str) -> Callable[..., None]:
+    """An adaptation's step callback that reports its steps as the report's progress units."""
+
+    def on_step(step: int, steps: int, *_: object) -> None:
+        if on_progress is not None:
+            on_progress(
+                done + step, f"measuring robustness: adapting {where}, step {step} of {steps}"
+            )
+
+    return on_step
+
+
+def adaptation_units(adapt_config: AdaptConfig) -> int:
+    """Progress units of one adaptation of the report: one per step (one when it has none)."""
+    return max(adapt_config.steps, 1)
 
 
 def _cells_and_checks(
@@ -255,13 +275,19 @@ def _cells_and_checks(
 
 
 def report_units(
-    y_support: Tensor, n_way: int, has_validation: bool, attacks: Sequence[Attack] | str
+    y_support: Tensor,
+    n_way: int,
+    has_validation: bool,
+    attacks: Sequence[Attack] | str,
+    adapt_config: AdaptConfig,
 ) -> int:
-    """Progress units of :func:`robustness_report`: its adaptations, then its attacks."""
+    """Progress units of :func:`robustness_report`: its adaptations' steps, then one per attack
+    on each adapted model (each fold's robust and clean-only variants)."""
     adaptations = 2 * (1 if has_validation else len(folds_of(y_support, n_way)))
     if adaptations == 0:
         return 0
-    return adaptations + len(runnable(parse_attacks(attacks), n_way)[0])
+    attack_runs = adaptations * len(runnable(parse_attacks(attacks), n_way)[0])
+    return adaptations * adaptation_units(adapt_config) + attack_runs
 
 
 def _measured_settings(adapt_config: AdaptConfig) -> str:

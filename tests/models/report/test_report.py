@@ -89,3 +89,26 @@ def test_a_report_at_chance_or_with_a_failed_check_is_not_summarised():
     assert "sanity checks failed (chance_at_large_eps)" in untrusted_reason(learned, failed, 4)
     # the tiny model on 12 examples: 42% ± 28% at 4-way is not clearly above chance
     assert "not clearly above chance" in _report(attacks="fgsm,pgd-3")["untrusted_reason"]
+
+
+def test_progress_goes_step_by_step_through_the_adaptations_and_every_attack_run():
+    from models.report import report_units
+
+    calls: list[tuple[int, str]] = []
+    _report(attacks="fgsm,pgd-3", on_progress=lambda done, phase: calls.append((done, phase)))
+    task = synthetic_task(4, 3, 0, seed=2)
+    total = report_units(task.y_support, 4, False, "fgsm,pgd-3", AdaptConfig(steps=3, eps=0.1))
+    assert total == 3 * 2 * 3 + 3 * 2 * 2  # 3 folds x 2 variants: 3 steps each, then 2 attacks
+    done = [d for d, _ in calls]
+    assert done == sorted(done) and done[-1] == total and calls[-1][1] == "writing the report"
+    phases = [phase for _, phase in calls]
+    assert "measuring robustness: adapting the robust variant, fold 1 of 3, step 2 of 3" in phases
+    assert "measuring robustness: adapting the clean-only variant, fold 3 of 3, step 3 of 3" in (
+        phases
+    )
+    attacking = [p for p in phases if "(attack " in p]
+    assert len(attacking) == 2 * 3 * 2  # each attack on each adapted model
+    assert attacking[-1] == (
+        "measuring robustness: pgd-3 (attack 2 of 2) on the clean-only variant, fold 3 of 3"
+    )
+    assert len(set(done)) >= total - 1  # no stretch without a step
