@@ -34,7 +34,7 @@ def handle_evaluate(
     settings = EvaluateJob.from_json(job.settings)
     x, y = tensors_of(labelled, ctx.device)
     n_way = len(info["classes"])
-    total = evaluation_units(settings.attacks, n_way)
+    total = evaluation_units(settings.attacks, n_way, len(y), settings.eps_grid)
     evaluation = accuracy_under_attack(
         model,
         x,

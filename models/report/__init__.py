@@ -2,6 +2,7 @@
 one deployed model's accuracy under attack on labelled images (an evaluation job)."""
 
 from models.report.attacks import every_eps
+from models.report.cost import adaptation_step_cost
 from models.report.labelled import accuracy_under_attack, evaluation_units
 from models.report.robustness import (
     folds_of,
@@ -14,6 +15,7 @@ from models.report.unavailable import unfinished_report
 
 __all__ = [
     "accuracy_under_attack",
+    "adaptation_step_cost",
     "evaluation_units",
     "every_eps",
     "first_lines",

@@ -16,6 +16,7 @@ from torch import Tensor
 from models.attacks import Attack, correct, suite_correctness
 from models.core import FewShotNet, wilson_interval
 from models.evaluation import TOLERANCE, Cell
+from models.report.cost import attack_run_units
 
 # (units done, what runs now in words), before each unit (an adaptation step, an attack on one
 # adapted model) and once at the end; it may raise to cancel.
@@ -53,9 +54,11 @@ def attack_all(
     time_budget_s: float,
     on_progress: Progress | None = None,
     units_done: int = 0,
+    n_way: int = 2,
 ) -> tuple[Correctness, list[Attack], dict[str, str]]:
     """Every attack over every fold, variant and eps, in order, while the budget lasts (the
-    first attack always runs); per-example correctness, the attacks run, the ones skipped."""
+    first attack always runs); per-example correctness, the attacks run, the ones skipped.
+    Progress: from ``units_done``, :func:`attack_run_units` per attack on one model."""
     started = time.monotonic()
     by_variant: Correctness = {}
     clean = {}
@@ -67,23 +70,22 @@ def attack_all(
             )
     ran: list[Attack] = []
     skipped: dict[str, str] = {}
-    runs = sum(len(models) for models, _, _ in deployed)  # adapted models, each attacked
+    done = units_done
     for number, attack in enumerate(attacks, 1):
         if ran and time.monotonic() - started > time_budget_s:
             skipped[attack.name] = f"time budget of {time_budget_s:g} s spent"
             continue
         ran.append(attack)
-        run = 0
         for fold, (models, x, y) in enumerate(deployed):
             for name, model in models.items():
                 if on_progress is not None:
                     on_progress(
-                        units_done + (number - 1) * runs + run,
+                        done,
                         f"measuring robustness: {attack.name} (attack {number} of {len(attacks)}) "
                         f"on the {VARIANT_WORDS.get(name, name)} variant"
                         f"{fold_words(fold, len(deployed))}",
                     )
-                run += 1
+                done += attack_run_units(attack, len(y), grid, n_way)
                 generator = torch.Generator().manual_seed(seed + fold)
                 per_eps = every_eps(model, x, y, attack, grid, generator, clean[(fold, name)])
                 for eps, outcome in zip(grid, per_eps, strict=True):

@@ -20,6 +20,7 @@ from models.report.attacks import (
     cells_from_correctness,
     tolerance_for,
 )
+from models.report.cost import attack_run_units
 from models.report.robustness import threat_model
 from models.report.summary import first_lines, headline_eps
 
@@ -41,10 +42,10 @@ def accuracy_under_attack(
     grid = sorted({0.0, *eps_grid, SANITY_EPS})
     suite, skipped = runnable(parse_attacks(attacks), n_way)
     correct_by, ran, over_budget = attack_all(
-        [({"model": model}, x, y)], suite, grid, seed, time_budget_s, on_progress
+        [({"model": model}, x, y)], suite, grid, seed, time_budget_s, on_progress, 0, n_way
     )
     if on_progress is not None:
-        on_progress(len(suite), "writing the result")
+        on_progress(evaluation_units(attacks, n_way, len(y), eps_grid), "writing the result")
     by_key = correct_by["model"]
     cells = [c for c in cells_from_correctness(by_key) if c.attack != "white-box"]
     checks = sanity_checks(
@@ -73,6 +74,10 @@ def accuracy_under_attack(
     }
 
 
-def evaluation_units(attacks: Sequence[Attack] | str, n_way: int) -> int:
-    """Progress units of :func:`accuracy_under_attack`: one per attack that can run."""
-    return max(len(runnable(parse_attacks(attacks), n_way)[0]), 1)
+def evaluation_units(
+    attacks: Sequence[Attack] | str, n_way: int, examples: int, eps_grid: Sequence[float]
+) -> int:
+    """Progress units of :func:`accuracy_under_attack` (:mod:`models.report.cost`)."""
+    grid = sorted({0.0, *eps_grid, SANITY_EPS})
+    suite = runnable(parse_attacks(attacks), n_way)[0]
+    return max(sum(attack_run_units(a, examples, grid, n_way) for a in suite), 1)

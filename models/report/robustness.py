@@ -37,6 +37,7 @@ from models.report.attacks import (
     fold_words,
     tolerance_for,
 )
+from models.report.cost import adaptation_step_cost, adaptation_units, split_units, variants
 from models.report.summary import first_lines, headline_eps
 from models.report.unavailable import unavailable
 
@@ -150,13 +151,13 @@ def robustness_report(
     deployed = _adapt_folds(
         config, backbone, splits, n_way, adapt_config, head_init, seed, on_progress
     )
-    adapted = sum(len(models) for models, _, _ in deployed)
-    done = adapted * adaptation_units(adapt_config)
+    sizes = [(len(split[1]), len(split[3])) for split in splits]
+    done = split_units(sizes, [], grid, n_way, adapt_config)  # the adaptations'
     correct_by, ran, over_budget = attack_all(
-        deployed, suite, grid, seed, time_budget_s, on_progress, done
+        deployed, suite, grid, seed, time_budget_s, on_progress, done, n_way
     )
     if on_progress is not None:
-        on_progress(done + adapted * len(suite), "writing the report")
+        on_progress(split_units(sizes, suite, grid, n_way, adapt_config), "writing the report")
     cells, checks = _cells_and_checks(correct_by, ran, n_way)
     served = "robust" if adapt_config.adversarial else "clean_only"
     untrusted = untrusted_reason(cells[served], checks, n_way)  # what the model serves
@@ -209,17 +210,14 @@ def _adapt_folds(
     on_progress: Progress | None,
 ) -> Deployed:
     """Each fold's robust and clean-only adaptations, deployed, with its held-out examples."""
-    variants = {
-        "robust": dataclasses.replace(adapt_config, adversarial=True),
-        "clean_only": dataclasses.replace(adapt_config, adversarial=False),
-    }
     deployed: Deployed = []
     done = 0
     for fold, (x_fit, y_fit, x_held, y_held) in enumerate(splits):
         models = {}
-        for name, variant in variants.items():
+        for name, variant in variants(adapt_config).items():
             where = f"the {VARIANT_WORDS[name]} variant{fold_words(fold, len(splits))}"
-            on_step = _adapting(on_progress, done, where)
+            each = adaptation_step_cost(len(y_fit), variant)
+            on_step = _adapting(on_progress, done, each, where)
             on_step(0, adapt_config.steps)
             torch.manual_seed(seed + fold)
             models[name] = adapt_and_deploy(
@@ -232,26 +230,22 @@ def _adapt_folds(
                 head_init=head_init,
                 on_step=on_step,
             )
-            done += adaptation_units(adapt_config)
+            done += adaptation_units(len(y_fit), variant)
         deployed.append((models, x_held, y_held))
     return deployed
 
 
-def _adapting(on_progress: Progress | None, done: int, where: str) -> Callable[..., None]:
-    """An adaptation's step callback that reports its steps as the report's progress units."""
+def _adapting(
+    on_progress: Progress | None, done: int, each: int, where: str
+) -> Callable[..., None]:
+    """An adaptation's step callback: its steps (``each`` units) as the report's progress."""
 
     def on_step(step: int, steps: int, *_: object) -> None:
         if on_progress is not None:
-            on_progress(
-                done + step, f"measuring robustness: adapting {where}, step {step} of {steps}"
-            )
+            phase = f"measuring robustness: adapting {where}, step {step} of {steps}"
+            on_progress(done + step * each, phase)
 
     return on_step
-
-
-def adaptation_units(adapt_config: AdaptConfig) -> int:
-    """Progress units of one adaptation of the report: one per step (one when it has none)."""
-    return max(adapt_config.steps, 1)
 
 
 def _cells_and_checks(
@@ -277,17 +271,20 @@ def _cells_and_checks(
 def report_units(
     y_support: Tensor,
     n_way: int,
-    has_validation: bool,
+    validation: int,
     attacks: Sequence[Attack] | str,
     adapt_config: AdaptConfig,
+    eps_grid: Sequence[float],
 ) -> int:
-    """Progress units of :func:`robustness_report`: its adaptations' steps, then one per attack
-    on each adapted model (each fold's robust and clean-only variants)."""
-    adaptations = 2 * (1 if has_validation else len(folds_of(y_support, n_way)))
-    if adaptations == 0:
-        return 0
-    attack_runs = adaptations * len(runnable(parse_attacks(attacks), n_way)[0])
-    return adaptations * adaptation_units(adapt_config) + attack_runs
+    """Progress units of :func:`robustness_report` (:mod:`models.report.cost`) with
+    ``validation`` validation images (0: folds over the support set)."""
+    if validation:
+        sizes = [(len(y_support), validation)]
+    else:
+        sizes = [(int((~m).sum()), int(m.sum())) for m in folds_of(y_support, n_way)]
+    suite = runnable(parse_attacks(attacks), n_way)[0]
+    grid = sorted({0.0, *eps_grid, SANITY_EPS})
+    return split_units(sizes, suite, grid, n_way, adapt_config) if sizes else 0
 
 
 def _measured_settings(adapt_config: AdaptConfig) -> str:
