@@ -1,6 +1,8 @@
 """What a job's progress object says beyond its step count: what it does now (``phase``), how
 many queued jobs start before it (``queue_position``), and about how long until it is done
-(``seconds_left``, from the median run time of recent jobs of its kind; None when unknown)."""
+(``seconds_left``; None when unknown). A running job's estimate comes from the median run time
+of recent jobs of its kind while it is within it; otherwise (the service's first jobs, or a job
+longer than most) from its own pace: the seconds its steps so far took, for the steps left."""
 
 from __future__ import annotations
 
@@ -32,9 +34,8 @@ def progress_view(job: JobRecord, services: Services) -> dict[str, Any]:
     typical = typical_seconds(services.client, services.keys, job.kind.value)
     if job.state == JobState.RUNNING:
         view["phase"] = job.phase or "running"
-        if typical is not None and job.started:
-            left = typical - (time.time() - job.started)
-            view["seconds_left"] = _coarse(left) if left > 0 else None
+        left = _running_left(job, typical)
+        view["seconds_left"] = None if left is None else _coarse(left)
         return view
     ahead = services.queue.jobs_ahead(job.id, job.tenant)
     view["queue_position"] = 0 if ahead is None else ahead
@@ -48,3 +49,16 @@ def progress_view(job: JobRecord, services: Services) -> dict[str, Any]:
         # the jobs ahead and this one, spread over the live workers (a rough figure)
         view["seconds_left"] = _coarse(typical * (view["queue_position"] // workers + 1))
     return view
+
+
+def _running_left(job: JobRecord, typical: float | None) -> float | None:
+    """Seconds a running job has left: the typical run time less its time so far while that is
+    positive, else its own pace once it has made a step (steps differ in cost: a rough figure)."""
+    if not job.started:
+        return None
+    elapsed = max(time.time() - job.started, 0.0)
+    if typical is not None and typical > elapsed:
+        return typical - elapsed
+    if job.step > 0 and job.total > job.step:
+        return elapsed / job.step * (job.total - job.step)
+    return None

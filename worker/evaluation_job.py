@@ -6,7 +6,7 @@ from __future__ import annotations
 from functools import partial
 
 from common.job_record import JobRecord
-from models.report import accuracy_under_attack
+from models.report import accuracy_under_attack, evaluation_units
 from models.service import EvaluateJob, load_adapted
 from worker.handlers import (
     HandlerContext,
@@ -33,17 +33,18 @@ def handle_evaluate(
     model, info = load_adapted(weights, ctx.device)
     settings = EvaluateJob.from_json(job.settings)
     x, y = tensors_of(labelled, ctx.device)
-    progress(0, 1, "measuring robustness")
+    n_way = len(info["classes"])
+    total = evaluation_units(settings.attacks, n_way, len(y), settings.eps_grid)
     evaluation = accuracy_under_attack(
         model,
         x,
         y,
-        n_way=len(info["classes"]),
+        n_way=n_way,
         eps_grid=settings.eps_grid,
         attacks=settings.attacks,
         time_budget_s=settings.time_budget_s,
+        on_progress=lambda done, phase: progress(done, total, phase),
     )
-    progress(1, 1, "writing the result")
     result = {
         "model_id": job.model_id,
         "source": "labelled images sent with this evaluation",

@@ -32,7 +32,13 @@ from models.attacks import parse_attacks
 from models.core import ConfigError
 from models.data import DataError
 from models.meta import adapt_and_deploy
-from models.report import report_summary, report_units, robustness_report, unavailable_report
+from models.report import (
+    adaptation_step_cost,
+    report_summary,
+    report_units,
+    robustness_report,
+    unavailable_report,
+)
 from models.service import (
     AdaptJob,
     ArtifactError,
@@ -128,11 +134,14 @@ def handle_adapt(
     base = ctx.base_model(job.tenant, job.base_model)
     settings = AdaptJob.from_json(job.settings)
     published = publish_model is not None and _published(ctx, job)
-    steps = 0 if published else settings.adapt_config.steps
+    # progress in image-passes (models.report.cost): a step of this adaptation is ``each``
+    each = adaptation_step_cost(len(support.labels), settings.adapt_config)
+    steps = 0 if published else settings.adapt_config.steps * each
     total = steps + _report_units(settings, support, validation)
     weights = None  # the blob of its weights, stored before any record names it
     if not published:
-        adapted = _adapt(ctx, job, base, settings, support, partial(_of, progress, 0, total))
+        on_step = partial(_of, progress, 0, total, each=each)
+        adapted = _adapt(ctx, job, base, settings, support, on_step)
         weights = ctx.models.put_weights(job.model_id or "", adapted)
     if publish_model is not None and weights is not None:
         pending = _pending_report(settings, job.id)
@@ -142,9 +151,9 @@ def handle_adapt(
     return Publish(model_writes=_model_writes(ctx, job.model_id or "", weights, report))
 
 
-def _of(progress: Progress, offset: int, total: int, done: int, phase: str) -> None:
-    """Report ``done`` steps of one part of a job that starts at step ``offset``."""
-    progress(offset + done, total, phase)
+def _of(progress: Progress, offset: int, total: int, done: int, phase: str, each: int = 1) -> None:
+    """Report ``done`` steps (of ``each`` units) of a part of a job that starts at ``offset``."""
+    progress(offset + done * each, total, phase)
 
 
 def _published(ctx: HandlerContext, job: JobRecord) -> bool:
@@ -158,8 +167,15 @@ def _report_units(
     """Progress steps of the job's report (none for report=none)."""
     if settings.report == "none":
         return 0
-    n_way, has_validation = len(support.classes), validation is not None
-    return report_units(support.labels, n_way, has_validation, settings.attacks)
+    held = 0 if validation is None else len(validation.labels)
+    return report_units(
+        support.labels,
+        len(support.classes),
+        held,
+        settings.attacks,
+        settings.adapt_config,
+        settings.eps_grid,
+    )
 
 
 def _adapt(

@@ -1,7 +1,7 @@
 // Base models: the picker (what each knows) and the tenant's own, meta-trained from an archive.
 "use strict";
 
-import { $, api, element, guarded, say, state } from "./core.js";
+import { $, api, element, fillRows, guarded, say, state } from "./core.js";
 import { renderClasses } from "./classes.js";
 import { describe, followJob } from "./jobs.js";
 
@@ -42,7 +42,7 @@ export async function loadSetup() {
 }
 
 function renderOwnBases(own) {
-  $("#own-bases tbody").replaceChildren(...own.map((base) => {
+  fillRows($("#own-bases tbody"), "No base models of your own yet.", own.map((base) => {
     const metrics = base.metrics || {};
     const worstKey = Object.keys(metrics).find((key) => key.startsWith("test_worst@"));
     const figures = worstKey ? `${(100 * metrics.test_clean).toFixed(0)}% / ${(100 * metrics[worstKey]).toFixed(0)}% at eps ${Number(worstKey.split("@")[1]).toFixed(3)}` : "";
@@ -56,9 +56,9 @@ function renderOwnBases(own) {
       await loadSetup();
     }, "#own-base-error"));
     return element("tr", {}, [
-      element("td", { text: base.name }), element("td", { text: `${base.state}${progress}` }),
-      element("td", { text: base.domain ? base.domain.description : (base.settings || {}).description || "" }),
-      element("td", { text: figures }), element("td", {}, [remove]),
+      element("td", { text: base.name, "data-label": "name" }), element("td", { text: `${base.state}${progress}`, "data-label": "state" }),
+      element("td", { text: base.domain ? base.domain.description : (base.settings || {}).description || "", "data-label": "knows" }),
+      element("td", { text: figures, "data-label": "test accuracy" }), element("td", {}, [remove]),
     ]);
   }));
 }

@@ -71,6 +71,19 @@ export function renderClasses(focusKey) {
   });
   const target = focusKey === "add-class" ? $("#add-class") : focusKey && holder.querySelector(`[data-focus="${focusKey}"]`);
   if (target) target.focus();
+  warnAboutReport();
+}
+
+// Before Start: a report (full or quick) measures on held-out images; with one image in some
+// class and no validation images there are none, and the job would end with no estimate.
+export function warnAboutReport() {
+  const filled = state.classes.filter((cls) => cls.files.length > 0);
+  const oneShot = filled.some((cls) => cls.files.length === 1);
+  const validation = state.classes.some((cls) => cls.valFiles.length > 0);
+  const level = $("#report-level").value;
+  $("#report-warning").textContent = oneShot && !validation && level !== "none"
+    ? `A class has one image and there are no validation images: this job gets no robustness estimate (the ${level} report measures on held-out images). Add validation images (or a second image to every class), or choose report none.`
+    : "";
 }
 
 // What the base model sees of a file: centre square, its size, grayscale for a 1-channel model.

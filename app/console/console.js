@@ -2,7 +2,7 @@
 "use strict";
 
 import { $, ApiFailure, api, guarded, say, state, wireZone } from "./core.js";
-import { addClass, checkClasses, markProblems } from "./classes.js";
+import { addClass, checkClasses, markProblems, warnAboutReport } from "./classes.js";
 import { cancelJob, describe, followJob } from "./jobs.js";
 import { createOwnBase, loadSetup, showKnows } from "./base_models.js";
 import { openModel, predict, refreshModels, showReport } from "./models.js";
@@ -101,6 +101,7 @@ document.addEventListener("DOMContentLoaded", () => {
   });
   $("#add-class").addEventListener("click", addClass);
   $("#base-model").addEventListener("change", showKnows);
+  $("#report-level").addEventListener("change", warnAboutReport);
   $("#own-base-form").addEventListener("submit", (event) => guarded(createOwnBase, "#own-base-error")(event));
   $("#submit").addEventListener("click", guarded(submitAdaptation, "#submit-error"));
   $("#cancel").addEventListener("click", guarded(cancelRunning, "#submit-error"));

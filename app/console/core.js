@@ -47,6 +47,19 @@ export function element(tag, attributes = {}, children = []) {
   return made;
 }
 
+// A table body's rows, or one row that says there are none yet (not bare headers).
+export function fillRows(body, emptyText, rows) {
+  const columns = body.closest("table").querySelectorAll("thead th").length || 1;
+  const none = element("tr", { class: "empty" }, [element("td", { colspan: columns, text: emptyText })]);
+  body.replaceChildren(...(rows.length ? rows : [none]));
+}
+
+// More rows in a table body that may still say "none yet".
+export function appendRows(body, rows) {
+  for (const row of body.querySelectorAll("tr.empty")) row.remove();
+  body.append(...rows);
+}
+
 // Human words first (the API's message, capitalised), its code after, for bug reports.
 export function words(error) {
   if (error instanceof ApiFailure) {

@@ -3,7 +3,8 @@ how episodes' accuracies gather into such figures."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
+from typing import Any
 
 from models.core import mean_ci95
 
@@ -13,10 +14,17 @@ class Cell:
     attack: str  # "clean", an attack's name ("pgd-20", "apgd-t-100", ...), "worst"
     eps: float
     mean: float  # accuracy: mean over episodes, or over examples in a report
-    ci95: float  # half-width of the 95% confidence interval of the mean
+    # one form of 95% interval per cell: episode means carry ``ci95`` (the half-width of
+    # mean ± ci95); a report's per-image accuracies carry Wilson bounds ``low`` and ``high``
+    # (asymmetric, inside [0, 1] at small n) and no ``ci95``
+    ci95: float | None
     n: int  # episodes (episode evaluation) or examples (robustness report) behind the mean
-    low: float | None = None  # a report's Wilson 95% interval (per-image accuracies); None for
-    high: float | None = None  # episode means, whose interval is mean ± ci95
+    low: float | None = None
+    high: float | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        """The cell as a report states it: its one form of interval, no null fields."""
+        return {name: value for name, value in asdict(self).items() if value is not None}
 
 
 @dataclass

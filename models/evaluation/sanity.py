@@ -126,8 +126,11 @@ def untrusted_reason(
             "they should on this model, so its robustness figures cannot be trusted"
         )
     clean = next(c for c in robust if c.attack == "clean")
-    spread = 0.0 if math.isnan(clean.ci95) else clean.ci95
-    low = clean.mean - spread if clean.low is None else clean.low
+    if clean.low is not None:
+        low = clean.low
+    else:
+        spread = 0.0 if clean.ci95 is None or math.isnan(clean.ci95) else clean.ci95
+        low = clean.mean - spread
     if low <= 1 / n_way:
         return (
             f"clean accuracy on held-out examples is {clean.mean:.0%} (95% interval from "

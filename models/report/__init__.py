@@ -2,7 +2,8 @@
 one deployed model's accuracy under attack on labelled images (an evaluation job)."""
 
 from models.report.attacks import every_eps
-from models.report.labelled import accuracy_under_attack
+from models.report.cost import adaptation_step_cost
+from models.report.labelled import accuracy_under_attack, evaluation_units
 from models.report.robustness import (
     folds_of,
     report_units,
@@ -15,6 +16,8 @@ from models.report.words import plural
 
 __all__ = [
     "accuracy_under_attack",
+    "adaptation_step_cost",
+    "evaluation_units",
     "every_eps",
     "first_lines",
     "folds_of",

@@ -16,24 +16,33 @@ from torch import Tensor
 from models.attacks import Attack, correct, suite_correctness
 from models.core import FewShotNet, wilson_interval
 from models.evaluation import TOLERANCE, Cell
+from models.report.cost import attack_run_units
 
-# (units done, what runs now in words), before each unit (an adaptation, an attack over every
-# fold) and once at the end; it may raise to cancel.
+# (units done, what runs now in words), before each unit (an adaptation step, an attack on one
+# adapted model) and once at the end; it may raise to cancel.
 # Units: see :func:`models.report.robustness.report_units`.
 Progress = Callable[[int, str], None]
+VARIANT_WORDS = {"robust": "robust", "clean_only": "clean-only", "model": "served"}
+
+
+def fold_words(fold: int, folds: int) -> str:
+    """ ", fold 2 of 5" when there are folds to tell apart; nothing for one held-out set."""
+    return f", fold {fold + 1} of {folds}" if folds > 1 else ""
+
+
 Deployed = list[tuple[dict[str, FewShotNet], Tensor, Tensor]]  # per fold: models, x, y held out
 Correctness = dict[str, dict[tuple[str, float], list[Tensor]]]  # variant -> (attack, eps) -> folds
 
 
 def cells_from_correctness(correct: dict[tuple[str, float], list[Tensor]]) -> list[Cell]:
-    """Per-image accuracy cells with their Wilson 95% interval (``low``, ``high``; ``ci95`` is
-    its half-width, for readers of the symmetric form)."""
+    """Per-image accuracy cells with their Wilson 95% interval (``low``, ``high``; no ``ci95``:
+    a symmetric half-width would read past 0% or 100% at small n)."""
     cells = []
     for (attack, eps), parts in sorted(correct.items(), key=lambda kv: (kv[0][1], kv[0][0])):
         outcome = torch.cat(parts)
         n, successes = len(outcome), int(outcome.sum())
         low, high = wilson_interval(successes, n)
-        cells.append(Cell(attack, eps, successes / n, (high - low) / 2, n, low, high))
+        cells.append(Cell(attack, eps, successes / n, None, n, low, high))
     return cells
 
 
@@ -45,9 +54,11 @@ def attack_all(
     time_budget_s: float,
     on_progress: Progress | None = None,
     units_done: int = 0,
+    n_way: int = 2,
 ) -> tuple[Correctness, list[Attack], dict[str, str]]:
     """Every attack over every fold, variant and eps, in order, while the budget lasts (the
-    first attack always runs); per-example correctness, the attacks run, the ones skipped."""
+    first attack always runs); per-example correctness, the attacks run, the ones skipped.
+    Progress: from ``units_done``, :func:`attack_run_units` per attack on one model."""
     started = time.monotonic()
     by_variant: Correctness = {}
     clean = {}
@@ -59,16 +70,22 @@ def attack_all(
             )
     ran: list[Attack] = []
     skipped: dict[str, str] = {}
+    done = units_done
     for number, attack in enumerate(attacks, 1):
         if ran and time.monotonic() - started > time_budget_s:
             skipped[attack.name] = f"time budget of {time_budget_s:g} s spent"
             continue
-        if on_progress is not None:
-            phase = f"measuring robustness: attack {number} of {len(attacks)} ({attack.name})"
-            on_progress(units_done + number - 1, phase)
         ran.append(attack)
         for fold, (models, x, y) in enumerate(deployed):
             for name, model in models.items():
+                if on_progress is not None:
+                    on_progress(
+                        done,
+                        f"measuring robustness: {attack.name} (attack {number} of {len(attacks)}) "
+                        f"on the {VARIANT_WORDS.get(name, name)} variant"
+                        f"{fold_words(fold, len(deployed))}",
+                    )
+                done += attack_run_units(attack, len(y), grid, n_way)
                 generator = torch.Generator().manual_seed(seed + fold)
                 per_eps = every_eps(model, x, y, attack, grid, generator, clean[(fold, name)])
                 for eps, outcome in zip(grid, per_eps, strict=True):

@@ -13,7 +13,14 @@ from torch import Tensor
 from models.attacks import Attack, parse_attacks, runnable
 from models.core import FewShotNet
 from models.evaluation import SANITY_EPS, sanity_checks, untrusted_reason
-from models.report.attacks import attack_all, blackbox_pairs, cells_from_correctness, tolerance_for
+from models.report.attacks import (
+    Progress,
+    attack_all,
+    blackbox_pairs,
+    cells_from_correctness,
+    tolerance_for,
+)
+from models.report.cost import attack_run_units
 from models.report.robustness import threat_model
 from models.report.summary import first_lines, headline_eps
 from models.report.words import plural
@@ -29,13 +36,17 @@ def accuracy_under_attack(
     attacks: Sequence[Attack] | str,
     time_budget_s: float = math.inf,
     seed: int = 0,
+    on_progress: Progress | None = None,
 ) -> dict[str, Any]:
-    """One deployed model's accuracy under the suite on labelled images (an evaluation job)."""
+    """One deployed model's accuracy under the suite on labelled images (an evaluation job);
+    progress in :func:`evaluation_units`."""
     grid = sorted({0.0, *eps_grid, SANITY_EPS})
     suite, skipped = runnable(parse_attacks(attacks), n_way)
     correct_by, ran, over_budget = attack_all(
-        [({"model": model}, x, y)], suite, grid, seed, time_budget_s
+        [({"model": model}, x, y)], suite, grid, seed, time_budget_s, on_progress, 0, n_way
     )
+    if on_progress is not None:
+        on_progress(evaluation_units(attacks, n_way, len(y), eps_grid), "writing the result")
     by_key = correct_by["model"]
     cells = [c for c in cells_from_correctness(by_key) if c.attack != "white-box"]
     checks = sanity_checks(
@@ -59,6 +70,15 @@ def accuracy_under_attack(
         "threat_model": threat_model(eps_grid, ran),
         "attacks_skipped": {**skipped, **over_budget},
         "examples": len(y),
-        "cells": [dataclasses.asdict(c) for c in cells],
+        "cells": [c.to_json() for c in cells],
         "checks": [dataclasses.asdict(c) for c in checks],
     }
+
+
+def evaluation_units(
+    attacks: Sequence[Attack] | str, n_way: int, examples: int, eps_grid: Sequence[float]
+) -> int:
+    """Progress units of :func:`accuracy_under_attack` (:mod:`models.report.cost`)."""
+    grid = sorted({0.0, *eps_grid, SANITY_EPS})
+    suite = runnable(parse_attacks(attacks), n_way)[0]
+    return max(sum(attack_run_units(a, examples, grid, n_way) for a in suite), 1)

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import torch
@@ -27,14 +27,17 @@ from models.core import AdaptConfig, BackboneConfig, HeadInit, Params
 from models.evaluation import SANITY_EPS, Cell, Check, sanity_checks, untrusted_reason
 from models.meta import adapt_and_deploy
 from models.report.attacks import (
+    VARIANT_WORDS,
     Correctness,
     Deployed,
     Progress,
     attack_all,
     blackbox_pairs,
     cells_from_correctness,
+    fold_words,
     tolerance_for,
 )
+from models.report.cost import adaptation_step_cost, adaptation_units, split_units, variants
 from models.report.summary import first_lines, headline_eps
 from models.report.unavailable import unavailable
 from models.report.words import plural
@@ -149,12 +152,13 @@ def robustness_report(
     deployed = _adapt_folds(
         config, backbone, splits, n_way, adapt_config, head_init, seed, on_progress
     )
-    done = sum(len(models) for models, _, _ in deployed)
+    sizes = [(len(split[1]), len(split[3])) for split in splits]
+    done = split_units(sizes, [], grid, n_way, adapt_config)  # the adaptations'
     correct_by, ran, over_budget = attack_all(
-        deployed, suite, grid, seed, time_budget_s, on_progress, done
+        deployed, suite, grid, seed, time_budget_s, on_progress, done, n_way
     )
     if on_progress is not None:
-        on_progress(done + len(suite), "writing the report")
+        on_progress(split_units(sizes, suite, grid, n_way, adapt_config), "writing the report")
     cells, checks = _cells_and_checks(correct_by, ran, n_way)
     served = "robust" if adapt_config.adversarial else "clean_only"
     untrusted = untrusted_reason(cells[served], checks, n_way)  # what the model serves
@@ -189,8 +193,8 @@ def _variants_section(
     and the sanity checks, as the report states them."""
     worst = {name: {c.eps: c.mean for c in cs if c.attack == "worst"} for name, cs in cells.items()}
     return {
-        "robust": [dataclasses.asdict(c) for c in cells["robust"]],
-        "clean_only": [dataclasses.asdict(c) for c in cells["clean_only"]],
+        "robust": [c.to_json() for c in cells["robust"]],
+        "clean_only": [c.to_json() for c in cells["clean_only"]],
         "gain": {f"{eps:g}": worst["robust"][eps] - worst["clean_only"][eps] for eps in grid},
         "checks": {name: [dataclasses.asdict(c) for c in found] for name, found in checks.items()},
     }
@@ -207,20 +211,15 @@ def _adapt_folds(
     on_progress: Progress | None,
 ) -> Deployed:
     """Each fold's robust and clean-only adaptations, deployed, with its held-out examples."""
-    variants = {
-        "robust": dataclasses.replace(adapt_config, adversarial=True),
-        "clean_only": dataclasses.replace(adapt_config, adversarial=False),
-    }
     deployed: Deployed = []
     done = 0
     for fold, (x_fit, y_fit, x_held, y_held) in enumerate(splits):
         models = {}
-        for name, variant in variants.items():
-            if on_progress is not None:
-                on_progress(
-                    done, f"measuring robustness: adapting fold {fold + 1} of {len(splits)}"
-                )
-            done += 1
+        for name, variant in variants(adapt_config).items():
+            where = f"the {VARIANT_WORDS[name]} variant{fold_words(fold, len(splits))}"
+            each = adaptation_step_cost(len(y_fit), variant)
+            on_step = _adapting(on_progress, done, each, where)
+            on_step(0, adapt_config.steps)
             torch.manual_seed(seed + fold)
             models[name] = adapt_and_deploy(
                 config,
@@ -230,9 +229,24 @@ def _adapt_folds(
                 n_way=n_way,
                 adapt_config=variant,
                 head_init=head_init,
+                on_step=on_step,
             )
+            done += adaptation_units(len(y_fit), variant)
         deployed.append((models, x_held, y_held))
     return deployed
+
+
+def _adapting(
+    on_progress: Progress | None, done: int, each: int, where: str
+) -> Callable[..., None]:
+    """An adaptation's step callback: its steps (``each`` units) as the report's progress."""
+
+    def on_step(step: int, steps: int, *_: object) -> None:
+        if on_progress is not None:
+            phase = f"measuring robustness: adapting {where}, step {step} of {steps}"
+            on_progress(done + step * each, phase)
+
+    return on_step
 
 
 def _cells_and_checks(
@@ -256,13 +270,22 @@ def _cells_and_checks(
 
 
 def report_units(
-    y_support: Tensor, n_way: int, has_validation: bool, attacks: Sequence[Attack] | str
+    y_support: Tensor,
+    n_way: int,
+    validation: int,
+    attacks: Sequence[Attack] | str,
+    adapt_config: AdaptConfig,
+    eps_grid: Sequence[float],
 ) -> int:
-    """Progress units of :func:`robustness_report`: its adaptations, then its attacks."""
-    adaptations = 2 * (1 if has_validation else len(folds_of(y_support, n_way)))
-    if adaptations == 0:
-        return 0
-    return adaptations + len(runnable(parse_attacks(attacks), n_way)[0])
+    """Progress units of :func:`robustness_report` (:mod:`models.report.cost`) with
+    ``validation`` validation images (0: folds over the support set)."""
+    if validation:
+        sizes = [(len(y_support), validation)]
+    else:
+        sizes = [(int((~m).sum()), int(m.sum())) for m in folds_of(y_support, n_way)]
+    suite = runnable(parse_attacks(attacks), n_way)[0]
+    grid = sorted({0.0, *eps_grid, SANITY_EPS})
+    return split_units(sizes, suite, grid, n_way, adapt_config) if sizes else 0
 
 
 def _measured_settings(adapt_config: AdaptConfig) -> str:

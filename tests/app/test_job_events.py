@@ -48,7 +48,13 @@ def test_events_follow_a_job_to_its_end(client, worker_thread):  # noqa: F811
     phases = [job["progress"]["phase"] for _, job in events if job["state"] == "running"]
     # sampled every 0.25 s: 200 steps last long enough to be seen, the attacks too
     assert any(phase.startswith("adapting: step") for phase in phases), phases
-    assert any(phase.startswith("measuring robustness: attack") for phase in phases), phases
+    # the report step by step: its own adaptations' steps, then each attack on each model
+    assert any(phase.startswith("measuring robustness: adapting the") for phase in phases), phases
+    assert any(" (attack " in phase for phase in phases), phases
+    # a time estimate from the service's first job on: its own pace once it has made a step
+    running = [job["progress"] for _, job in events if job["state"] == "running"]
+    stepping = [p for p in running if 0 < p["step"] < p["total"]]
+    assert stepping and all(p["seconds_left"] is not None for p in stepping), running
     steps = [job["progress"]["step"] for _, job in events]
     assert steps == sorted(steps) and len(set(map(json.dumps, (j for _, j in events)))) == len(
         events

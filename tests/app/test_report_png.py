@@ -17,11 +17,21 @@ pytestmark = pytest.mark.redis
 def test_report_png(settings, worker_thread):
     with TestClient(create_app(settings)) as client:
         files, data = support(classes=2, shots=2)
-        created = client.post("/v1/adaptations", files=files, data={**data, "steps": "2"}).json()
+        named = {**data, "steps": "2", "name": "my letters"}
+        created = client.post("/v1/adaptations", files=files, data=named).json()
+        unnamed = client.post("/v1/adaptations", files=files, data={**data, "report": "none"})
         assert wait_for(client, created["job_id"])["state"] == "succeeded"
         response = client.get(f"/v1/models/{created['model_id']}/report.png")
         assert response.status_code == 200 and response.headers["content-type"] == "image/png"
-        assert Image.open(io.BytesIO(response.content)).format == "PNG"
+        chart = Image.open(io.BytesIO(response.content))
+        assert chart.format == "PNG" and chart.info["Title"] == "my letters"  # its name
+        # no report: a small image with the sentence, titled with the id when it has no name
+        plain = unnamed.json()
+        assert wait_for(client, plain["job_id"])["state"] == "succeeded"
+        small = client.get(f"/v1/models/{plain['model_id']}/report.png").content
+        message = Image.open(io.BytesIO(small))
+        assert message.info["Title"] == f"model {plain['model_id']}"
+        assert message.height < 300, message.size  # a drawn chart is 672 px high
         assert_error(client.get("/v1/models/model_nope/report.png"), 404, "model_not_found")
         services = client.app.state.services
         cached = services.report_pngs.get(created["model_id"])

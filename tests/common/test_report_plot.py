@@ -7,9 +7,11 @@ import io
 
 import numpy as np
 import pytest
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.text import Text
 from PIL import Image
 
-from common.report_plot import VARIANTS, report_png, series
+from common.report_plot import VARIANTS, report_figure, report_png, series
 
 
 def cells(scale: float) -> list[dict]:
@@ -25,8 +27,27 @@ def cells(scale: float) -> list[dict]:
 
 def _pixels(png: bytes) -> np.ndarray:
     image = Image.open(io.BytesIO(png))
-    assert image.format == "PNG" and image.size == (600, 520)  # legible at 375 px, half scale
+    assert image.format == "PNG" and image.width == 600 and image.info["Title"] == "model m"
     return np.asarray(image.convert("RGB")).astype(int)
+
+
+def _smallest_text_on_a_phone(figure) -> float:
+    """The smallest text's height (px) when the chart is shown 375 px wide."""
+    FigureCanvasAgg(figure)
+    figure.canvas.draw()
+    width_px = figure.get_figwidth() * figure.dpi
+    sizes = [t.get_fontsize() for t in figure.findobj(Text) if t.get_visible() and t.get_text()]
+    assert sizes
+    return min(sizes) * figure.dpi / 72 * 375 / width_px
+
+
+def test_every_text_is_readable_when_the_chart_is_shown_375_px_wide():
+    report = {"available": True, "robust": cells(0.9), "clean_only": cells(0.5), "examples": 25}
+    assert _smallest_text_on_a_phone(report_figure(report, "m")) >= 11
+    unavailable = {"available": False, "reason": "none was asked for (report=none)"}
+    figure = report_figure(unavailable, "m")
+    assert _smallest_text_on_a_phone(figure) >= 11
+    assert figure.get_figheight() < report_figure(report, "m").get_figheight() / 2  # no blank
 
 
 def _has_colour(pixels: np.ndarray, hex_colour: str) -> bool:

@@ -192,12 +192,16 @@ def test_an_adaptation_reports_its_phases_and_ends_at_its_total(settings):
     calls: list[tuple[int, int, str]] = []
     handle_adapt(context, _record(settings, job_id), lambda *call: calls.append(call))
     phases = [phase for _, _, phase in calls]
-    total = 3 + 2 * 2 + 2  # steps, 2 folds x 2 adaptations, fgsm and pgd-2
+    total = calls[0][1]  # image-passes (models.report.cost)
+    each = next(step for step, _, phase in calls if phase == "adapting: step 1 of 3")
+    assert next(step for step, _, phase in calls if phase.startswith("measuring")) == 3 * each
     assert all(t == total for _, t, _ in calls) and calls[-1][0] == total
     assert [step for step, _, _ in calls] == sorted(step for step, _, _ in calls)
     assert phases[:2] == ["adapting", "adapting: step 1 of 3"]
-    assert "measuring robustness: adapting fold 2 of 2" in phases
-    assert "measuring robustness: attack 2 of 2 (pgd-2)" in phases
+    assert "measuring robustness: adapting the robust variant, fold 2 of 2, step 3 of 3" in phases
+    assert "measuring robustness: pgd-2 (attack 2 of 2) on the clean-only variant, fold 2 of 2" in (
+        phases
+    )
     assert phases[-1] == "writing the report"
 
 

@@ -33,3 +33,4 @@ def test_an_evaluation_skips_what_cannot_run_on_its_classes():
         "square-15",
         "worst",
     }
+    assert all("ci95" not in c and c["low"] <= c["mean"] <= c["high"] for c in result["cells"])
