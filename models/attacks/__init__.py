@@ -5,6 +5,7 @@ from models.attacks.fgsm_pgd import fgsm, fgsm_rs, pgd, pgd_restarts, radius
 from models.attacks.square_attack import square, window_fraction
 from models.attacks.suite import (
     LEGACY_ATTACKS,
+    MAX_TARGETS,
     STRONG_SUITE,
     Attack,
     correct,
@@ -16,6 +17,7 @@ from models.attacks.suite import (
 
 __all__ = [
     "LEGACY_ATTACKS",
+    "MAX_TARGETS",
     "STRONG_SUITE",
     "Attack",
     "apgd",

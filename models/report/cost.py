@@ -8,7 +8,7 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Sequence
 
-from models.attacks.suite import MAX_TARGETS, Attack
+from models.attacks import MAX_TARGETS, Attack
 from models.core import AdaptConfig
 
 
