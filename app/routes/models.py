@@ -163,7 +163,7 @@ def get_report_png(caller: CallerDep, model_id: ModelIdDep, services: ServicesDe
     png = services.report_pngs.get(cache_key) or services.models.report_chart(record)
     if png is None:
         report = get_report(caller=caller, model_id=model_id, services=services)
-        png = report_png(report, title=record.name or f"model {model_id}")
+        png = report_png(report, title=record.name or model_id)
         if not pending:
             services.models.keep_report_chart(record, png)
     services.report_pngs.put(cache_key, png)

@@ -194,9 +194,29 @@ def _interval(cell: dict) -> str:
     return f"{100 * cell['low']:.0f}-{100 * cell['high']:.0f}%"
 
 
+def _cell(cell: dict) -> str:
+    return f"{100 * cell['mean']:.0f}% [dim]{_interval(cell)}[/]"
+
+
+def attack_matrix(cells: list[dict], title: str) -> Table:
+    """A report's cells as the console shows them: one row per attack (no attack once, the
+    worst case last, in bold), one column per eps."""
+    budgets = sorted({cell["eps"] for cell in cells if cell["eps"] > 0})
+    by_place = {(cell["attack"], cell["eps"]): cell for cell in cells}
+    table = Table("attack", *(f"eps {eps:g}" for eps in budgets), title=title)
+    clean = [cell for cell in cells if cell["eps"] == 0][:1]
+    for cell in clean:
+        table.add_row("no attack (eps 0)", _cell(cell), *[""] * (len(budgets) - 1))
+    attacks = dict.fromkeys(cell["attack"] for cell in cells if cell["eps"] > 0)
+    for attack in [a for a in attacks if a != "worst"] + [a for a in attacks if a == "worst"]:
+        row = [_cell(by_place[attack, eps]) if (attack, eps) in by_place else "" for eps in budgets]
+        table.add_row("[bold]worst case[/]" if attack == "worst" else attack, *row)
+    return table
+
+
 def print_report(data: dict) -> None:
-    """The plain sentence, the recommendation, then the details: every attack at every eps,
-    the sample, the sanity checks."""
+    """The plain sentence, the recommendation, then the details: every attack at every eps
+    (a matrix), the sample, the sanity checks."""
     summary = data.get("summary") or {}
     style = "bold red" if summary.get("trustworthy") is False else "bold"
     out_console.print(f"[{style}]{summary.get('text', '')}[/]", highlight=False)
@@ -206,18 +226,10 @@ def print_report(data: dict) -> None:
     if not data.get("available") or summary.get("trustworthy") is False:
         return
     out_console.print(f"\nDetails: {data['examples']} examples; {data['source']}")
+    out_console.print("Each cell: the share still correct, then its 95% interval.")
     for variant in ("robust", "clean_only"):
         title = variant.replace("_", "-") + (" (served)" if data.get("served") == variant else "")
-        table = Table("attack", "eps", "accuracy", "95% interval", "n", title=title)
-        for cell in data[variant]:
-            table.add_row(
-                cell["attack"],
-                f"{cell['eps']:g}",
-                f"{100 * cell['mean']:.1f}%",
-                _interval(cell),
-                str(cell["n"]),
-            )
-        out_console.print(table)
+        out_console.print(attack_matrix(data[variant], title))
     for name, reason in data.get("attacks_skipped", {}).items():
         out_console.print(f"[yellow]skipped {name}[/]: {reason}", highlight=False)
     for variant, checks in data.get("checks", {}).items():
