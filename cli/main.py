@@ -10,6 +10,7 @@ from cli.console import err, fail
 from cli.data import app as data_app
 from cli.domain import app as domain_app
 from cli.evaluate_checkpoint import evaluate_checkpoint_command
+from cli.evaluate_poisoning import evaluate_poisoning_command
 from cli.keys import app as keys_app
 from cli.local_redis import LocalRedisError
 from cli.remote import adapt, base_models_app, predict, report
@@ -20,6 +21,7 @@ from common.settings import get_settings
 app = typer.Typer(help=__doc__, no_args_is_help=True, add_completion=False)
 app.command("meta-train")(meta_train_command)
 app.command("evaluate")(evaluate_checkpoint_command)
+app.command("evaluate-poisoning")(evaluate_poisoning_command)
 app.add_typer(keys_app, name="keys")
 app.add_typer(domain_app, name="domain")
 app.add_typer(data_app, name="data")
