@@ -78,7 +78,8 @@ def check(url: str, key: str, job_id: str, model_id: str) -> None:
 def start(url: str, key: str) -> None:
     tmp = Path(tempfile.mkdtemp(prefix="compose-e2e-"))
     with FewShotClient(url, key) as api:
-        print(api.adapt(_support(api, tmp), steps=60)["job_id"], flush=True)
+        # long enough that a SIGTERM sent once it runs finds it mid-job on a loaded machine
+        print(api.adapt(_support(api, tmp), steps=200)["job_id"], flush=True)
 
 
 def wait(url: str, key: str, job_id: str, state: str, attempt: str = "1") -> None:
