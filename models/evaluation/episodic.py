@@ -37,7 +37,7 @@ from models.core import (
 )
 from models.data import EpisodeSampler, Task
 from models.evaluation.cells import Cell, EpisodeTally
-from models.evaluation.journal import EpisodeJournal, params_fingerprint
+from models.evaluation.journal import journaled_episodes, params_fingerprint
 from models.evaluation.sanity import SANITY_EPS, Check, sanity_checks
 from models.meta import adapt_and_deploy
 
@@ -194,17 +194,9 @@ def evaluate_episodes(
         seed=seed,
         device=device,
     )
-    journal = None if journal_path is None else EpisodeJournal(journal_path, plan.protocol())
     tally = EpisodeTally()
-    for index in range(first_episode, episodes):
-        episode = journal.get(index) if journal is not None else None
-        if episode is None:
-            episode = plan.measure(index)
-            if journal is not None:
-                journal.record(episode)
+    for episode in journaled_episodes(plan, episodes, first_episode, journal_path, on_episode):
         tally.add(episode)
-        if on_episode is not None:
-            on_episode(index + 1, episodes)
     return plan.evaluation(tally, range(first_episode, episodes), skipped)
 
 

@@ -12,8 +12,9 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import torch
 
@@ -141,3 +142,33 @@ def read_journal(path: Path) -> tuple[dict[str, Any], dict[int, dict[str, Any]]]
             raise JournalMismatch(f"{path}: line {number} is damaged") from error
         episodes[int(episode["index"])] = episode
     return first["header"], episodes
+
+
+class MeasuredPlan(Protocol):
+    """What :func:`journaled_episodes` runs: an evaluation's episodes, seeded by index."""
+
+    def protocol(self) -> dict[str, Any]: ...
+
+    def measure(self, index: int) -> dict[str, Any]: ...
+
+
+def journaled_episodes(
+    plan: MeasuredPlan,
+    episodes: int,
+    first_episode: int,
+    journal_path: Path | None,
+    on_episode: Callable[[int, int], None] | None = None,
+) -> Iterator[dict[str, Any]]:
+    """Episodes ``first_episode .. episodes - 1`` of ``plan``, each read from the journal at
+    ``journal_path`` when it is there (a resumed evaluation) or measured and recorded;
+    ``on_episode(done, episodes)`` after each."""
+    journal = None if journal_path is None else EpisodeJournal(journal_path, plan.protocol())
+    for index in range(first_episode, episodes):
+        episode = journal.get(index) if journal is not None else None
+        if episode is None:
+            episode = plan.measure(index)
+            if journal is not None:
+                journal.record(episode)
+        yield episode
+        if on_episode is not None:
+            on_episode(index + 1, episodes)

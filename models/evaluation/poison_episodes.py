@@ -30,7 +30,7 @@ from models.core import (
 from models.data import EpisodeSampler, Task
 from models.evaluation.cells import Cell, EpisodeTally
 from models.evaluation.episodic import episode_seed
-from models.evaluation.journal import EpisodeJournal, params_fingerprint
+from models.evaluation.journal import journaled_episodes, params_fingerprint
 from models.evaluation.poison_checks import (
     PoisonEvaluation,
     paired_differences,
@@ -191,18 +191,8 @@ def evaluate_poisoning(
     when it is there (resumable, like :func:`evaluate_episodes`) or measured and recorded."""
     if episodes < 1 or not 0 <= first_episode < episodes:
         raise ConfigError(f"need episodes >= 1 and 0 <= first episode < {episodes}")
-    journal = None if journal_path is None else EpisodeJournal(journal_path, plan.protocol())
-    measured = []
-    for index in range(first_episode, episodes):
-        episode = journal.get(index) if journal is not None else None
-        if episode is None:
-            episode = plan.measure(index)
-            if journal is not None:
-                journal.record(episode)
-        measured.append(episode)
-        if on_episode is not None:
-            on_episode(index + 1, episodes)
-    return summarise(plan, measured)
+    measured = journaled_episodes(plan, episodes, first_episode, journal_path, on_episode)
+    return summarise(plan, list(measured))
 
 
 def summarise(plan: PoisonPlan, measured: Sequence[dict]) -> PoisonEvaluation:
