@@ -27,6 +27,7 @@ from common.artifacts import (
     open_store,
 )
 from tests.common.s3_server import S3Server, start_s3_server
+from tests.small_filesystem import small_filesystem
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -114,22 +115,13 @@ def test_an_object_store_that_is_down_fails_fast_with_its_code(s3_server, monkey
 
 
 def test_a_full_folder_is_unavailable_and_leaves_no_partial_blob(tmp_path):
-    folder = tmp_path / "small"
-    folder.mkdir()
-    mounted = subprocess.run(
-        ["mount", "-t", "tmpfs", "-o", "size=64k", "tmpfs", str(folder)], capture_output=True
-    )
-    if mounted.returncode != 0:
-        pytest.skip(f"cannot mount a small tmpfs here: {mounted.stderr.decode().strip()}")
-    try:
+    with small_filesystem(tmp_path / "small", "64k") as folder:
         store = FolderStore(folder)
         kept = store.put("models/a", b"x" * 1000, ".bin")
         with pytest.raises(ArtifactsUnavailable, match="full"):
             store.put("models/b", os.urandom(200_000), ".bin")
         assert [b.name for b in store.list()] == [kept.name]  # no partial, no temporary file
         assert store.get(kept) == b"x" * 1000
-    finally:
-        subprocess.run(["umount", str(folder)], check=True)
 
 
 WRITER = textwrap.dedent(

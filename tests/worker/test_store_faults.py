@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import errno
 import os
-import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -18,6 +17,7 @@ from common.artifacts import FolderStore
 from common.settings import Settings
 from tests.app.test_api import support, wait_for
 from tests.service_fixtures import service_stores
+from tests.small_filesystem import small_filesystem
 
 pytestmark = pytest.mark.redis
 
@@ -25,17 +25,8 @@ pytestmark = pytest.mark.redis
 @pytest.fixture
 def small_folder(tmp_path: Path) -> Iterator[Path]:
     """A small filesystem of its own (1 MiB), to fill."""
-    folder = tmp_path / "small"
-    folder.mkdir()
-    mounted = subprocess.run(
-        ["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", str(folder)], capture_output=True
-    )
-    if mounted.returncode != 0:
-        pytest.skip(f"cannot mount a small tmpfs here: {mounted.stderr.decode().strip()}")
-    try:
+    with small_filesystem(tmp_path / "small", "1m") as folder:
         yield folder
-    finally:
-        subprocess.run(["umount", str(folder)], check=True)
 
 
 def fill(folder: Path, room: int = 0) -> None:
