@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import logging
 from pathlib import Path
 from typing import Annotated, Any
@@ -11,7 +10,20 @@ import typer
 from rich.table import Table
 
 from cli import runs
-from cli.console import clear_errors, err, out_console, progress_bar
+from cli.console import clear_errors, out_console, progress_bar
+from cli.episode_options import (
+    AdaptAugment,
+    AdaptEps,
+    Adversarial,
+    AsJson,
+    DataPath,
+    Journal,
+    Output,
+    Split,
+    advance,
+    emit,
+    parse_eps,
+)
 from models.attacks import Attack, parse_attacks
 from models.core import (
     DEFAULT_EPS_GRID,
@@ -62,16 +74,6 @@ def _print_table(result: EpisodeEvaluation, title: str) -> None:
         )
 
 
-def _parse_eps(text: str) -> tuple[float, ...]:
-    try:
-        values = tuple(float(v) for v in text.split(",") if v.strip())
-    except ValueError as error:
-        raise ConfigError(f"--eps must be comma-separated numbers, got {text!r}") from error
-    if not values or any(not 0 <= v <= 1 for v in values):
-        raise ConfigError("--eps values must lie in [0, 1]")
-    return values
-
-
 def evaluate_checkpoint_command(
     checkpoint_path: Annotated[Path, typer.Argument(metavar="CHECKPOINT")],
     episodes: int = 100,
@@ -90,19 +92,15 @@ def evaluate_checkpoint_command(
     blackbox_every: Annotated[
         int, typer.Option(help="run the black-box attack on every N-th episode")
     ] = 10,
-    adversarial: Annotated[
-        bool, typer.Option("--adversarial/--clean", help="adaptation: clean+FGSM or clean only")
-    ] = True,
+    adversarial: Adversarial = True,
     adapt_steps: int = AdaptConfig.steps,
     adapt_lr: float = AdaptConfig.lr,
-    adapt_eps: Annotated[float | None, typer.Option(help="default: the card's eps")] = None,
+    adapt_eps: AdaptEps = None,
     adapt_random_start: Annotated[
         bool, typer.Option(help="FGSM copies from a random start (Wong et al. 2020)")
     ] = False,
-    adapt_augment: Annotated[
-        int, typer.Option(help="random affine copies of each support image per step")
-    ] = AdaptConfig.augment,
-    split: Annotated[str, typer.Option(help="test or val alphabets of the card's split")] = "test",
+    adapt_augment: AdaptAugment = AdaptConfig.augment,
+    split: Split = "test",
     runs_dir: Annotated[
         Path | None,
         typer.Option(
@@ -112,14 +110,11 @@ def evaluate_checkpoint_command(
         ),
     ] = None,
     seed: int = 0,
-    data: Annotated[Path | None, typer.Option(help="default: the path in the card")] = None,
+    data: DataPath = None,
     device: str = "auto",
-    as_json: Annotated[bool, typer.Option("--json", help="print JSON only, on stdout")] = False,
-    output: Annotated[Path | None, typer.Option(help="also write the JSON result here")] = None,
-    journal: Annotated[
-        Path | None,
-        typer.Option(help="record each finished episode here; run again to resume from it"),
-    ] = None,
+    as_json: AsJson = False,
+    output: Output = None,
+    journal: Journal = None,
     first_episode: Annotated[
         int,
         typer.Option(
@@ -161,7 +156,7 @@ def evaluate_checkpoint_command(
             result = evaluate_one_shot_runs(
                 model.config, backbone_params(model), one_shot, **common
             )
-            _emit({"checkpoint": str(checkpoint.weights_path), **result}, output, as_json=True)
+            emit({"checkpoint": str(checkpoint.weights_path), **result}, output, as_json=True)
             return
         classes = runs.card_classes(checkpoint, data, model.config)
         held_out = runs.split_from_card(checkpoint.card).select(classes, split)
@@ -171,7 +166,7 @@ def evaluate_checkpoint_command(
         episode_options = {"blackbox_every": blackbox_every, "first_episode": first_episode}
         evaluation = _evaluate_episodes(model, sampler, episodes, journal, episode_options, common)
     payload = {"checkpoint": str(checkpoint.weights_path), "split": split, **evaluation.to_dict()}
-    _emit(payload, output, as_json=as_json)
+    emit(payload, output, as_json=as_json)
     if not as_json:
         _print_table(
             evaluation,
@@ -184,7 +179,7 @@ def _attack_options(
     eps: str, attacks: str, blackbox: str
 ) -> tuple[tuple[float, ...], list[Attack], Attack | None]:
     """The eps grid, the white-box suite and the black-box attack the options name."""
-    eps_grid = _parse_eps(eps)
+    eps_grid = parse_eps(eps)
     suite = parse_attacks(attacks)
     black = None if blackbox.strip().lower() == "none" else parse_attacks([blackbox])[0]
     return eps_grid, suite, black
@@ -222,22 +217,5 @@ def _evaluate_episodes(
             journal_path=journal,
             **episode_options,
             **common,
-            on_episode=lambda done, total: _advance(progress, bar, done, total),
+            on_episode=lambda done, total: advance(progress, bar, done, total),
         )
-
-
-LOG_EVERY = 50  # episodes between plain progress lines when stderr is not a terminal
-
-
-def _advance(progress, bar, done: int, total: int) -> None:
-    progress.update(bar, completed=done)
-    if not err.is_terminal and (done % LOG_EVERY == 0 or done == total):
-        err.print(f"episode {done}/{total}", soft_wrap=True)
-
-
-def _emit(payload: dict, output: Path | None, *, as_json: bool) -> None:
-    text = json.dumps(payload, indent=2)
-    if output is not None:
-        output.write_text(text + "\n")
-    if as_json:
-        typer.echo(text)

@@ -13,7 +13,19 @@ from rich.table import Table
 
 from cli import runs
 from cli.console import clear_errors, err, out_console, progress_bar
-from cli.evaluate_checkpoint import _advance, _emit, _parse_eps
+from cli.episode_options import (
+    AdaptAugment,
+    AdaptEps,
+    Adversarial,
+    AsJson,
+    DataPath,
+    Journal,
+    Output,
+    Split,
+    advance,
+    emit,
+    parse_eps,
+)
 from models.core import (
     AdaptConfig,
     ConfigError,
@@ -72,25 +84,18 @@ def evaluate_poisoning_command(
     more_steps_every: Annotated[
         int, typer.Option(help="run the check on every N-th episode (0: never)")
     ] = PoisonAttack.more_steps_every,
-    adversarial: Annotated[
-        bool, typer.Option("--adversarial/--clean", help="adaptation: clean+FGSM or clean only")
-    ] = True,
+    adversarial: Adversarial = True,
     adapt_steps: int = AdaptConfig.steps,
     adapt_lr: float = AdaptConfig.lr,
-    adapt_eps: Annotated[float | None, typer.Option(help="default: the card's eps")] = None,
-    adapt_augment: Annotated[
-        int, typer.Option(help="random affine copies of each support image per step")
-    ] = AdaptConfig.augment,
-    split: Annotated[str, typer.Option(help="test or val alphabets of the card's split")] = "test",
+    adapt_eps: AdaptEps = None,
+    adapt_augment: AdaptAugment = AdaptConfig.augment,
+    split: Split = "test",
     seed: int = 0,
-    data: Annotated[Path | None, typer.Option(help="default: the path in the card")] = None,
+    data: DataPath = None,
     device: str = "auto",
-    as_json: Annotated[bool, typer.Option("--json", help="print JSON only, on stdout")] = False,
-    output: Annotated[Path | None, typer.Option(help="also write the JSON result here")] = None,
-    journal: Annotated[
-        Path | None,
-        typer.Option(help="record each finished episode here; run again to resume from it"),
-    ] = None,
+    as_json: AsJson = False,
+    output: Output = None,
+    journal: Journal = None,
     first_episode: int = 0,
 ) -> None:
     """Support-set poisoning: accuracy on clean queries after the service adapts to a support
@@ -105,7 +110,7 @@ def evaluate_poisoning_command(
             raise ConfigError("--query and --surrogate must be at least 1")
         attack = PoisonAttack(
             mode=poison,
-            eps_grid=_parse_eps(eps),
+            eps_grid=parse_eps(eps),
             steps=attack_steps,
             more_steps=more_steps,
             more_steps_every=more_steps_every,
@@ -143,10 +148,10 @@ def evaluate_poisoning_command(
                 episodes=episodes,
                 first_episode=first_episode,
                 journal_path=journal,
-                on_episode=lambda done, total: _advance(progress, bar, done, total),
+                on_episode=lambda done, total: advance(progress, bar, done, total),
             )
     payload = {"checkpoint": str(checkpoint.weights_path), "split": split, **result.to_dict()}
-    _emit(payload, output, as_json=as_json)
+    emit(payload, output, as_json=as_json)
     if not as_json:
         _print(
             result,
